@@ -1,0 +1,297 @@
+//! Consort's `commonware_glue::stateful::Application`: builds blocks from the mempool and
+//! re-executes peers' blocks, committing each block to the resulting state root.
+
+use crate::{
+    execute::{self, Mode},
+    mempool::Mempool,
+    state::{Databases, Merkleized, Runtime, Unmerkleized},
+};
+use commonware_consensus::{marshal::ancestry::Ancestry, types::Height};
+use commonware_cryptography::{Digestible, ed25519};
+use commonware_glue::stateful::{
+    Application, Finality, Input, Proposed,
+    db::{DatabaseSet, Merkleized as _},
+};
+use commonware_runtime::Clock;
+use commonware_storage::qmdb::sync::Target;
+use commonware_utils::range::NonEmptyRange;
+use consort_types::{
+    Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits,
+};
+use futures::StreamExt;
+use std::{
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
+use tracing::{debug, warn};
+
+/// How long a leader waits for transactions before proposing an empty block (ms).
+pub const EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
+
+/// How often a waiting leader looks at the mempool.
+const PROPOSE_POLL: Duration = Duration::from_millis(2);
+
+/// Hears of every block the node finalizes, after its state is applied.
+pub trait ChainObserver: Send + Sync + 'static {
+    /// Block `block` is final and its state is readable.
+    fn finalized(&self, block: &Arc<Block>);
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl ChainObserver for NoObserver {
+    fn finalized(&self, _: &Arc<Block>) {}
+}
+
+/// The application. Clones share the genesis, mempool and observer.
+#[derive(Clone)]
+pub struct App {
+    genesis: Arc<Genesis>,
+    genesis_block: Block,
+    observer: Arc<dyn ChainObserver>,
+}
+
+/// The genesis block of `genesis`: height 0, empty state, its parent field committing to the
+/// genesis document so that chains with different genesis never share a block.
+pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
+    let target = <Databases<E> as DatabaseSet<E>>::initial_sync_targets();
+    let leader = genesis.validators[0].public_key.public_key().clone();
+    let header = Header {
+        context: BlockContext {
+            round: commonware_consensus::types::Round::zero(),
+            leader,
+            parent: (
+                commonware_consensus::types::View::zero(),
+                genesis.digest(),
+            ),
+        },
+        parent: genesis.digest(),
+        height: Height::zero(),
+        timestamp_ms: genesis.genesis_time_ms,
+        tx_count: 0,
+        tx_root: tx_root(&[]),
+        state_root: target.root,
+        ops_root: target.root,
+        ops_range: target.range,
+    };
+    Block::new(header, Vec::new())
+}
+
+impl App {
+    /// An application for `genesis` reporting finalized blocks to `observer`.
+    pub fn new(genesis: Arc<Genesis>, genesis_block: Block, observer: Arc<dyn ChainObserver>) -> Self {
+        Self {
+            genesis,
+            genesis_block,
+            observer,
+        }
+    }
+
+    fn allocations(&self, height: u64) -> Option<&[consort_types::GenesisAccount]> {
+        (height == 1).then_some(self.genesis.accounts.as_slice())
+    }
+}
+
+fn now_ms<E: Clock>(context: &E) -> u64 {
+    let elapsed = context
+        .current()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn header_for(
+    context: BlockContext,
+    parent: &Block,
+    timestamp_ms: u64,
+    txs: &[SignedTx],
+    merkleized: &Merkleized<impl Runtime>,
+) -> Header {
+    Header {
+        context,
+        parent: parent.digest(),
+        height: Height::new(parent.number() + 1),
+        timestamp_ms,
+        tx_count: u32::try_from(txs.len()).expect("BLOCK_TXS_MAX fits u32"),
+        tx_root: tx_root(txs),
+        state_root: merkleized.root(),
+        ops_root: (**merkleized).ops_root(),
+        ops_range: NonEmptyRange::new(merkleized.sync_boundary()..merkleized.bounds().tip.size)
+            .expect("the operation log is never empty"),
+    }
+}
+
+/// Checks of a peer's block that need no state: linkage, height, time, transactions' stateless
+/// rules and signatures (those not already verified by the local mempool, in one batch).
+fn check_candidate<R: rand_core::CryptoRng>(
+    block: &Block,
+    parent: &Block,
+    chain_id: u64,
+    mempool: Option<&Mempool>,
+    rng: &mut R,
+) -> Result<(), String> {
+    if block.header.parent != parent.digest() {
+        return Err("parent digest does not match".into());
+    }
+    if block.number() != parent.number() + 1 {
+        return Err("height is not parent + 1".into());
+    }
+    if block.header.timestamp_ms < parent.header.timestamp_ms {
+        return Err("timestamp is before the parent's".into());
+    }
+    if block.txs.len() > limits::BLOCK_TXS_MAX {
+        return Err("too many transactions".into());
+    }
+    let mut unverified = Vec::new();
+    for tx in &block.txs {
+        tx.check_without_signature(chain_id)
+            .map_err(|e| format!("transaction {}: {e}", tx.hash()))?;
+        if !mempool.is_some_and(|m| m.contains(&tx.hash())) {
+            unverified.push(tx);
+        }
+    }
+    if !consort_types::tx::verify_batch(&unverified, rng) {
+        return Err("a transaction signature does not verify".into());
+    }
+    Ok(())
+}
+
+impl<E: Runtime> Application<E> for App {
+    type SigningScheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
+    type Context = BlockContext;
+    type Block = Block;
+    type Databases = Databases<E>;
+    type Captured = ();
+    type Provider = Mempool;
+    type Input = ();
+
+    fn sync_targets(block: &Block) -> <Databases<E> as DatabaseSet<E>>::SyncTargets {
+        Target::new(block.header.ops_root, block.header.ops_range.clone())
+    }
+
+    async fn genesis(&mut self) -> Block {
+        self.genesis_block.clone()
+    }
+
+    async fn propose(
+        &mut self,
+        (context, consensus): (E, BlockContext),
+        ancestry: impl Ancestry<Block>,
+        batches: Unmerkleized<E>,
+        input: Input<(), Mempool>,
+    ) -> Option<Proposed<Self, E>> {
+        let mut ancestry = ancestry;
+        let parent = ancestry.next().await?;
+        let parent = parent.inner();
+        let mempool = input.provider;
+        // Pace empty blocks: wait for work, or for the empty-block interval to pass.
+        let deadline = parent.header.timestamp_ms.saturating_add(EMPTY_BLOCK_INTERVAL_MS);
+        while mempool.is_empty() && now_ms(&context) < deadline {
+            context.sleep(PROPOSE_POLL).await;
+        }
+        let timestamp_ms = now_ms(&context).max(parent.header.timestamp_ms);
+        let height = parent.number() + 1;
+        let candidates = mempool.candidates(limits::BLOCK_TXS_MAX);
+        let executed = match execute::execute_block(
+            batches,
+            height,
+            candidates,
+            self.allocations(height),
+            Mode::Propose,
+        )
+        .await
+        {
+            Ok(executed) => executed,
+            Err(error) => {
+                warn!(%error, height, "cannot build a block");
+                return None;
+            }
+        };
+        mempool.reject(executed.rejected);
+        let header = header_for(consensus, parent, timestamp_ms, &executed.included, &executed.merkleized);
+        debug!(height, txs = executed.included.len(), "proposing");
+        Some(Proposed {
+            block: Block::new(header, executed.included),
+            merkleized: executed.merkleized,
+        })
+    }
+
+    async fn process(
+        &mut self,
+        (mut context, _consensus): (E, BlockContext),
+        ancestry: impl Ancestry<Block>,
+        batches: Unmerkleized<E>,
+        finality: Finality,
+    ) -> Option<Merkleized<E>> {
+        let mut ancestry = ancestry;
+        let block = ancestry.next().await?;
+        let block = block.inner();
+        let parent = ancestry.next().await?;
+        let parent = parent.inner();
+        if finality == Finality::Candidate {
+            if let Err(reason) = check_candidate(block, parent, self.genesis.chain_id, None, &mut context) {
+                warn!(height = block.number(), %reason, "rejecting block");
+                return None;
+            }
+            // A block from the future waits for the local clock (bounded by the drift).
+            loop {
+                let now = now_ms(&context);
+                if block.header.timestamp_ms <= now.saturating_add(limits::BLOCK_FUTURE_DRIFT_MS) {
+                    break;
+                }
+                context.sleep(Duration::from_millis(block.header.timestamp_ms - now - limits::BLOCK_FUTURE_DRIFT_MS)).await;
+            }
+        }
+        let height = block.number();
+        let executed = match execute::execute_block(
+            batches,
+            height,
+            block.txs.clone(),
+            self.allocations(height),
+            Mode::Verify,
+        )
+        .await
+        {
+            Ok(executed) => executed,
+            Err(error) => {
+                warn!(height, %error, "rejecting block");
+                return None;
+            }
+        };
+        let expected = header_for(
+            block.header.context.clone(),
+            parent,
+            block.header.timestamp_ms,
+            &block.txs,
+            &executed.merkleized,
+        );
+        if expected != block.header {
+            warn!(height, "rejecting block: header does not match execution");
+            return None;
+        }
+        Some(executed.merkleized)
+    }
+
+    async fn capture(
+        &mut self,
+        _context: (E, BlockContext),
+        _block: &Block,
+        _batches: &Merkleized<E>,
+        _readers: <Databases<E> as DatabaseSet<E>>::Readers,
+    ) {
+    }
+
+    async fn finalized(
+        &mut self,
+        _context: (E, BlockContext),
+        block: &Block,
+        _captured: (),
+        _readers: <Databases<E> as DatabaseSet<E>>::Readers,
+    ) {
+        self.observer.finalized(&Arc::new(block.clone()));
+    }
+}
+
+/// The ed25519 public key type of validators.
+pub type ValidatorKey = ed25519::PublicKey;

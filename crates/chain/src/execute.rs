@@ -1,0 +1,328 @@
+//! Deterministic block execution.
+//!
+//! A block's transactions run against an in-memory overlay of the accounts they touch, loaded
+//! from the parent's state in one read; the overlay is written back in key order. No clock, no
+//! floats, no unordered iteration: the same parent state and transactions give the same root on
+//! every node.
+
+use crate::state::{Merkleized, Runtime, Unmerkleized};
+use commonware_codec::{DecodeExt, Encode};
+use commonware_glue::stateful::db::Unmerkleized as _;
+use consort_types::{
+    Account, AccountId, Call, Digest, GenesisAccount, SignedTx, TxError, TxHash, state_key,
+    state_key::TxLocation,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Whether invalid transactions are skipped (building a block) or make the block invalid
+/// (verifying a peer's block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Build: drop what fails and report it.
+    Propose,
+    /// Verify: any failure rejects the whole block.
+    Verify,
+}
+
+/// Why a block cannot be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// A transaction in a peer's block fails.
+    #[error("transaction {index} is invalid: {error}")]
+    InvalidTx {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        error: TxError,
+    },
+    /// A stored value does not decode: the database is corrupt.
+    #[error("stored state under {0} does not decode")]
+    CorruptState(Digest),
+    /// The database failed.
+    #[error("state database: {0}")]
+    Database(String),
+}
+
+/// The accounts a block touches, before and after its transactions.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    accounts: BTreeMap<AccountId, Option<Account>>,
+    dirty: BTreeSet<AccountId>,
+}
+
+impl Overlay {
+    /// An overlay over already-loaded accounts (`None`: the account does not exist).
+    pub fn new(accounts: BTreeMap<AccountId, Option<Account>>) -> Self {
+        Self {
+            accounts,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Credit genesis allocations (the first block only).
+    pub fn credit_genesis(&mut self, allocations: &[GenesisAccount]) {
+        for allocation in allocations {
+            let account = self.accounts.entry(allocation.id.clone()).or_insert(None);
+            let entry = account.get_or_insert_with(Account::default);
+            entry.balance = allocation.balance;
+            self.dirty.insert(allocation.id.clone());
+        }
+    }
+
+    /// The account as the overlay sees it now.
+    pub fn get(&self, id: &AccountId) -> Option<Account> {
+        self.accounts.get(id).copied().flatten()
+    }
+
+    /// Apply one transaction whose signature and stateless rules were already checked. On error
+    /// nothing changes.
+    pub fn apply(&mut self, tx: &SignedTx) -> Result<(), TxError> {
+        let sender_id = &tx.tx.sender;
+        let mut sender = self
+            .get(sender_id)
+            .ok_or_else(|| TxError::UnknownAccount(sender_id.clone()))?;
+        if tx.tx.nonce < sender.nonce {
+            return Err(TxError::NonceReused {
+                expected: sender.nonce,
+                got: tx.tx.nonce,
+            });
+        }
+        if tx.tx.nonce > sender.nonce {
+            return Err(TxError::NonceTooHigh {
+                expected: sender.nonce,
+                got: tx.tx.nonce,
+            });
+        }
+        match &tx.tx.call {
+            Call::Transfer { to, amount } => {
+                sender.balance =
+                    sender
+                        .balance
+                        .checked_sub(*amount)
+                        .ok_or(TxError::InsufficientBalance {
+                            balance: sender.balance,
+                            needed: *amount,
+                        })?;
+                sender.nonce = sender
+                    .nonce
+                    .checked_add(1)
+                    .ok_or(TxError::InvalidAmount("nonce overflow"))?;
+                // Self-transfers only bump the nonce.
+                let mut recipient = if to == sender_id {
+                    sender
+                } else {
+                    self.get(to).unwrap_or_default()
+                };
+                recipient.balance = recipient
+                    .balance
+                    .checked_add(*amount)
+                    .ok_or(TxError::InvalidAmount("recipient balance would overflow"))?;
+                if to == sender_id {
+                    sender = recipient;
+                } else {
+                    self.accounts.insert(to.clone(), Some(recipient));
+                    self.dirty.insert(to.clone());
+                }
+            }
+        }
+        self.accounts.insert(sender_id.clone(), Some(sender));
+        self.dirty.insert(sender_id.clone());
+        Ok(())
+    }
+
+    /// Changed accounts in key order.
+    pub fn changes(&self) -> impl Iterator<Item = (&AccountId, Account)> {
+        self.dirty
+            .iter()
+            .filter_map(|id| self.get(id).map(|account| (id, account)))
+    }
+}
+
+/// The accounts every transaction of `txs` reads or writes, in order.
+pub fn touched(txs: &[SignedTx]) -> BTreeSet<AccountId> {
+    let mut ids = BTreeSet::new();
+    for tx in txs {
+        ids.insert(tx.tx.sender.clone());
+        match &tx.tx.call {
+            Call::Transfer { to, .. } => {
+                ids.insert(to.clone());
+            }
+        }
+    }
+    ids
+}
+
+/// Read accounts from a batch.
+pub async fn load_accounts<E: Runtime>(
+    batch: &Unmerkleized<E>,
+    ids: impl IntoIterator<Item = AccountId>,
+) -> Result<BTreeMap<AccountId, Option<Account>>, BlockError> {
+    let ids: Vec<AccountId> = ids.into_iter().collect();
+    let keys: Vec<Digest> = ids.iter().map(state_key::account).collect();
+    let key_refs: Vec<&Digest> = keys.iter().collect();
+    let values = batch
+        .get_many(&key_refs)
+        .await
+        .map_err(|e| BlockError::Database(format!("{e:?}")))?;
+    let mut accounts = BTreeMap::new();
+    for ((id, key), value) in ids.into_iter().zip(keys).zip(values) {
+        let account = match value {
+            Some(bytes) => {
+                Some(Account::decode(bytes).map_err(|_| BlockError::CorruptState(key))?)
+            }
+            None => None,
+        };
+        accounts.insert(id, account);
+    }
+    Ok(accounts)
+}
+
+/// What executing a block produced.
+pub struct Executed<E: Runtime> {
+    /// The state after the block.
+    pub merkleized: Merkleized<E>,
+    /// Transactions applied, in order.
+    pub included: Vec<SignedTx>,
+    /// Transactions dropped while building, with why.
+    pub rejected: Vec<(TxHash, TxError)>,
+}
+
+/// Execute `txs` as block `height` on `batch`. `genesis` is credited first when given (block 1).
+pub async fn execute_block<E: Runtime>(
+    batch: Unmerkleized<E>,
+    height: u64,
+    txs: Vec<SignedTx>,
+    genesis: Option<&[GenesisAccount]>,
+    mode: Mode,
+) -> Result<Executed<E>, BlockError> {
+    let mut ids = touched(&txs);
+    if let Some(allocations) = genesis {
+        ids.extend(allocations.iter().map(|a| a.id.clone()));
+    }
+    let mut overlay = Overlay::new(load_accounts(&batch, ids).await?);
+    if let Some(allocations) = genesis {
+        overlay.credit_genesis(allocations);
+    }
+    let mut included = Vec::with_capacity(txs.len());
+    let mut rejected = Vec::new();
+    for (index, tx) in txs.into_iter().enumerate() {
+        match overlay.apply(&tx) {
+            Ok(()) => included.push(tx),
+            Err(error) if mode == Mode::Propose => rejected.push((tx.hash(), error)),
+            Err(error) => return Err(BlockError::InvalidTx { index, error }),
+        }
+    }
+    let mut batch = batch;
+    for (id, account) in overlay.changes() {
+        batch = batch.write(state_key::account(id), Some(account.encode().to_vec()));
+    }
+    for (index, tx) in included.iter().enumerate() {
+        let location = TxLocation {
+            height,
+            index: u32::try_from(index).expect("BLOCK_TXS_MAX fits u32"),
+        };
+        batch = batch.write(state_key::tx(&tx.hash()), Some(location.encode().to_vec()));
+    }
+    let merkleized = batch
+        .merkleize()
+        .await
+        .map_err(|e| BlockError::Database(format!("{e:?}")))?;
+    Ok(Executed {
+        merkleized,
+        included,
+        rejected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::{Signer, ed25519};
+    use consort_types::{Amount, Tx};
+
+    fn id(seed: u64) -> AccountId {
+        AccountId::new(ed25519::PrivateKey::from_seed(seed).public_key())
+    }
+
+    fn transfer(from: u64, to: u64, nonce: u64, amount: u64) -> SignedTx {
+        Tx {
+            chain_id: 1,
+            sender: id(from),
+            nonce,
+            call: Call::Transfer {
+                to: id(to),
+                amount: Amount::new(amount),
+            },
+        }
+        .sign(&ed25519::PrivateKey::from_seed(from))
+    }
+
+    fn funded() -> Overlay {
+        let mut overlay = Overlay::default();
+        overlay.credit_genesis(&[GenesisAccount {
+            id: id(1),
+            balance: Amount::new(100),
+        }]);
+        overlay
+    }
+
+    #[test]
+    fn transfer_moves_balance_and_bumps_nonce() {
+        let mut overlay = funded();
+        overlay.apply(&transfer(1, 2, 0, 30)).expect("applies");
+        assert_eq!(overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)), Some((70, 1)));
+        assert_eq!(overlay.get(&id(2)).map(|a| a.balance.units()), Some(30));
+    }
+
+    #[test]
+    fn replayed_nonce_is_refused_and_changes_nothing() {
+        let mut overlay = funded();
+        overlay.apply(&transfer(1, 2, 0, 30)).expect("applies");
+        let before = overlay.get(&id(1));
+        assert!(matches!(
+            overlay.apply(&transfer(1, 2, 0, 30)),
+            Err(TxError::NonceReused { expected: 1, got: 0 })
+        ));
+        assert_eq!(overlay.get(&id(1)), before);
+    }
+
+    #[test]
+    fn overdraft_is_refused_and_changes_nothing() {
+        let mut overlay = funded();
+        assert!(matches!(
+            overlay.apply(&transfer(1, 2, 0, 101)),
+            Err(TxError::InsufficientBalance { .. })
+        ));
+        assert_eq!(overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)), Some((100, 0)));
+        assert_eq!(overlay.get(&id(2)), None);
+    }
+
+    #[test]
+    fn unknown_sender_is_refused() {
+        let mut overlay = funded();
+        assert!(matches!(overlay.apply(&transfer(9, 2, 0, 1)), Err(TxError::UnknownAccount(_))));
+    }
+
+    #[test]
+    fn self_transfer_keeps_balance_and_bumps_nonce() {
+        let mut overlay = funded();
+        overlay.apply(&transfer(1, 1, 0, 40)).expect("applies");
+        assert_eq!(overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)), Some((100, 1)));
+    }
+
+    #[test]
+    fn supply_is_conserved_over_many_transfers() {
+        let mut overlay = funded();
+        let mut nonces = [0u64; 4];
+        for step in 0..200u64 {
+            let from = 1 + step % 4;
+            let to = 1 + (step * 7 + 3) % 4;
+            let amount = 1 + step % 13;
+            if overlay.apply(&transfer(from, to, nonces[(from - 1) as usize], amount)).is_ok() {
+                nonces[(from - 1) as usize] += 1;
+            }
+            let total: u64 = (1..=4).filter_map(|s| overlay.get(&id(s))).map(|a| a.balance.units()).sum();
+            assert_eq!(total, 100, "supply changed at step {step}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The Consort state machine on commonware: execution over QMDB, mempool, and the
+//! simplex/marshal/stateful validator stack.
+//!
+//! * [`execute`] runs a block's transactions against a QMDB batch, deterministically.
+//! * [`mempool`] admits, orders and hands out pending transactions.
+//! * [`application`] plugs execution into `commonware_glue::stateful`.
+//! * [`validator`] wires p2p channels, marshal, stateful and simplex for one validator, over any
+//!   runtime (tokio in production, deterministic in simulation).
+
+pub mod application;
+pub mod execute;
+pub mod mempool;
+pub mod state;
+pub mod validator;
+
+pub use application::{App, ChainObserver};
+pub use mempool::Mempool;

@@ -1,0 +1,195 @@
+//! Blocks: a header that commits to the transactions and to the state after executing them.
+
+use bytes::BufMut;
+use crate::{BlockContext, Digest, SignedTx, limits::BLOCK_TXS_MAX, sha256};
+use commonware_codec::{
+    Buf, Encode, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, ReadExt, Write,
+};
+use commonware_consensus::{
+    Block as ConsensusBlock, BoundedBlock, CertifiableBlock, Heightable, types::Height,
+};
+use commonware_cryptography::{Digestible, Hasher, Sha256};
+use commonware_storage::{bmt, mmr::Location};
+use commonware_utils::range::NonEmptyRange;
+
+/// Everything a light client needs: linkage, time, and the roots of transactions and state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Consensus round, leader (the proposer) and parent view that produced this block.
+    pub context: BlockContext,
+    /// Digest of the parent block.
+    pub parent: Digest,
+    /// Height (genesis is 0).
+    pub height: Height,
+    /// Proposer's clock when building, in ms since the Unix epoch; never less than the parent's.
+    pub timestamp_ms: u64,
+    /// Number of transactions.
+    pub tx_count: u32,
+    /// Binary Merkle root of the transaction hashes.
+    pub tx_root: Digest,
+    /// Canonical root of the authenticated state after executing this block (proofs verify
+    /// against it).
+    pub state_root: Digest,
+    /// Root of the state's operation log after this block (state sync target).
+    pub ops_root: Digest,
+    /// Operation range of the state after this block (state sync target).
+    pub ops_range: NonEmptyRange<Location>,
+}
+
+impl Header {
+    /// The block digest: SHA-256 of the header encoding.
+    pub fn digest(&self) -> Digest {
+        Sha256::hash(&[self.encode().as_ref()])
+    }
+}
+
+impl Write for Header {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.context.write(buf);
+        self.parent.write(buf);
+        self.height.write(buf);
+        self.timestamp_ms.write(buf);
+        self.tx_count.write(buf);
+        self.tx_root.write(buf);
+        self.state_root.write(buf);
+        self.ops_root.write(buf);
+        self.ops_range.write(buf);
+    }
+}
+
+impl EncodeSize for Header {
+    fn encode_size(&self) -> usize {
+        self.context.encode_size()
+            + Digest::SIZE
+            + self.height.encode_size()
+            + 8
+            + 4
+            + Digest::SIZE * 3
+            + self.ops_range.encode_size()
+    }
+}
+
+impl Read for Header {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            context: BlockContext::read(buf)?,
+            parent: Digest::read(buf)?,
+            height: Height::read(buf)?,
+            timestamp_ms: u64::read(buf)?,
+            tx_count: u32::read(buf)?,
+            tx_root: Digest::read(buf)?,
+            state_root: Digest::read(buf)?,
+            ops_root: Digest::read(buf)?,
+            ops_range: NonEmptyRange::read(buf)?,
+        })
+    }
+}
+
+/// Binary Merkle root over transaction hashes (the empty list has a fixed root).
+pub fn tx_root(txs: &[SignedTx]) -> Digest {
+    if txs.is_empty() {
+        return sha256(&[b"consort/empty-tx-root"]);
+    }
+    let mut builder = bmt::Builder::<Sha256>::new(txs.len());
+    for tx in txs {
+        builder.add(&tx.hash());
+    }
+    builder.build().root()
+}
+
+/// A header and the transactions it commits to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The header.
+    pub header: Header,
+    /// Transactions in execution order.
+    pub txs: Vec<SignedTx>,
+    digest: Digest,
+}
+
+impl Block {
+    /// Assemble a block; the header's `tx_count` and `tx_root` must match `txs`.
+    pub fn new(header: Header, txs: Vec<SignedTx>) -> Self {
+        assert_eq!(header.tx_count as usize, txs.len(), "tx_count matches txs");
+        let digest = header.digest();
+        Self {
+            header,
+            txs,
+            digest,
+        }
+    }
+
+    /// The block's height.
+    pub fn number(&self) -> u64 {
+        self.header.height.get()
+    }
+}
+
+impl Write for Block {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.header.write(buf);
+        self.txs.write(buf);
+    }
+}
+
+impl EncodeSize for Block {
+    fn encode_size(&self) -> usize {
+        self.header.encode_size() + self.txs.encode_size()
+    }
+}
+
+impl Read for Block {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let header = Header::read(buf)?;
+        let cfg = (RangeCfg::new(0..=BLOCK_TXS_MAX), ());
+        let txs = Vec::<SignedTx>::read_cfg(buf, &cfg)?;
+        if txs.len() != header.tx_count as usize {
+            return Err(CodecError::Invalid("Block", "tx_count does not match"));
+        }
+        if tx_root(&txs) != header.tx_root {
+            return Err(CodecError::Invalid("Block", "tx_root does not match"));
+        }
+        let digest = header.digest();
+        Ok(Self {
+            header,
+            txs,
+            digest,
+        })
+    }
+}
+
+impl Digestible for Block {
+    type Digest = Digest;
+    fn digest(&self) -> Digest {
+        self.digest
+    }
+}
+
+impl Heightable for Block {
+    fn height(&self) -> Height {
+        self.header.height
+    }
+}
+
+impl ConsensusBlock for Block {
+    fn parent(&self) -> Digest {
+        self.header.parent
+    }
+}
+
+impl CertifiableBlock for Block {
+    type Context = BlockContext;
+    fn context(&self) -> BlockContext {
+        self.header.context.clone()
+    }
+}
+
+impl BoundedBlock for Block {
+    fn max_encode_size(_: &()) -> usize {
+        // Header plus the largest transaction list.
+        use commonware_codec::EncodeSize as _;
+        512 + BLOCK_TXS_MAX.encode_size() + BLOCK_TXS_MAX * crate::limits::TX_SIZE_MAX
+    }
+}

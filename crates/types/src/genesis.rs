@@ -1,0 +1,101 @@
+//! Genesis: the chain id, the first validator set and the funded accounts.
+
+use crate::{AccountId, Amount, Digest, limits, sha256};
+use serde::{Deserialize, Serialize};
+
+/// One validator of the first epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisValidator {
+    /// Consensus and p2p identity (ed25519 public key, hex).
+    pub public_key: AccountId,
+    /// The p2p address other validators dial (`host:port`).
+    pub p2p_address: String,
+}
+
+/// An account funded at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// The account.
+    pub id: AccountId,
+    /// Its starting balance.
+    pub balance: Amount,
+}
+
+/// The chain's starting point. Every node of a chain holds the same genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Chain id carried by every transaction.
+    pub chain_id: u64,
+    /// Genesis time, ms since the Unix epoch (the genesis block's timestamp).
+    pub genesis_time_ms: u64,
+    /// The validators of epoch 0.
+    pub validators: Vec<GenesisValidator>,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+}
+
+/// Why a genesis document is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// Not JSON of the right shape.
+    #[error("genesis is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A rule is broken.
+    #[error("genesis is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Genesis {
+    /// Parse and check a genesis document.
+    pub fn from_json(text: &str) -> Result<Self, GenesisError> {
+        let genesis: Self = serde_json::from_str(text)?;
+        genesis.check()?;
+        Ok(genesis)
+    }
+
+    /// Check the document's rules: validators present and distinct, accounts distinct, no
+    /// overflow of total supply.
+    pub fn check(&self) -> Result<(), GenesisError> {
+        let invalid = |m: &str| Err(GenesisError::Invalid(m.to_string()));
+        if self.validators.is_empty() || self.validators.len() > limits::VALIDATORS_MAX {
+            return invalid("validators must number between 1 and VALIDATORS_MAX");
+        }
+        if self.accounts.len() > limits::GENESIS_ACCOUNTS_MAX {
+            return invalid("too many genesis accounts");
+        }
+        let mut keys: Vec<_> = self.validators.iter().map(|v| &v.public_key).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.len() != self.validators.len() {
+            return invalid("a validator is listed twice");
+        }
+        let mut ids: Vec<_> = self.accounts.iter().map(|a| &a.id).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() != self.accounts.len() {
+            return invalid("an account is listed twice");
+        }
+        let mut total = Amount::ZERO;
+        for account in &self.accounts {
+            total = match total.checked_add(account.balance) {
+                Some(t) => t,
+                None => return invalid("total supply overflows"),
+            };
+        }
+        Ok(())
+    }
+
+    /// A digest of the canonical JSON form: two nodes with different genesis never agree on a
+    /// block.
+    pub fn digest(&self) -> Digest {
+        let json = serde_json::to_vec(self).expect("genesis serializes");
+        sha256(&[b"consort/genesis/", &json])
+    }
+
+    /// Total supply at genesis.
+    pub fn total_supply(&self) -> Amount {
+        self.accounts
+            .iter()
+            .fold(Amount::ZERO, |t, a| t.checked_add(a.balance).expect("checked"))
+    }
+}

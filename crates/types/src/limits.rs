@@ -1,0 +1,19 @@
+//! Every bound of the wire format in one place (listed in docs/limits.md).
+
+/// Largest encoded transaction accepted anywhere (bytes).
+pub const TX_SIZE_MAX: usize = 1024;
+
+/// Most transactions one block may carry.
+pub const BLOCK_TXS_MAX: usize = 8192;
+
+/// Most accounts funded in genesis.
+pub const GENESIS_ACCOUNTS_MAX: usize = 100_000;
+
+/// Most validators in a set.
+pub const VALIDATORS_MAX: usize = 128;
+
+/// How far ahead of an account's nonce the mempool keeps transactions.
+pub const NONCE_WINDOW_MAX: u64 = 1024;
+
+/// How far a block's timestamp may run ahead of a verifier's clock before it waits (ms).
+pub const BLOCK_FUTURE_DRIFT_MS: u64 = 2_000;

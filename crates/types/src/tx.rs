@@ -1,0 +1,312 @@
+//! Transactions: `{chain_id, sender, nonce, call}` signed by the sender's key.
+
+use bytes::BufMut;
+use crate::{AccountId, Amount, Digest, TX_NAMESPACE, TxError, limits::TX_SIZE_MAX, sha256};
+use commonware_codec::{
+    Buf, DecodeExt, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
+};
+use commonware_cryptography::{Signer, Verifier, ed25519};
+use serde::Serialize;
+
+/// The hash of a signed transaction's canonical encoding.
+pub type TxHash = Digest;
+
+/// What a transaction asks the chain to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Call {
+    /// Move `amount` of the native asset from the sender to `to`.
+    Transfer {
+        /// The recipient.
+        to: AccountId,
+        /// Base units moved.
+        amount: Amount,
+    },
+}
+
+impl Call {
+    const TRANSFER: u8 = 0;
+}
+
+impl Write for Call {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Transfer { to, amount } => {
+                Self::TRANSFER.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for Call {
+    fn encode_size(&self) -> usize {
+        match self {
+            Self::Transfer { to, amount } => 1 + to.encode_size() + amount.encode_size(),
+        }
+    }
+}
+
+impl Read for Call {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match u8::read(buf)? {
+            Self::TRANSFER => Ok(Self::Transfer {
+                to: AccountId::read(buf)?,
+                amount: Amount::read(buf)?,
+            }),
+            other => Err(CodecError::InvalidEnum(other)),
+        }
+    }
+}
+
+/// The signed part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tx {
+    /// The chain this transaction is for (stops cross-chain replay).
+    pub chain_id: u64,
+    /// Who pays and signs.
+    pub sender: AccountId,
+    /// Must equal the sender's next nonce (stops replay).
+    pub nonce: u64,
+    /// What to do.
+    pub call: Call,
+}
+
+impl Tx {
+    /// Sign with the sender's key.
+    pub fn sign(self, key: &ed25519::PrivateKey) -> SignedTx {
+        let signature = key.sign(TX_NAMESPACE, &self.encode());
+        SignedTx::new(self, signature)
+    }
+}
+
+impl Write for Tx {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.chain_id.write(buf);
+        self.sender.write(buf);
+        self.nonce.write(buf);
+        self.call.write(buf);
+    }
+}
+
+impl EncodeSize for Tx {
+    fn encode_size(&self) -> usize {
+        8 + self.sender.encode_size() + 8 + self.call.encode_size()
+    }
+}
+
+impl Read for Tx {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            chain_id: u64::read(buf)?,
+            sender: AccountId::read(buf)?,
+            nonce: u64::read(buf)?,
+            call: Call::read(buf)?,
+        })
+    }
+}
+
+/// A transaction with its signature; its hash is computed once, on construction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedTx {
+    /// The signed content.
+    pub tx: Tx,
+    /// The sender's signature over the encoding of `tx` under [`TX_NAMESPACE`].
+    pub signature: ed25519::Signature,
+    hash: TxHash,
+}
+
+impl SignedTx {
+    /// Attach a signature (not checked here; see [`SignedTx::verify_signature`]).
+    pub fn new(tx: Tx, signature: ed25519::Signature) -> Self {
+        let hash = sha256(&[&tx.encode(), signature.as_ref()]);
+        Self {
+            tx,
+            signature,
+            hash,
+        }
+    }
+
+    /// The transaction's hash.
+    pub const fn hash(&self) -> TxHash {
+        self.hash
+    }
+
+    /// Whether the signature verifies for the sender.
+    pub fn verify_signature(&self) -> bool {
+        self.tx
+            .sender
+            .public_key()
+            .verify(TX_NAMESPACE, &self.tx.encode(), &self.signature)
+    }
+
+    /// Decode untrusted bytes: size-limited, canonical, no trailing bytes. The signature is not
+    /// checked here.
+    pub fn decode_untrusted(bytes: &[u8]) -> Result<Self, TxError> {
+        if bytes.len() > TX_SIZE_MAX {
+            return Err(TxError::Oversized {
+                size: bytes.len(),
+                max: TX_SIZE_MAX,
+            });
+        }
+        Self::decode(commonware_codec::Copying(bytes)).map_err(|e| TxError::Malformed(e.to_string()))
+    }
+
+    /// Checks that need no state: size, chain id, amount, signature.
+    pub fn check_stateless(&self, chain_id: u64) -> Result<(), TxError> {
+        self.check_without_signature(chain_id)?;
+        if !self.verify_signature() {
+            return Err(TxError::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// Stateless checks except the signature (for callers that verify signatures in batches).
+    pub fn check_without_signature(&self, chain_id: u64) -> Result<(), TxError> {
+        let size = self.encode_size();
+        if size > TX_SIZE_MAX {
+            return Err(TxError::Oversized {
+                size,
+                max: TX_SIZE_MAX,
+            });
+        }
+        if self.tx.chain_id != chain_id {
+            return Err(TxError::WrongChainId {
+                expected: chain_id,
+                got: self.tx.chain_id,
+            });
+        }
+        match &self.tx.call {
+            Call::Transfer { amount, .. } if amount.is_zero() => {
+                Err(TxError::InvalidAmount("a transfer must move more than zero"))
+            }
+            Call::Transfer { .. } => Ok(()),
+        }
+    }
+
+    /// What the transaction spends from the sender.
+    pub fn spend(&self) -> Amount {
+        match &self.tx.call {
+            Call::Transfer { amount, .. } => *amount,
+        }
+    }
+}
+
+impl Write for SignedTx {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.tx.write(buf);
+        self.signature.write(buf);
+    }
+}
+
+impl EncodeSize for SignedTx {
+    fn encode_size(&self) -> usize {
+        self.tx.encode_size() + self.signature.encode_size()
+    }
+}
+
+impl Read for SignedTx {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let tx = Tx::read(buf)?;
+        let signature = ed25519::Signature::read(buf)?;
+        Ok(Self::new(tx, signature))
+    }
+}
+
+/// Verify many transactions' signatures in one batch; `true` only if every one verifies.
+pub fn verify_batch(txs: &[&SignedTx], rng: &mut impl rand_core::CryptoRng) -> bool {
+    use commonware_cryptography::{BatchEntry, BatchVerifier};
+    if txs.is_empty() {
+        return true;
+    }
+    let messages: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.encode().to_vec()).collect();
+    ed25519::PublicKey::verify_batch(
+        rng,
+        &messages,
+        |i, message| BatchEntry {
+            namespace: TX_NAMESPACE,
+            message,
+            public_key: txs[i].tx.sender.public_key(),
+            signature: &txs[i].signature,
+        },
+        &commonware_parallel::Sequential,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer as _;
+
+    fn key(seed: u64) -> ed25519::PrivateKey {
+        ed25519::PrivateKey::from_seed(seed)
+    }
+
+    fn transfer(nonce: u64) -> SignedTx {
+        Tx {
+            chain_id: 7,
+            sender: AccountId::new(key(1).public_key()),
+            nonce,
+            call: Call::Transfer {
+                to: AccountId::new(key(2).public_key()),
+                amount: Amount::new(5),
+            },
+        }
+        .sign(&key(1))
+    }
+
+    #[test]
+    fn encoding_round_trips_and_is_canonical() {
+        let tx = transfer(3);
+        let bytes = tx.encode();
+        let back = SignedTx::decode_untrusted(&bytes).expect("decodes");
+        assert_eq!(back, tx);
+        assert_eq!(back.hash(), tx.hash());
+        assert_eq!(back.encode(), bytes);
+    }
+
+    #[test]
+    fn trailing_and_truncated_bytes_are_malformed() {
+        let mut bytes = transfer(0).encode().to_vec();
+        bytes.push(0);
+        assert!(matches!(SignedTx::decode_untrusted(&bytes), Err(TxError::Malformed(_))));
+        bytes.truncate(bytes.len() - 10);
+        assert!(matches!(SignedTx::decode_untrusted(&bytes), Err(TxError::Malformed(_))));
+    }
+
+    #[test]
+    fn oversized_bytes_are_refused_before_decoding() {
+        let bytes = vec![0u8; TX_SIZE_MAX + 1];
+        assert!(matches!(SignedTx::decode_untrusted(&bytes), Err(TxError::Oversized { .. })));
+    }
+
+    #[test]
+    fn tampered_transaction_fails_signature_check() {
+        let mut tx = transfer(0);
+        tx.check_stateless(7).expect("valid");
+        tx.tx.nonce = 1;
+        assert_eq!(tx.check_stateless(7), Err(TxError::BadSignature));
+    }
+
+    #[test]
+    fn wrong_chain_id_is_refused() {
+        let tx = transfer(0);
+        assert!(matches!(tx.check_stateless(8), Err(TxError::WrongChainId { expected: 8, got: 7 })));
+    }
+
+    #[test]
+    fn batch_verification_finds_one_bad_signature() {
+        let good: Vec<SignedTx> = (0..8).map(transfer).collect();
+        let refs: Vec<&SignedTx> = good.iter().collect();
+        let mut rng = commonware_utils::test_rng();
+        assert!(verify_batch(&refs, &mut rng));
+        let mut bad = good.clone();
+        bad[5].tx.nonce = 99;
+        let refs: Vec<&SignedTx> = bad.iter().collect();
+        assert!(!verify_batch(&refs, &mut rng));
+    }
+}

@@ -5,8 +5,7 @@
 //! floats, no unordered iteration: the same parent state and transactions give the same root on
 //! every node.
 
-use crate::state::{Merkleized, Runtime, Unmerkleized};
-use commonware_codec::{DecodeExt, Encode};
+use crate::state::{Merkleized, Runtime, Unmerkleized, from_value, to_value};
 use commonware_glue::stateful::db::Unmerkleized as _;
 use consort_types::{
     Account, AccountId, Call, Digest, GenesisAccount, SignedTx, TxError, TxHash, state_key,
@@ -168,7 +167,7 @@ pub async fn load_accounts<E: Runtime>(
     for ((id, key), value) in ids.into_iter().zip(keys).zip(values) {
         let account = match value {
             Some(bytes) => {
-                Some(Account::decode(bytes).map_err(|_| BlockError::CorruptState(key))?)
+                Some(from_value::<Account>(&bytes).ok_or(BlockError::CorruptState(key))?)
             }
             None => None,
         };
@@ -214,14 +213,14 @@ pub async fn execute_block<E: Runtime>(
     }
     let mut batch = batch;
     for (id, account) in overlay.changes() {
-        batch = batch.write(state_key::account(id), Some(account.encode().to_vec()));
+        batch = batch.write(state_key::account(id), Some(to_value(&account)));
     }
     for (index, tx) in included.iter().enumerate() {
         let location = TxLocation {
             height,
             index: u32::try_from(index).expect("BLOCK_TXS_MAX fits u32"),
         };
-        batch = batch.write(state_key::tx(&tx.hash()), Some(location.encode().to_vec()));
+        batch = batch.write(state_key::tx(&tx.hash()), Some(to_value(&location)));
     }
     let merkleized = batch
         .merkleize()

@@ -1,15 +1,14 @@
 //! The authenticated state: one QMDB `current::ordered::variable` database keyed by
 //! [`consort_types::state_key`] digests, valued by canonical encodings.
 
-use commonware_codec::RangeCfg;
 use commonware_cryptography::{Sha256, sha256};
 use commonware_glue::stateful::db::{DatabaseSet, Shared};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::{
-    journal::contiguous::variable::Config as VariableLogConfig,
+    journal::contiguous::fixed::Config as FixedLogConfig,
     mmr::{self, full::Config as MmrJournalConfig},
-    qmdb::current::{VariableConfig, ordered::variable},
+    qmdb::current::{FixedConfig, ordered::fixed},
     translator::TwoCap,
 };
 use commonware_utils::{NZU64, NZUsize};
@@ -23,7 +22,6 @@ pub trait Runtime:
     + commonware_runtime::Clock
     + commonware_runtime::Metrics
     + rand_core::CryptoRng
-    + Clone
     + Send
     + Sync
     + 'static
@@ -36,22 +34,46 @@ impl<T> Runtime for T where
         + commonware_runtime::Clock
         + commonware_runtime::Metrics
         + rand_core::CryptoRng
-        + Clone
         + Send
         + Sync
         + 'static
 {
 }
 
-/// Largest value stored under one key (bytes).
-pub const STATE_VALUE_SIZE_MAX: usize = 64 * 1024;
+/// Size of every value stored under a key (bytes).
+pub const STATE_VALUE_SIZE: usize = 32;
 
 /// Bitmap chunk size of the current database (bytes).
 pub const CHUNK_BYTES: usize = 32;
 
 /// The state database.
 pub type StateDb<E> =
-    variable::Db<mmr::Family, E, sha256::Digest, Vec<u8>, Sha256, TwoCap, CHUNK_BYTES, Sequential>;
+    fixed::Db<mmr::Family, E, sha256::Digest, StateValue, Sha256, TwoCap, CHUNK_BYTES, Sequential>;
+
+/// A value in the state: the canonical encoding of a record, zero-padded to
+/// [`STATE_VALUE_SIZE`] bytes. Records larger than that live off the authenticated state with
+/// their digest stored here.
+pub type StateValue = commonware_utils::sequence::FixedBytes<STATE_VALUE_SIZE>;
+
+/// Pad a record's encoding into a state value.
+pub fn to_value(record: &impl commonware_codec::Encode) -> StateValue {
+    let bytes = record.encode();
+    assert!(bytes.len() <= STATE_VALUE_SIZE, "state records fit STATE_VALUE_SIZE");
+    let mut value = [0u8; STATE_VALUE_SIZE];
+    value[..bytes.len()].copy_from_slice(&bytes);
+    StateValue::new(value)
+}
+
+/// Decode a record from a padded state value (the padding must be zero).
+pub fn from_value<T: commonware_codec::Read<Cfg = ()> + commonware_codec::EncodeSize>(
+    value: &StateValue,
+) -> Option<T> {
+    let bytes: &[u8] = value.as_ref();
+    let mut reader = bytes;
+    let record = T::read_cfg(&mut commonware_codec::Copying(reader), &()).ok()?;
+    reader = &bytes[record.encode_size()..];
+    reader.iter().all(|b| *b == 0).then_some(record)
+}
 
 /// The database set managed by `Stateful`.
 pub type Databases<E> = Shared<StateDb<E>>;
@@ -69,8 +91,8 @@ const ITEMS_PER_BLOB: NonZeroU64 = NZU64!(1 << 16);
 pub fn db_config(
     prefix: &str,
     page_cache: CacheRef,
-) -> VariableConfig<TwoCap, ((), (RangeCfg<usize>, ())), Sequential> {
-    VariableConfig {
+) -> FixedConfig<TwoCap, Sequential> {
+    FixedConfig {
         merkle_config: MmrJournalConfig {
             journal_partition: format!("{prefix}-state-mmr-journal"),
             metadata_partition: format!("{prefix}-state-mmr-metadata"),
@@ -80,11 +102,9 @@ pub fn db_config(
             strategy: Sequential,
             page_cache: page_cache.clone(),
         },
-        journal_config: VariableLogConfig {
+        journal_config: FixedLogConfig {
             partition: format!("{prefix}-state-log"),
-            items_per_section: ITEMS_PER_BLOB,
-            compression: None,
-            codec_config: ((), (RangeCfg::new(0..=STATE_VALUE_SIZE_MAX), ())),
+            items_per_blob: ITEMS_PER_BLOB,
             page_cache,
             write_buffer: IO_BUFFER,
             replay_buffer: IO_BUFFER,
@@ -95,4 +115,30 @@ pub fn db_config(
         init_buffer: NZUsize!(1 << 21),
         init_concurrency: (),
     }
+}
+
+/// Read a record from the finalized state.
+pub async fn read_record<E: Runtime, T>(
+    databases: &Databases<E>,
+    key: &sha256::Digest,
+) -> Result<Option<T>, String>
+where
+    T: commonware_codec::Read<Cfg = ()> + commonware_codec::EncodeSize,
+{
+    let db = databases.read().await;
+    match db.get(key).await {
+        Ok(Some(value)) => from_value::<T>(&value)
+            .map(Some)
+            .ok_or_else(|| format!("stored value under {key} does not decode")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("state read failed: {e:?}")),
+    }
+}
+
+/// Read an account from the finalized state.
+pub async fn read_account<E: Runtime>(
+    databases: &Databases<E>,
+    id: &consort_types::AccountId,
+) -> Result<Option<consort_types::Account>, String> {
+    read_record(databases, &consort_types::state_key::account(id)).await
 }

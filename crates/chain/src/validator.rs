@@ -1,1 +1,363 @@
-//! placeholder
+//! One validator's stack: marshal (ordered finalized blocks, dissemination, backfill),
+//! `glue::stateful` (speculative and finalized QMDB state), and simplex BFT consensus, over any
+//! runtime and any p2p implementation (authenticated `lookup` in production, the simulated
+//! network in tests).
+
+use crate::{
+    application::{App, ChainObserver, genesis_block},
+    mempool::Mempool,
+    state::{self, Runtime, StateDb},
+};
+use commonware_broadcast::buffered;
+use commonware_consensus::{
+    Reporter,
+    marshal::{
+        self,
+        core::{Actor as MarshalActor, Mailbox as MarshalMailbox},
+        resolver::p2p as marshal_resolver,
+        standard::{Deferred, Standard},
+    },
+    simplex::{
+        self,
+        config::{ForwardPolicy, SkipPolicy},
+        elector::RoundRobin,
+        scheme::ed25519::Scheme,
+    },
+    types::{Epoch, FixedEpocher, ViewDelta},
+};
+use commonware_cryptography::{Digestible, Sha256, certificate::ConstantProvider, ed25519, Signer as _};
+use commonware_glue::stateful::{
+    self as stateful, Config as StatefulConfig, PruneConfig, Stateful, SyncPlan,
+    db::{SyncEngineConfig, p2p as qmdb_resolver},
+};
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{Handle, buffer::paged::CacheRef};
+use commonware_storage::{archive::prunable, mmr, translator::TwoCap};
+use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
+use consort_types::{Block, CONSENSUS_NAMESPACE, Genesis};
+use std::{
+    num::{NonZeroU64, NonZeroUsize},
+    sync::Arc,
+    time::Duration,
+};
+
+/// Blocks per epoch. One epoch until governance changes validator sets.
+pub const EPOCH_LENGTH: NonZeroU64 = NZU64!(u64::MAX);
+
+/// Operations per state-sync batch.
+pub const SYNC_BATCH_OPS: NonZeroU64 = NZU64!(1024);
+
+const IO_BUFFER: NonZeroUsize = NZUsize!(1 << 16);
+const MAILBOX: NonZeroUsize = NZUsize!(1024);
+
+/// The p2p channels a validator speaks on, in this order.
+pub mod channel {
+    /// Consensus votes.
+    pub const VOTES: u64 = 0;
+    /// Consensus certificates.
+    pub const CERTIFICATES: u64 = 1;
+    /// Consensus certificate repair.
+    pub const RESOLVER: u64 = 2;
+    /// Marshal block backfill.
+    pub const BACKFILL: u64 = 3;
+    /// Block dissemination.
+    pub const BROADCAST: u64 = 4;
+    /// State sync.
+    pub const STATE_SYNC: u64 = 5;
+    /// Transaction gossip.
+    pub const TXS: u64 = 6;
+    /// Every consensus channel, in the order [`Channels`] takes them.
+    pub const CONSENSUS: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BROADCAST, STATE_SYNC];
+}
+
+/// The consensus channels of one validator, one (sender, receiver) pair each.
+pub struct Channels<S, R> {
+    /// Votes.
+    pub votes: (S, R),
+    /// Certificates.
+    pub certificates: (S, R),
+    /// Certificate repair.
+    pub resolver: (S, R),
+    /// Block backfill.
+    pub backfill: (S, R),
+    /// Block dissemination.
+    pub broadcast: (S, R),
+    /// State sync.
+    pub state_sync: (S, R),
+}
+
+impl<S, R> Channels<S, R> {
+    /// Take channels in [`channel::CONSENSUS`] order.
+    pub fn from_ordered(mut pairs: impl Iterator<Item = (S, R)>) -> Self {
+        let mut next = || pairs.next().expect("six consensus channels");
+        Self {
+            votes: next(),
+            certificates: next(),
+            resolver: next(),
+            backfill: next(),
+            broadcast: next(),
+            state_sync: next(),
+        }
+    }
+}
+
+/// The validator set of a genesis, sorted as consensus indexes it.
+pub fn participants(genesis: &Genesis) -> Set<ed25519::PublicKey> {
+    <Set<_> as commonware_utils::TryFromIterator<_>>::try_from_iter(genesis.validators.iter().map(|v| v.public_key.public_key().clone()))
+        .expect("genesis validators are distinct")
+}
+
+/// The largest p2p message a validator sends (consensus, blocks, state sync).
+pub fn max_message_size(validators: u32) -> u32 {
+    use commonware_codec::FixedSize;
+    let qmdb = qmdb_resolver::max_payload_size::<mmr::Family, consort_types::Digest>(
+        SYNC_BATCH_OPS,
+        state::STATE_VALUE_SIZE + consort_types::Digest::SIZE * 2 + 16,
+    );
+    commonware_p2p::max_message_size(&[
+        simplex::max_payload_size::<Scheme, consort_types::Digest>(validators),
+        marshal::max_payload_size::<Standard<Block>, Scheme>(validators, &()),
+        qmdb,
+    ])
+}
+
+/// What a running validator exposes to the node around it.
+pub struct Running<E: Runtime> {
+    /// Finalized blocks and certificates.
+    pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
+    /// Finalized state.
+    pub stateful: stateful::Mailbox<E, App>,
+    /// The consensus engine's task.
+    pub engine: Handle<()>,
+}
+
+/// How to build one validator.
+pub struct Config {
+    /// The chain's genesis.
+    pub genesis: Arc<Genesis>,
+    /// This validator's consensus and p2p key.
+    pub signer: ed25519::PrivateKey,
+    /// Prefix of every storage partition.
+    pub partition_prefix: String,
+    /// The node's mempool (proposals draw from it).
+    pub mempool: Mempool,
+    /// Hears of finalized blocks.
+    pub observer: Arc<dyn ChainObserver>,
+}
+
+fn archive_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: CacheRef,
+    codec_config: C,
+) -> prunable::Config<TwoCap, C> {
+    prunable::Config {
+        translator: TwoCap,
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        key_partition: format!("{prefix}-{name}-key"),
+        key_page_cache: page_cache,
+        value_partition: format!("{prefix}-{name}-value"),
+        compression: None,
+        codec_config,
+        items_per_section: NZU64!(4096),
+        key_write_buffer: IO_BUFFER,
+        value_write_buffer: IO_BUFFER,
+        replay_buffer: IO_BUFFER,
+    }
+}
+
+/// Start one validator. `wrap` may wrap the reporter that receives marshal's finalized blocks
+/// (simulations use it to observe progress); production passes it through.
+pub async fn start<E, S, R, P, B, W, Rep>(
+    context: E,
+    config: Config,
+    channels: Channels<S, R>,
+    peers: P,
+    blocker: B,
+    wrap: W,
+) -> Running<E>
+where
+    E: Runtime + commonware_runtime::Storage,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    P: Provider<PublicKey = ed25519::PublicKey> + Clone,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
+    W: FnOnce(stateful::Mailbox<E, App>) -> Rep,
+    Rep: Reporter<Activity = marshal::Update<Block>>,
+{
+    let Config {
+        genesis,
+        signer,
+        partition_prefix: prefix,
+        mempool,
+        observer,
+    } = config;
+    let public_key = signer.public_key();
+    let scheme = Scheme::signer(CONSENSUS_NAMESPACE, participants(&genesis), signer)
+        .expect("this validator is in the genesis set");
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(8192));
+    let genesis_block = genesis_block::<E>(&genesis);
+
+    let resolver = marshal_resolver::init(
+        context.child("marshal_resolver"),
+        marshal_resolver::Config {
+            public_key: public_key.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size: MAILBOX,
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: public_key.clone(),
+            mailbox_size: MAILBOX,
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: peers.clone(),
+            strategy: Sequential,
+        },
+    );
+    broadcast_engine.start(channels.broadcast);
+
+    let finalizations = prunable::Archive::init(
+        context.child("finalizations_by_height"),
+        archive_config(&prefix, "finalizations", page_cache.clone(), genesis.validators.len()),
+    )
+    .await
+    .expect("open the finalizations archive");
+    let blocks = prunable::Archive::init(
+        context.child("finalized_blocks"),
+        archive_config(&prefix, "blocks", page_cache.clone(), ()),
+    )
+    .await
+    .expect("open the blocks archive");
+
+    let plan = SyncPlan::init(context.child("plan"), prefix.clone()).await;
+    let provider = ConstantProvider::new(scheme.clone());
+    let (marshal_actor, marshal_mailbox, floor) = MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
+        context.child("marshal"),
+        finalizations,
+        blocks,
+        marshal::Config {
+            provider,
+            epocher: FixedEpocher::new(EPOCH_LENGTH),
+            start: plan.marshal_start(commonware_cryptography::Digested::precomputed(
+                genesis_block.clone(),
+                genesis_block.digest(),
+            )),
+            partition_prefix: prefix.clone(),
+            mailbox_size: MAILBOX,
+            view_retention: ViewDelta::new(1024),
+            prunable_items_per_section: NZU64!(4096),
+            page_cache: page_cache.clone(),
+            replay_buffer: IO_BUFFER,
+            key_write_buffer: IO_BUFFER,
+            value_write_buffer: IO_BUFFER,
+            block_codec_config: (),
+            max_repair: NZUsize!(64),
+            max_pending_acks: NZUsize!(16),
+            strategy: Sequential,
+        },
+    )
+    .await;
+
+    let (qmdb_resolver_actor, qmdb_sync_resolver) =
+        qmdb_resolver::Actor::<_, ed25519::PublicKey, _, _, mmr::Family, StateDb<_>>::new(
+            context.child("qmdb_resolver"),
+            qmdb_resolver::Config {
+                peer_provider: peers.clone(),
+                blocker: blocker.clone(),
+                database: None,
+                mailbox_size: MAILBOX,
+                me: Some(public_key.clone()),
+                fetch_timeout: NZDuration!(Duration::from_secs(2)),
+                fetch_retry_delay: Duration::from_millis(100),
+                max_serve_ops: SYNC_BATCH_OPS,
+                priority_requests: false,
+                priority_responses: false,
+            },
+        );
+    qmdb_resolver_actor.start(channels.state_sync);
+
+    let application = App::new(genesis.clone(), genesis_block.clone(), observer);
+    let (stateful_actor, stateful_mailbox) = Stateful::new(
+        context.child("stateful"),
+        StatefulConfig {
+            application,
+            db_config: state::db_config(&prefix, page_cache.clone()),
+            provider: mempool,
+            marshal: (marshal_mailbox.clone(), floor),
+            mailbox_size: MAILBOX,
+            plan,
+            resolvers: qmdb_sync_resolver,
+            sync_config: SyncEngineConfig {
+                fetch_batch_size: SYNC_BATCH_OPS,
+                apply_batch_size: NZU64!(1024),
+                max_outstanding_requests: NZUsize!(8),
+            },
+            prune_config: Some(PruneConfig {
+                maintenance_interval: NZUsize!(256),
+                retained_marshal_blocks: usize::MAX / 2,
+                retained_qmdb_blocks: 1024,
+            }),
+            strategy: Sequential,
+        },
+    );
+    let deferred = Deferred::new(
+        context.child("deferred"),
+        stateful_mailbox.clone(),
+        marshal_mailbox.clone(),
+        FixedEpocher::new(EPOCH_LENGTH),
+    );
+    marshal_actor.start(wrap(stateful_mailbox.clone()), buffer, resolver);
+    stateful_actor.start();
+
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker,
+            automaton: deferred.clone(),
+            relay: deferred.clone(),
+            reporter: deferred,
+            strategy: Sequential,
+            partition: format!("{prefix}-simplex-epoch-0"),
+            mailbox_size: MAILBOX,
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(genesis_block.digest()),
+            replay_buffer: IO_BUFFER,
+            write_buffer: IO_BUFFER,
+            page_cache,
+            leader_timeout: Duration::from_secs(2),
+            certification_timeout: Duration::from_secs(3),
+            timeout_retry: Duration::from_secs(1),
+            view_retention: ViewDelta::new(1024),
+            skip: SkipPolicy::Enabled {
+                timeout: Duration::from_secs(6),
+                budget: simplex::SkipBudget::Participants,
+            },
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(500),
+            forward: ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    let engine = engine.start(channels.votes, channels.certificates, channels.resolver);
+    Running {
+        marshal: marshal_mailbox,
+        stateful: stateful_mailbox,
+        engine,
+    }
+}
+
+/// The stateful actor's mailbox of a validator.
+pub type StatefulMailbox<E> = stateful::Mailbox<E, App>;

@@ -1,0 +1,4 @@
+//! Multi-validator tests on commonware's deterministic runtime and simulated network.
+
+mod sim;
+mod simulation;

@@ -1,0 +1,211 @@
+//! A Consort validator set for the glue simulation harness: N validators with the real stack
+//! (simplex, marshal, stateful QMDB state) on the simulated network, a genesis with funded
+//! accounts, and the same transfers queued in every mempool (as gossip would).
+
+use commonware_consensus::marshal::{core::Mailbox as MarshalMailbox, standard::Standard};
+use commonware_consensus::simplex::scheme::ed25519::Scheme;
+use commonware_cryptography::{Signer, ed25519};
+use commonware_glue::simulate::{
+    engine::{EngineDefinition, InitContext},
+    processed::ProcessedHeight,
+    reporter::MonitorReporter,
+};
+use commonware_runtime::{Handle, Quota, Supervisor as _, deterministic};
+use commonware_utils::NZU32;
+use consort_chain::{
+    Mempool,
+    application::NoObserver,
+    execute::Overlay,
+    state,
+    validator::{self, Channels},
+};
+use consort_types::{
+    Account, AccountId, Amount, Block, Call, Genesis, GenesisAccount, GenesisValidator,
+    SignedTx, Tx,
+};
+use std::sync::Arc;
+
+pub const CHAIN_ID: u64 = 7;
+pub const FUNDED: u64 = 8;
+pub const FUNDING: u64 = 1_000_000;
+
+pub fn validator_key(i: u64) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(i)
+}
+
+pub fn user_key(i: u64) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(10_000 + i)
+}
+
+pub fn user(i: u64) -> AccountId {
+    AccountId::new(user_key(i).public_key())
+}
+
+pub fn genesis(n: u64) -> Genesis {
+    Genesis {
+        chain_id: CHAIN_ID,
+        genesis_time_ms: 0,
+        validators: (0..n)
+            .map(|i| GenesisValidator {
+                public_key: AccountId::new(validator_key(i).public_key()),
+                p2p_address: format!("127.0.0.1:{}", 30_000 + i),
+            })
+            .collect(),
+        accounts: (0..FUNDED)
+            .map(|i| GenesisAccount {
+                id: user(i),
+                balance: Amount::new(FUNDING),
+            })
+            .collect(),
+    }
+}
+
+/// `per_sender` transfers from each funded account to the next one.
+pub fn transfers(per_sender: u64) -> Vec<SignedTx> {
+    let mut txs = Vec::new();
+    for nonce in 0..per_sender {
+        for from in 0..FUNDED {
+            let to = (from + 1 + nonce) % FUNDED;
+            txs.push(
+                Tx {
+                    chain_id: CHAIN_ID,
+                    sender: user(from),
+                    nonce,
+                    call: Call::Transfer {
+                        to: user(to),
+                        amount: Amount::new(1 + from + nonce),
+                    },
+                }
+                .sign(&user_key(from)),
+            );
+        }
+    }
+    txs
+}
+
+/// Balances after `txs` apply to genesis, computed without the chain.
+pub fn expected_accounts(genesis: &Genesis, txs: &[SignedTx]) -> Vec<(AccountId, Account)> {
+    let mut overlay = Overlay::default();
+    overlay.credit_genesis(&genesis.accounts);
+    for tx in txs {
+        overlay.apply(tx).expect("scenario transfers are valid");
+    }
+    (0..FUNDED)
+        .map(|i| (user(i), overlay.get(&user(i)).expect("funded")))
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct State {
+    pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
+    pub stateful: consort_chain::validator::StatefulMailbox<deterministic::Context>,
+    pub clock: Arc<std::sync::Mutex<deterministic::Context>>,
+}
+
+impl ProcessedHeight for State {
+    async fn processed_height(&self) -> u64 {
+        self.marshal
+            .get_processed()
+            .await
+            .map_or(0, |p| p.height().get())
+    }
+}
+
+impl State {
+    pub async fn account(&self, id: &AccountId) -> Option<Account> {
+        let databases = self.stateful.subscribe_databases().await;
+        state::read_account(&databases, id).await.expect("state reads")
+    }
+}
+
+#[derive(Clone)]
+pub struct Chain {
+    pub genesis: Arc<Genesis>,
+    pub txs: Vec<SignedTx>,
+}
+
+impl Chain {
+    pub fn new(validators: u64, txs: Vec<SignedTx>) -> Self {
+        Self {
+            genesis: Arc::new(genesis(validators)),
+            txs,
+        }
+    }
+}
+
+impl EngineDefinition for Chain {
+    type PublicKey = ed25519::PublicKey;
+    type Engine = Handle<()>;
+    type State = State;
+
+    fn participants(&self) -> Vec<ed25519::PublicKey> {
+        self.genesis
+            .validators
+            .iter()
+            .map(|v| v.public_key.public_key().clone())
+            .collect()
+    }
+
+    fn channels(&self) -> Vec<(u64, Quota)> {
+        validator::channel::CONSENSUS
+            .iter()
+            .map(|c| (*c, Quota::per_second(NZU32!(100_000))))
+            .collect()
+    }
+
+    fn max_message_size(&self) -> u32 {
+        validator::max_message_size(self.genesis.validators.len() as u32)
+    }
+
+    async fn init(&self, ctx: InitContext<'_, ed25519::PublicKey>) -> (Handle<()>, State) {
+        let InitContext {
+            context,
+            index,
+            public_key,
+            oracle,
+            channels,
+            monitor,
+            ..
+        } = ctx;
+        let signer = (0..self.genesis.validators.len() as u64)
+            .map(validator_key)
+            .find(|k| &k.public_key() == public_key)
+            .expect("a genesis validator");
+        let mempool = Mempool::new();
+        for tx in &self.txs {
+            let sender = Account {
+                balance: Amount::new(FUNDING),
+                nonce: 0,
+            };
+            let _ = mempool.admit(tx.clone(), Some(sender), false);
+        }
+        let pk = public_key.clone();
+        let running = validator::start(
+            context.child("validator"),
+            validator::Config {
+                genesis: self.genesis.clone(),
+                signer,
+                partition_prefix: format!("validator-{index}"),
+                mempool,
+                observer: Arc::new(NoObserver),
+            },
+            Channels::from_ordered(channels.into_iter()),
+            oracle.manager(),
+            oracle.control(pk.clone()),
+            move |inner| MonitorReporter::new(pk, monitor, inner),
+        )
+        .await;
+        (
+            running.engine,
+            State {
+                marshal: running.marshal,
+                stateful: running.stateful,
+                clock: Arc::new(std::sync::Mutex::new(context)),
+            },
+        )
+    }
+
+    fn start(engine: Handle<()>) -> Handle<()> {
+        engine
+    }
+}

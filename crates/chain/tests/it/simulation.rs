@@ -1,0 +1,192 @@
+//! Consensus and fault tests: N validators of the real stack on the deterministic runtime, with
+//! fixed seeds.
+
+use crate::sim::{self, Chain, State};
+use commonware_glue::simulate::{
+    action::{Action, Crash, Schedule},
+    plan::PlanBuilder,
+    property::{FinalizationProperty, Property},
+    tracker::ProgressTracker,
+};
+use commonware_p2p::simulated::Link;
+use commonware_runtime::Clock;
+use commonware_utils::probability;
+use std::{
+    future::Future,
+    pin::Pin,
+    time::{Duration, UNIX_EPOCH},
+};
+
+type Key = commonware_cryptography::ed25519::PublicKey;
+
+#[derive(Clone)]
+/// Every live validator holds exactly the balances the transfers should produce.
+struct BalancesMatch(Vec<(consort_types::AccountId, consort_types::Account)>);
+
+impl Property<Key, State> for BalancesMatch {
+    fn name(&self) -> &str {
+        "balances_match"
+    }
+
+    fn check<'a>(
+        &'a self,
+        _tracker: &'a ProgressTracker<Key>,
+        states: &'a [&'a State],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            for (v, state) in states.iter().enumerate() {
+                for (id, expected) in &self.0 {
+                    let got = state.account(id).await;
+                    if got != Some(*expected) {
+                        return Err(format!("validator {v}: account {id} is {got:?}, expected {expected:?}"));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[derive(Clone)]
+/// No finalization happens inside a time window (seconds since the simulation started).
+struct NoFinalizationBetween(u64, u64);
+
+impl FinalizationProperty<State> for NoFinalizationBetween {
+    fn name(&self) -> &str {
+        "no_finalization_during_partition"
+    }
+
+    fn check<'a>(
+        &'a self,
+        states: &'a [&'a State],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(state) = states.first() else { return Ok(()) };
+            let now = state.clock.lock().expect("clock").current().duration_since(UNIX_EPOCH).unwrap_or_default();
+            if now > Duration::from_secs(self.0) && now < Duration::from_secs(self.1) {
+                return Err(format!("a block was finalized at {now:?}, inside the partition"));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Exit once `count` validators finalized `view` (a crashed validator cannot count).
+#[derive(Clone)]
+struct QuorumReached {
+    count: usize,
+    view: u64,
+}
+
+impl commonware_glue::simulate::exit::ExitCondition<Key, State> for QuorumReached {
+    fn name(&self) -> &str {
+        "quorum_reached"
+    }
+
+    fn reached<'a>(
+        &'a self,
+        tracker: &'a ProgressTracker<Key>,
+        _states: &'a [&'a State],
+        _target: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move { Ok(tracker.all_reached(self.count, self.view)) })
+    }
+}
+
+fn link(success_percent: u64) -> Link {
+    Link {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(5),
+        success_rate: probability!(success_percent, 100),
+    }
+}
+
+fn scenario(validators: u64, per_sender: u64) -> (Chain, BalancesMatch) {
+    let txs = sim::transfers(per_sender);
+    let chain = Chain::new(validators, txs.clone());
+    let expected = BalancesMatch(sim::expected_accounts(&chain.genesis, &txs));
+    (chain, expected)
+}
+
+#[test]
+fn four_validators_finalize_transfers_and_agree_on_balances() {
+    let run = |seed: u64| {
+        let (chain, expected) = scenario(4, 5);
+        PlanBuilder::new(chain)
+            .seed(seed)
+            .required_finalizations(20)
+            .timeout(Duration::from_secs(600))
+            .property(expected)
+            .run()
+            .expect("four validators finalize and agree")
+            .remove(0)
+            .state
+    };
+    let first = run(1);
+    assert_eq!(first, run(1), "a seed replays identically");
+    assert_ne!(first, run(2), "another seed is another run");
+}
+
+#[test]
+fn three_of_four_keep_finalizing_with_one_crashed() {
+    let (chain, expected) = scenario(4, 3);
+    let crashed = sim::validator_key(3);
+    use commonware_cryptography::Signer;
+    PlanBuilder::new(chain)
+        .seed(3)
+        .crash(Crash::Schedule(
+            Schedule::new().at(Duration::from_millis(1), Action::Crash(crashed.public_key())),
+        ))
+        .exit_condition(QuorumReached { count: 3, view: 30 })
+        .timeout(Duration::from_secs(900))
+        .property(expected)
+        .run()
+        .expect("three validators keep finalizing");
+}
+
+#[test]
+fn lossy_network_with_ten_percent_loss_still_finalizes() {
+    let (chain, expected) = scenario(4, 3);
+    PlanBuilder::new(chain)
+        .seed(4)
+        .link(link(90))
+        .required_finalizations(15)
+        .timeout(Duration::from_secs(900))
+        .property(expected)
+        .run()
+        .expect("finalizes over 10% loss");
+}
+
+#[test]
+fn two_two_partition_halts_without_fork_and_resumes_after_healing() {
+    use commonware_cryptography::Signer;
+    let (chain, expected) = scenario(4, 3);
+    let keys: Vec<Key> = (0..4).map(|i| sim::validator_key(i).public_key()).collect();
+    let mut schedule = Schedule::new();
+    let cut = Duration::from_secs(10);
+    for a in 0..4 {
+        for b in 0..4 {
+            if a != b && (a < 2) != (b < 2) {
+                schedule = schedule.at(
+                    cut,
+                    Action::UpdateLink {
+                        from: keys[a].clone(),
+                        to: keys[b].clone(),
+                        link: link(0),
+                    },
+                );
+            }
+        }
+    }
+    schedule = schedule.at(Duration::from_secs(40), Action::Heal(link(100)));
+    PlanBuilder::new(chain)
+        .seed(5)
+        .crash(Crash::Schedule(schedule))
+        .required_finalizations(60)
+        .timeout(Duration::from_secs(1200))
+        // Blocks already in flight at the cut may still finalize for a few seconds.
+        .finalization_property(NoFinalizationBetween(15, 40))
+        .property(expected)
+        .run()
+        .expect("the partition halts progress without a fork; healing resumes it");
+}

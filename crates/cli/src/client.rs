@@ -1,0 +1,98 @@
+//! A small blocking client of the node API.
+
+use anyhow::{Context as _, bail};
+use commonware_codec::Encode;
+use commonware_cryptography::ed25519;
+use consort_types::{AccountId, Amount, Call, Tx};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A node's API.
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    /// A client of the node at `base` (e.g. `http://127.0.0.1:28000`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client builds"),
+        }
+    }
+
+    fn check(response: reqwest::blocking::Response) -> anyhow::Result<Value> {
+        let status = response.status();
+        let body: Value = response.json().context("the node's answer is not JSON")?;
+        if !status.is_success() {
+            let code = body["error"]["code"].as_str().unwrap_or("unknown");
+            let message = body["error"]["message"].as_str().unwrap_or("");
+            bail!("{code}: {message}");
+        }
+        Ok(body)
+    }
+
+    /// GET a path.
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .with_context(|| format!("cannot reach {url}; is the node running? (consort devnet prints the URLs)"))?;
+        Self::check(response)
+    }
+
+    /// Sign and submit a transfer; returns its hash.
+    pub fn transfer(
+        &self,
+        key: &ed25519::PrivateKey,
+        to: AccountId,
+        amount: u64,
+        nonce: Option<u64>,
+    ) -> anyhow::Result<String> {
+        let status = self.get("/v1/status")?;
+        let chain_id = status["chain_id"].as_u64().context("status has no chain_id")?;
+        let sender = crate::keys::account_of(key);
+        let nonce = match nonce {
+            Some(n) => n,
+            None => self.get(&format!("/v1/accounts/{sender}"))?["nonce"]
+                .as_u64()
+                .context("account has no nonce")?,
+        };
+        let tx = Tx {
+            chain_id,
+            sender,
+            nonce,
+            call: Call::Transfer { to, amount: Amount::new(amount) },
+        }
+        .sign(key);
+        let url = format!("{}/v1/txs", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .json(&json!({"tx": hex::encode(tx.encode())}))
+            .send()
+            .with_context(|| format!("cannot reach {url}"))?;
+        let body = Self::check(response)?;
+        Ok(body["hash"].as_str().context("no hash in answer")?.to_string())
+    }
+
+    /// Poll a transaction until it is finalized or rejected.
+    pub fn wait_finalized(&self, hash: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let start = Instant::now();
+        loop {
+            let status = self.get(&format!("/v1/txs/{hash}"))?;
+            match status["status"].as_str() {
+                Some("finalized") => return Ok(status),
+                Some("rejected") => bail!("rejected: {}", status["error"]),
+                _ if start.elapsed() > timeout => bail!("not finalized after {timeout:?}"),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! `consort devnet`: a whole local consortium on loopback, N validator processes.
+
+use crate::keys;
+use anyhow::{Context as _, bail};
+use consort_node::NodeConfig;
+use consort_types::{Amount, Genesis, GenesisAccount, GenesisValidator};
+use serde_json::json;
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+/// Demo accounts funded at genesis.
+pub const DEMO_ACCOUNTS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
+/// Each demo account's starting balance.
+pub const DEMO_BALANCE: u64 = 1_000_000_000;
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
+pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let genesis_path = dir.join("genesis.json");
+    if genesis_path.exists() {
+        let genesis = Genesis::from_json(&std::fs::read_to_string(&genesis_path)?)?;
+        if genesis.validators.len() != validators {
+            eprintln!(
+                "note: {} already holds a chain with {} validators; resuming it (use another --dir for a new chain)",
+                dir.display(),
+                genesis.validators.len()
+            );
+        }
+        return Ok((0..genesis.validators.len())
+            .map(|i| dir.join(format!("validators/{i}/config.json")))
+            .collect());
+    }
+    if validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut genesis_validators = Vec::new();
+    let mut configs = Vec::new();
+    for i in 0..validators {
+        let vdir = dir.join(format!("validators/{i}"));
+        let key_file = vdir.join("key");
+        let public_key = keys::new_key_file(&key_file)?;
+        let p2p: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        genesis_validators.push(GenesisValidator { public_key, p2p_address: p2p.to_string() });
+        let config = NodeConfig {
+            genesis: std::path::absolute(&genesis_path)?,
+            key_file: std::path::absolute(&key_file)?,
+            data_dir: std::path::absolute(vdir.join("data"))?,
+            p2p_listen: p2p,
+            api_listen: api,
+        };
+        let path = vdir.join("config.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+        configs.push(path);
+    }
+    let mut accounts = Vec::new();
+    for name in DEMO_ACCOUNTS {
+        let id = keys::new_key_file(&dir.join(format!("accounts/{name}.key")))?;
+        accounts.push(GenesisAccount { id, balance: Amount::new(DEMO_BALANCE) });
+    }
+    let genesis = Genesis {
+        chain_id: 1,
+        genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
+        validators: genesis_validators,
+        accounts,
+    };
+    genesis.check()?;
+    std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
+    Ok(configs)
+}
+
+/// Start the node processes of `configs`, logging to `dir/logs`.
+pub fn spawn(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<Vec<Child>> {
+    let exe = std::env::current_exe()?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let mut children = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        let log = std::fs::File::create(dir.join(format!("logs/node-{i}.log")))?;
+        let child = Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start node {i}"))?;
+        children.push(child);
+    }
+    Ok(children)
+}
+
+/// Stop children by their pids: SIGTERM, then SIGKILL after a grace period.
+pub fn stop(children: &mut [Child]) {
+    for child in children.iter() {
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for child in children.iter_mut() {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Run the devnet until Ctrl-C.
+pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
+    let configs = prepare(validators, dir)?;
+    let nodes: Vec<NodeConfig> = configs
+        .iter()
+        .map(|c| NodeConfig::load(c))
+        .collect::<Result<_, _>>()?;
+    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.api_listen)).collect();
+    std::fs::write(
+        dir.join("devnet.json"),
+        serde_json::to_string_pretty(&json!({
+            "nodes": urls.iter().enumerate().map(|(i, u)| json!({"index": i, "api": u})).collect::<Vec<_>>(),
+            "genesis": std::path::absolute(dir.join("genesis.json"))?,
+            "accounts_dir": std::path::absolute(dir.join("accounts"))?,
+        }))?,
+    )?;
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    {
+        let flag = stop_flag.clone();
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let mut children = spawn(dir, &configs)?;
+    eprintln!("starting {} validators (logs in {}/logs)...", children.len(), dir.display());
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let start = Instant::now();
+    for (i, url) in urls.iter().enumerate() {
+        loop {
+            if client.get(format!("{url}/v1/status")).send().is_ok_and(|r| r.status().is_success()) {
+                eprintln!("  node {i} up at {url} ({:.1}s)", start.elapsed().as_secs_f64());
+                break;
+            }
+            if let Ok(Some(status)) = children[i].try_wait() {
+                stop(&mut children);
+                bail!("node {i} exited ({status}); see {}/logs/node-{i}.log", dir.display());
+            }
+            if start.elapsed() > Duration::from_secs(60) || stop_flag.load(Ordering::SeqCst) {
+                stop(&mut children);
+                bail!("node {i} did not answer within 60 s; see {}/logs/node-{i}.log", dir.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!("Consort devnet is running ({} validators).", urls.len());
+    for (i, url) in urls.iter().enumerate() {
+        println!("  node {i}: {url}");
+    }
+    println!("Demo accounts (keys in {}/accounts):", dir.display());
+    for name in DEMO_ACCOUNTS {
+        let key = consort_node::node::load_key(&dir.join(format!("accounts/{name}.key")))?;
+        println!("  {name}: {}", keys::account_of(&key));
+    }
+    println!("Main-chain peg: off (the two-way peg with litecoind is not wired into the devnet yet).");
+    println!("Try: consort transfer --node {} --key {}/accounts/alice.key --to <bob's id> --amount 5", urls[0], dir.display());
+    println!("Press Ctrl-C to stop.");
+    while !stop_flag.load(Ordering::SeqCst) {
+        for (i, child) in children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("node {i} exited ({status}); see {}/logs/node-{i}.log", dir.display());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("stopping...");
+    stop(&mut children);
+    eprintln!("stopped; run the same command to resume the chain");
+    Ok(())
+}

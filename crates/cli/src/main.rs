@@ -1,0 +1,157 @@
+//! The `consort` command: run a node or a local devnet, manage keys, send transfers, read
+//! accounts and blocks.
+
+mod client;
+mod devnet;
+mod keys;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Consort: a consortium blockchain for B2C commerce, a side chain of a Bitcoin-family chain.
+#[derive(Parser)]
+#[command(name = "consort", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node from a config file (written by `consort devnet`, or by hand).
+    Node {
+        /// The node's JSON config: genesis, key_file, data_dir, p2p_listen, api_listen.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a whole local consortium: N validator processes on loopback with funded demo
+    /// accounts. Re-running with the same --dir resumes the chain. Ctrl-C stops everything.
+    Devnet {
+        /// Number of validators (tolerates ⌊(N−1)/3⌋ faulty).
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Where keys, genesis, configs, data and logs live.
+        #[arg(long, default_value = "devnet")]
+        dir: PathBuf,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Send a transfer and wait until it is finalized.
+    Transfer {
+        /// A node's API URL (see DIR/devnet.json).
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// File with the sender's private key (hex).
+        #[arg(long)]
+        key: PathBuf,
+        /// Recipient account id (hex public key).
+        #[arg(long)]
+        to: String,
+        /// Amount in base units.
+        #[arg(long)]
+        amount: u64,
+        /// Nonce to use (default: the account's next nonce).
+        #[arg(long)]
+        nonce: Option<u64>,
+        /// Return once the node accepts it, without waiting for finality.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show an account's balance, nonce and state proof.
+    Account {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// Account id (hex public key).
+        id: String,
+    },
+    /// Show a finalized block.
+    Block {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// Block height.
+        height: u64,
+    },
+    /// Show a node's view of the chain.
+    Status {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a new ed25519 key, write it to a file (mode 0600) and print the account id.
+    New {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the account id of a key file.
+    Show {
+        /// The key file.
+        key: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,commonware=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Node { config } => {
+            let config = consort_node::NodeConfig::load(&config)?;
+            consort_node::run(config)
+        }
+        Command::Devnet { validators, dir } => devnet::run(validators, &dir),
+        Command::Keys { command } => match command {
+            KeysCommand::New { out } => {
+                let id = keys::new_key_file(&out)?;
+                println!("{id}");
+                Ok(())
+            }
+            KeysCommand::Show { key } => {
+                println!("{}", keys::account_of(&consort_node::node::load_key(&key)?));
+                Ok(())
+            }
+        },
+        Command::Transfer { node, key, to, amount, nonce, no_wait } => {
+            let key = consort_node::node::load_key(&key)?;
+            let to = to.parse().context("--to must be a hex account id")?;
+            let client = client::Client::new(&node);
+            let hash = client.transfer(&key, to, amount, nonce)?;
+            println!("submitted {hash}");
+            if !no_wait {
+                let status = client.wait_finalized(&hash, std::time::Duration::from_secs(30))?;
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            }
+            Ok(())
+        }
+        Command::Account { node, id } => {
+            let value = client::Client::new(&node).get(&format!("/v1/accounts/{id}"))?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Command::Block { node, height } => {
+            let value = client::Client::new(&node).get(&format!("/v1/blocks/{height}"))?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Command::Status { node } => {
+            let value = client::Client::new(&node).get("/v1/status")?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! A Consort full node: authenticated p2p, the validator stack, transaction gossip and the
+//! HTTP/WebSocket API.
+
+pub mod api;
+pub mod config;
+pub mod gossip;
+pub mod node;
+
+pub use config::NodeConfig;
+pub use node::run;

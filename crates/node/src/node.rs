@@ -1,0 +1,232 @@
+//! Start a node: tokio runtime with durable storage, authenticated p2p over the genesis
+//! validator set, the validator stack, gossip and the API.
+
+use crate::{api, config::NodeConfig, gossip};
+use commonware_cryptography::{ChaCha20Poly1305, Signer as _, ed25519};
+use commonware_p2p::{Address, AddressableManager as _, authenticated::lookup};
+use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{NZU32, NZUsize, ordered::Map};
+use consort_chain::{
+    ChainObserver, Mempool,
+    validator::{self, Channels, channel},
+};
+use consort_types::{Block, Genesis, hex_serde};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tracing::info;
+
+/// Namespace of p2p handshakes.
+const P2P_NAMESPACE: &[u8] = b"_CONSORT_P2P";
+
+/// The latest finalized block as the node knows it.
+#[derive(Clone, Debug, Default)]
+pub struct Tip {
+    /// Height of the latest finalized block.
+    pub height: u64,
+    /// Its digest (hex).
+    pub hash: String,
+    /// Its timestamp (ms).
+    pub timestamp_ms: u64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Finalized transactions since start.
+    pub txs_finalized: std::sync::atomic::AtomicU64,
+    /// Sum of finality latencies of blocks this node finalized (ms), and their count.
+    pub finality_ms_sum: std::sync::atomic::AtomicU64,
+    /// Blocks finalized since start.
+    pub blocks_finalized: std::sync::atomic::AtomicU64,
+}
+
+/// Hears finalized blocks: updates the tip, prunes the mempool, feeds events and metrics.
+pub struct Observer {
+    /// The node's mempool.
+    pub mempool: Mempool,
+    /// The tip.
+    pub tip: Mutex<Tip>,
+    /// Finalized-block events for WebSocket subscribers (JSON).
+    pub events: tokio::sync::broadcast::Sender<Arc<String>>,
+    /// Metrics.
+    pub counters: Counters,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+impl ChainObserver for Observer {
+    fn finalized(&self, block: &Arc<Block>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.mempool.on_finalized(block);
+        let hash = hex_serde::encode(&commonware_cryptography::Digestible::digest(block.as_ref()));
+        {
+            let mut tip = self.tip.lock().expect("tip lock");
+            if block.number() <= tip.height && !tip.hash.is_empty() {
+                return;
+            }
+            *tip = Tip {
+                height: block.number(),
+                hash: hash.clone(),
+                timestamp_ms: block.header.timestamp_ms,
+            };
+        }
+        let latency = wall_ms().saturating_sub(block.header.timestamp_ms);
+        self.counters.txs_finalized.fetch_add(block.txs.len() as u64, Relaxed);
+        self.counters.blocks_finalized.fetch_add(1, Relaxed);
+        self.counters.finality_ms_sum.fetch_add(latency, Relaxed);
+        let event = serde_json::json!({
+            "type": "block_finalized",
+            "height": block.number(),
+            "hash": hash,
+            "timestamp_ms": block.header.timestamp_ms,
+            "txs": block.txs.iter().map(|t| hex_serde::encode(&t.hash())).collect::<Vec<_>>(),
+        });
+        let _ = self.events.send(Arc::new(event.to_string()));
+    }
+}
+
+/// Read the validator key file (hex of the 32-byte ed25519 private key).
+pub fn load_key(path: &std::path::Path) -> anyhow::Result<ed25519::PrivateKey> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
+    hex_serde::parse(text.trim())
+        .map_err(|e| anyhow::anyhow!("key file {} is not a hex ed25519 private key: {e}", path.display()))
+}
+
+/// Run a node until the process is stopped.
+pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let genesis_text = std::fs::read_to_string(&config.genesis)
+        .map_err(|e| anyhow::anyhow!("cannot read genesis {}: {e}", config.genesis.display()))?;
+    let genesis = Arc::new(Genesis::from_json(&genesis_text)?);
+    let signer = load_key(&config.key_file)?;
+    if !genesis.validators.iter().any(|v| v.public_key.public_key() == &signer.public_key()) {
+        anyhow::bail!("this node's key is not a genesis validator; check key_file and genesis");
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let runtime = cw_tokio::Runner::new(
+        cw_tokio::Config::new().with_storage_directory(config.data_dir.join("storage")),
+    );
+    runtime.start(|context| async move {
+        if let Err(error) = serve(context, config, genesis, signer).await {
+            tracing::error!(%error, "node stopped");
+            std::process::exit(1);
+        }
+    });
+    Ok(())
+}
+
+async fn serve(
+    context: cw_tokio::Context,
+    config: NodeConfig,
+    genesis: Arc<Genesis>,
+    signer: ed25519::PrivateKey,
+) -> anyhow::Result<()> {
+    let validators = genesis.validators.len() as u32;
+    let max_message = validator::max_message_size(validators)
+        .max(gossip::GOSSIP_BATCH_MAX as u32 * consort_types::limits::TX_SIZE_MAX as u32);
+    let handshake = Cups::<_, ChaCha20Poly1305>::new(
+        Sake {
+            signer: signer.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let p2p_config = lookup::Config::local(
+        handshake,
+        P2P_NAMESPACE,
+        config.p2p_listen,
+        NZUsize!(validator::participants(&genesis).len() + 1),
+        max_message,
+        NZUsize!(4096),
+    );
+    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_config);
+    let mut peers = Vec::new();
+    for v in &genesis.validators {
+        let address: SocketAddr = v.p2p_address.parse().map_err(|e| {
+            anyhow::anyhow!("validator p2p address {} is not host:port: {e}", v.p2p_address)
+        })?;
+        peers.push((v.public_key.public_key().clone(), Address::from(address)));
+    }
+    let peer_map: Map<_, Address> = peers
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("genesis validators must be distinct"))?;
+    oracle.track(0, peer_map);
+    // A channel's mailbox holds peers × burst messages: keep the burst modest.
+    let quota = Quota::per_second(NZU32!(4096));
+    let pairs: Vec<_> = channel::CONSENSUS
+        .iter()
+        .map(|c| network.register(*c, quota))
+        .collect();
+    let txs_channel = network.register(channel::TXS, quota);
+    network.start();
+
+    info!(p2p = %config.p2p_listen, "p2p started");
+    let mempool = Mempool::new();
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let observer = Arc::new(Observer {
+        mempool: mempool.clone(),
+        tip: Mutex::new(Tip::default()),
+        events,
+        counters: Counters::default(),
+    });
+    let running = validator::start(
+        context.child("validator"),
+        validator::Config {
+            genesis: genesis.clone(),
+            signer,
+            partition_prefix: "consort".into(),
+            mempool: mempool.clone(),
+            observer: observer.clone(),
+        },
+        Channels::from_ordered(pairs.into_iter()),
+        oracle.clone(),
+        oracle.clone(),
+        |inner| inner,
+    )
+    .await;
+    let databases = running.stateful.subscribe_databases().await;
+    let (sender, receiver) = txs_channel;
+    context
+        .child("gossip_send")
+        .spawn({
+            let mempool = mempool.clone();
+            move |ctx| gossip::send_loop(ctx, mempool, sender)
+        });
+    context.child("gossip_receive").spawn({
+        let mempool = mempool.clone();
+        let databases = databases.clone();
+        let chain_id = genesis.chain_id;
+        move |ctx| gossip::receive_loop(ctx, mempool, databases, chain_id, receiver)
+    });
+
+    let shared = Arc::new(api::Shared {
+        genesis: genesis.clone(),
+        mempool,
+        databases,
+        marshal: running.marshal,
+        observer,
+        peers: genesis.validators.len().saturating_sub(1),
+    });
+    let listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for the API on {}: {e}", config.api_listen))?;
+    info!(api = %config.api_listen, p2p = %config.p2p_listen, "node started");
+    axum::serve(listener, api::router(shared))
+        .await
+        .map_err(|e| anyhow::anyhow!("API server failed: {e}"))?;
+    Ok(())
+}

@@ -15,9 +15,7 @@ use commonware_glue::stateful::{
 use commonware_runtime::Clock;
 use commonware_storage::qmdb::sync::Target;
 use commonware_utils::range::NonEmptyRange;
-use consort_types::{
-    Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits,
-};
+use consort_types::{Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits};
 use futures::StreamExt;
 use std::{
     sync::Arc,
@@ -61,10 +59,7 @@ pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
         context: BlockContext {
             round: commonware_consensus::types::Round::zero(),
             leader,
-            parent: (
-                commonware_consensus::types::View::zero(),
-                genesis.digest(),
-            ),
+            parent: (commonware_consensus::types::View::zero(), genesis.digest()),
         },
         parent: genesis.digest(),
         height: Height::zero(),
@@ -80,7 +75,11 @@ pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
 
 impl App {
     /// An application for `genesis` reporting finalized blocks to `observer`.
-    pub fn new(genesis: Arc<Genesis>, genesis_block: Block, observer: Arc<dyn ChainObserver>) -> Self {
+    pub fn new(
+        genesis: Arc<Genesis>,
+        genesis_block: Block,
+        observer: Arc<dyn ChainObserver>,
+    ) -> Self {
         Self {
             genesis,
             genesis_block,
@@ -186,7 +185,10 @@ impl<E: Runtime> Application<E> for App {
         let parent = parent.inner();
         let mempool = input.provider;
         // Pace empty blocks: wait for work, or for the empty-block interval to pass.
-        let deadline = parent.header.timestamp_ms.saturating_add(EMPTY_BLOCK_INTERVAL_MS);
+        let deadline = parent
+            .header
+            .timestamp_ms
+            .saturating_add(EMPTY_BLOCK_INTERVAL_MS);
         while mempool.is_empty() && now_ms(&context) < deadline {
             context.sleep(PROPOSE_POLL).await;
         }
@@ -209,7 +211,13 @@ impl<E: Runtime> Application<E> for App {
             }
         };
         mempool.reject(executed.rejected);
-        let header = header_for(consensus, parent, timestamp_ms, &executed.included, &executed.merkleized);
+        let header = header_for(
+            consensus,
+            parent,
+            timestamp_ms,
+            &executed.included,
+            &executed.merkleized,
+        );
         debug!(height, txs = executed.included.len(), "proposing");
         Some(Proposed {
             block: Block::new(header, executed.included),
@@ -230,7 +238,9 @@ impl<E: Runtime> Application<E> for App {
         let parent = ancestry.next().await?;
         let parent = parent.inner();
         if finality == Finality::Candidate {
-            if let Err(reason) = check_candidate(block, parent, self.genesis.chain_id, None, &mut context) {
+            if let Err(reason) =
+                check_candidate(block, parent, self.genesis.chain_id, None, &mut context)
+            {
                 warn!(height = block.number(), %reason, "rejecting block");
                 return None;
             }
@@ -240,7 +250,11 @@ impl<E: Runtime> Application<E> for App {
                 if block.header.timestamp_ms <= now.saturating_add(limits::BLOCK_FUTURE_DRIFT_MS) {
                     break;
                 }
-                context.sleep(Duration::from_millis(block.header.timestamp_ms - now - limits::BLOCK_FUTURE_DRIFT_MS)).await;
+                context
+                    .sleep(Duration::from_millis(
+                        block.header.timestamp_ms - now - limits::BLOCK_FUTURE_DRIFT_MS,
+                    ))
+                    .await;
             }
         }
         let height = block.number();

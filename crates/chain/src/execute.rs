@@ -79,7 +79,7 @@ impl Overlay {
         let sender_id = &tx.tx.sender;
         let mut sender = self
             .get(sender_id)
-            .ok_or_else(|| TxError::UnknownAccount(sender_id.clone()))?;
+            .ok_or_else(|| TxError::UnknownAccount(Box::new(sender_id.clone())))?;
         if tx.tx.nonce < sender.nonce {
             return Err(TxError::NonceReused {
                 expected: sender.nonce,
@@ -269,7 +269,10 @@ mod tests {
     fn transfer_moves_balance_and_bumps_nonce() {
         let mut overlay = funded();
         overlay.apply(&transfer(1, 2, 0, 30)).expect("applies");
-        assert_eq!(overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)), Some((70, 1)));
+        assert_eq!(
+            overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)),
+            Some((70, 1))
+        );
         assert_eq!(overlay.get(&id(2)).map(|a| a.balance.units()), Some(30));
     }
 
@@ -280,7 +283,10 @@ mod tests {
         let before = overlay.get(&id(1));
         assert!(matches!(
             overlay.apply(&transfer(1, 2, 0, 30)),
-            Err(TxError::NonceReused { expected: 1, got: 0 })
+            Err(TxError::NonceReused {
+                expected: 1,
+                got: 0
+            })
         ));
         assert_eq!(overlay.get(&id(1)), before);
     }
@@ -292,21 +298,30 @@ mod tests {
             overlay.apply(&transfer(1, 2, 0, 101)),
             Err(TxError::InsufficientBalance { .. })
         ));
-        assert_eq!(overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)), Some((100, 0)));
+        assert_eq!(
+            overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)),
+            Some((100, 0))
+        );
         assert_eq!(overlay.get(&id(2)), None);
     }
 
     #[test]
     fn unknown_sender_is_refused() {
         let mut overlay = funded();
-        assert!(matches!(overlay.apply(&transfer(9, 2, 0, 1)), Err(TxError::UnknownAccount(_))));
+        assert!(matches!(
+            overlay.apply(&transfer(9, 2, 0, 1)),
+            Err(TxError::UnknownAccount(_))
+        ));
     }
 
     #[test]
     fn self_transfer_keeps_balance_and_bumps_nonce() {
         let mut overlay = funded();
         overlay.apply(&transfer(1, 1, 0, 40)).expect("applies");
-        assert_eq!(overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)), Some((100, 1)));
+        assert_eq!(
+            overlay.get(&id(1)).map(|a| (a.balance.units(), a.nonce)),
+            Some((100, 1))
+        );
     }
 
     #[test]
@@ -317,10 +332,16 @@ mod tests {
             let from = 1 + step % 4;
             let to = 1 + (step * 7 + 3) % 4;
             let amount = 1 + step % 13;
-            if overlay.apply(&transfer(from, to, nonces[(from - 1) as usize], amount)).is_ok() {
+            if overlay
+                .apply(&transfer(from, to, nonces[(from - 1) as usize], amount))
+                .is_ok()
+            {
                 nonces[(from - 1) as usize] += 1;
             }
-            let total: u64 = (1..=4).filter_map(|s| overlay.get(&id(s))).map(|a| a.balance.units()).sum();
+            let total: u64 = (1..=4)
+                .filter_map(|s| overlay.get(&id(s)))
+                .map(|a| a.balance.units())
+                .sum();
             assert_eq!(total, 100, "supply changed at step {step}");
         }
     }

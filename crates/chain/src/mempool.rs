@@ -70,7 +70,7 @@ impl Mempool {
             return Err(TxError::MempoolFull);
         }
         let Some(account) = sender else {
-            return Err(TxError::UnknownAccount(tx.tx.sender.clone()));
+            return Err(TxError::UnknownAccount(Box::new(tx.tx.sender.clone())));
         };
         let nonce = tx.tx.nonce;
         if nonce < account.nonce {
@@ -206,12 +206,12 @@ impl Mempool {
 }
 
 fn remove(pool: &mut Pool, hash: &TxHash) {
-    if let Some((sender, nonce)) = pool.hashes.remove(hash) {
-        if let Some(queue) = pool.by_sender.get_mut(&sender) {
-            queue.remove(&nonce);
-            if queue.is_empty() {
-                pool.by_sender.remove(&sender);
-            }
+    if let Some((sender, nonce)) = pool.hashes.remove(hash)
+        && let Some(queue) = pool.by_sender.get_mut(&sender)
+    {
+        queue.remove(&nonce);
+        if queue.is_empty() {
+            pool.by_sender.remove(&sender);
         }
     }
 }
@@ -260,7 +260,8 @@ mod tests {
     #[test]
     fn pending_spends_count_against_the_balance() {
         let pool = Mempool::new();
-        pool.admit(transfer(0, 60), account(100, 0), true).expect("first fits");
+        pool.admit(transfer(0, 60), account(100, 0), true)
+            .expect("first fits");
         assert!(matches!(
             pool.admit(transfer(1, 50), account(100, 0), true),
             Err(TxError::InsufficientBalance { .. })
@@ -271,8 +272,12 @@ mod tests {
     #[test]
     fn duplicates_and_stale_nonces_are_refused() {
         let pool = Mempool::new();
-        pool.admit(transfer(3, 1), account(100, 3), true).expect("admits");
-        assert_eq!(pool.admit(transfer(3, 1), account(100, 3), true), Err(TxError::Duplicate));
+        pool.admit(transfer(3, 1), account(100, 3), true)
+            .expect("admits");
+        assert_eq!(
+            pool.admit(transfer(3, 1), account(100, 3), true),
+            Err(TxError::Duplicate)
+        );
         assert!(matches!(
             pool.admit(transfer(2, 1), account(100, 3), true),
             Err(TxError::NonceReused { .. })
@@ -287,10 +292,17 @@ mod tests {
     fn finalization_removes_included_and_stale_transactions() {
         let pool = Mempool::new();
         for nonce in 0..3 {
-            pool.admit(transfer(nonce, 1), account(100, 0), false).expect("admits");
+            pool.admit(transfer(nonce, 1), account(100, 0), false)
+                .expect("admits");
         }
         assert_eq!(pool.candidates(10).len(), 3);
-        pool.reject(vec![(transfer(0, 1).hash(), TxError::NonceReused { expected: 1, got: 0 })]);
+        pool.reject(vec![(
+            transfer(0, 1).hash(),
+            TxError::NonceReused {
+                expected: 1,
+                got: 0,
+            },
+        )]);
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.status(&transfer(0, 1).hash()), None);
     }

@@ -58,7 +58,10 @@ pub type StateValue = commonware_utils::sequence::FixedBytes<STATE_VALUE_SIZE>;
 /// Pad a record's encoding into a state value.
 pub fn to_value(record: &impl commonware_codec::Encode) -> StateValue {
     let bytes = record.encode();
-    assert!(bytes.len() <= STATE_VALUE_SIZE, "state records fit STATE_VALUE_SIZE");
+    assert!(
+        bytes.len() <= STATE_VALUE_SIZE,
+        "state records fit STATE_VALUE_SIZE"
+    );
     let mut value = [0u8; STATE_VALUE_SIZE];
     value[..bytes.len()].copy_from_slice(&bytes);
     StateValue::new(value)
@@ -88,10 +91,7 @@ const IO_BUFFER: NonZeroUsize = NZUsize!(1 << 16);
 const ITEMS_PER_BLOB: NonZeroU64 = NZU64!(1 << 16);
 
 /// Storage configuration of the state database under partition prefix `prefix`.
-pub fn db_config(
-    prefix: &str,
-    page_cache: CacheRef,
-) -> FixedConfig<TwoCap, Sequential> {
+pub fn db_config(prefix: &str, page_cache: CacheRef) -> FixedConfig<TwoCap, Sequential> {
     FixedConfig {
         merkle_config: MmrJournalConfig {
             journal_partition: format!("{prefix}-state-mmr-journal"),

@@ -25,7 +25,9 @@ use commonware_consensus::{
     },
     types::{Epoch, FixedEpocher, ViewDelta},
 };
-use commonware_cryptography::{Digestible, Sha256, certificate::ConstantProvider, ed25519, Signer as _};
+use commonware_cryptography::{
+    Digestible, Sha256, Signer as _, certificate::ConstantProvider, ed25519,
+};
 use commonware_glue::stateful::{
     self as stateful, Config as StatefulConfig, PruneConfig, Stateful, SyncPlan,
     db::{SyncEngineConfig, p2p as qmdb_resolver},
@@ -68,7 +70,14 @@ pub mod channel {
     /// Transaction gossip.
     pub const TXS: u64 = 6;
     /// Every consensus channel, in the order [`Channels`] takes them.
-    pub const CONSENSUS: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BROADCAST, STATE_SYNC];
+    pub const CONSENSUS: [u64; 6] = [
+        VOTES,
+        CERTIFICATES,
+        RESOLVER,
+        BACKFILL,
+        BROADCAST,
+        STATE_SYNC,
+    ];
 }
 
 /// The consensus channels of one validator, one (sender, receiver) pair each.
@@ -104,8 +113,13 @@ impl<S, R> Channels<S, R> {
 
 /// The validator set of a genesis, sorted as consensus indexes it.
 pub fn participants(genesis: &Genesis) -> Set<ed25519::PublicKey> {
-    <Set<_> as commonware_utils::TryFromIterator<_>>::try_from_iter(genesis.validators.iter().map(|v| v.public_key.public_key().clone()))
-        .expect("genesis validators are distinct")
+    <Set<_> as commonware_utils::TryFromIterator<_>>::try_from_iter(
+        genesis
+            .validators
+            .iter()
+            .map(|v| v.public_key.public_key().clone()),
+    )
+    .expect("genesis validators are distinct")
 }
 
 /// The largest p2p message a validator sends (consensus, blocks, state sync).
@@ -229,7 +243,12 @@ where
 
     let finalizations = prunable::Archive::init(
         context.child("finalizations_by_height"),
-        archive_config(&prefix, "finalizations", page_cache.clone(), genesis.validators.len()),
+        archive_config(
+            &prefix,
+            "finalizations",
+            page_cache.clone(),
+            genesis.validators.len(),
+        ),
     )
     .await
     .expect("open the finalizations archive");
@@ -242,32 +261,33 @@ where
 
     let plan = SyncPlan::init(context.child("plan"), prefix.clone()).await;
     let provider = ConstantProvider::new(scheme.clone());
-    let (marshal_actor, marshal_mailbox, floor) = MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
-        context.child("marshal"),
-        finalizations,
-        blocks,
-        marshal::Config {
-            provider,
-            epocher: FixedEpocher::new(EPOCH_LENGTH),
-            start: plan.marshal_start(commonware_cryptography::Digested::precomputed(
-                genesis_block.clone(),
-                genesis_block.digest(),
-            )),
-            partition_prefix: prefix.clone(),
-            mailbox_size: MAILBOX,
-            view_retention: ViewDelta::new(1024),
-            prunable_items_per_section: NZU64!(4096),
-            page_cache: page_cache.clone(),
-            replay_buffer: IO_BUFFER,
-            key_write_buffer: IO_BUFFER,
-            value_write_buffer: IO_BUFFER,
-            block_codec_config: (),
-            max_repair: NZUsize!(64),
-            max_pending_acks: NZUsize!(16),
-            strategy: Sequential,
-        },
-    )
-    .await;
+    let (marshal_actor, marshal_mailbox, floor) =
+        MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
+            context.child("marshal"),
+            finalizations,
+            blocks,
+            marshal::Config {
+                provider,
+                epocher: FixedEpocher::new(EPOCH_LENGTH),
+                start: plan.marshal_start(commonware_cryptography::Digested::precomputed(
+                    genesis_block.clone(),
+                    genesis_block.digest(),
+                )),
+                partition_prefix: prefix.clone(),
+                mailbox_size: MAILBOX,
+                view_retention: ViewDelta::new(1024),
+                prunable_items_per_section: NZU64!(4096),
+                page_cache: page_cache.clone(),
+                replay_buffer: IO_BUFFER,
+                key_write_buffer: IO_BUFFER,
+                value_write_buffer: IO_BUFFER,
+                block_codec_config: (),
+                max_repair: NZUsize!(64),
+                max_pending_acks: NZUsize!(16),
+                strategy: Sequential,
+            },
+        )
+        .await;
 
     let (qmdb_resolver_actor, qmdb_sync_resolver) =
         qmdb_resolver::Actor::<_, ed25519::PublicKey, _, _, mmr::Family, StateDb<_>>::new(

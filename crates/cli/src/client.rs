@@ -39,11 +39,9 @@ impl Client {
     /// GET a path.
     pub fn get(&self, path: &str) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .with_context(|| format!("cannot reach {url}; is the node running? (consort devnet prints the URLs)"))?;
+        let response = self.http.get(&url).send().with_context(|| {
+            format!("cannot reach {url}; is the node running? (consort devnet prints the URLs)")
+        })?;
         Self::check(response)
     }
 
@@ -56,7 +54,9 @@ impl Client {
         nonce: Option<u64>,
     ) -> anyhow::Result<String> {
         let status = self.get("/v1/status")?;
-        let chain_id = status["chain_id"].as_u64().context("status has no chain_id")?;
+        let chain_id = status["chain_id"]
+            .as_u64()
+            .context("status has no chain_id")?;
         let sender = crate::keys::account_of(key);
         let nonce = match nonce {
             Some(n) => n,
@@ -68,7 +68,10 @@ impl Client {
             chain_id,
             sender,
             nonce,
-            call: Call::Transfer { to, amount: Amount::new(amount) },
+            call: Call::Transfer {
+                to,
+                amount: Amount::new(amount),
+            },
         }
         .sign(key);
         let url = format!("{}/v1/txs", self.base);
@@ -79,7 +82,10 @@ impl Client {
             .send()
             .with_context(|| format!("cannot reach {url}"))?;
         let body = Self::check(response)?;
-        Ok(body["hash"].as_str().context("no hash in answer")?.to_string())
+        Ok(body["hash"]
+            .as_str()
+            .context("no hash in answer")?
+            .to_string())
     }
 
     /// Poll a transaction until it is finalized or rejected.

@@ -54,7 +54,10 @@ pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let public_key = keys::new_key_file(&key_file)?;
         let p2p: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        genesis_validators.push(GenesisValidator { public_key, p2p_address: p2p.to_string() });
+        genesis_validators.push(GenesisValidator {
+            public_key,
+            p2p_address: p2p.to_string(),
+        });
         let config = NodeConfig {
             genesis: std::path::absolute(&genesis_path)?,
             key_file: std::path::absolute(&key_file)?,
@@ -69,7 +72,10 @@ pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut accounts = Vec::new();
     for name in DEMO_ACCOUNTS {
         let id = keys::new_key_file(&dir.join(format!("accounts/{name}.key")))?;
-        accounts.push(GenesisAccount { id, balance: Amount::new(DEMO_BALANCE) });
+        accounts.push(GenesisAccount {
+            id,
+            balance: Amount::new(DEMO_BALANCE),
+        });
     }
     let genesis = Genesis {
         chain_id: 1,
@@ -106,7 +112,10 @@ pub fn spawn(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<Vec<Child>> {
 /// Stop children by their pids: SIGTERM, then SIGKILL after a grace period.
 pub fn stop(children: &mut [Child]) {
     for child in children.iter() {
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     for child in children.iter_mut() {
@@ -128,7 +137,10 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|c| NodeConfig::load(c))
         .collect::<Result<_, _>>()?;
-    let urls: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.api_listen)).collect();
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("http://{}", n.api_listen))
+        .collect();
     std::fs::write(
         dir.join("devnet.json"),
         serde_json::to_string_pretty(&json!({
@@ -144,22 +156,41 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
             .context("cannot install the Ctrl-C handler")?;
     }
     let mut children = spawn(dir, &configs)?;
-    eprintln!("starting {} validators (logs in {}/logs)...", children.len(), dir.display());
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    eprintln!(
+        "starting {} validators (logs in {}/logs)...",
+        children.len(),
+        dir.display()
+    );
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
     let start = Instant::now();
     for (i, url) in urls.iter().enumerate() {
         loop {
-            if client.get(format!("{url}/v1/status")).send().is_ok_and(|r| r.status().is_success()) {
-                eprintln!("  node {i} up at {url} ({:.1}s)", start.elapsed().as_secs_f64());
+            if client
+                .get(format!("{url}/v1/status"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                eprintln!(
+                    "  node {i} up at {url} ({:.1}s)",
+                    start.elapsed().as_secs_f64()
+                );
                 break;
             }
             if let Ok(Some(status)) = children[i].try_wait() {
                 stop(&mut children);
-                bail!("node {i} exited ({status}); see {}/logs/node-{i}.log", dir.display());
+                bail!(
+                    "node {i} exited ({status}); see {}/logs/node-{i}.log",
+                    dir.display()
+                );
             }
             if start.elapsed() > Duration::from_secs(60) || stop_flag.load(Ordering::SeqCst) {
                 stop(&mut children);
-                bail!("node {i} did not answer within 60 s; see {}/logs/node-{i}.log", dir.display());
+                bail!(
+                    "node {i} did not answer within 60 s; see {}/logs/node-{i}.log",
+                    dir.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -173,13 +204,22 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
         let key = consort_node::node::load_key(&dir.join(format!("accounts/{name}.key")))?;
         println!("  {name}: {}", keys::account_of(&key));
     }
-    println!("Main-chain peg: off (the two-way peg with litecoind is not wired into the devnet yet).");
-    println!("Try: consort transfer --node {} --key {}/accounts/alice.key --to <bob's id> --amount 5", urls[0], dir.display());
+    println!(
+        "Main-chain peg: off (the two-way peg with litecoind is not wired into the devnet yet)."
+    );
+    println!(
+        "Try: consort transfer --node {} --key {}/accounts/alice.key --to <bob's id> --amount 5",
+        urls[0],
+        dir.display()
+    );
     println!("Press Ctrl-C to stop.");
     while !stop_flag.load(Ordering::SeqCst) {
         for (i, child) in children.iter_mut().enumerate() {
             if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("node {i} exited ({status}); see {}/logs/node-{i}.log", dir.display());
+                eprintln!(
+                    "node {i} exited ({status}); see {}/logs/node-{i}.log",
+                    dir.display()
+                );
             }
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -34,6 +34,9 @@ enum Command {
         /// Where keys, genesis, configs, data and logs live.
         #[arg(long, default_value = "devnet")]
         dir: PathBuf,
+        /// Only write keys, genesis and node configs, then exit (to start nodes yourself).
+        #[arg(long)]
+        init_only: bool,
     },
     /// Key management.
     Keys {
@@ -114,7 +117,20 @@ fn main() -> anyhow::Result<()> {
             let config = consort_node::NodeConfig::load(&config)?;
             consort_node::run(config)
         }
-        Command::Devnet { validators, dir } => devnet::run(validators, &dir),
+        Command::Devnet {
+            validators,
+            dir,
+            init_only,
+        } => {
+            if init_only {
+                for config in devnet::prepare(validators, &dir)? {
+                    println!("{}", config.display());
+                }
+                Ok(())
+            } else {
+                devnet::run(validators, &dir)
+            }
+        }
         Command::Keys { command } => match command {
             KeysCommand::New { out } => {
                 let id = keys::new_key_file(&out)?;
@@ -126,7 +142,14 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Command::Transfer { node, key, to, amount, nonce, no_wait } => {
+        Command::Transfer {
+            node,
+            key,
+            to,
+            amount,
+            nonce,
+            no_wait,
+        } => {
             let key = consort_node::node::load_key(&key)?;
             let to = to.parse().context("--to must be a hex account id")?;
             let client = client::Client::new(&node);

@@ -101,7 +101,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /v1/openapi.json")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see /v1/openapi.json",
+            )
         })
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_MAX))
         .with_state(shared)
@@ -132,7 +136,11 @@ async fn submit_tx(
     body: Result<Json<SubmitTx>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{e}; send {{\"tx\": \"<hex>\"}}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{e}; send {{\"tx\": \"<hex>\"}}"),
+        )
     })?;
     let bytes = hex_serde::decode(&body.tx)
         .map_err(|e| ApiError::from(TxError::Malformed(format!("not hex: {e}"))))?;
@@ -148,7 +156,12 @@ async fn submit_tx(
 
 async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     tx.check_stateless(s.genesis.chain_id)?;
-    if read_tx_location(s, &tx.hash()).await.ok().flatten().is_some() {
+    if read_tx_location(s, &tx.hash())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
         return Err(TxError::Duplicate);
     }
     let sender = state::read_account(&s.databases, &tx.tx.sender)
@@ -157,21 +170,39 @@ async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     s.mempool.admit(tx, sender, true).map(|_| ())
 }
 
-async fn read_tx_location(s: &Shared, hash: &consort_types::TxHash) -> Result<Option<TxLocation>, String> {
+async fn read_tx_location(
+    s: &Shared,
+    hash: &consort_types::TxHash,
+) -> Result<Option<TxLocation>, String> {
     state::read_record::<_, TxLocation>(&s.databases, &state_key::tx(hash)).await
 }
 
 async fn tx_status(State(s): AppState, Path(hash): Path<String>) -> Result<Json<Value>, ApiError> {
     let hash: consort_types::TxHash = hex_serde::parse(&hash).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("hash is not 32 bytes of hex: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("hash is not 32 bytes of hex: {e}"),
+        )
     })?;
-    if let Some(location) = read_tx_location(&s, &hash).await.map_err(ApiError::internal)? {
-        return Ok(Json(json!({"status": "finalized", "height": location.height, "index": location.index})));
+    if let Some(location) = read_tx_location(&s, &hash)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Ok(Json(
+            json!({"status": "finalized", "height": location.height, "index": location.index}),
+        ));
     }
     match s.mempool.status(&hash) {
         Some(PoolStatus::Pending) => Ok(Json(json!({"status": "pending"}))),
-        Some(PoolStatus::Rejected(error)) => Ok(Json(json!({"status": "rejected", "error": error}))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_tx", "this node has not seen that transaction")),
+        Some(PoolStatus::Rejected(error)) => {
+            Ok(Json(json!({"status": "rejected", "error": error})))
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_tx",
+            "this node has not seen that transaction",
+        )),
     }
 }
 
@@ -198,8 +229,16 @@ pub fn block_json(block: &Block) -> Value {
 }
 
 async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value>, ApiError> {
-    let Some(block) = s.marshal.get_block(Identifier::Height(Height::new(height))).await else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_block", format!("no finalized block at height {height}")));
+    let Some(block) = s
+        .marshal
+        .get_block(Identifier::Height(Height::new(height)))
+        .await
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_block",
+            format!("no finalized block at height {height}"),
+        ));
     };
     let mut value = block_json(block.inner());
     if let Some(finalization) = s.marshal.get_finalization(Height::new(height)).await {
@@ -210,15 +249,30 @@ async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value
 
 async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id: AccountId = id.parse().map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("account id is not a hex ed25519 public key: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("account id is not a hex ed25519 public key: {e}"),
+        )
     })?;
     let key = state_key::account(&id);
     let (root, proof, value) = {
         let db = s.databases.read().await;
-        let Some(value) = db.get(&key).await.map_err(|e| ApiError::internal(format!("{e:?}")))? else {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_account", format!("account {id} does not exist")));
+        let Some(value) = db
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(format!("{e:?}")))?
+        else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_account",
+                format!("account {id} does not exist"),
+            ));
         };
-        let proof = db.key_value_proof(key).await.map_err(|e| ApiError::internal(format!("{e:?}")))?;
+        let proof = db
+            .key_value_proof(key)
+            .await
+            .map_err(|e| ApiError::internal(format!("{e:?}")))?;
         (db.root(), proof, value)
     };
     let account = state::from_value::<consort_types::Account>(&value)
@@ -227,7 +281,10 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
     let tip = s.observer.tip.lock().expect("tip lock").height;
     let mut proven_height = None;
     for height in [tip, tip + 1, tip.saturating_sub(1)] {
-        if let Some(b) = s.marshal.get_block(Identifier::Height(Height::new(height))).await
+        if let Some(b) = s
+            .marshal
+            .get_block(Identifier::Height(Height::new(height)))
+            .await
             && b.inner().header.state_root == root
         {
             proven_height = Some(height);
@@ -253,7 +310,11 @@ async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Response {
     let mut rx = s.observer.events.subscribe();
     ws.on_upgrade(move |mut socket| async move {
         while let Ok(event) = rx.recv().await {
-            if socket.send(Message::Text(event.as_str().into())).await.is_err() {
+            if socket
+                .send(Message::Text(event.as_str().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -264,7 +325,11 @@ async fn metrics(State(s): AppState) -> String {
     let c = &s.observer.counters;
     let tip = s.observer.tip.lock().expect("tip lock").height;
     let blocks = c.blocks_finalized.load(Relaxed);
-    let latency = c.finality_ms_sum.load(Relaxed).checked_div(blocks).unwrap_or(0);
+    let latency = c
+        .finality_ms_sum
+        .load(Relaxed)
+        .checked_div(blocks)
+        .unwrap_or(0);
     format!(
         "# HELP consort_finalized_height Height of the latest finalized block.\n# TYPE consort_finalized_height gauge\nconsort_finalized_height {tip}\n\
          # HELP consort_finality_latency_ms_avg Mean time from block timestamp to local finalization.\n# TYPE consort_finality_latency_ms_avg gauge\nconsort_finality_latency_ms_avg {latency}\n\

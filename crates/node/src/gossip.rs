@@ -55,7 +55,9 @@ pub async fn receive_loop<E, R>(
         };
         let fresh: Vec<SignedTx> = txs
             .into_iter()
-            .filter(|tx| !mempool.contains(&tx.hash()) && tx.check_without_signature(chain_id).is_ok())
+            .filter(|tx| {
+                !mempool.contains(&tx.hash()) && tx.check_without_signature(chain_id).is_ok()
+            })
             .collect();
         let refs: Vec<&SignedTx> = fresh.iter().collect();
         if !consort_types::tx::verify_batch(&refs, &mut context) {
@@ -71,8 +73,15 @@ pub async fn receive_loop<E, R>(
     }
 }
 
-async fn admit<E: state::Runtime>(mempool: &Mempool, databases: &state::Databases<E>, tx: SignedTx) {
-    let sender = state::read_account(databases, &tx.tx.sender).await.ok().flatten();
+async fn admit<E: state::Runtime>(
+    mempool: &Mempool,
+    databases: &state::Databases<E>,
+    tx: SignedTx,
+) {
+    let sender = state::read_account(databases, &tx.tx.sender)
+        .await
+        .ok()
+        .flatten();
     if let Err(error) = mempool.admit(tx, sender, false) {
         debug!(%error, "gossiped transaction not admitted");
     }

@@ -83,7 +83,9 @@ impl ChainObserver for Observer {
             };
         }
         let latency = wall_ms().saturating_sub(block.header.timestamp_ms);
-        self.counters.txs_finalized.fetch_add(block.txs.len() as u64, Relaxed);
+        self.counters
+            .txs_finalized
+            .fetch_add(block.txs.len() as u64, Relaxed);
         self.counters.blocks_finalized.fetch_add(1, Relaxed);
         self.counters.finality_ms_sum.fetch_add(latency, Relaxed);
         let event = serde_json::json!({
@@ -101,8 +103,12 @@ impl ChainObserver for Observer {
 pub fn load_key(path: &std::path::Path) -> anyhow::Result<ed25519::PrivateKey> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
-    hex_serde::parse(text.trim())
-        .map_err(|e| anyhow::anyhow!("key file {} is not a hex ed25519 private key: {e}", path.display()))
+    hex_serde::parse(text.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "key file {} is not a hex ed25519 private key: {e}",
+            path.display()
+        )
+    })
 }
 
 /// Run a node until the process is stopped.
@@ -111,7 +117,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot read genesis {}: {e}", config.genesis.display()))?;
     let genesis = Arc::new(Genesis::from_json(&genesis_text)?);
     let signer = load_key(&config.key_file)?;
-    if !genesis.validators.iter().any(|v| v.public_key.public_key() == &signer.public_key()) {
+    if !genesis
+        .validators
+        .iter()
+        .any(|v| v.public_key.public_key() == &signer.public_key())
+    {
         anyhow::bail!("this node's key is not a genesis validator; check key_file and genesis");
     }
     std::fs::create_dir_all(&config.data_dir)?;
@@ -157,7 +167,10 @@ async fn serve(
     let mut peers = Vec::new();
     for v in &genesis.validators {
         let address: SocketAddr = v.p2p_address.parse().map_err(|e| {
-            anyhow::anyhow!("validator p2p address {} is not host:port: {e}", v.p2p_address)
+            anyhow::anyhow!(
+                "validator p2p address {} is not host:port: {e}",
+                v.p2p_address
+            )
         })?;
         peers.push((v.public_key.public_key().clone(), Address::from(address)));
     }
@@ -200,12 +213,10 @@ async fn serve(
     .await;
     let databases = running.stateful.subscribe_databases().await;
     let (sender, receiver) = txs_channel;
-    context
-        .child("gossip_send")
-        .spawn({
-            let mempool = mempool.clone();
-            move |ctx| gossip::send_loop(ctx, mempool, sender)
-        });
+    context.child("gossip_send").spawn({
+        let mempool = mempool.clone();
+        move |ctx| gossip::send_loop(ctx, mempool, sender)
+    });
     context.child("gossip_receive").spawn({
         let mempool = mempool.clone();
         let databases = databases.clone();

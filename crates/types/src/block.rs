@@ -1,7 +1,7 @@
 //! Blocks: a header that commits to the transactions and to the state after executing them.
 
-use bytes::BufMut;
 use crate::{BlockContext, Digest, SignedTx, limits::BLOCK_TXS_MAX, sha256};
+use bytes::BufMut;
 use commonware_codec::{
     Buf, Encode, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, ReadExt, Write,
 };

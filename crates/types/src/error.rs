@@ -7,7 +7,9 @@ use serde::{Serialize, Serializer, ser::SerializeStruct};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
     /// The bytes are not a transaction.
-    #[error("malformed transaction: {0}; send the canonical binary encoding (see `consort transfer --dry-run`)")]
+    #[error(
+        "malformed transaction: {0}; send the canonical binary encoding (see `consort transfer --dry-run`)"
+    )]
     Malformed(String),
     /// The encoding is larger than the limit.
     #[error("transaction is {size} bytes, the limit is {max}")]
@@ -54,7 +56,7 @@ pub enum TxError {
     },
     /// The sender has never held anything.
     #[error("account {0} does not exist; fund it with a transfer first")]
-    UnknownAccount(AccountId),
+    UnknownAccount(Box<AccountId>),
     /// An amount that cannot be moved (zero) or would overflow.
     #[error("invalid amount: {0}")]
     InvalidAmount(&'static str),

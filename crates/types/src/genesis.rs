@@ -94,8 +94,8 @@ impl Genesis {
 
     /// Total supply at genesis.
     pub fn total_supply(&self) -> Amount {
-        self.accounts
-            .iter()
-            .fold(Amount::ZERO, |t, a| t.checked_add(a.balance).expect("checked"))
+        self.accounts.iter().fold(Amount::ZERO, |t, a| {
+            t.checked_add(a.balance).expect("checked")
+        })
     }
 }

@@ -38,7 +38,10 @@ impl commonware_codec::EncodeSize for TxLocation {
 
 impl commonware_codec::Read for TxLocation {
     type Cfg = ();
-    fn read_cfg(buf: &mut impl commonware_codec::Buf, _: &()) -> Result<Self, commonware_codec::Error> {
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
         use commonware_codec::ReadExt;
         Ok(Self {
             height: u64::read(buf)?,

@@ -1,7 +1,7 @@
 //! Transactions: `{chain_id, sender, nonce, call}` signed by the sender's key.
 
-use bytes::BufMut;
 use crate::{AccountId, Amount, Digest, TX_NAMESPACE, TxError, limits::TX_SIZE_MAX, sha256};
+use bytes::BufMut;
 use commonware_codec::{
     Buf, DecodeExt, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
 };
@@ -152,7 +152,8 @@ impl SignedTx {
                 max: TX_SIZE_MAX,
             });
         }
-        Self::decode(commonware_codec::Copying(bytes)).map_err(|e| TxError::Malformed(e.to_string()))
+        Self::decode(commonware_codec::Copying(bytes))
+            .map_err(|e| TxError::Malformed(e.to_string()))
     }
 
     /// Checks that need no state: size, chain id, amount, signature.
@@ -180,9 +181,9 @@ impl SignedTx {
             });
         }
         match &self.tx.call {
-            Call::Transfer { amount, .. } if amount.is_zero() => {
-                Err(TxError::InvalidAmount("a transfer must move more than zero"))
-            }
+            Call::Transfer { amount, .. } if amount.is_zero() => Err(TxError::InvalidAmount(
+                "a transfer must move more than zero",
+            )),
             Call::Transfer { .. } => Ok(()),
         }
     }
@@ -240,7 +241,6 @@ pub fn verify_batch(txs: &[&SignedTx], rng: &mut impl rand_core::CryptoRng) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commonware_cryptography::Signer as _;
 
     fn key(seed: u64) -> ed25519::PrivateKey {
         ed25519::PrivateKey::from_seed(seed)
@@ -273,15 +273,24 @@ mod tests {
     fn trailing_and_truncated_bytes_are_malformed() {
         let mut bytes = transfer(0).encode().to_vec();
         bytes.push(0);
-        assert!(matches!(SignedTx::decode_untrusted(&bytes), Err(TxError::Malformed(_))));
+        assert!(matches!(
+            SignedTx::decode_untrusted(&bytes),
+            Err(TxError::Malformed(_))
+        ));
         bytes.truncate(bytes.len() - 10);
-        assert!(matches!(SignedTx::decode_untrusted(&bytes), Err(TxError::Malformed(_))));
+        assert!(matches!(
+            SignedTx::decode_untrusted(&bytes),
+            Err(TxError::Malformed(_))
+        ));
     }
 
     #[test]
     fn oversized_bytes_are_refused_before_decoding() {
         let bytes = vec![0u8; TX_SIZE_MAX + 1];
-        assert!(matches!(SignedTx::decode_untrusted(&bytes), Err(TxError::Oversized { .. })));
+        assert!(matches!(
+            SignedTx::decode_untrusted(&bytes),
+            Err(TxError::Oversized { .. })
+        ));
     }
 
     #[test]
@@ -295,7 +304,13 @@ mod tests {
     #[test]
     fn wrong_chain_id_is_refused() {
         let tx = transfer(0);
-        assert!(matches!(tx.check_stateless(8), Err(TxError::WrongChainId { expected: 8, got: 7 })));
+        assert!(matches!(
+            tx.check_stateless(8),
+            Err(TxError::WrongChainId {
+                expected: 8,
+                got: 7
+            })
+        ));
     }
 
     #[test]

@@ -20,8 +20,8 @@ use consort_chain::{
     validator::{self, Channels},
 };
 use consort_types::{
-    Account, AccountId, Amount, Block, Call, Genesis, GenesisAccount, GenesisValidator,
-    SignedTx, Tx,
+    Account, AccountId, Amount, Block, Call, Genesis, GenesisAccount, GenesisValidator, SignedTx,
+    Tx,
 };
 use std::sync::Arc;
 
@@ -114,7 +114,9 @@ impl ProcessedHeight for State {
 impl State {
     pub async fn account(&self, id: &AccountId) -> Option<Account> {
         let databases = self.stateful.subscribe_databases().await;
-        state::read_account(&databases, id).await.expect("state reads")
+        state::read_account(&databases, id)
+            .await
+            .expect("state reads")
     }
 }
 

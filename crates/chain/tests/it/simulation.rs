@@ -38,7 +38,9 @@ impl Property<Key, State> for BalancesMatch {
                 for (id, expected) in &self.0 {
                     let got = state.account(id).await;
                     if got != Some(*expected) {
-                        return Err(format!("validator {v}: account {id} is {got:?}, expected {expected:?}"));
+                        return Err(format!(
+                            "validator {v}: account {id} is {got:?}, expected {expected:?}"
+                        ));
                     }
                 }
             }
@@ -61,10 +63,20 @@ impl FinalizationProperty<State> for NoFinalizationBetween {
         states: &'a [&'a State],
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
-            let Some(state) = states.first() else { return Ok(()) };
-            let now = state.clock.lock().expect("clock").current().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let Some(state) = states.first() else {
+                return Ok(());
+            };
+            let now = state
+                .clock
+                .lock()
+                .expect("clock")
+                .current()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
             if now > Duration::from_secs(self.0) && now < Duration::from_secs(self.1) {
-                return Err(format!("a block was finalized at {now:?}, inside the partition"));
+                return Err(format!(
+                    "a block was finalized at {now:?}, inside the partition"
+                ));
             }
             Ok(())
         })
@@ -134,9 +146,10 @@ fn three_of_four_keep_finalizing_with_one_crashed() {
     use commonware_cryptography::Signer;
     PlanBuilder::new(chain)
         .seed(3)
-        .crash(Crash::Schedule(
-            Schedule::new().at(Duration::from_millis(1), Action::Crash(crashed.public_key())),
-        ))
+        .crash(Crash::Schedule(Schedule::new().at(
+            Duration::from_millis(1),
+            Action::Crash(crashed.public_key()),
+        )))
         .exit_condition(QuorumReached { count: 3, view: 30 })
         .timeout(Duration::from_secs(900))
         .property(expected)

@@ -1,0 +1,226 @@
+//! End-to-end tests of real `consort node` processes on loopback.
+
+use serde_json::{Value, json};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_consort");
+
+struct Node {
+    config: PathBuf,
+    api: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let child = Command::new(BIN)
+            .args(["node", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start node");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL the node we started");
+            child.wait().expect("reap");
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+fn get(url: &str) -> Option<Value> {
+    http().get(url).send().ok()?.json().ok()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn key_id(path: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["keys", "show"])
+        .arg(path)
+        .output()
+        .expect("keys show");
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+fn transfer(node: &str, key: &Path, to: &str, amount: u64) -> String {
+    let out = Command::new(BIN)
+        .args(["transfer", "--no-wait", "--node", node, "--key"])
+        .arg(key)
+        .args(["--to", to, "--amount", &amount.to_string()])
+        .output()
+        .expect("transfer");
+    assert!(
+        out.status.success(),
+        "transfer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    text.trim().trim_start_matches("submitted ").to_string()
+}
+
+fn height(node: &Node) -> u64 {
+    get(&format!("{}/v1/status", node.api))
+        .and_then(|s| s["finalized_height"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["devnet", "--init-only", "--validators", "4", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("devnet --init-only");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut nodes: Vec<Node> = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let config = PathBuf::from(line);
+            let value: Value =
+                serde_json::from_str(&std::fs::read_to_string(&config).expect("config"))
+                    .expect("json");
+            Node {
+                api: format!("http://{}", value["api_listen"].as_str().expect("api")),
+                config,
+                child: None,
+                log: dir.path().join(format!("node-{i}.log")),
+            }
+        })
+        .collect();
+    for node in &mut nodes {
+        node.start();
+    }
+    wait_for(
+        "every node to finalize blocks",
+        Duration::from_secs(60),
+        || nodes.iter().all(|n| height(n) >= 2),
+    );
+
+    let alice = dir.path().join("accounts/alice.key");
+    let bob = key_id(&dir.path().join("accounts/bob.key"));
+    let carol = key_id(&dir.path().join("accounts/carol.key"));
+    // Transfers through different nodes reach the proposers by gossip.
+    let first = transfer(&nodes[1].api, &alice, &bob, 7);
+    wait_for(
+        "the first transfer to finalize",
+        Duration::from_secs(30),
+        || {
+            get(&format!("{}/v1/txs/{first}", nodes[0].api))
+                .is_some_and(|s| s["status"] == "finalized")
+        },
+    );
+
+    nodes[3].kill();
+    let second = transfer(&nodes[2].api, &alice, &carol, 11);
+    wait_for(
+        "finality with one node down",
+        Duration::from_secs(30),
+        || {
+            get(&format!("{}/v1/txs/{second}", nodes[0].api))
+                .is_some_and(|s| s["status"] == "finalized")
+        },
+    );
+    let before_restart = height(&nodes[0]);
+    nodes[3].start();
+    wait_for(
+        "the restarted node to catch up",
+        Duration::from_secs(60),
+        || height(&nodes[3]) > before_restart + 2,
+    );
+
+    // Every node reports the same block at a common height and the same balances.
+    let common = nodes.iter().map(height).min().expect("nodes");
+    let hashes: Vec<Value> = nodes
+        .iter()
+        .map(|n| get(&format!("{}/v1/blocks/{common}", n.api)).expect("block")["hash"].clone())
+        .collect();
+    assert!(
+        hashes.iter().all(|h| h == &hashes[0]),
+        "blocks at {common} differ: {hashes:?}"
+    );
+    for id in [&bob, &carol] {
+        let balances: Vec<Value> = nodes
+            .iter()
+            .map(|n| {
+                get(&format!("{}/v1/accounts/{id}", n.api)).expect("account")["balance"].clone()
+            })
+            .collect();
+        assert!(
+            balances.iter().all(|b| b == &balances[0]),
+            "balances differ: {balances:?}"
+        );
+    }
+    let bob_balance =
+        get(&format!("{}/v1/accounts/{bob}", nodes[3].api)).expect("account")["balance"].clone();
+    assert_eq!(bob_balance, json!(1_000_000_007u64));
+
+    // Bad input changes nothing and the node keeps serving.
+    let client = http();
+    let garbage = client
+        .post(format!("{}/v1/txs", nodes[0].api))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .expect("post");
+    assert_eq!(garbage.status().as_u16(), 400);
+    let malformed: Value = client
+        .post(format!("{}/v1/txs", nodes[0].api))
+        .json(&json!({"tx": "00ff"}))
+        .send()
+        .expect("post")
+        .json()
+        .expect("json");
+    assert_eq!(malformed["error"]["code"], "malformed");
+    let unknown: Value = client
+        .get(format!("{}/v1/accounts/{}", nodes[0].api, "11".repeat(32)))
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    assert!(unknown["error"]["code"].is_string());
+    assert!(height(&nodes[0]) >= common, "the node keeps serving");
+}

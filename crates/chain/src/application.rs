@@ -48,13 +48,14 @@ pub struct App {
     genesis: Arc<Genesis>,
     genesis_block: Block,
     observer: Arc<dyn ChainObserver>,
+    mempool: Mempool,
 }
 
 /// The genesis block of `genesis`: height 0, empty state, its parent field committing to the
 /// genesis document so that chains with different genesis never share a block.
 pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
     let target = <Databases<E> as DatabaseSet<E>>::initial_sync_targets();
-    let leader = genesis.validators[0].public_key.public_key().clone();
+    let leader = genesis.validator_keys()[0].clone();
     let header = Header {
         context: BlockContext {
             round: commonware_consensus::types::Round::zero(),
@@ -74,16 +75,19 @@ pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
 }
 
 impl App {
-    /// An application for `genesis` reporting finalized blocks to `observer`.
+    /// An application for `genesis` reporting finalized blocks to `observer`. Block
+    /// verification skips the signatures of transactions `mempool` already admitted.
     pub fn new(
         genesis: Arc<Genesis>,
         genesis_block: Block,
         observer: Arc<dyn ChainObserver>,
+        mempool: Mempool,
     ) -> Self {
         Self {
             genesis,
             genesis_block,
             observer,
+            mempool,
         }
     }
 
@@ -189,7 +193,7 @@ impl<E: Runtime> Application<E> for App {
             .header
             .timestamp_ms
             .saturating_add(EMPTY_BLOCK_INTERVAL_MS);
-        while mempool.is_empty() && now_ms(&context) < deadline {
+        while !mempool.has_candidates() && now_ms(&context) < deadline {
             context.sleep(PROPOSE_POLL).await;
         }
         let timestamp_ms = now_ms(&context).max(parent.header.timestamp_ms);
@@ -211,6 +215,7 @@ impl<E: Runtime> Application<E> for App {
             }
         };
         mempool.reject(executed.rejected);
+        mempool.mark_in_flight(height, executed.included.iter().map(SignedTx::hash));
         let header = header_for(
             consensus,
             parent,
@@ -238,9 +243,13 @@ impl<E: Runtime> Application<E> for App {
         let parent = ancestry.next().await?;
         let parent = parent.inner();
         if finality == Finality::Candidate {
-            if let Err(reason) =
-                check_candidate(block, parent, self.genesis.chain_id, None, &mut context)
-            {
+            if let Err(reason) = check_candidate(
+                block,
+                parent,
+                self.genesis.chain_id,
+                Some(&self.mempool),
+                &mut context,
+            ) {
                 warn!(height = block.number(), %reason, "rejecting block");
                 return None;
             }
@@ -284,6 +293,8 @@ impl<E: Runtime> Application<E> for App {
             warn!(height, "rejecting block: header does not match execution");
             return None;
         }
+        self.mempool
+            .mark_in_flight(height, block.txs.iter().map(SignedTx::hash));
         Some(executed.merkleized)
     }
 

@@ -61,10 +61,10 @@ impl Overlay {
     /// Credit genesis allocations (the first block only).
     pub fn credit_genesis(&mut self, allocations: &[GenesisAccount]) {
         for allocation in allocations {
-            let account = self.accounts.entry(allocation.id.clone()).or_insert(None);
+            let account = self.accounts.entry(allocation.id).or_insert(None);
             let entry = account.get_or_insert_with(Account::default);
             entry.balance = allocation.balance;
-            self.dirty.insert(allocation.id.clone());
+            self.dirty.insert(allocation.id);
         }
     }
 
@@ -79,7 +79,7 @@ impl Overlay {
         let sender_id = &tx.tx.sender;
         let mut sender = self
             .get(sender_id)
-            .ok_or_else(|| TxError::UnknownAccount(Box::new(sender_id.clone())))?;
+            .ok_or(TxError::UnknownAccount(*sender_id))?;
         if tx.tx.nonce < sender.nonce {
             return Err(TxError::NonceReused {
                 expected: sender.nonce,
@@ -119,13 +119,13 @@ impl Overlay {
                 if to == sender_id {
                     sender = recipient;
                 } else {
-                    self.accounts.insert(to.clone(), Some(recipient));
-                    self.dirty.insert(to.clone());
+                    self.accounts.insert(*to, Some(recipient));
+                    self.dirty.insert(*to);
                 }
             }
         }
-        self.accounts.insert(sender_id.clone(), Some(sender));
-        self.dirty.insert(sender_id.clone());
+        self.accounts.insert(*sender_id, Some(sender));
+        self.dirty.insert(*sender_id);
         Ok(())
     }
 
@@ -141,10 +141,10 @@ impl Overlay {
 pub fn touched(txs: &[SignedTx]) -> BTreeSet<AccountId> {
     let mut ids = BTreeSet::new();
     for tx in txs {
-        ids.insert(tx.tx.sender.clone());
+        ids.insert(tx.tx.sender);
         match &tx.tx.call {
             Call::Transfer { to, .. } => {
-                ids.insert(to.clone());
+                ids.insert(*to);
             }
         }
     }
@@ -182,7 +182,7 @@ pub struct Executed<E: Runtime> {
     pub merkleized: Merkleized<E>,
     /// Transactions applied, in order.
     pub included: Vec<SignedTx>,
-    /// Transactions dropped while building, with why.
+    /// Transactions dropped while building, with why (not those merely out of nonce order).
     pub rejected: Vec<(TxHash, TxError)>,
 }
 
@@ -196,7 +196,7 @@ pub async fn execute_block<E: Runtime>(
 ) -> Result<Executed<E>, BlockError> {
     let mut ids = touched(&txs);
     if let Some(allocations) = genesis {
-        ids.extend(allocations.iter().map(|a| a.id.clone()));
+        ids.extend(allocations.iter().map(|a| a.id));
     }
     let mut overlay = Overlay::new(load_accounts(&batch, ids).await?);
     if let Some(allocations) = genesis {
@@ -207,6 +207,10 @@ pub async fn execute_block<E: Runtime>(
     for (index, tx) in txs.into_iter().enumerate() {
         match overlay.apply(&tx) {
             Ok(()) => included.push(tx),
+            // Out of nonce order for this parent: it may fit a later block (or is already in
+            // an unfinalized ancestor); the pool keeps it until finality decides.
+            Err(TxError::NonceTooHigh { .. } | TxError::NonceReused { .. })
+                if mode == Mode::Propose => {}
             Err(error) if mode == Mode::Propose => rejected.push((tx.hash(), error)),
             Err(error) => return Err(BlockError::InvalidTx { index, error }),
         }

@@ -113,13 +113,8 @@ impl<S, R> Channels<S, R> {
 
 /// The validator set of a genesis, sorted as consensus indexes it.
 pub fn participants(genesis: &Genesis) -> Set<ed25519::PublicKey> {
-    <Set<_> as commonware_utils::TryFromIterator<_>>::try_from_iter(
-        genesis
-            .validators
-            .iter()
-            .map(|v| v.public_key.public_key().clone()),
-    )
-    .expect("genesis validators are distinct")
+    <Set<_> as commonware_utils::TryFromIterator<_>>::try_from_iter(genesis.validator_keys())
+        .expect("genesis validators are distinct")
 }
 
 /// The largest p2p message a validator sends (consensus, blocks, state sync).
@@ -307,7 +302,12 @@ where
         );
     qmdb_resolver_actor.start(channels.state_sync);
 
-    let application = App::new(genesis.clone(), genesis_block.clone(), observer);
+    let application = App::new(
+        genesis.clone(),
+        genesis_block.clone(),
+        observer,
+        mempool.clone(),
+    );
     let (stateful_actor, stateful_mailbox) = Stateful::new(
         context.child("stateful"),
         StatefulConfig {

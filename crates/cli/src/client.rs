@@ -60,9 +60,15 @@ impl Client {
         let sender = crate::keys::account_of(key);
         let nonce = match nonce {
             Some(n) => n,
-            None => self.get(&format!("/v1/accounts/{sender}"))?["nonce"]
-                .as_u64()
-                .context("account has no nonce")?,
+            None => {
+                // Count this node's pending transactions of the sender, so quick successive
+                // transfers do not collide.
+                let account = self.get(&format!("/v1/accounts/{sender}"))?;
+                account["next_nonce"]
+                    .as_u64()
+                    .or_else(|| account["nonce"].as_u64())
+                    .context("account has no nonce")?
+            }
         };
         let tx = Tx {
             chain_id,

@@ -28,6 +28,15 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
 pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    prepare_with(validators, dir, Vec::new())
+}
+
+/// [`prepare`], funding `extra` accounts in genesis besides the demo accounts.
+pub fn prepare_with(
+    validators: usize,
+    dir: &Path,
+    extra: Vec<GenesisAccount>,
+) -> anyhow::Result<Vec<PathBuf>> {
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
         let genesis = Genesis::from_json(&std::fs::read_to_string(&genesis_path)?)?;
@@ -77,6 +86,7 @@ pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             balance: Amount::new(DEMO_BALANCE),
         });
     }
+    accounts.extend(extra);
     let genesis = Genesis {
         chain_id: 1,
         genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
@@ -130,17 +140,72 @@ pub fn stop(children: &mut [Child]) {
     }
 }
 
+/// Wait until every node answers `/v1/status`; return their API URLs. On failure every child
+/// is stopped.
+pub fn wait_until_up(
+    configs: &[PathBuf],
+    children: &mut [Child],
+    dir: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let urls = api_urls(configs)?;
+    wait_for_nodes(&urls, children, dir, &AtomicBool::new(false))?;
+    Ok(urls)
+}
+
+fn api_urls(configs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    configs
+        .iter()
+        .map(|c| Ok(format!("http://{}", NodeConfig::load(c)?.api_listen)))
+        .collect()
+}
+
+fn wait_for_nodes(
+    urls: &[String],
+    children: &mut [Child],
+    dir: &Path,
+    stop_flag: &AtomicBool,
+) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let start = Instant::now();
+    for (i, url) in urls.iter().enumerate() {
+        loop {
+            if client
+                .get(format!("{url}/v1/status"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                eprintln!(
+                    "  node {i} up at {url} ({:.1}s)",
+                    start.elapsed().as_secs_f64()
+                );
+                break;
+            }
+            if let Ok(Some(status)) = children[i].try_wait() {
+                stop(children);
+                bail!(
+                    "node {i} exited ({status}); see {}/logs/node-{i}.log",
+                    dir.display()
+                );
+            }
+            if start.elapsed() > Duration::from_secs(60) || stop_flag.load(Ordering::SeqCst) {
+                stop(children);
+                bail!(
+                    "node {i} did not answer within 60 s; see {}/logs/node-{i}.log",
+                    dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
 /// Run the devnet until Ctrl-C.
 pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
     let configs = prepare(validators, dir)?;
-    let nodes: Vec<NodeConfig> = configs
-        .iter()
-        .map(|c| NodeConfig::load(c))
-        .collect::<Result<_, _>>()?;
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("http://{}", n.api_listen))
-        .collect();
+    let urls = api_urls(&configs)?;
     std::fs::write(
         dir.join("devnet.json"),
         serde_json::to_string_pretty(&json!({
@@ -161,40 +226,7 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
         children.len(),
         dir.display()
     );
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
-    let start = Instant::now();
-    for (i, url) in urls.iter().enumerate() {
-        loop {
-            if client
-                .get(format!("{url}/v1/status"))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                eprintln!(
-                    "  node {i} up at {url} ({:.1}s)",
-                    start.elapsed().as_secs_f64()
-                );
-                break;
-            }
-            if let Ok(Some(status)) = children[i].try_wait() {
-                stop(&mut children);
-                bail!(
-                    "node {i} exited ({status}); see {}/logs/node-{i}.log",
-                    dir.display()
-                );
-            }
-            if start.elapsed() > Duration::from_secs(60) || stop_flag.load(Ordering::SeqCst) {
-                stop(&mut children);
-                bail!(
-                    "node {i} did not answer within 60 s; see {}/logs/node-{i}.log",
-                    dir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    wait_for_nodes(&urls, &mut children, dir, &stop_flag)?;
     println!("Consort devnet is running ({} validators).", urls.len());
     for (i, url) in urls.iter().enumerate() {
         println!("  node {i}: {url}");

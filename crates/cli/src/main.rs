@@ -1,6 +1,7 @@
 //! The `consort` command: run a node or a local devnet, manage keys, send transfers, read
 //! accounts and blocks.
 
+mod bench;
 mod client;
 mod devnet;
 mod keys;
@@ -37,6 +38,11 @@ enum Command {
         /// Only write keys, genesis and node configs, then exit (to start nodes yourself).
         #[arg(long)]
         init_only: bool,
+    },
+    /// Benchmarks (run them on a release build).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
     },
     /// Key management.
     Keys {
@@ -89,6 +95,41 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum BenchCommand {
+    /// Start a fresh devnet, drive signed transfers from many accounts through every node, and
+    /// report sustained finalized transactions per second and finality latency (p50, p99), next
+    /// to this machine's single-core ed25519 verification rate measured in the same run.
+    ///
+    /// Build with `--release`: a debug build measures the debug build.
+    Transfers {
+        /// Validator processes.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Measured seconds (after the warm-up).
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Warm-up seconds, not measured.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Funded sender accounts (transactions rotate over them).
+        #[arg(long, default_value_t = 4096)]
+        accounts: usize,
+        /// Transactions per POST /v1/txs/batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// Most submitted-but-unfinalized transactions at once (bounds queueing latency).
+        #[arg(long, default_value_t = 24_576)]
+        inflight: usize,
+        /// Keep the devnet in this (new) directory instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Create a new ed25519 key, write it to a file (mode 0600) and print the account id.
     New {
@@ -130,6 +171,35 @@ fn main() -> anyhow::Result<()> {
             } else {
                 devnet::run(validators, &dir)
             }
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Transfers {
+                    validators,
+                    duration,
+                    warmup,
+                    accounts,
+                    batch,
+                    inflight,
+                    dir,
+                    json,
+                },
+        } => {
+            let report = bench::transfers(&bench::Options {
+                validators,
+                duration,
+                warmup,
+                accounts,
+                batch,
+                inflight,
+                dir,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                bench::print(&report);
+            }
+            Ok(())
         }
         Command::Keys { command } => match command {
             KeysCommand::New { out } => {

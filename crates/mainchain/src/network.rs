@@ -182,6 +182,44 @@ impl Network {
         }
     }
 
+    /// The version byte of base58 pay-to-pubkey-hash addresses (`PUBKEY_ADDRESS`).
+    pub const fn base58_p2pkh_prefix(&self) -> u8 {
+        match (self.chain, self.kind) {
+            (Chain::Litecoin, NetworkKind::Mainnet) => 48, // L…
+            (Chain::Bitcoin, NetworkKind::Mainnet) => 0,   // 1…
+            (_, _) => 111,                                 // m… or n…
+        }
+    }
+
+    /// The version bytes of base58 pay-to-script-hash addresses: Litecoin's `SCRIPT_ADDRESS2`
+    /// (M… on mainnet, Q… on test networks) and the older `SCRIPT_ADDRESS` it shares with
+    /// Bitcoin (3… / 2…), which Litecoin Core still accepts.
+    pub const fn base58_p2sh_prefixes(&self) -> &'static [u8] {
+        match (self.chain, self.kind) {
+            (Chain::Litecoin, NetworkKind::Mainnet) => &[50, 5],
+            (Chain::Litecoin, _) => &[58, 196],
+            (Chain::Bitcoin, NetworkKind::Mainnet) => &[5],
+            (Chain::Bitcoin, _) => &[196],
+        }
+    }
+
+    /// The fee rate that defines dust (`DUST_RELAY_TX_FEE`), in satoshis per 1000 virtual
+    /// bytes: an output worth less than spending it at this rate is not relayed. Litecoin
+    /// Core uses ten times Bitcoin's 3000 (a P2WSH output needs 3300 litoshis, checked
+    /// against litecoind 0.21 in the integration tests).
+    pub const fn dust_relay_fee_sat_per_kvb(&self) -> u64 {
+        match self.chain {
+            Chain::Litecoin => 30_000,
+            Chain::Bitcoin => 3_000,
+        }
+    }
+
+    /// The default minimum relay fee rate (`DEFAULT_MIN_RELAY_TX_FEE`), in satoshis per 1000
+    /// virtual bytes: the lowest fee rate a node accepts into its mempool.
+    pub const fn min_relay_fee_sat_per_kvb(&self) -> u64 {
+        1_000
+    }
+
     /// The port the node's JSON-RPC server listens on by default.
     pub const fn rpc_port_default(&self) -> u16 {
         match (self.chain, self.kind) {
@@ -311,6 +349,29 @@ mod tests {
         }
         assert_eq!(Network::LITECOIN_MAINNET.target_timespan_secs(), 302_400);
         assert_eq!(Network::BITCOIN_MAINNET.target_timespan_secs(), 1_209_600);
+    }
+
+    #[test]
+    fn litecoin_dust_is_ten_times_bitcoin_dust() {
+        assert_eq!(
+            Network::LITECOIN_MAINNET.dust_relay_fee_sat_per_kvb(),
+            30_000
+        );
+        assert_eq!(Network::BITCOIN_REGTEST.dust_relay_fee_sat_per_kvb(), 3_000);
+        for network in ALL {
+            assert_eq!(network.min_relay_fee_sat_per_kvb(), 1_000);
+        }
+    }
+
+    #[test]
+    fn base58_prefixes_follow_chainparams() {
+        assert_eq!(Network::LITECOIN_MAINNET.base58_p2pkh_prefix(), 48);
+        assert_eq!(Network::LITECOIN_MAINNET.base58_p2sh_prefixes(), &[50, 5]);
+        assert_eq!(Network::LITECOIN_REGTEST.base58_p2pkh_prefix(), 111);
+        assert_eq!(Network::LITECOIN_TESTNET.base58_p2sh_prefixes(), &[58, 196]);
+        assert_eq!(Network::BITCOIN_MAINNET.base58_p2pkh_prefix(), 0);
+        assert_eq!(Network::BITCOIN_MAINNET.base58_p2sh_prefixes(), &[5]);
+        assert_eq!(Network::BITCOIN_TESTNET.base58_p2sh_prefixes(), &[196]);
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub const LITECOIND_INSTALL_HINT: &str =
 /// Environment variable that overrides where to find `litecoind`.
 pub const LITECOIND_ENV: &str = "LITECOIND";
 
+/// The first block of Litecoin regtest with MWEB active (BIP 9 deployment, 144-block periods:
+/// started at 144, locked in at 288, active from 432).
+pub const MWEB_ACTIVATION_HEIGHT: u32 = 432;
+
 const RPC_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const LOG_TAIL_LINES: usize = 20;
@@ -259,8 +263,46 @@ impl LitecoindRegtest {
     /// # Errors
     /// [`HarnessError::Rpc`].
     pub async fn mine(&self, blocks: u32) -> Result<Vec<BlockHash>, HarnessError> {
-        let address = self.rpc.get_new_address("", Some("bech32")).await?;
+        let address = self
+            .wallet_rpc()?
+            .get_new_address("", Some("bech32"))
+            .await?;
         Ok(self.rpc.generate_to_address(blocks, &address).await?)
+    }
+
+    /// A client bound to the harness's wallet (`/wallet/<name>`): keeps working when a test
+    /// loads more wallets, where [`Self::rpc`]'s wallet calls would be ambiguous.
+    ///
+    /// # Errors
+    /// [`HarnessError::Rpc`] if the URL cannot carry the wallet path.
+    pub fn wallet_rpc(&self) -> Result<RpcClient, HarnessError> {
+        Ok(self.rpc.for_wallet(&self.wallet_name)?)
+    }
+
+    /// Mines until Litecoin's MWEB soft fork is active ([`MWEB_ACTIVATION_HEIGHT`]), working
+    /// around litecoind's refusal to mine the first MWEB block without an MWEB transaction
+    /// (litecoin-project/litecoin#807): at height 431 it pegs 1 LTC into an MWEB address of the
+    /// wallet first. Returns the tip height. Needs spendable coins by height 431, which
+    /// mining to it provides.
+    ///
+    /// # Errors
+    /// [`HarnessError::Rpc`], e.g. if the node was started with MWEB disabled.
+    pub async fn activate_mweb(&self) -> Result<u32, HarnessError> {
+        let height = self.rpc.get_block_count().await?;
+        let before_first_mweb_block = MWEB_ACTIVATION_HEIGHT - 1;
+        if height >= MWEB_ACTIVATION_HEIGHT {
+            return Ok(height);
+        }
+        if height < before_first_mweb_block {
+            self.mine(before_first_mweb_block - height).await?;
+        }
+        let wallet = self.wallet_rpc()?;
+        let mweb_address = wallet.get_new_address("", Some("mweb")).await?;
+        wallet
+            .send_to_address(&mweb_address, bitcoin::Amount::from_sat(100_000_000))
+            .await?;
+        self.mine(1).await?;
+        Ok(self.rpc.get_block_count().await?)
     }
 
     /// Stops the node: SIGTERM to its pid, up to 30 s to exit, then SIGKILL. Idempotent.

@@ -201,6 +201,41 @@ pub struct CreatedWallet {
     pub warning: String,
 }
 
+/// One entry of `testmempoolaccept`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct MempoolAcceptance {
+    /// The transaction's id.
+    pub txid: Txid,
+    /// True if the node would accept it.
+    pub allowed: bool,
+    /// Why not, e.g. `non-BIP68-final` or `mandatory-script-verify-flag-failed (…)`.
+    #[serde(rename = "reject-reason", default)]
+    pub reject_reason: Option<String>,
+    /// Its virtual size, when allowed.
+    #[serde(default)]
+    pub vsize: Option<u64>,
+}
+
+/// Part of `gettxout`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct TxOutInfo {
+    /// Confirmations; 0 while in the mempool.
+    pub confirmations: u32,
+    /// The output's value.
+    #[serde(with = "bitcoin::amount::serde::as_btc")]
+    pub value: Amount,
+    /// The output's script.
+    #[serde(rename = "scriptPubKey")]
+    pub script_pubkey: ScriptPubKeyInfo,
+}
+
+/// The script part of `gettxout`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ScriptPubKeyInfo {
+    /// The script, hex.
+    pub hex: String,
+}
+
 /// The shape of every JSON-RPC 1.0 answer from Core.
 #[derive(Deserialize)]
 struct Envelope {
@@ -494,6 +529,54 @@ impl RpcClient {
     pub async fn invalidate_block(&self, hash: &BlockHash) -> Result<(), RpcError> {
         self.call("invalidateblock", vec![json!(hash)]).await
     }
+
+    /// `getblock <hash> 0`: the serialized block. After Litecoin's MWEB activation only a node
+    /// run with `-rpcserialversion=0` returns bytes rust-bitcoin decodes (no witnesses, no
+    /// MWEB extension block).
+    ///
+    /// # Errors
+    /// Any [`RpcError`]; code -5 for an unknown block.
+    pub async fn get_block_raw(&self, hash: &BlockHash) -> Result<Vec<u8>, RpcError> {
+        let hex_text: String = self.call("getblock", vec![json!(hash), json!(0)]).await?;
+        decode_hex("getblock", &hex_text)
+    }
+
+    /// `testmempoolaccept [<hex>]`: whether the node would accept a signed transaction now,
+    /// without relaying it.
+    ///
+    /// # Errors
+    /// Any [`RpcError`]; a transaction that does not decode is code -22.
+    pub async fn test_mempool_accept(
+        &self,
+        transaction: &[u8],
+    ) -> Result<MempoolAcceptance, RpcError> {
+        let results: Vec<MempoolAcceptance> = self
+            .call("testmempoolaccept", vec![json!([hex::encode(transaction)])])
+            .await?;
+        results.into_iter().next().ok_or_else(|| RpcError::Decode {
+            method: "testmempoolaccept".into(),
+            status: StatusCode::OK.as_u16(),
+            reason: "empty result array".into(),
+        })
+    }
+
+    /// `gettxout <txid> <vout> <include_mempool>`: an unspent output, or `None` if it is spent
+    /// or never existed.
+    ///
+    /// # Errors
+    /// Any [`RpcError`].
+    pub async fn get_tx_out(
+        &self,
+        txid: &Txid,
+        vout: u32,
+        include_mempool: bool,
+    ) -> Result<Option<TxOutInfo>, RpcError> {
+        self.call(
+            "gettxout",
+            vec![json!(txid), json!(vout), json!(include_mempool)],
+        )
+        .await
+    }
 }
 
 /// Reads Core's answer: the JSON-RPC error if there is one (Core sends those with HTTP 500 or
@@ -732,6 +815,40 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, RpcError::Transport { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_mempool_refusal_keeps_its_reason() {
+        let body = r#"{"result":[{"txid":"0101010101010101010101010101010101010101010101010101010101010101","allowed":false,"reject-reason":"non-BIP68-final"}],"error":null,"id":1}"#;
+        let (url, server) = serve_once("200 OK", body.into()).await;
+        let answer = client(&url, user_password())
+            .test_mempool_accept(&[0xab, 0xcd])
+            .await
+            .unwrap();
+        assert!(!answer.allowed);
+        assert_eq!(answer.reject_reason.as_deref(), Some("non-BIP68-final"));
+        assert!(server.await.unwrap().contains(r#""params":[["abcd"]]"#));
+    }
+
+    #[tokio::test]
+    async fn a_spent_output_is_none_and_an_unspent_one_has_an_exact_value() {
+        let (url, _server) =
+            serve_once("200 OK", r#"{"result":null,"error":null,"id":1}"#.into()).await;
+        let txid = Txid::from_byte_array([1; 32]);
+        let client_for = |url: &str| client(url, user_password());
+        assert_eq!(
+            client_for(&url).get_tx_out(&txid, 0, true).await.unwrap(),
+            None
+        );
+        let body = r#"{"result":{"bestblock":"00","confirmations":1,"value":1.49990001,"scriptPubKey":{"hex":"0014ab","type":"witness_v0_keyhash"},"coinbase":false},"error":null,"id":1}"#;
+        let (url, _server) = serve_once("200 OK", body.into()).await;
+        let output = client_for(&url)
+            .get_tx_out(&txid, 0, true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.value, Amount::from_sat(149_990_001));
+        assert_eq!(output.script_pubkey.hex, "0014ab");
     }
 
     #[test]

@@ -31,6 +31,12 @@ use std::sync::{Arc, atomic::Ordering::Relaxed};
 /// Largest request body (bytes).
 pub const REQUEST_BODY_MAX: usize = 64 * 1024;
 
+/// Most transactions in one `POST /v1/txs/batch`.
+pub const BATCH_TXS_MAX: usize = 4096;
+
+/// Largest batch request body (bytes): [`BATCH_TXS_MAX`] hex-encoded transactions.
+pub const BATCH_BODY_MAX: usize = BATCH_TXS_MAX * (2 * consort_types::limits::TX_SIZE_MAX + 8);
+
 /// What handlers share.
 pub struct Shared {
     /// The chain's genesis.
@@ -94,6 +100,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/txs", axum::routing::post(submit_tx))
+        .route(
+            "/v1/txs/batch",
+            axum::routing::post(submit_batch)
+                .layer(axum::extract::DefaultBodyLimit::max(BATCH_BODY_MAX)),
+        )
         .route("/v1/txs/{hash}", get(tx_status))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/accounts/{id}", get(account))
@@ -154,8 +165,95 @@ async fn submit_tx(
     Ok(Json(json!({"hash": hex_serde::encode(&hash)})))
 }
 
+/// Body of `POST /v1/txs/batch`.
+#[derive(Deserialize)]
+pub struct SubmitBatch {
+    /// Hex of each signed transaction's canonical encoding.
+    pub txs: Vec<String>,
+}
+
+/// Admit many transactions at once: signatures are verified in one batch (falling back to one
+/// by one if the batch fails). The answer lists, in order, each transaction's hash or error.
+async fn submit_batch(
+    State(s): AppState,
+    body: Result<Json<SubmitBatch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{e}; send {{\"txs\": [\"<hex>\", ...]}}"),
+        )
+    })?;
+    if body.txs.len() > BATCH_TXS_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch_too_large",
+            format!(
+                "{} transactions; at most {BATCH_TXS_MAX} per batch",
+                body.txs.len()
+            ),
+        ));
+    }
+    // Decoding and signature checks are CPU work: keep them off the async workers.
+    let chain_id = s.genesis.chain_id;
+    let (decoded, all_verify) = tokio::task::spawn_blocking(move || {
+        let decoded: Vec<Result<SignedTx, TxError>> = body
+            .txs
+            .iter()
+            .map(|hex| {
+                let bytes = hex_serde::decode(hex)
+                    .map_err(|e| TxError::Malformed(format!("not hex: {e}")))?;
+                let tx = SignedTx::decode_untrusted(&bytes)?;
+                tx.check_without_signature(chain_id)?;
+                Ok(tx)
+            })
+            .collect();
+        let candidates: Vec<&SignedTx> = decoded.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let all_verify = consort_types::tx::verify_batch(&candidates, &mut rand::rng());
+        (decoded, all_verify)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("verification task failed: {e}")))?;
+    let mut results = Vec::with_capacity(decoded.len());
+    let mut accepted = 0usize;
+    for item in decoded {
+        let result = match item {
+            Err(error) => Err(error),
+            Ok(tx) if !all_verify && !tx.verify_signature() => {
+                let error = TxError::BadSignature;
+                s.mempool.remember_rejection(tx.hash(), error.clone());
+                Err(error)
+            }
+            Ok(tx) => {
+                let hash = tx.hash();
+                match admit_verified(&s, tx).await {
+                    Ok(()) => Ok(hash),
+                    Err(error) => {
+                        s.mempool.remember_rejection(hash, error.clone());
+                        Err(error)
+                    }
+                }
+            }
+        };
+        results.push(match result {
+            Ok(hash) => {
+                accepted += 1;
+                json!({"hash": hex_serde::encode(&hash)})
+            }
+            Err(error) => json!({"error": error}),
+        });
+    }
+    Ok(Json(json!({"accepted": accepted, "results": results})))
+}
+
 async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     tx.check_stateless(s.genesis.chain_id)?;
+    admit_verified(s, tx).await
+}
+
+/// Admit a transaction whose stateless checks and signature passed.
+async fn admit_verified(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     if read_tx_location(s, &tx.hash())
         .await
         .ok()
@@ -296,6 +394,7 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
         "balance": account.balance,
         "nonce": account.nonce,
         "pending_spend": s.mempool.pending_spend(&id),
+        "next_nonce": s.mempool.next_nonce(&id, account.nonce),
         "proof": {
             "height": proven_height,
             "state_root": hex_serde::encode(&root),
@@ -309,12 +408,16 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
 async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Response {
     let mut rx = s.observer.events.subscribe();
     ws.on_upgrade(move |mut socket| async move {
-        while let Ok(event) = rx.recv().await {
-            if socket
-                .send(Message::Text(event.as_str().into()))
-                .await
-                .is_err()
-            {
+        loop {
+            let text = match rx.recv().await {
+                Ok(event) => event.as_str().to_owned(),
+                // A slow reader is told how many events it missed, then continues.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    json!({"type": "lagged", "missed": missed}).to_string()
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if socket.send(Message::Text(text.into())).await.is_err() {
                 break;
             }
         }
@@ -322,24 +425,63 @@ async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Response {
 }
 
 async fn metrics(State(s): AppState) -> String {
+    use std::fmt::Write as _;
     let c = &s.observer.counters;
     let tip = s.observer.tip.lock().expect("tip lock").height;
     let blocks = c.blocks_finalized.load(Relaxed);
-    let latency = c
-        .finality_ms_sum
-        .load(Relaxed)
-        .checked_div(blocks)
-        .unwrap_or(0);
-    format!(
-        "# HELP consort_finalized_height Height of the latest finalized block.\n# TYPE consort_finalized_height gauge\nconsort_finalized_height {tip}\n\
-         # HELP consort_finality_latency_ms_avg Mean time from block timestamp to local finalization.\n# TYPE consort_finality_latency_ms_avg gauge\nconsort_finality_latency_ms_avg {latency}\n\
-         # HELP consort_txs_finalized_total Transactions finalized since start.\n# TYPE consort_txs_finalized_total counter\nconsort_txs_finalized_total {}\n\
-         # HELP consort_mempool_size Pending transactions.\n# TYPE consort_mempool_size gauge\nconsort_mempool_size {}\n\
-         # HELP consort_peers Validators in the peer set besides this node.\n# TYPE consort_peers gauge\nconsort_peers {}\n",
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    metric(
+        "consort_finalized_height",
+        "gauge",
+        "Height of the latest finalized block.",
+        tip,
+    );
+    metric(
+        "consort_txs_finalized_total",
+        "counter",
+        "Transactions finalized since start.",
         c.txs_finalized.load(Relaxed),
-        s.mempool.len(),
-        s.peers,
-    )
+    );
+    metric(
+        "consort_mempool_size",
+        "gauge",
+        "Pending transactions.",
+        s.mempool.len() as u64,
+    );
+    metric(
+        "consort_peers",
+        "gauge",
+        "Validators in the peer set besides this node.",
+        s.peers as u64,
+    );
+    let _ = write!(
+        out,
+        "# HELP consort_finality_latency_ms Time from a block's timestamp to its local finalization.\n\
+         # TYPE consort_finality_latency_ms histogram\n"
+    );
+    let mut cumulative = 0;
+    for (i, bucket) in c.finality_buckets.iter().enumerate() {
+        cumulative += bucket.load(Relaxed);
+        let bound = crate::node::FINALITY_BUCKETS_MS
+            .get(i)
+            .map_or_else(|| "+Inf".to_string(), u64::to_string);
+        let _ = writeln!(
+            out,
+            "consort_finality_latency_ms_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let _ = write!(
+        out,
+        "consort_finality_latency_ms_sum {}\nconsort_finality_latency_ms_count {blocks}\n",
+        c.finality_ms_sum.load(Relaxed)
+    );
+    out
 }
 
 async fn openapi() -> Json<Value> {

@@ -22,6 +22,9 @@ use std::{
 };
 use tracing::info;
 
+/// Finalized-block events buffered for slow WebSocket readers (who are told what they missed).
+pub const EVENTS_BUFFERED: usize = 4096;
+
 /// Namespace of p2p handshakes.
 const P2P_NAMESPACE: &[u8] = b"_CONSORT_P2P";
 
@@ -36,9 +39,14 @@ pub struct Tip {
     pub timestamp_ms: u64,
 }
 
+/// Upper bounds (ms) of the finality latency histogram's buckets; the last bucket is +Inf.
+pub const FINALITY_BUCKETS_MS: [u64; 11] = [10, 25, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000];
+
 /// Counters for `/metrics`.
 #[derive(Default)]
 pub struct Counters {
+    /// Blocks per finality latency bucket (see [`FINALITY_BUCKETS_MS`]; the last is +Inf).
+    pub finality_buckets: [std::sync::atomic::AtomicU64; FINALITY_BUCKETS_MS.len() + 1],
     /// Finalized transactions since start.
     pub txs_finalized: std::sync::atomic::AtomicU64,
     /// Sum of finality latencies of blocks this node finalized (ms), and their count.
@@ -88,6 +96,11 @@ impl ChainObserver for Observer {
             .fetch_add(block.txs.len() as u64, Relaxed);
         self.counters.blocks_finalized.fetch_add(1, Relaxed);
         self.counters.finality_ms_sum.fetch_add(latency, Relaxed);
+        let bucket = FINALITY_BUCKETS_MS
+            .iter()
+            .position(|&bound| latency <= bound)
+            .unwrap_or(FINALITY_BUCKETS_MS.len());
+        self.counters.finality_buckets[bucket].fetch_add(1, Relaxed);
         let event = serde_json::json!({
             "type": "block_finalized",
             "height": block.number(),
@@ -117,11 +130,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot read genesis {}: {e}", config.genesis.display()))?;
     let genesis = Arc::new(Genesis::from_json(&genesis_text)?);
     let signer = load_key(&config.key_file)?;
-    if !genesis
-        .validators
-        .iter()
-        .any(|v| v.public_key.public_key() == &signer.public_key())
-    {
+    if !genesis.validator_keys().contains(&signer.public_key()) {
         anyhow::bail!("this node's key is not a genesis validator; check key_file and genesis");
     }
     std::fs::create_dir_all(&config.data_dir)?;
@@ -165,14 +174,14 @@ async fn serve(
     );
     let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_config);
     let mut peers = Vec::new();
-    for v in &genesis.validators {
+    for (v, key) in genesis.validators.iter().zip(genesis.validator_keys()) {
         let address: SocketAddr = v.p2p_address.parse().map_err(|e| {
             anyhow::anyhow!(
                 "validator p2p address {} is not host:port: {e}",
                 v.p2p_address
             )
         })?;
-        peers.push((v.public_key.public_key().clone(), Address::from(address)));
+        peers.push((key, Address::from(address)));
     }
     let peer_map: Map<_, Address> = peers
         .try_into()
@@ -189,7 +198,7 @@ async fn serve(
 
     info!(p2p = %config.p2p_listen, "p2p started");
     let mempool = Mempool::new();
-    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let (events, _) = tokio::sync::broadcast::channel(EVENTS_BUFFERED);
     let observer = Arc::new(Observer {
         mempool: mempool.clone(),
         tip: Mutex::new(Tip::default()),

@@ -2,37 +2,65 @@
 
 use crate::{Amount, hex_serde};
 use bytes::BufMut;
-use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt, Write};
+use commonware_codec::{
+    Buf, DecodeExt as _, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt, Write,
+};
 use commonware_cryptography::ed25519;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::{fmt, str::FromStr};
 
-/// An account's id: its ed25519 public key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AccountId(ed25519::PublicKey);
+/// An account's id: the 32 bytes of its ed25519 public key.
+///
+/// Kept as bytes: decoding a transaction or a block never pays for elliptic-curve point
+/// decompression (about as costly as a batched signature check); the key is decompressed only
+/// when a signature is verified. Ids parsed from text ([`FromStr`], JSON) must be valid keys;
+/// ids decoded from binary are checked when their signature is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountId([u8; 32]);
 
 impl AccountId {
     /// The account owned by `key`.
-    pub const fn new(key: ed25519::PublicKey) -> Self {
-        Self(key)
+    pub fn new(key: ed25519::PublicKey) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(key.as_ref());
+        Self(bytes)
     }
 
-    /// The public key that signs for this account.
-    pub const fn public_key(&self) -> &ed25519::PublicKey {
+    /// The id's bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The public key that signs for this account, if the bytes are a valid ed25519 key.
+    pub fn public_key(&self) -> Option<ed25519::PublicKey> {
+        ed25519::PublicKey::decode(commonware_codec::Copying(self.0.as_slice())).ok()
+    }
+}
+
+impl AsRef<[u8]> for AccountId {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<ed25519::PublicKey> for AccountId {
+    fn from(key: ed25519::PublicKey) -> Self {
+        Self::new(key)
     }
 }
 
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", hex_serde::encode(&self.0))
+        write!(f, "{}", hex::encode(self.0))
     }
 }
 
 impl FromStr for AccountId {
     type Err = hex_serde::HexError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(Self(hex_serde::parse(text)?))
+        // Text comes from people and programs: insist on a real key, so a typo is caught here.
+        let key: ed25519::PublicKey = hex_serde::parse(text)?;
+        Ok(Self::new(key))
     }
 }
 
@@ -51,18 +79,18 @@ impl<'de> Deserialize<'de> for AccountId {
 
 impl Write for AccountId {
     fn write(&self, buf: &mut impl BufMut) {
-        self.0.write(buf);
+        buf.put_slice(&self.0);
     }
 }
 
 impl FixedSize for AccountId {
-    const SIZE: usize = ed25519::PublicKey::SIZE;
+    const SIZE: usize = 32;
 }
 
 impl Read for AccountId {
     type Cfg = ();
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        Ok(Self(ed25519::PublicKey::read(buf)?))
+        Ok(Self(<[u8; 32]>::read(buf)?))
     }
 }
 

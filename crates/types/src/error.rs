@@ -56,7 +56,7 @@ pub enum TxError {
     },
     /// The sender has never held anything.
     #[error("account {0} does not exist; fund it with a transfer first")]
-    UnknownAccount(Box<AccountId>),
+    UnknownAccount(AccountId),
     /// An amount that cannot be moved (zero) or would overflow.
     #[error("invalid amount: {0}")]
     InvalidAmount(&'static str),

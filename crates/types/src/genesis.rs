@@ -1,6 +1,7 @@
 //! Genesis: the chain id, the first validator set and the funded accounts.
 
 use crate::{AccountId, Amount, Digest, limits, sha256};
+use commonware_cryptography::ed25519;
 use serde::{Deserialize, Serialize};
 
 /// One validator of the first epoch.
@@ -63,6 +64,13 @@ impl Genesis {
         if self.accounts.len() > limits::GENESIS_ACCOUNTS_MAX {
             return invalid("too many genesis accounts");
         }
+        if self
+            .validators
+            .iter()
+            .any(|v| v.public_key.public_key().is_none())
+        {
+            return invalid("a validator key is not a valid ed25519 public key");
+        }
         let mut keys: Vec<_> = self.validators.iter().map(|v| &v.public_key).collect();
         keys.sort();
         keys.dedup();
@@ -90,6 +98,18 @@ impl Genesis {
     pub fn digest(&self) -> Digest {
         let json = serde_json::to_vec(self).expect("genesis serializes");
         sha256(&[b"consort/genesis/", &json])
+    }
+
+    /// The validators' consensus keys, in genesis order. Valid by [`Genesis::check`].
+    pub fn validator_keys(&self) -> Vec<ed25519::PublicKey> {
+        self.validators
+            .iter()
+            .map(|v| {
+                v.public_key
+                    .public_key()
+                    .expect("genesis check rejects invalid validator keys")
+            })
+            .collect()
     }
 
     /// Total supply at genesis.

@@ -140,7 +140,7 @@ impl SignedTx {
         self.tx
             .sender
             .public_key()
-            .verify(TX_NAMESPACE, &self.tx.encode(), &self.signature)
+            .is_some_and(|key| key.verify(TX_NAMESPACE, &self.tx.encode(), &self.signature))
     }
 
     /// Decode untrusted bytes: size-limited, canonical, no trailing bytes. The signature is not
@@ -224,6 +224,14 @@ pub fn verify_batch(txs: &[&SignedTx], rng: &mut impl rand_core::CryptoRng) -> b
     if txs.is_empty() {
         return true;
     }
+    // A sender id that is not a valid key cannot have signed anything.
+    let Some(keys) = txs
+        .iter()
+        .map(|t| t.tx.sender.public_key())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return false;
+    };
     let messages: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.encode().to_vec()).collect();
     ed25519::PublicKey::verify_batch(
         rng,
@@ -231,7 +239,7 @@ pub fn verify_batch(txs: &[&SignedTx], rng: &mut impl rand_core::CryptoRng) -> b
         |i, message| BatchEntry {
             namespace: TX_NAMESPACE,
             message,
-            public_key: txs[i].tx.sender.public_key(),
+            public_key: &keys[i],
             signature: &txs[i].signature,
         },
         &commonware_parallel::Sequential,

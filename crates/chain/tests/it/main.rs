@@ -1,4 +1,5 @@
 //! Multi-validator tests on commonware's deterministic runtime and simulated network.
 
+mod equivocator;
 mod sim;
 mod simulation;

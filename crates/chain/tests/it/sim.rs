@@ -9,9 +9,11 @@ use commonware_glue::simulate::{
     engine::{EngineDefinition, InitContext},
     processed::ProcessedHeight,
     reporter::MonitorReporter,
+    tracker::FinalizationUpdate,
 };
+use commonware_p2p::{Receiver, Sender, simulated::Oracle};
 use commonware_runtime::{Handle, Quota, Supervisor as _, deterministic};
-use commonware_utils::NZU32;
+use commonware_utils::{NZU32, channel::mpsc};
 use consort_chain::{
     Mempool,
     application::NoObserver,
@@ -135,17 +137,73 @@ impl Chain {
     }
 }
 
+impl Chain {
+    /// The genesis validator key behind `public_key`.
+    pub fn signer(&self, public_key: &ed25519::PublicKey) -> ed25519::PrivateKey {
+        (0..self.genesis.validators.len() as u64)
+            .map(validator_key)
+            .find(|k| &k.public_key() == public_key)
+            .expect("a genesis validator")
+    }
+
+    /// Start the validator `public_key` over `channels`, its mempool holding the scenario's
+    /// transfers. Engine definitions that wrap a validator's channels (a Byzantine one) call this
+    /// after wrapping.
+    pub async fn start_validator<S, R>(
+        &self,
+        context: deterministic::Context,
+        index: usize,
+        public_key: &ed25519::PublicKey,
+        oracle: &Oracle<ed25519::PublicKey, deterministic::Context>,
+        channels: Channels<S, R>,
+        monitor: mpsc::UnboundedSender<FinalizationUpdate<ed25519::PublicKey>>,
+    ) -> (Handle<()>, State)
+    where
+        S: Sender<PublicKey = ed25519::PublicKey>,
+        R: Receiver<PublicKey = ed25519::PublicKey>,
+    {
+        let mempool = Mempool::new();
+        for tx in &self.txs {
+            let sender = Account {
+                balance: Amount::new(FUNDING),
+                nonce: 0,
+            };
+            let _ = mempool.admit(tx.clone(), Some(sender), false);
+        }
+        let pk = public_key.clone();
+        let running = validator::start(
+            context.child("validator"),
+            validator::Config {
+                genesis: self.genesis.clone(),
+                signer: self.signer(public_key),
+                partition_prefix: format!("validator-{index}"),
+                mempool,
+                observer: Arc::new(NoObserver),
+            },
+            channels,
+            oracle.manager(),
+            oracle.control(pk.clone()),
+            move |inner| MonitorReporter::new(pk, monitor, inner),
+        )
+        .await;
+        (
+            running.engine,
+            State {
+                marshal: running.marshal,
+                stateful: running.stateful,
+                clock: Arc::new(std::sync::Mutex::new(context)),
+            },
+        )
+    }
+}
+
 impl EngineDefinition for Chain {
     type PublicKey = ed25519::PublicKey;
     type Engine = Handle<()>;
     type State = State;
 
     fn participants(&self) -> Vec<ed25519::PublicKey> {
-        self.genesis
-            .validators
-            .iter()
-            .map(|v| v.public_key.public_key().clone())
-            .collect()
+        self.genesis.validator_keys()
     }
 
     fn channels(&self) -> Vec<(u64, Quota)> {
@@ -160,51 +218,16 @@ impl EngineDefinition for Chain {
     }
 
     async fn init(&self, ctx: InitContext<'_, ed25519::PublicKey>) -> (Handle<()>, State) {
-        let InitContext {
-            context,
-            index,
-            public_key,
-            oracle,
+        let channels = Channels::from_ordered(ctx.channels.into_iter());
+        self.start_validator(
+            ctx.context,
+            ctx.index,
+            ctx.public_key,
+            ctx.oracle,
             channels,
-            monitor,
-            ..
-        } = ctx;
-        let signer = (0..self.genesis.validators.len() as u64)
-            .map(validator_key)
-            .find(|k| &k.public_key() == public_key)
-            .expect("a genesis validator");
-        let mempool = Mempool::new();
-        for tx in &self.txs {
-            let sender = Account {
-                balance: Amount::new(FUNDING),
-                nonce: 0,
-            };
-            let _ = mempool.admit(tx.clone(), Some(sender), false);
-        }
-        let pk = public_key.clone();
-        let running = validator::start(
-            context.child("validator"),
-            validator::Config {
-                genesis: self.genesis.clone(),
-                signer,
-                partition_prefix: format!("validator-{index}"),
-                mempool,
-                observer: Arc::new(NoObserver),
-            },
-            Channels::from_ordered(channels.into_iter()),
-            oracle.manager(),
-            oracle.control(pk.clone()),
-            move |inner| MonitorReporter::new(pk, monitor, inner),
+            ctx.monitor,
         )
-        .await;
-        (
-            running.engine,
-            State {
-                marshal: running.marshal,
-                stateful: running.stateful,
-                clock: Arc::new(std::sync::Mutex::new(context)),
-            },
-        )
+        .await
     }
 
     fn start(engine: Handle<()>) -> Handle<()> {

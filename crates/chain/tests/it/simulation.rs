@@ -1,7 +1,12 @@
 //! Consensus and fault tests: N validators of the real stack on the deterministic runtime, with
 //! fixed seeds.
 
-use crate::sim::{self, Chain, State};
+use crate::{
+    equivocator::{Evidence, Member, WithEquivocator},
+    sim::{self, Chain, State},
+};
+use commonware_consensus::types::Height;
+use commonware_glue::simulate::processed::ProcessedHeight as _;
 use commonware_glue::simulate::{
     action::{Action, Crash, Schedule},
     plan::PlanBuilder,
@@ -11,9 +16,11 @@ use commonware_glue::simulate::{
 use commonware_p2p::simulated::Link;
 use commonware_runtime::Clock;
 use commonware_utils::probability;
+use consort_types::{Account, AccountId};
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, Mutex},
     time::{Duration, UNIX_EPOCH},
 };
 
@@ -21,7 +28,7 @@ type Key = commonware_cryptography::ed25519::PublicKey;
 
 #[derive(Clone)]
 /// Every live validator holds exactly the balances the transfers should produce.
-struct BalancesMatch(Vec<(consort_types::AccountId, consort_types::Account)>);
+struct BalancesMatch(Vec<(AccountId, Account)>);
 
 impl Property<Key, State> for BalancesMatch {
     fn name(&self) -> &str {
@@ -35,14 +42,81 @@ impl Property<Key, State> for BalancesMatch {
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
             for (v, state) in states.iter().enumerate() {
-                for (id, expected) in &self.0 {
-                    let got = state.account(id).await;
-                    if got != Some(*expected) {
-                        return Err(format!(
-                            "validator {v}: account {id} is {got:?}, expected {expected:?}"
-                        ));
-                    }
+                balances_match(state, &self.0)
+                    .await
+                    .map_err(|e| format!("validator {v}: {e}"))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+async fn balances_match(state: &State, expected: &[(AccountId, Account)]) -> Result<(), String> {
+    for (id, expected) in expected {
+        let got = state.account(id).await;
+        if got != Some(*expected) {
+            return Err(format!("account {id} is {got:?}, expected {expected:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+/// The honest validators each finalized at least `heights_min` blocks, hold the same block digest
+/// at every height they all finalized, and hold the balances the transfers should produce.
+struct HonestValidatorsAgree {
+    honest: usize,
+    heights_min: u64,
+    balances: Vec<(AccountId, Account)>,
+}
+
+impl Property<Key, Member> for HonestValidatorsAgree {
+    fn name(&self) -> &str {
+        "honest_validators_agree"
+    }
+
+    fn check<'a>(
+        &'a self,
+        _tracker: &'a ProgressTracker<Key>,
+        members: &'a [&'a Member],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let honest: Vec<&State> = members
+                .iter()
+                .filter(|m| m.honest)
+                .map(|m| &m.state)
+                .collect();
+            if honest.len() != self.honest {
+                return Err(format!("{} honest validators ran", honest.len()));
+            }
+            let mut common = u64::MAX;
+            for state in &honest {
+                common = common.min(state.processed_height().await);
+            }
+            if common < self.heights_min {
+                return Err(format!(
+                    "every honest validator finalized only {common} blocks, expected {}",
+                    self.heights_min
+                ));
+            }
+            for height in 1..=common {
+                let mut digests = Vec::with_capacity(honest.len());
+                for state in &honest {
+                    let (_, digest) = state
+                        .marshal
+                        .get_info(Height::new(height))
+                        .await
+                        .ok_or_else(|| format!("no finalized block at height {height}"))?;
+                    digests.push(digest);
                 }
+                if digests.windows(2).any(|pair| pair[0] != pair[1]) {
+                    return Err(format!("fork at height {height}: {digests:?}"));
+                }
+            }
+            for (v, state) in honest.iter().enumerate() {
+                balances_match(state, &self.balances)
+                    .await
+                    .map_err(|e| format!("honest validator {v}: {e}"))?;
             }
             Ok(())
         })
@@ -202,4 +276,37 @@ fn two_two_partition_halts_without_fork_and_resumes_after_healing() {
         .property(expected)
         .run()
         .expect("the partition halts progress without a fork; healing resumes it");
+}
+
+#[test]
+fn an_equivocating_validator_causes_no_fork() {
+    use commonware_cryptography::Signer;
+    let (chain, expected) = scenario(4, 3);
+    let evidence = Arc::new(Mutex::new(Evidence::default()));
+    let definition = WithEquivocator {
+        chain,
+        equivocator: sim::validator_key(3).public_key(),
+        evidence: evidence.clone(),
+    };
+    PlanBuilder::new(definition)
+        .seed(6)
+        .required_finalizations(20)
+        .timeout(Duration::from_secs(900))
+        .property(HonestValidatorsAgree {
+            honest: 3,
+            heights_min: 10,
+            balances: expected.0,
+        })
+        .run()
+        .expect("the honest validators finalize one chain despite the equivocator");
+    // The run proves something only if the equivocator did equivocate.
+    let evidence = evidence.lock().expect("evidence lock");
+    assert!(
+        !evidence.proposed.is_empty(),
+        "the equivocator proposed twice in a view it led: {evidence:?}"
+    );
+    assert!(
+        evidence.notarized.len() >= 10 && evidence.finalized.len() >= 10,
+        "the equivocator sent conflicting notarizes and finalizes: {evidence:?}"
+    );
 }

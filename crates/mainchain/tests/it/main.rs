@@ -3,6 +3,7 @@
 //! Each test starts its own node on free loopback ports. Without `litecoind` they fail, and the
 //! failure names the install command: the harness never skips silently.
 
+mod custody;
 mod node;
 mod proofs;
 

@@ -200,6 +200,7 @@ fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
 
     // Bad input changes nothing and the node keeps serving.
     let client = http();
+    bad_transactions_are_refused_with_typed_errors(&client, &nodes[0].api, &alice, &bob);
     let garbage = client
         .post(format!("{}/v1/txs", nodes[0].api))
         .body("{not json")
@@ -223,4 +224,160 @@ fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
         .expect("json");
     assert!(unknown["error"]["code"].is_string());
     assert!(height(&nodes[0]) >= common, "the node keeps serving");
+}
+
+fn post_tx(client: &reqwest::blocking::Client, api: &str, bytes: &[u8]) -> Value {
+    client
+        .post(format!("{api}/v1/txs"))
+        .json(&json!({"tx": hex::encode(bytes)}))
+        .send()
+        .expect("post")
+        .json()
+        .expect("json")
+}
+
+fn signed_transfer(
+    key: &commonware_cryptography::ed25519::PrivateKey,
+    chain_id: u64,
+    nonce: u64,
+    to: &str,
+    amount: u64,
+) -> consort_types::SignedTx {
+    use commonware_cryptography::Signer as _;
+    consort_types::Tx {
+        chain_id,
+        sender: consort_types::AccountId::new(key.public_key()),
+        nonce,
+        call: consort_types::Call::Transfer {
+            to: to.parse().expect("account id"),
+            amount: consort_types::Amount::new(amount),
+        },
+    }
+    .sign(key)
+}
+
+/// Each kind of bad transaction gets its typed error; the sender's account is unchanged and the
+/// node keeps finalizing.
+fn bad_transactions_are_refused_with_typed_errors(
+    client: &reqwest::blocking::Client,
+    api: &str,
+    alice_key: &Path,
+    bob: &str,
+) {
+    use commonware_codec::Encode as _;
+    use commonware_cryptography::Signer as _;
+    let key = consort_node::node::load_key(alice_key).expect("alice's key");
+    let alice = key_id(alice_key);
+    let account_url = format!("{api}/v1/accounts/{alice}");
+    // Let alice's earlier transfers settle so her account is quiet.
+    wait_for(
+        "alice's pending transfers to settle",
+        Duration::from_secs(30),
+        || get(&account_url).is_some_and(|a| a["pending_spend"] == json!(0)),
+    );
+    let before = get(&account_url).expect("account");
+    let nonce = before["nonce"].as_u64().expect("nonce");
+    let balance = before["balance"].as_u64().expect("balance");
+    let height_before = height_of(api);
+
+    let good = signed_transfer(&key, 1, nonce, bob, 1);
+    let mut bad_signature = good.encode().to_vec();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 0x01;
+    let stranger = commonware_cryptography::ed25519::PrivateKey::from_seed(424_242);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("bad_signature", bad_signature),
+        (
+            "wrong_chain_id",
+            signed_transfer(&key, 2, nonce, bob, 1).encode().to_vec(),
+        ),
+        (
+            "nonce_reused",
+            signed_transfer(&key, 1, 0, bob, 3).encode().to_vec(),
+        ),
+        (
+            "duplicate",
+            // The very first transfer (nonce 0, 7 to bob), resubmitted byte for byte.
+            signed_transfer(&key, 1, 0, bob, 7).encode().to_vec(),
+        ),
+        (
+            "insufficient_balance",
+            signed_transfer(&key, 1, nonce, bob, balance + 1)
+                .encode()
+                .to_vec(),
+        ),
+        (
+            "oversized",
+            vec![0u8; consort_types::limits::TX_SIZE_MAX + 1],
+        ),
+        (
+            "unknown_account",
+            signed_transfer(&stranger, 1, 0, bob, 1).encode().to_vec(),
+        ),
+        ("malformed", good.encode()[..40].to_vec()),
+        (
+            "nonce_too_high",
+            signed_transfer(
+                &key,
+                1,
+                nonce + consort_types::limits::NONCE_WINDOW_MAX,
+                bob,
+                1,
+            )
+            .encode()
+            .to_vec(),
+        ),
+    ];
+    for (code, bytes) in &cases {
+        let answer = post_tx(client, api, bytes);
+        assert_eq!(answer["error"]["code"], json!(code), "{code}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{code}: a human message"
+        );
+    }
+    // A refused transaction's status says why.
+    let wrong_chain = signed_transfer(&key, 2, nonce, bob, 1);
+    let status = get(&format!(
+        "{api}/v1/txs/{}",
+        consort_types::hex_serde::encode(&wrong_chain.hash())
+    ))
+    .expect("status");
+    assert_eq!(status["status"], "rejected", "{status}");
+    assert_eq!(status["error"]["code"], "wrong_chain_id", "{status}");
+    // Garbage where a hash or account id should be.
+    for path in [
+        "/v1/txs/zz",
+        "/v1/accounts/not-hex",
+        "/v1/blocks/minus-one",
+        "/v1/nope",
+    ] {
+        let response = client.get(format!("{api}{path}")).send().expect("get");
+        assert!(
+            response.status().is_client_error(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    // Nothing changed, and the chain moves on.
+    wait_for(
+        "the node to keep finalizing",
+        Duration::from_secs(30),
+        || height_of(api) > height_before + 2,
+    );
+    let after = get(&account_url).expect("account");
+    assert_eq!(after["balance"], before["balance"]);
+    assert_eq!(after["nonce"], before["nonce"]);
+    assert_eq!(after["pending_spend"], json!(0));
+    // The good transaction still goes through afterwards.
+    let answer = post_tx(client, api, &good.encode());
+    assert!(answer["hash"].is_string(), "{answer}");
+}
+
+fn height_of(api: &str) -> u64 {
+    get(&format!("{api}/v1/status"))
+        .and_then(|s| s["finalized_height"].as_u64())
+        .unwrap_or(0)
 }

@@ -9,6 +9,7 @@
 
 pub mod application;
 pub mod execute;
+pub mod light;
 pub mod mempool;
 pub mod state;
 pub mod validator;

@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod devnet;
 mod keys;
+mod verify;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -85,6 +86,19 @@ enum Command {
         node: String,
         /// Block height.
         height: u64,
+    },
+    /// Light client: fetch an account's balance, nonce and state proof plus the block header
+    /// and finalization certificate it is proven under, and check them against the validators
+    /// in your genesis file, trusting nothing the node says. Exits non-zero if anything fails.
+    Verify {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// The chain's genesis document (your trust root; e.g. DIR/genesis.json of a devnet).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Account id (hex public key).
+        id: String,
     },
     /// Show a node's view of the chain.
     Status {
@@ -239,6 +253,24 @@ fn main() -> anyhow::Result<()> {
         Command::Block { node, height } => {
             let value = client::Client::new(&node).get(&format!("/v1/blocks/{height}"))?;
             println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        Command::Verify { node, genesis, id } => {
+            let genesis = consort_types::Genesis::from_json(
+                &std::fs::read_to_string(&genesis)
+                    .with_context(|| format!("cannot read {}", genesis.display()))?,
+            )?;
+            let verified = verify::account(&client::Client::new(&node), &genesis, &id)?;
+            println!(
+                "verified: account {id} has balance {} and nonce {} in finalized block {} (height {}, state root {}), signed by {} of {} validators",
+                verified.account.balance.units(),
+                verified.account.nonce,
+                verified.block,
+                verified.height,
+                verified.state_root,
+                verified.signers,
+                genesis.validators.len()
+            );
             Ok(())
         }
         Command::Status { node } => {

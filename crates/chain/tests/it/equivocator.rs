@@ -33,7 +33,7 @@ use std::{
 };
 
 /// The views in which the Byzantine validator sent two different signed votes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Evidence {
     /// Views with two notarizes for different digests.
     pub notarized: BTreeSet<View>,

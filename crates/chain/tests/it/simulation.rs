@@ -281,26 +281,32 @@ fn two_two_partition_halts_without_fork_and_resumes_after_healing() {
 #[test]
 fn an_equivocating_validator_causes_no_fork() {
     use commonware_cryptography::Signer;
-    let (chain, expected) = scenario(4, 3);
-    let evidence = Arc::new(Mutex::new(Evidence::default()));
-    let definition = WithEquivocator {
-        chain,
-        equivocator: sim::validator_key(3).public_key(),
-        evidence: evidence.clone(),
+    let run = |seed: u64| {
+        let (chain, expected) = scenario(4, 3);
+        let evidence = Arc::new(Mutex::new(Evidence::default()));
+        let definition = WithEquivocator {
+            chain,
+            equivocator: sim::validator_key(3).public_key(),
+            evidence: evidence.clone(),
+        };
+        let state = PlanBuilder::new(definition)
+            .seed(seed)
+            .required_finalizations(20)
+            .timeout(Duration::from_secs(900))
+            .property(HonestValidatorsAgree {
+                honest: 3,
+                heights_min: 10,
+                balances: expected.0,
+            })
+            .run()
+            .expect("the honest validators finalize one chain despite the equivocator")
+            .remove(0)
+            .state;
+        let evidence = std::mem::take(&mut *evidence.lock().expect("evidence lock"));
+        (state, evidence)
     };
-    PlanBuilder::new(definition)
-        .seed(6)
-        .required_finalizations(20)
-        .timeout(Duration::from_secs(900))
-        .property(HonestValidatorsAgree {
-            honest: 3,
-            heights_min: 10,
-            balances: expected.0,
-        })
-        .run()
-        .expect("the honest validators finalize one chain despite the equivocator");
+    let (state, evidence) = run(6);
     // The run proves something only if the equivocator did equivocate.
-    let evidence = evidence.lock().expect("evidence lock");
     assert!(
         !evidence.proposed.is_empty(),
         "the equivocator proposed twice in a view it led: {evidence:?}"
@@ -309,4 +315,5 @@ fn an_equivocating_validator_causes_no_fork() {
         evidence.notarized.len() >= 10 && evidence.finalized.len() >= 10,
         "the equivocator sent conflicting notarizes and finalizes: {evidence:?}"
     );
+    assert_eq!((state, evidence), run(6), "a seed replays identically");
 }

@@ -201,6 +201,11 @@ fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
     // Bad input changes nothing and the node keeps serving.
     let client = http();
     bad_transactions_are_refused_with_typed_errors(&client, &nodes[0].api, &alice, &bob);
+    light_client_verifies_and_catches_tampering(
+        &nodes[2].api,
+        &dir.path().join("genesis.json"),
+        &bob,
+    );
     let garbage = client
         .post(format!("{}/v1/txs", nodes[0].api))
         .body("{not json")
@@ -380,4 +385,100 @@ fn height_of(api: &str) -> u64 {
     get(&format!("{api}/v1/status"))
         .and_then(|s| s["finalized_height"].as_u64())
         .unwrap_or(0)
+}
+
+/// `consort verify` accepts what an honest node serves; the light client refuses the same
+/// evidence with a tampered balance, state root or signature, or against another validator set.
+fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, id: &str) {
+    use consort_chain::light::{AccountEvidence, LightError, verify_account};
+    let out = Command::new(BIN)
+        .args(["verify", "--node", api, "--genesis"])
+        .arg(genesis_path)
+        .arg(id)
+        .output()
+        .expect("consort verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("verified"),
+        "verify failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let genesis =
+        consort_types::Genesis::from_json(&std::fs::read_to_string(genesis_path).expect("genesis"))
+            .expect("genesis");
+    let (answer, block) = loop {
+        let answer = get(&format!("{api}/v1/accounts/{id}")).expect("account");
+        if let Some(height) = answer["proof"]["height"].as_u64() {
+            break (
+                answer,
+                get(&format!("{api}/v1/blocks/{height}")).expect("block"),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bytes = |v: &Value| hex::decode(v.as_str().expect("hex field")).expect("hex");
+    let header = bytes(&block["header"]);
+    let finalization = bytes(&block["finalization"]);
+    let proof = bytes(&answer["proof"]["proof"]);
+    let account = consort_types::Account {
+        balance: consort_types::Amount::new(answer["balance"].as_u64().expect("balance")),
+        nonce: answer["nonce"].as_u64().expect("nonce"),
+    };
+    let evidence = |account, header: &[u8], finalization: &[u8]| {
+        let evidence = AccountEvidence {
+            id: id.parse().expect("id"),
+            account,
+            header,
+            finalization,
+            proof: &proof,
+        };
+        verify_account(&genesis, &evidence)
+    };
+    let verified = evidence(account, &header, &finalization).expect("honest evidence verifies");
+    assert_eq!(verified.account, account);
+    assert!(verified.signers >= 3, "a quorum of 4 signed");
+
+    // A balance one unit higher.
+    let richer = consort_types::Account {
+        balance: consort_types::Amount::new(account.balance.units() + 1),
+        ..account
+    };
+    assert_eq!(
+        evidence(richer, &header, &finalization),
+        Err(LightError::ProofMismatch)
+    );
+    // A header whose state root was changed (the state root is followed by ops_root and
+    // ops_range at the end of the encoding; flip a byte well inside the state root).
+    let mut tampered_header = header.clone();
+    let state_root_at = header.len() - 32 - 32 - 20;
+    tampered_header[state_root_at] ^= 0x01;
+    assert!(evidence(account, &tampered_header, &finalization).is_err());
+    // A signature byte flipped in the certificate.
+    let mut tampered_cert = finalization.clone();
+    let last = tampered_cert.len() - 1;
+    tampered_cert[last] ^= 0x01;
+    assert!(matches!(
+        evidence(account, &header, &tampered_cert),
+        Err(LightError::BadSignatures | LightError::BadFinalization(_))
+    ));
+    // The same evidence judged against a different validator set.
+    let mut forged = genesis.clone();
+    for (i, v) in forged.validators.iter_mut().enumerate() {
+        use commonware_cryptography::Signer as _;
+        v.public_key = consort_types::AccountId::new(
+            commonware_cryptography::ed25519::PrivateKey::from_seed(900 + i as u64).public_key(),
+        );
+    }
+    let evidence_struct = AccountEvidence {
+        id: id.parse().expect("id"),
+        account,
+        header: &header,
+        finalization: &finalization,
+        proof: &proof,
+    };
+    assert_eq!(
+        verify_account(&forged, &evidence_struct),
+        Err(LightError::BadSignatures)
+    );
 }

@@ -96,9 +96,7 @@ fn transfer(node: &str, key: &Path, to: &str, amount: u64) -> String {
 }
 
 fn height(node: &Node) -> u64 {
-    get(&format!("{}/v1/status", node.api))
-        .and_then(|s| s["finalized_height"].as_u64())
-        .unwrap_or(0)
+    height_of(&node.api)
 }
 
 #[test]

@@ -46,6 +46,7 @@ impl ChainObserver for NoObserver {
 #[derive(Clone)]
 pub struct App {
     genesis: Arc<Genesis>,
+    peg: Option<Arc<crate::peg::Peg>>,
     genesis_block: Block,
     observer: Arc<dyn ChainObserver>,
     mempool: Mempool,
@@ -83,16 +84,23 @@ impl App {
         observer: Arc<dyn ChainObserver>,
         mempool: Mempool,
     ) -> Self {
+        let peg = crate::peg::Peg::from_genesis(&genesis)
+            .expect("the node checks the peg configuration before starting")
+            .map(Arc::new);
         Self {
             genesis,
+            peg,
             genesis_block,
             observer,
             mempool,
         }
     }
 
-    fn allocations(&self, height: u64) -> Option<&[consort_types::GenesisAccount]> {
-        (height == 1).then_some(self.genesis.accounts.as_slice())
+    fn rules(&self) -> execute::Rules<'_> {
+        execute::Rules {
+            genesis: &self.genesis,
+            peg: self.peg.as_deref(),
+        }
     }
 }
 
@@ -198,22 +206,17 @@ impl<E: Runtime> Application<E> for App {
         }
         let timestamp_ms = now_ms(&context).max(parent.header.timestamp_ms);
         let height = parent.number() + 1;
-        let candidates = mempool.candidates(limits::BLOCK_TXS_MAX);
-        let executed = match execute::execute_block(
-            batches,
-            height,
-            candidates,
-            self.allocations(height),
-            Mode::Propose,
-        )
-        .await
-        {
-            Ok(executed) => executed,
-            Err(error) => {
-                warn!(%error, height, "cannot build a block");
-                return None;
-            }
-        };
+        let candidates = mempool.candidates(limits::BLOCK_TXS_MAX, limits::BLOCK_SIZE_MAX - 4096);
+        let executed =
+            match execute::execute_block(batches, height, candidates, self.rules(), Mode::Propose)
+                .await
+            {
+                Ok(executed) => executed,
+                Err(error) => {
+                    warn!(%error, height, "cannot build a block");
+                    return None;
+                }
+            };
         mempool.reject(executed.rejected);
         mempool.mark_in_flight(height, executed.included.iter().map(SignedTx::hash));
         let header = header_for(
@@ -271,7 +274,7 @@ impl<E: Runtime> Application<E> for App {
             batches,
             height,
             block.txs.clone(),
-            self.allocations(height),
+            self.rules(),
             Mode::Verify,
         )
         .await

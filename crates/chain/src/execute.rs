@@ -5,11 +5,15 @@
 //! floats, no unordered iteration: the same parent state and transactions give the same root on
 //! every node.
 
-use crate::state::{Merkleized, Runtime, Unmerkleized, from_value, to_value};
+use crate::{
+    peg::{self, Fail, Peg},
+    state::{Merkleized, Runtime, Unmerkleized, from_value, to_value},
+    store::Store,
+};
 use commonware_glue::stateful::db::Unmerkleized as _;
 use consort_types::{
-    Account, AccountId, Call, Digest, GenesisAccount, SignedTx, TxError, TxHash, state_key,
-    state_key::TxLocation,
+    Account, AccountId, Call, Digest, Genesis, GenesisAccount, SignedTx, TxError, TxHash,
+    peg::PegError, state_key, state_key::TxLocation,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +44,9 @@ pub enum BlockError {
     /// The database failed.
     #[error("state database: {0}")]
     Database(String),
+    /// A ledger invariant does not hold after the block: a bug, never a user's fault.
+    #[error("invariant broken: {0}")]
+    Invariant(String),
 }
 
 /// The accounts a block touches, before and after its transactions.
@@ -73,13 +80,28 @@ impl Overlay {
         self.accounts.get(id).copied().flatten()
     }
 
-    /// Apply one transaction whose signature and stateless rules were already checked. On error
-    /// nothing changes.
-    pub fn apply(&mut self, tx: &SignedTx) -> Result<(), TxError> {
+    /// Make sure `ids` exist (validators, at genesis), with nothing in them if new.
+    pub fn create(&mut self, ids: impl IntoIterator<Item = AccountId>) {
+        for id in ids {
+            let account = self.accounts.entry(id).or_insert(None);
+            if account.is_none() {
+                *account = Some(Account::default());
+                self.dirty.insert(id);
+            }
+        }
+    }
+
+    /// The sender's account if `tx`'s nonce is the next one. A sender never seen before may
+    /// make any call but a native transfer (which needs a funded account).
+    pub fn check_nonce(&self, tx: &SignedTx) -> Result<Account, TxError> {
         let sender_id = &tx.tx.sender;
-        let mut sender = self
-            .get(sender_id)
-            .ok_or(TxError::UnknownAccount(*sender_id))?;
+        let sender = match self.get(sender_id) {
+            Some(account) => account,
+            None if matches!(tx.tx.call, Call::Transfer { .. }) => {
+                return Err(TxError::UnknownAccount(*sender_id));
+            }
+            None => Account::default(),
+        };
         if tx.tx.nonce < sender.nonce {
             return Err(TxError::NonceReused {
                 expected: sender.nonce,
@@ -92,6 +114,25 @@ impl Overlay {
                 got: tx.tx.nonce,
             });
         }
+        Ok(sender)
+    }
+
+    /// Count a transaction other than a native transfer against the sender's nonce.
+    pub fn bump_nonce(&mut self, id: AccountId, mut account: Account) -> Result<(), TxError> {
+        account.nonce = account
+            .nonce
+            .checked_add(1)
+            .ok_or(TxError::InvalidAmount("nonce overflow"))?;
+        self.accounts.insert(id, Some(account));
+        self.dirty.insert(id);
+        Ok(())
+    }
+
+    /// Apply a native transfer whose signature and stateless rules were already checked. On
+    /// error nothing changes.
+    pub fn apply(&mut self, tx: &SignedTx) -> Result<(), TxError> {
+        let sender_id = &tx.tx.sender;
+        let mut sender = self.check_nonce(tx)?;
         match &tx.tx.call {
             Call::Transfer { to, amount } => {
                 sender.balance =
@@ -123,6 +164,7 @@ impl Overlay {
                     self.dirty.insert(*to);
                 }
             }
+            _ => unreachable!("Overlay::apply takes native transfers"),
         }
         self.accounts.insert(*sender_id, Some(sender));
         self.dirty.insert(*sender_id);
@@ -142,10 +184,8 @@ pub fn touched(txs: &[SignedTx]) -> BTreeSet<AccountId> {
     let mut ids = BTreeSet::new();
     for tx in txs {
         ids.insert(tx.tx.sender);
-        match &tx.tx.call {
-            Call::Transfer { to, .. } => {
-                ids.insert(*to);
-            }
+        if let Call::Transfer { to, .. } = &tx.tx.call {
+            ids.insert(*to);
         }
     }
     ids
@@ -186,26 +226,111 @@ pub struct Executed<E: Runtime> {
     pub rejected: Vec<(TxHash, TxError)>,
 }
 
-/// Execute `txs` as block `height` on `batch`. `genesis` is credited first when given (block 1).
+/// What a block executes against besides its parent state.
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    /// The chain's genesis (credited in block 1).
+    pub genesis: &'a Genesis,
+    /// The peg, if genesis configures one.
+    pub peg: Option<&'a Peg>,
+}
+
+/// A transaction other than a native transfer: its records go through `store`'s journal, so
+/// a refusal leaves nothing behind. The outer `Result` is for database failures.
+async fn apply_other<E: Runtime>(
+    overlay: &mut Overlay,
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    tx: &SignedTx,
+    height: u64,
+) -> Result<Result<(), TxError>, BlockError> {
+    let sender = match overlay.check_nonce(tx) {
+        Ok(account) => account,
+        Err(error) => return Ok(Err(error)),
+    };
+    let result = match &tx.tx.call {
+        Call::TransferAsset { asset, to, amount } => {
+            transfer_asset(store, asset, &tx.tx.sender, to, amount.units()).await
+        }
+        Call::Transfer { .. } => unreachable!("native transfers go through the overlay"),
+        call => match rules.peg {
+            Some(peg) => peg.apply(store, &tx.tx.sender, call, height).await,
+            None => Err(Fail::Tx(TxError::Peg(PegError::Disabled))),
+        },
+    };
+    match result {
+        Ok(()) => {
+            store.commit();
+            Ok(overlay.bump_nonce(tx.tx.sender, sender))
+        }
+        Err(Fail::Tx(error)) => {
+            store.rollback();
+            Ok(Err(error))
+        }
+        Err(Fail::Db(error)) => Err(error),
+    }
+}
+
+async fn transfer_asset<E: Runtime>(
+    store: &mut Store<'_, E>,
+    asset: &consort_types::Asset,
+    from: &AccountId,
+    to: &AccountId,
+    amount: u64,
+) -> Result<(), Fail> {
+    if from == to {
+        let balance = peg::balance(store, asset, from).await?;
+        if balance < amount {
+            return Err(Fail::Tx(TxError::InsufficientBalance {
+                balance: consort_types::Amount::new(balance),
+                needed: consort_types::Amount::new(amount),
+            }));
+        }
+        return Ok(());
+    }
+    let balance = peg::balance(store, asset, from).await?;
+    if balance < amount {
+        return Err(Fail::Tx(TxError::InsufficientBalance {
+            balance: consort_types::Amount::new(balance),
+            needed: consort_types::Amount::new(amount),
+        }));
+    }
+    peg::debit(store, asset, from, amount).await?;
+    peg::credit(store, asset, to, amount).await
+}
+
+/// Execute `txs` as block `height` on `batch` under `rules` (block 1 also credits genesis).
 pub async fn execute_block<E: Runtime>(
     batch: Unmerkleized<E>,
     height: u64,
     txs: Vec<SignedTx>,
-    genesis: Option<&[GenesisAccount]>,
+    rules: Rules<'_>,
     mode: Mode,
 ) -> Result<Executed<E>, BlockError> {
+    let genesis = (height == 1).then_some(rules.genesis);
     let mut ids = touched(&txs);
-    if let Some(allocations) = genesis {
-        ids.extend(allocations.iter().map(|a| a.id));
+    if let Some(genesis) = genesis {
+        ids.extend(genesis.accounts.iter().map(|a| a.id));
+        ids.extend(genesis.validators.iter().map(|v| v.public_key));
     }
     let mut overlay = Overlay::new(load_accounts(&batch, ids).await?);
-    if let Some(allocations) = genesis {
-        overlay.credit_genesis(allocations);
+    let mut store = Store::new(&batch);
+    if let Some(genesis) = genesis {
+        overlay.credit_genesis(&genesis.accounts);
+        overlay.create(genesis.validators.iter().map(|v| v.public_key));
+        if let Some(peg) = rules.peg {
+            peg.init(&mut store).await?;
+            store.commit();
+        }
     }
     let mut included = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
     for (index, tx) in txs.into_iter().enumerate() {
-        match overlay.apply(&tx) {
+        let result = match &tx.tx.call {
+            Call::Transfer { .. } => overlay.apply(&tx),
+            _ => apply_other(&mut overlay, &mut store, rules, &tx, height).await?,
+        };
+        match result {
             Ok(()) => included.push(tx),
             // Out of nonce order for this parent: it may fit a later block (or is already in
             // an unfinalized ancestor); the pool keeps it until finality decides.
@@ -215,9 +340,20 @@ pub async fn execute_block<E: Runtime>(
             Err(error) => return Err(BlockError::InvalidTx { index, error }),
         }
     }
+    if let Some(peg) = rules.peg {
+        peg.end_block(&mut store, height).await?;
+        store.commit();
+        if store.touched() {
+            peg.check_invariant(&mut store).await?;
+        }
+    }
+    let records = store.into_writes();
     let mut batch = batch;
     for (id, account) in overlay.changes() {
         batch = batch.write(state_key::account(id), Some(to_value(&account)));
+    }
+    for (key, value) in records {
+        batch = batch.write(key, value);
     }
     for (index, tx) in included.iter().enumerate() {
         let location = TxLocation {

@@ -11,7 +11,9 @@ pub mod application;
 pub mod execute;
 pub mod light;
 pub mod mempool;
+pub mod peg;
 pub mod state;
+pub mod store;
 pub mod validator;
 
 pub use application::{App, ChainObserver};

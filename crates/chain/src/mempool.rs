@@ -90,8 +90,13 @@ impl Mempool {
         if pool.entries.len() >= MEMPOOL_TXS_MAX {
             return Err(TxError::MempoolFull);
         }
-        let Some(account) = sender else {
-            return Err(TxError::UnknownAccount(tx.tx.sender));
+        let account = match sender {
+            Some(account) => account,
+            // A never-seen sender may make any call but a native transfer.
+            None if matches!(tx.tx.call, consort_types::Call::Transfer { .. }) => {
+                return Err(TxError::UnknownAccount(tx.tx.sender));
+            }
+            None => Account::default(),
         };
         let nonce = tx.tx.nonce;
         if nonce < account.nonce {
@@ -165,15 +170,21 @@ impl Mempool {
         pool.entries.len() > pool.in_flight_count
     }
 
-    /// Up to `max` transactions not in flight, oldest arrivals first, each sender's in nonce
-    /// order.
-    pub fn candidates(&self, max: usize) -> Vec<SignedTx> {
+    /// Up to `max` transactions of at most `max_bytes` encoded, not in flight, oldest arrivals
+    /// first, each sender's in nonce order.
+    pub fn candidates(&self, max: usize, max_bytes: usize) -> Vec<SignedTx> {
+        use commonware_codec::EncodeSize as _;
         let pool = self.lock();
+        let mut bytes = 0usize;
         let chosen: Vec<&Entry> = pool
             .arrival
             .values()
             .map(|h| &pool.entries[h])
             .filter(|e| e.in_flight.is_none())
+            .take_while(|e| {
+                bytes = bytes.saturating_add(e.tx.encode_size());
+                bytes <= max_bytes
+            })
             .take(max)
             .collect();
         // Within the chosen set, give each sender's slots to its transactions in nonce order.
@@ -212,10 +223,20 @@ impl Mempool {
         }
     }
 
-    /// Take what was admitted locally and not yet sent to peers.
-    pub fn drain_outbox(&self, max: usize) -> Vec<SignedTx> {
+    /// Take what was admitted locally and not yet sent to peers: up to `max` transactions of
+    /// at most `max_bytes` encoded (at least one, if any waits).
+    pub fn drain_outbox(&self, max: usize, max_bytes: usize) -> Vec<SignedTx> {
+        use commonware_codec::EncodeSize as _;
         let mut pool = self.lock();
-        let n = pool.outbox.len().min(max);
+        let mut n = 0;
+        let mut bytes = 0usize;
+        for tx in pool.outbox.iter().take(max) {
+            bytes = bytes.saturating_add(tx.encode_size());
+            if n > 0 && bytes > max_bytes {
+                break;
+            }
+            n += 1;
+        }
         pool.outbox.drain(..n).collect()
     }
 
@@ -440,12 +461,12 @@ mod tests {
         pool.admit(transfer_from(1, 0), account(100, 0), false)
             .expect("admits");
         let order: Vec<(AccountId, u64)> = pool
-            .candidates(10)
+            .candidates(10, usize::MAX)
             .iter()
             .map(|t| (t.tx.sender, t.tx.nonce))
             .collect();
         assert_eq!(order, vec![(id(2), 0), (id(1), 0), (id(1), 1)]);
-        assert_eq!(pool.candidates(1).len(), 1);
+        assert_eq!(pool.candidates(1, usize::MAX).len(), 1);
     }
 
     #[test]
@@ -456,14 +477,22 @@ mod tests {
                 .expect("admits");
         }
         pool.mark_in_flight(5, [transfer(0, 1).hash(), transfer(1, 1).hash()]);
-        let left: Vec<u64> = pool.candidates(10).iter().map(|t| t.tx.nonce).collect();
+        let left: Vec<u64> = pool
+            .candidates(10, usize::MAX)
+            .iter()
+            .map(|t| t.tx.nonce)
+            .collect();
         assert_eq!(left, vec![2]);
         assert!(pool.has_candidates());
         pool.mark_in_flight(6, [transfer(2, 1).hash()]);
         assert!(!pool.has_candidates());
         // Another block (without them) is final at height 5: nonces 0 and 1 come back.
         pool.on_finalized(&block(5, Vec::new()));
-        let back: Vec<u64> = pool.candidates(10).iter().map(|t| t.tx.nonce).collect();
+        let back: Vec<u64> = pool
+            .candidates(10, usize::MAX)
+            .iter()
+            .map(|t| t.tx.nonce)
+            .collect();
         assert_eq!(back, vec![0, 1]);
         assert_eq!(pool.len(), 3);
     }

@@ -92,6 +92,7 @@ pub fn prepare_with(
         genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
         validators: genesis_validators,
         accounts,
+        peg: None,
     };
     genesis.check()?;
     std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;

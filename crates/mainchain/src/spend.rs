@@ -393,6 +393,19 @@ pub fn build_sweep(
 }
 
 impl UnsignedSpend {
+    /// The federation spend of exactly `inputs` to exactly `outputs`: what [`build_spend`]
+    /// returned, rebuilt from its recorded coins and outputs (e.g. from a side-chain record).
+    ///
+    /// # Errors
+    /// [`SpendError::TooHeavy`] for a transaction above the standard weight.
+    pub fn rebuild(
+        federation: &Federation,
+        inputs: Vec<Utxo>,
+        outputs: Vec<TxOut>,
+    ) -> Result<Self, SpendError> {
+        unsigned_spend(federation, SpendBranch::Federation, inputs, outputs)
+    }
+
     /// The unsigned transaction (empty witnesses).
     pub fn transaction(&self) -> &Transaction {
         &self.transaction

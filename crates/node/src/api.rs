@@ -29,13 +29,13 @@ use serde_json::{Value, json};
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 /// Largest request body (bytes).
-pub const REQUEST_BODY_MAX: usize = 64 * 1024;
+pub const REQUEST_BODY_MAX: usize = 2 * consort_types::limits::TX_SIZE_MAX + 4096;
 
 /// Most transactions in one `POST /v1/txs/batch`.
 pub const BATCH_TXS_MAX: usize = 4096;
 
-/// Largest batch request body (bytes): [`BATCH_TXS_MAX`] hex-encoded transactions.
-pub const BATCH_BODY_MAX: usize = BATCH_TXS_MAX * (2 * consort_types::limits::TX_SIZE_MAX + 8);
+/// Largest batch request body (bytes).
+pub const BATCH_BODY_MAX: usize = 16 * 1024 * 1024;
 
 /// What handlers share.
 pub struct Shared {

@@ -25,7 +25,10 @@ pub async fn send_loop<E: Clock, S: Sender<PublicKey = ed25519::PublicKey>>(
     mut sender: S,
 ) {
     loop {
-        let batch = mempool.drain_outbox(GOSSIP_BATCH_MAX);
+        let batch = mempool.drain_outbox(
+            GOSSIP_BATCH_MAX,
+            consort_types::limits::GOSSIP_SIZE_MAX - 1024,
+        );
         if batch.is_empty() {
             context.sleep(FLUSH_INTERVAL).await;
             continue;

@@ -153,8 +153,10 @@ async fn serve(
     signer: ed25519::PrivateKey,
 ) -> anyhow::Result<()> {
     let validators = genesis.validators.len() as u32;
-    let max_message = validator::max_message_size(validators)
-        .max(gossip::GOSSIP_BATCH_MAX as u32 * consort_types::limits::TX_SIZE_MAX as u32);
+    let max_message = validator::max_message_size(validators).max(
+        consort_types::limits::GOSSIP_SIZE_MAX as u32
+            + 2 * consort_types::limits::TX_SIZE_MAX as u32,
+    );
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
             signer: signer.clone(),

@@ -188,8 +188,6 @@ impl CertifiableBlock for Block {
 
 impl BoundedBlock for Block {
     fn max_encode_size(_: &()) -> usize {
-        // Header plus the largest transaction list.
-        use commonware_codec::EncodeSize as _;
-        512 + BLOCK_TXS_MAX.encode_size() + BLOCK_TXS_MAX * crate::limits::TX_SIZE_MAX
+        crate::limits::BLOCK_SIZE_MAX
     }
 }

@@ -66,6 +66,17 @@ pub enum TxError {
     /// The node is at capacity; retry later.
     #[error("the mempool is full; retry in a moment")]
     MempoolFull,
+    /// The sender may not make this call.
+    #[error("{call} is not allowed for this sender: {reason}")]
+    Unauthorized {
+        /// The call's kind.
+        call: &'static str,
+        /// Who may make it.
+        reason: &'static str,
+    },
+    /// A peg call was refused.
+    #[error(transparent)]
+    Peg(#[from] crate::peg::PegError),
 }
 
 impl TxError {
@@ -83,6 +94,8 @@ impl TxError {
             Self::InvalidAmount(_) => "invalid_amount",
             Self::Duplicate => "duplicate",
             Self::MempoolFull => "mempool_full",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Peg(error) => error.code(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Genesis {
     pub validators: Vec<GenesisValidator>,
     /// Funded accounts.
     pub accounts: Vec<GenesisAccount>,
+    /// The two-way peg with the main chain; absent, the chain runs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peg: Option<crate::peg::PegConfig>,
 }
 
 /// Why a genesis document is unusable.
@@ -82,6 +85,11 @@ impl Genesis {
         ids.dedup();
         if ids.len() != self.accounts.len() {
             return invalid("an account is listed twice");
+        }
+        if let Some(peg) = &self.peg
+            && peg.federation_keys.len() != self.validators.len()
+        {
+            return invalid("the peg needs one federation key per validator, in validator order");
         }
         let mut total = Amount::ZERO;
         for account in &self.accounts {

@@ -57,3 +57,44 @@ impl<T: Encode> fmt::Display for Short<'_, T> {
         write!(f, "{}", hex::encode(&bytes[..n]))
     }
 }
+
+/// Serde adapter: 32 bytes as plain hex.
+pub mod bytes32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Serialize as hex.
+    pub fn serialize<S: Serializer>(value: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(value))
+    }
+
+    /// Deserialize from hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let bytes = super::decode(&String::deserialize(d)?).map_err(D::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| D::Error::custom("expected 32 bytes"))
+    }
+}
+
+/// Serde adapter: a main-chain hash (block hash, txid) kept in internal byte order, shown
+/// byte-reversed as Bitcoin and Litecoin Core display it.
+pub mod main_hash {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Serialize as reversed hex.
+    pub fn serialize<S: Serializer>(value: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        let mut reversed = *value;
+        reversed.reverse();
+        s.serialize_str(&hex::encode(reversed))
+    }
+
+    /// Deserialize from reversed hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let bytes = super::decode(&String::deserialize(d)?).map_err(D::Error::custom)?;
+        let mut hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| D::Error::custom("expected 32 bytes"))?;
+        hash.reverse();
+        Ok(hash)
+    }
+}

@@ -6,16 +6,20 @@
 
 pub mod account;
 pub mod amount;
+pub mod asset;
 pub mod block;
+pub mod codec_util;
 pub mod error;
 pub mod genesis;
 pub mod hex_serde;
 pub mod limits;
+pub mod peg;
 pub mod state_key;
 pub mod tx;
 
 pub use account::{Account, AccountId};
 pub use amount::Amount;
+pub use asset::Asset;
 pub use block::{Block, Header};
 pub use error::TxError;
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};

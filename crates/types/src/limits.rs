@@ -1,7 +1,14 @@
 //! Every bound of the wire format in one place (listed in docs/limits.md).
 
-/// Largest encoded transaction accepted anywhere (bytes).
-pub const TX_SIZE_MAX: usize = 1024;
+/// Largest encoded transaction accepted anywhere (bytes): a deposit claim carries a main-chain
+/// transaction and its merkle proof. Most calls are far smaller.
+pub const TX_SIZE_MAX: usize = 96 * 1024;
+
+/// Largest encoded block (bytes): proposers stop adding transactions before it.
+pub const BLOCK_SIZE_MAX: usize = 8 * 1024 * 1024;
+
+/// Largest gossip message of transactions (bytes).
+pub const GOSSIP_SIZE_MAX: usize = 4 * 1024 * 1024;
 
 /// Most transactions one block may carry.
 pub const BLOCK_TXS_MAX: usize = 8192;

@@ -14,6 +14,76 @@ pub fn tx(hash: &TxHash) -> Digest {
     sha256(&[b"txs/", hash.as_ref()])
 }
 
+/// `balances/{asset}/{id}` → `u64` base units of a non-native asset.
+pub fn balance(asset: &crate::Asset, id: &AccountId) -> Digest {
+    sha256(&[b"balances/", &asset.encode(), b"/", &id.encode()])
+}
+
+/// `assets/{asset}/supply` → `u64` total of an asset on Consort.
+pub fn asset_supply(asset: &crate::Asset) -> Digest {
+    sha256(&[b"assets/", &asset.encode(), b"/supply"])
+}
+
+/// Keys of the peg's records.
+pub mod peg {
+    use crate::{Digest, peg::Outpoint, sha256};
+    use commonware_codec::Encode;
+
+    /// `peg/totals` → [`crate::peg::PegTotals`].
+    pub fn totals() -> Digest {
+        sha256(&[b"peg/totals"])
+    }
+    /// `peg/tip` → [`crate::peg::MainTip`].
+    pub fn tip() -> Digest {
+        sha256(&[b"peg/tip"])
+    }
+    /// `peg/headers/{hash}` → [`crate::peg::HeaderEntry`].
+    pub fn header(hash: &[u8; 32]) -> Digest {
+        sha256(&[b"peg/headers/", hash])
+    }
+    /// `peg/height/{h}` → the best chain's block hash at height `h`.
+    pub fn height(height: u32) -> Digest {
+        sha256(&[b"peg/height/", &height.to_be_bytes()])
+    }
+    /// `peg/claims/{outpoint}` → [`crate::peg::ClaimRecord`].
+    pub fn claim(outpoint: &Outpoint) -> Digest {
+        sha256(&[b"peg/claims/", &outpoint.encode()])
+    }
+    /// `peg/pending` → the outpoints of claims in their contest period.
+    pub fn pending() -> Digest {
+        sha256(&[b"peg/pending"])
+    }
+    /// `peg/coins/{outpoint}` → [`crate::peg::FederationCoin`].
+    pub fn coin(outpoint: &Outpoint) -> Digest {
+        sha256(&[b"peg/coins/", &outpoint.encode()])
+    }
+    /// `peg/coins` → the outpoints of the federation's spendable coins.
+    pub fn coins() -> Digest {
+        sha256(&[b"peg/coins"])
+    }
+    /// `peg/requests/{id}` → [`crate::peg::PegOutRequest`].
+    pub fn request(id: u64) -> Digest {
+        sha256(&[b"peg/requests/", &id.to_be_bytes()])
+    }
+    /// `peg/queue` → ids of queued peg-out requests, oldest first.
+    pub fn queue() -> Digest {
+        sha256(&[b"peg/queue"])
+    }
+    /// `peg/batches/{id}` → [`crate::peg::Batch`].
+    pub fn batch(id: u64) -> Digest {
+        sha256(&[b"peg/batches/", &id.to_be_bytes()])
+    }
+    /// `peg/batches/{id}/signatures/{validator}` → one validator's signatures.
+    pub fn batch_signatures(id: u64, validator: u16) -> Digest {
+        sha256(&[
+            b"peg/batches/",
+            &id.to_be_bytes(),
+            b"/signatures/",
+            &validator.to_be_bytes(),
+        ])
+    }
+}
+
 /// Where a finalized transaction sits: block height and position in the block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxLocation {

@@ -1,6 +1,15 @@
 //! Transactions: `{chain_id, sender, nonce, call}` signed by the sender's key.
 
-use crate::{AccountId, Amount, Digest, TX_NAMESPACE, TxError, limits::TX_SIZE_MAX, sha256};
+use crate::{
+    AccountId, Amount, Asset, Digest, TX_NAMESPACE, TxError,
+    codec_util::{Blob, List},
+    limits::TX_SIZE_MAX,
+    peg::{
+        BATCH_INPUTS_MAX, CLAIM_TX_SIZE_MAX, PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX,
+        RELAY_HEADERS_MAX, TX_PROOF_SIZE_MAX,
+    },
+    sha256,
+};
 use bytes::BufMut;
 use commonware_codec::{
     Buf, DecodeExt, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
@@ -22,10 +31,83 @@ pub enum Call {
         /// Base units moved.
         amount: Amount,
     },
+    /// Move `amount` of another asset (the pegged coin, e-money) from the sender to `to`.
+    TransferAsset {
+        /// Which asset.
+        asset: Asset,
+        /// The recipient.
+        to: AccountId,
+        /// Base units moved.
+        amount: Amount,
+    },
+    /// Extend the on-chain light client with main-chain headers (validators only).
+    RelayHeaders {
+        /// 80-byte headers, each the child of the one before; the first's parent must be known.
+        #[serde(serialize_with = "headers_as_hex")]
+        headers: List<[u8; 80], RELAY_HEADERS_MAX>,
+    },
+    /// Claim a deposit to `account`'s federation deposit address (anyone may submit).
+    ClaimDeposit {
+        /// Who is credited: the account the deposit script commits to.
+        account: AccountId,
+        /// The main-chain transaction, without MWEB data.
+        transaction: Blob<CLAIM_TX_SIZE_MAX>,
+        /// Its merkle proof (`gettxoutproof`).
+        proof: Blob<TX_PROOF_SIZE_MAX>,
+        /// The output paying the deposit address.
+        vout: u32,
+    },
+    /// Burn pegged coins and ask for them on the main chain.
+    PegOut {
+        /// Satoshis burned; the recipient gets this minus the quoted fee.
+        amount: Amount,
+        /// The main-chain output script to pay.
+        script: Blob<PAYOUT_SCRIPT_SIZE_MAX>,
+    },
+    /// A validator's signatures over a peg-out batch, one per input.
+    SignBatch {
+        /// The batch.
+        batch: u64,
+        /// DER signatures with sighash byte, in input order.
+        signatures: List<Blob<PEG_SIGNATURE_SIZE_MAX>, BATCH_INPUTS_MAX>,
+    },
+    /// Record a peg-out batch's confirmation on the main chain (anyone may submit).
+    ConfirmBatch {
+        /// The batch.
+        batch: u64,
+        /// Merkle proof of its transaction.
+        proof: Blob<TX_PROOF_SIZE_MAX>,
+    },
+}
+
+fn headers_as_hex<S: serde::Serializer>(
+    headers: &List<[u8; 80], RELAY_HEADERS_MAX>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(headers.0.iter().map(hex::encode))
 }
 
 impl Call {
     const TRANSFER: u8 = 0;
+    const TRANSFER_ASSET: u8 = 1;
+    const RELAY_HEADERS: u8 = 2;
+    const CLAIM_DEPOSIT: u8 = 3;
+    const PEG_OUT: u8 = 4;
+    const SIGN_BATCH: u8 = 5;
+    const CONFIRM_BATCH: u8 = 6;
+
+    /// The call's kind, as named in errors and permissions.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Transfer { .. } => "transfer",
+            Self::TransferAsset { .. } => "transfer_asset",
+            Self::RelayHeaders { .. } => "relay_headers",
+            Self::ClaimDeposit { .. } => "claim_deposit",
+            Self::PegOut { .. } => "peg_out",
+            Self::SignBatch { .. } => "sign_batch",
+            Self::ConfirmBatch { .. } => "confirm_batch",
+        }
+    }
 }
 
 impl Write for Call {
@@ -36,14 +118,69 @@ impl Write for Call {
                 to.write(buf);
                 amount.write(buf);
             }
+            Self::TransferAsset { asset, to, amount } => {
+                Self::TRANSFER_ASSET.write(buf);
+                asset.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+            Self::RelayHeaders { headers } => {
+                Self::RELAY_HEADERS.write(buf);
+                headers.write(buf);
+            }
+            Self::ClaimDeposit {
+                account,
+                transaction,
+                proof,
+                vout,
+            } => {
+                Self::CLAIM_DEPOSIT.write(buf);
+                account.write(buf);
+                transaction.write(buf);
+                proof.write(buf);
+                vout.write(buf);
+            }
+            Self::PegOut { amount, script } => {
+                Self::PEG_OUT.write(buf);
+                amount.write(buf);
+                script.write(buf);
+            }
+            Self::SignBatch { batch, signatures } => {
+                Self::SIGN_BATCH.write(buf);
+                batch.write(buf);
+                signatures.write(buf);
+            }
+            Self::ConfirmBatch { batch, proof } => {
+                Self::CONFIRM_BATCH.write(buf);
+                batch.write(buf);
+                proof.write(buf);
+            }
         }
     }
 }
 
 impl EncodeSize for Call {
     fn encode_size(&self) -> usize {
-        match self {
-            Self::Transfer { to, amount } => 1 + to.encode_size() + amount.encode_size(),
+        1 + match self {
+            Self::Transfer { to, amount } => to.encode_size() + amount.encode_size(),
+            Self::TransferAsset { asset, to, amount } => {
+                asset.encode_size() + to.encode_size() + amount.encode_size()
+            }
+            Self::RelayHeaders { headers } => headers.encode_size(),
+            Self::ClaimDeposit {
+                account,
+                transaction,
+                proof,
+                vout,
+            } => {
+                account.encode_size()
+                    + transaction.encode_size()
+                    + proof.encode_size()
+                    + vout.encode_size()
+            }
+            Self::PegOut { amount, script } => amount.encode_size() + script.encode_size(),
+            Self::SignBatch { batch, signatures } => batch.encode_size() + signatures.encode_size(),
+            Self::ConfirmBatch { batch, proof } => batch.encode_size() + proof.encode_size(),
         }
     }
 }
@@ -55,6 +192,32 @@ impl Read for Call {
             Self::TRANSFER => Ok(Self::Transfer {
                 to: AccountId::read(buf)?,
                 amount: Amount::read(buf)?,
+            }),
+            Self::TRANSFER_ASSET => Ok(Self::TransferAsset {
+                asset: Asset::read(buf)?,
+                to: AccountId::read(buf)?,
+                amount: Amount::read(buf)?,
+            }),
+            Self::RELAY_HEADERS => Ok(Self::RelayHeaders {
+                headers: List::read(buf)?,
+            }),
+            Self::CLAIM_DEPOSIT => Ok(Self::ClaimDeposit {
+                account: AccountId::read(buf)?,
+                transaction: Blob::read(buf)?,
+                proof: Blob::read(buf)?,
+                vout: u32::read(buf)?,
+            }),
+            Self::PEG_OUT => Ok(Self::PegOut {
+                amount: Amount::read(buf)?,
+                script: Blob::read(buf)?,
+            }),
+            Self::SIGN_BATCH => Ok(Self::SignBatch {
+                batch: u64::read(buf)?,
+                signatures: List::read(buf)?,
+            }),
+            Self::CONFIRM_BATCH => Ok(Self::ConfirmBatch {
+                batch: u64::read(buf)?,
+                proof: Blob::read(buf)?,
             }),
             other => Err(CodecError::InvalidEnum(other)),
         }
@@ -181,17 +344,28 @@ impl SignedTx {
             });
         }
         match &self.tx.call {
-            Call::Transfer { amount, .. } if amount.is_zero() => Err(TxError::InvalidAmount(
-                "a transfer must move more than zero",
+            Call::Transfer { amount, .. } | Call::TransferAsset { amount, .. }
+                if amount.is_zero() =>
+            {
+                Err(TxError::InvalidAmount(
+                    "a transfer must move more than zero",
+                ))
+            }
+            Call::PegOut { amount, .. } if amount.is_zero() => {
+                Err(TxError::InvalidAmount("a peg-out must move more than zero"))
+            }
+            Call::RelayHeaders { headers } if headers.0.is_empty() => Err(TxError::InvalidAmount(
+                "a relay must carry at least one header",
             )),
-            Call::Transfer { .. } => Ok(()),
+            _ => Ok(()),
         }
     }
 
-    /// What the transaction spends from the sender.
+    /// What the transaction spends of the sender's native balance.
     pub fn spend(&self) -> Amount {
         match &self.tx.call {
             Call::Transfer { amount, .. } => *amount,
+            _ => Amount::ZERO,
         }
     }
 }

@@ -59,6 +59,7 @@ pub fn genesis(n: u64) -> Genesis {
                 balance: Amount::new(FUNDING),
             })
             .collect(),
+        peg: None,
     }
 }
 

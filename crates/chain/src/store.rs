@@ -1,0 +1,180 @@
+//! Records of any size over the fixed 32-byte values of the state database, with a per-
+//! transaction journal so a refused transaction changes nothing.
+//!
+//! A record is stored as chunks: the first under its own key holds a 4-byte length and the first
+//! 28 bytes; chunk `i > 0` lives under `sha256("chunk/" ‖ key ‖ i)`. Reads go through the
+//! transaction's journal, then the block's writes, then the parent state. Everything written is
+//! handed back in key order, so every node writes the same operations.
+
+use crate::{
+    execute::BlockError,
+    state::{Runtime, STATE_VALUE_SIZE, StateValue, Unmerkleized},
+};
+use commonware_codec::{Decode as _, Encode, EncodeSize, Read};
+use consort_types::{Digest, sha256};
+use std::collections::BTreeMap;
+
+const HEAD_BYTES: usize = 4;
+const FIRST_CHUNK_DATA: usize = STATE_VALUE_SIZE - HEAD_BYTES;
+
+/// Largest record (bytes).
+pub const RECORD_SIZE_MAX: usize = 1 << 20;
+
+fn chunk_key(key: &Digest, index: u32) -> Digest {
+    if index == 0 {
+        return *key;
+    }
+    sha256(&[b"chunk/", key.as_ref(), &index.to_be_bytes()])
+}
+
+fn chunk_count(len: usize) -> u32 {
+    let rest = len.saturating_sub(FIRST_CHUNK_DATA);
+    u32::try_from(1 + rest.div_ceil(STATE_VALUE_SIZE)).expect("RECORD_SIZE_MAX fits u32 chunks")
+}
+
+/// The records a block reads and writes.
+pub struct Store<'a, E: Runtime> {
+    parent: &'a Unmerkleized<E>,
+    /// Raw chunks as this block has them (`None`: absent).
+    block: BTreeMap<Digest, Option<StateValue>>,
+    /// Raw chunks written by the current transaction.
+    journal: BTreeMap<Digest, Option<StateValue>>,
+    /// Chunks the block's committed transactions wrote.
+    written: std::collections::BTreeSet<Digest>,
+}
+
+impl<'a, E: Runtime> Store<'a, E> {
+    /// A store reading through to `parent`.
+    pub fn new(parent: &'a Unmerkleized<E>) -> Self {
+        Self {
+            parent,
+            block: BTreeMap::new(),
+            journal: BTreeMap::new(),
+            written: std::collections::BTreeSet::new(),
+        }
+    }
+
+    async fn raw(&mut self, key: &Digest) -> Result<Option<StateValue>, BlockError> {
+        if let Some(value) = self.journal.get(key) {
+            return Ok(value.clone());
+        }
+        if let Some(value) = self.block.get(key) {
+            return Ok(value.clone());
+        }
+        let value = self
+            .parent
+            .get(key)
+            .await
+            .map_err(|e| BlockError::Database(format!("{e:?}")))?;
+        self.block.insert(*key, value.clone());
+        Ok(value)
+    }
+
+    /// The record under `key`, if any.
+    pub async fn get<T: Read<Cfg = ()>>(&mut self, key: &Digest) -> Result<Option<T>, BlockError> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        T::decode_cfg(commonware_codec::Copying(bytes.as_slice()), &())
+            .map(Some)
+            .map_err(|_| BlockError::CorruptState(*key))
+    }
+
+    async fn get_bytes(&mut self, key: &Digest) -> Result<Option<Vec<u8>>, BlockError> {
+        let Some(first) = self.raw(key).await? else {
+            return Ok(None);
+        };
+        let first: &[u8] = first.as_ref();
+        let len = u32::from_be_bytes(first[..HEAD_BYTES].try_into().expect("4 bytes")) as usize;
+        if len > RECORD_SIZE_MAX {
+            return Err(BlockError::CorruptState(*key));
+        }
+        let mut bytes = Vec::with_capacity(len);
+        bytes.extend_from_slice(&first[HEAD_BYTES..HEAD_BYTES + len.min(FIRST_CHUNK_DATA)]);
+        for index in 1..chunk_count(len) {
+            let chunk = self
+                .raw(&chunk_key(key, index))
+                .await?
+                .ok_or(BlockError::CorruptState(*key))?;
+            let take = (len - bytes.len()).min(STATE_VALUE_SIZE);
+            bytes.extend_from_slice(&chunk.as_ref()[..take]);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Write `record` under `key` (in the current transaction).
+    pub async fn put<T: Encode + EncodeSize>(
+        &mut self,
+        key: &Digest,
+        record: &T,
+    ) -> Result<(), BlockError> {
+        let bytes = record.encode();
+        assert!(
+            bytes.len() <= RECORD_SIZE_MAX,
+            "records fit RECORD_SIZE_MAX"
+        );
+        let old = self.chunks_of(key).await?;
+        let new = chunk_count(bytes.len());
+        let mut first = [0u8; STATE_VALUE_SIZE];
+        first[..HEAD_BYTES].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
+        let head = bytes.len().min(FIRST_CHUNK_DATA);
+        first[HEAD_BYTES..HEAD_BYTES + head].copy_from_slice(&bytes[..head]);
+        self.journal.insert(*key, Some(StateValue::new(first)));
+        for (i, chunk) in bytes[head..].chunks(STATE_VALUE_SIZE).enumerate() {
+            let mut value = [0u8; STATE_VALUE_SIZE];
+            value[..chunk.len()].copy_from_slice(chunk);
+            let index = u32::try_from(i + 1).expect("fits");
+            self.journal
+                .insert(chunk_key(key, index), Some(StateValue::new(value)));
+        }
+        for index in new..old {
+            self.journal.insert(chunk_key(key, index), None);
+        }
+        Ok(())
+    }
+
+    /// Remove the record under `key` (in the current transaction).
+    pub async fn delete(&mut self, key: &Digest) -> Result<(), BlockError> {
+        for index in 0..self.chunks_of(key).await? {
+            self.journal.insert(chunk_key(key, index), None);
+        }
+        Ok(())
+    }
+
+    async fn chunks_of(&mut self, key: &Digest) -> Result<u32, BlockError> {
+        Ok(match self.raw(key).await? {
+            Some(first) => {
+                let len = u32::from_be_bytes(first.as_ref()[..HEAD_BYTES].try_into().expect("4"));
+                chunk_count(len as usize)
+            }
+            None => 0,
+        })
+    }
+
+    /// Keep the current transaction's writes.
+    pub fn commit(&mut self) {
+        let journal = std::mem::take(&mut self.journal);
+        self.written.extend(journal.keys().copied());
+        self.block.extend(journal);
+    }
+
+    /// Drop the current transaction's writes.
+    pub fn rollback(&mut self) {
+        self.journal.clear();
+    }
+
+    /// Whether any transaction of the block wrote a record.
+    pub fn touched(&self) -> bool {
+        !self.written.is_empty()
+    }
+
+    /// Every chunk the block wrote or deleted, in key order.
+    pub fn into_writes(mut self) -> Vec<(Digest, Option<StateValue>)> {
+        self.rollback();
+        let block = self.block;
+        self.written
+            .into_iter()
+            .map(|key| (key, block.get(&key).cloned().flatten()))
+            .collect()
+    }
+}

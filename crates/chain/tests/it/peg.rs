@@ -1,0 +1,647 @@
+//! The peg's state machine against a real `litecoind -regtest`: headers relayed from the node,
+//! deposits claimed with the node's own transactions and merkle proofs, a reorg made with
+//! `invalidateblock`, and a peg-out batch signed 3-of-4 and broadcast to the node. After every
+//! step the conservation audit is checked from both sides: the ledger's totals against the
+//! values litecoind reports for the federation's coins.
+
+use anyhow::{Context as _, ensure};
+use bitcoin::{BlockHash, Txid, hashes::Hash as _};
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_glue::stateful::db::DatabaseSet as _;
+use commonware_runtime::{Runner as _, tokio as cw_tokio};
+use consort_chain::{
+    execute::{Mode, Rules, execute_block},
+    peg::Peg,
+    state::{self, Databases},
+    store::Store,
+};
+use consort_mainchain::{
+    RpcClient, SigningKey,
+    regtest::{LitecoindRegtest, RegtestOptions},
+    script_pubkey_for_address,
+};
+use consort_types::{
+    AccountId, Amount, Call, Genesis, GenesisValidator, SignedTx, Tx, TxError,
+    codec_util::{Blob, List},
+    peg::{
+        Batch, BatchStatus, ClaimRecord, ClaimStatus, FederationCoin, PegConfig, PegError,
+        PegTotals,
+    },
+    state_key::{self, peg as key},
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const CHAIN_ID: u64 = 9;
+const CONFIRMATIONS: u32 = 3;
+const CONTEST: u32 = 4;
+const FEE_RATE: u64 = 10;
+
+fn validator(i: u64) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(1_000 + i)
+}
+
+fn federation_key(i: u8) -> SigningKey {
+    SigningKey::from_secret_bytes(&[11 + i; 32]).expect("valid secret")
+}
+
+fn user(i: u64) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(5_000 + i)
+}
+
+fn genesis() -> Genesis {
+    let recovery: Vec<String> = (21u8..=23)
+        .map(|s| {
+            SigningKey::from_secret_bytes(&[s; 32])
+                .expect("valid")
+                .public_key()
+                .to_string()
+        })
+        .collect();
+    Genesis {
+        chain_id: CHAIN_ID,
+        genesis_time_ms: 0,
+        validators: (0..4)
+            .map(|i| GenesisValidator {
+                public_key: AccountId::new(validator(i).public_key()),
+                p2p_address: format!("127.0.0.1:{}", 31_000 + i),
+            })
+            .collect(),
+        accounts: Vec::new(),
+        peg: Some(PegConfig {
+            network: "litecoin-regtest".into(),
+            asset: "LTC".parse().expect("asset"),
+            federation_keys: (0..4)
+                .map(|i| federation_key(i).public_key().to_string())
+                .collect(),
+            recovery_keys: recovery,
+            recovery_threshold: 2,
+            recovery_delay_blocks: 144,
+            confirmations: CONFIRMATIONS,
+            large_deposit_sat: 0,
+            large_confirmations: 0,
+            contest_blocks: CONTEST,
+            fee_rate_sat_per_vb: FEE_RATE,
+            checkpoint: None,
+        }),
+    }
+}
+
+/// One node's state, executing one block per call.
+struct Ledger {
+    databases: Databases<cw_tokio::Context>,
+    genesis: Genesis,
+    peg: Peg,
+    height: u64,
+    nonces: BTreeMap<AccountId, u64>,
+    relayed: u32,
+}
+
+impl Ledger {
+    async fn new(context: cw_tokio::Context) -> Self {
+        let page_cache = commonware_runtime::buffer::paged::CacheRef::new(
+            commonware_utils::NZU16!(4096),
+            commonware_utils::NZUsize!(1024),
+        );
+        let databases = <Databases<_> as commonware_glue::stateful::db::DatabaseSet<_>>::init(
+            context,
+            state::db_config("peg-test", page_cache),
+            None,
+        )
+        .await;
+        let genesis = genesis();
+        let peg = Peg::from_genesis(&genesis)
+            .expect("valid peg")
+            .expect("peg configured");
+        let mut ledger = Self {
+            databases,
+            genesis,
+            peg,
+            height: 0,
+            nonces: BTreeMap::new(),
+            relayed: 0,
+        };
+        assert!(ledger.block(Vec::new()).await.is_empty());
+        ledger
+    }
+
+    /// Execute one block; the errors of refused transactions, in order.
+    async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
+        let batch = self.databases.new_batches().await;
+        self.height += 1;
+        let executed = execute_block(
+            batch,
+            self.height,
+            txs,
+            Rules {
+                genesis: &self.genesis,
+                peg: Some(&self.peg),
+            },
+            Mode::Propose,
+        )
+        .await
+        .expect("block executes (the runtime's invariant check included)");
+        self.databases.apply(executed.merkleized).await;
+        executed.rejected.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// Submit one call from `key` in its own block.
+    async fn submit(&mut self, key: &ed25519::PrivateKey, call: Call) -> Result<(), TxError> {
+        let sender = AccountId::new(key.public_key());
+        let nonce = *self.nonces.get(&sender).unwrap_or(&0);
+        let tx = Tx {
+            chain_id: CHAIN_ID,
+            sender,
+            nonce,
+            call,
+        }
+        .sign(key);
+        match self.block(vec![tx]).await.pop() {
+            Some(error) => Err(error),
+            None => {
+                self.nonces.insert(sender, nonce + 1);
+                Ok(())
+            }
+        }
+    }
+
+    async fn read<T: commonware_codec::Read<Cfg = ()>>(
+        &self,
+        key: &consort_types::Digest,
+    ) -> Option<T> {
+        let batch = self.databases.new_batches().await;
+        let mut store = Store::new(&batch);
+        store.get(key).await.expect("state reads")
+    }
+
+    async fn totals(&self) -> PegTotals {
+        self.read(&key::totals()).await.expect("totals exist")
+    }
+
+    async fn pegged(&self, account: &AccountId) -> u64 {
+        self.read(&state_key::balance(&self.peg.asset(), account))
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Relay every header litecoind has that the ledger lacks, from validator 0, walking back
+    /// to the fork point.
+    async fn relay(&mut self, rpc: &RpcClient) -> anyhow::Result<()> {
+        let tip = rpc.get_best_block_hash().await?;
+        let mut headers = Vec::new();
+        let mut cursor = tip;
+        loop {
+            let known: Option<consort_types::peg::HeaderEntry> =
+                self.read(&key::header(&cursor.to_byte_array())).await;
+            if known.is_some() {
+                break;
+            }
+            let raw = rpc.get_block_header_raw(&cursor).await?;
+            let header: [u8; 80] = raw.as_slice().try_into()?;
+            headers.push(header);
+            cursor = BlockHash::from_byte_array(header[4..36].try_into()?);
+        }
+        headers.reverse();
+        for chunk in headers.chunks(consort_types::peg::RELAY_HEADERS_MAX) {
+            self.submit(
+                &validator(0),
+                Call::RelayHeaders {
+                    headers: List(chunk.to_vec()),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("relay refused: {e}"))?;
+        }
+        self.relayed = rpc.get_block_count().await?;
+        Ok(())
+    }
+
+    /// The conservation audit from both sides: the ledger's owed total, and the value
+    /// litecoind reports for every coin the ledger says the federation holds (confirmed,
+    /// unspent). A batch confirmed on the main chain but not yet on the ledger counts its
+    /// change instead of its inputs.
+    async fn audit(&self, rpc: &RpcClient) -> anyhow::Result<(u64, u64)> {
+        let totals = self.totals().await;
+        let mut owed =
+            totals.supply + totals.pending_claims + totals.fee_pool + totals.pending_peg_outs;
+        let mut outpoints = Vec::new();
+        let coins: List<
+            consort_types::peg::Outpoint,
+            { consort_types::peg::FEDERATION_UTXOS_MAX },
+        > = self.read(&key::coins()).await.unwrap_or_default();
+        outpoints.extend(coins.0);
+        let pending: List<
+            consort_types::peg::Outpoint,
+            { consort_types::peg::FEDERATION_UTXOS_MAX },
+        > = self.read(&key::pending()).await.unwrap_or_default();
+        outpoints.extend(pending.0);
+        let mut held = 0u64;
+        if let Some(id) = totals.in_flight {
+            let batch: Batch = self.read(&key::batch(id)).await.context("batch")?;
+            let txid = Txid::from_byte_array(batch.txid);
+            let mined = rpc.get_tx_out(&txid, 0, false).await?.is_some();
+            if mined {
+                // Paid on the main chain, not yet recorded here: what the ledger will take
+                // off when it is (the burned amounts, less the quoted fees the batch did not
+                // spend).
+                let mut burned = 0;
+                for request in &batch.requests.0 {
+                    let request: consort_types::peg::PegOutRequest = self
+                        .read(&key::request(*request))
+                        .await
+                        .context("request")?;
+                    burned += request.amount;
+                }
+                owed = owed - burned + batch.quoted - batch.fee;
+                let base = self
+                    .peg
+                    .federation
+                    .script_pubkey(&consort_mainchain::Custody::Base);
+                for (vout, output) in batch.outputs.0.iter().enumerate() {
+                    if output.script.as_slice() == base.as_bytes() {
+                        let out = rpc.get_tx_out(&txid, vout as u32, false).await?;
+                        held += out.context("change unspent")?.value.to_sat();
+                    }
+                }
+            } else {
+                outpoints.extend(batch.inputs.0.iter().map(|c| c.outpoint));
+            }
+        }
+        for outpoint in outpoints {
+            let txid = Txid::from_byte_array(outpoint.txid);
+            let out = rpc
+                .get_tx_out(&txid, outpoint.vout, false)
+                .await?
+                .with_context(|| {
+                    format!("federation coin {txid}:{} is not unspent", outpoint.vout)
+                })?;
+            held += out.value.to_sat();
+        }
+        ensure!(
+            owed == held,
+            "audit fails: Consort owes {owed} sat, the federation holds {held} sat"
+        );
+        Ok((owed, held))
+    }
+}
+
+async fn deposit(
+    node: &LitecoindRegtest,
+    peg: &Peg,
+    account: &AccountId,
+    sats: u64,
+) -> anyhow::Result<(Txid, u32)> {
+    let wallet = node.wallet_rpc()?;
+    let address = peg.deposit_address(account);
+    let txid = wallet
+        .send_to_address(&address, bitcoin::Amount::from_sat(sats))
+        .await?;
+    let raw = node.rpc().get_raw_transaction(&txid, None).await?;
+    let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw)?;
+    let script = peg.deposit_script(account);
+    let vout = tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == script)
+        .context("deposit output")?;
+    Ok((txid, u32::try_from(vout)?))
+}
+
+async fn claim_call(
+    rpc: &RpcClient,
+    account: AccountId,
+    txid: Txid,
+    vout: u32,
+) -> anyhow::Result<Call> {
+    let transaction = rpc.get_raw_transaction(&txid, None).await?;
+    let proof = rpc.get_tx_out_proof(&[txid], None).await?;
+    Ok(Call::ClaimDeposit {
+        account,
+        transaction: Blob(transaction),
+        proof: Blob(proof),
+        vout,
+    })
+}
+
+fn peg_error(result: Result<(), TxError>) -> PegError {
+    match result {
+        Err(TxError::Peg(error)) => error,
+        other => panic!("expected a peg error, got {other:?}"),
+    }
+}
+
+#[test]
+fn peg_in_contest_reorg_and_peg_out_against_litecoind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runner = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.path()));
+    runner.start(|context| async move {
+        run(context).await.expect("peg scenario");
+    });
+}
+
+async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
+    let node = LitecoindRegtest::start_with(RegtestOptions {
+        extra_args: vec!["-rpcserialversion=0".into()],
+        ..RegtestOptions::default()
+    })
+    .await?;
+    let rpc = node.rpc().clone();
+    node.mine(101).await?;
+    let mut ledger = Ledger::new(context).await;
+    let alice = user(1);
+    let alice_id = AccountId::new(alice.public_key());
+    let bob_id = AccountId::new(user(2).public_key());
+
+    // Headers: validators only; a header with too little work is refused.
+    let refused = ledger
+        .submit(
+            &alice,
+            Call::RelayHeaders {
+                headers: List(vec![[0u8; 80]]),
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(TxError::Unauthorized { .. })),
+        "{refused:?}"
+    );
+    ledger.relay(&rpc).await?;
+    let tip = rpc.get_best_block_hash().await?;
+    let mut weak = bitcoin::block::Header {
+        version: bitcoin::block::Version::from_consensus(0x2000_0000),
+        prev_blockhash: tip,
+        merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+        time: 1_700_000_000,
+        bits: bitcoin::CompactTarget::from_consensus(0x207f_ffff),
+        nonce: 0,
+    };
+    while consort_mainchain::check_proof_of_work(&node.network(), &weak).is_ok() {
+        weak.nonce += 1;
+    }
+    let weak_bytes: [u8; 80] = bitcoin::consensus::serialize(&weak).try_into().expect("80");
+    let error = peg_error(
+        ledger
+            .submit(
+                &validator(1),
+                Call::RelayHeaders {
+                    headers: List(vec![weak_bytes]),
+                },
+            )
+            .await,
+    );
+    assert!(matches!(error, PegError::BadHeader { .. }), "{error:?}");
+    assert_eq!(ledger.audit(&rpc).await?, (0, 0));
+
+    // Peg-in: pay, then a claim before k confirmations is refused.
+    let (txid, vout) = deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    node.mine(1).await?;
+    ledger.relay(&rpc).await?;
+    let early = claim_call(&rpc, alice_id, txid, vout).await?;
+    let error = peg_error(ledger.submit(&alice, early).await);
+    assert_eq!(
+        error,
+        PegError::TooFewConfirmations {
+            have: 1,
+            need: CONFIRMATIONS
+        }
+    );
+    node.mine(CONFIRMATIONS - 1).await?;
+    ledger.relay(&rpc).await?;
+
+    // Forged proof, wrong account, and a payment to an address that is not the federation's.
+    let Call::ClaimDeposit {
+        transaction, proof, ..
+    } = claim_call(&rpc, alice_id, txid, vout).await?
+    else {
+        unreachable!()
+    };
+    let mut forged = proof.0.clone();
+    let last = forged.len() - 2;
+    forged[last - 40] ^= 0x01;
+    let error = peg_error(
+        ledger
+            .submit(
+                &alice,
+                Call::ClaimDeposit {
+                    account: alice_id,
+                    transaction: transaction.clone(),
+                    proof: Blob(forged),
+                    vout,
+                },
+            )
+            .await,
+    );
+    assert!(matches!(error, PegError::BadProof(_)), "{error:?}");
+    let error = peg_error(
+        ledger
+            .submit(
+                &alice,
+                Call::ClaimDeposit {
+                    account: bob_id,
+                    transaction: transaction.clone(),
+                    proof: proof.clone(),
+                    vout,
+                },
+            )
+            .await,
+    );
+    assert_eq!(error, PegError::NotADeposit { vout });
+    let error = peg_error(
+        ledger
+            .submit(
+                &alice,
+                Call::ClaimDeposit {
+                    account: alice_id,
+                    transaction: transaction.clone(),
+                    proof: proof.clone(),
+                    vout: 1 - vout,
+                },
+            )
+            .await,
+    );
+    assert_eq!(error, PegError::NotADeposit { vout: 1 - vout });
+
+    // The claim: pending, not spendable; the same outpoint again is refused.
+    ledger
+        .submit(&alice, claim_call(&rpc, alice_id, txid, vout).await?)
+        .await
+        .map_err(|e| anyhow::anyhow!("claim refused: {e}"))?;
+    let totals = ledger.totals().await;
+    assert_eq!((totals.pending_claims, totals.supply), (100_000_000, 0));
+    assert_eq!(ledger.pegged(&alice_id).await, 0);
+    assert_eq!(ledger.audit(&rpc).await?.0, 100_000_000);
+    let error = peg_error(
+        ledger
+            .submit(&validator(2), claim_call(&rpc, alice_id, txid, vout).await?)
+            .await,
+    );
+    assert!(matches!(error, PegError::AlreadyClaimed(_)), "{error:?}");
+
+    // The contest period: spendable only after c more blocks.
+    node.mine(CONTEST - 1).await?;
+    ledger.relay(&rpc).await?;
+    assert_eq!(ledger.pegged(&alice_id).await, 0);
+    ledger.audit(&rpc).await?;
+    node.mine(1).await?;
+    ledger.relay(&rpc).await?;
+    assert_eq!(ledger.pegged(&alice_id).await, 100_000_000);
+    let totals = ledger.totals().await;
+    assert_eq!((totals.pending_claims, totals.supply), (0, 100_000_000));
+    ledger.audit(&rpc).await?;
+
+    // Reorg: a second deposit is claimed, then its block is invalidated and a longer fork
+    // without it is mined: the claim is void and nothing of it stays credited.
+    let (txid2, vout2) = deposit(&node, &ledger.peg, &alice_id, 50_000_000).await?;
+    let mined = node.mine(CONFIRMATIONS).await?;
+    ledger.relay(&rpc).await?;
+    ledger
+        .submit(&alice, claim_call(&rpc, alice_id, txid2, vout2).await?)
+        .await
+        .map_err(|e| anyhow::anyhow!("second claim refused: {e}"))?;
+    assert_eq!(ledger.totals().await.pending_claims, 50_000_000);
+    ledger.audit(&rpc).await?;
+    rpc.invalidate_block(&mined[0]).await?;
+    let fork_address = node
+        .wallet_rpc()?
+        .get_new_address("", Some("bech32"))
+        .await?;
+    for _ in 0..=CONFIRMATIONS {
+        let _: serde_json::Value = rpc
+            .call("generateblock", vec![json!(fork_address), json!([])])
+            .await?;
+    }
+    ledger.relay(&rpc).await?;
+    let outpoint = consort_types::peg::Outpoint {
+        txid: txid2.to_byte_array(),
+        vout: vout2,
+    };
+    let claim: ClaimRecord = ledger.read(&key::claim(&outpoint)).await.context("claim")?;
+    assert_eq!(claim.status, ClaimStatus::Void.tag());
+    let totals = ledger.totals().await;
+    assert_eq!((totals.pending_claims, totals.supply), (0, 100_000_000));
+    assert_eq!(ledger.pegged(&alice_id).await, 100_000_000);
+    ledger.audit(&rpc).await?;
+
+    // Peg-out: minimum and overdraft refused; then burn → batch → 3 of 4 signatures on the
+    // ledger (validator 2 is down) → broadcast → confirmation recorded.
+    let wallet = node.wallet_rpc()?;
+    let payee = wallet.get_new_address("", Some("bech32")).await?;
+    let script = script_pubkey_for_address(&node.network(), &payee)?;
+    let (fee, minimum) = ledger.peg.quote(&script, ledger.relayed)?;
+    let out = |amount: u64| Call::PegOut {
+        amount: Amount::new(amount),
+        script: Blob(script.to_bytes()),
+    };
+    let error = peg_error(ledger.submit(&alice, out(minimum - 1)).await);
+    assert!(matches!(error, PegError::BelowMinimum { .. }), "{error:?}");
+    let error = peg_error(ledger.submit(&alice, out(100_000_001)).await);
+    assert!(
+        matches!(error, PegError::InsufficientPegged { .. }),
+        "{error:?}"
+    );
+    let amount = 40_000_000;
+    ledger
+        .submit(&alice, out(amount))
+        .await
+        .map_err(|e| anyhow::anyhow!("peg-out refused: {e}"))?;
+    assert_eq!(ledger.pegged(&alice_id).await, 60_000_000);
+    let totals = ledger.totals().await;
+    assert_eq!(totals.pending_peg_outs, amount);
+    let batch_id = totals.in_flight.context("a batch was built")?;
+    ledger.audit(&rpc).await?;
+    let batch: Batch = ledger.read(&key::batch(batch_id)).await.context("batch")?;
+    let unsigned = ledger.peg.unsigned(&batch);
+    let signature_list = |key: &SigningKey| -> anyhow::Result<_> {
+        let partial = unsigned.sign(key)?;
+        Ok(List(
+            partial
+                .signatures
+                .iter()
+                .map(|s| Blob(s.to_vec()))
+                .collect(),
+        ))
+    };
+    // Validator 0 posting validator 1's signatures is refused.
+    let error = peg_error(
+        ledger
+            .submit(
+                &validator(0),
+                Call::SignBatch {
+                    batch: batch_id,
+                    signatures: signature_list(&federation_key(1))?,
+                },
+            )
+            .await,
+    );
+    assert!(matches!(error, PegError::BadSignatures(_)), "{error:?}");
+    for i in [0u8, 1, 3] {
+        ledger
+            .submit(
+                &validator(u64::from(i)),
+                Call::SignBatch {
+                    batch: batch_id,
+                    signatures: signature_list(&federation_key(i))?,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("signature {i} refused: {e}"))?;
+    }
+    let batch: Batch = ledger.read(&key::batch(batch_id)).await.context("batch")?;
+    assert_eq!(batch.status, BatchStatus::Signed.tag());
+    let partials = {
+        let parent = ledger.databases.new_batches().await;
+        let mut store = Store::new(&parent);
+        ledger.peg.signatures(&mut store, &batch).await?
+    };
+    let signed = unsigned.assemble(&partials)?;
+    let sent = rpc
+        .send_raw_transaction(&bitcoin::consensus::serialize(&signed))
+        .await?;
+    assert_eq!(sent.to_byte_array(), batch.txid);
+    ledger.audit(&rpc).await?;
+    node.mine(CONFIRMATIONS).await?;
+    ledger.audit(&rpc).await?;
+    ledger.relay(&rpc).await?;
+    let proof = rpc.get_tx_out_proof(&[sent], None).await?;
+    ledger
+        .submit(
+            &validator(3),
+            Call::ConfirmBatch {
+                batch: batch_id,
+                proof: Blob(proof),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("confirmation refused: {e}"))?;
+    let totals = ledger.totals().await;
+    assert_eq!(totals.pending_peg_outs, 0);
+    assert_eq!(totals.in_flight, None);
+    assert_eq!(totals.fee_pool, batch.quoted - batch.fee);
+    let paid = rpc
+        .get_tx_out(&sent, 0, false)
+        .await?
+        .context("payment output")?;
+    assert_eq!(paid.value.to_sat(), amount - fee);
+    assert_eq!(
+        paid.script_pubkey.hex,
+        script.to_hex_string(),
+        "paid to the requested address"
+    );
+    ledger.audit(&rpc).await?;
+    let change: Vec<FederationCoin> = {
+        let coins: List<
+            consort_types::peg::Outpoint,
+            { consort_types::peg::FEDERATION_UTXOS_MAX },
+        > = ledger.read(&key::coins()).await.unwrap_or_default();
+        let mut v = Vec::new();
+        for o in coins.0 {
+            v.push(ledger.read(&key::coin(&o)).await.context("coin")?);
+        }
+        v
+    };
+    assert!(
+        change.iter().any(|c| c.custody.is_none()),
+        "change returned to the federation"
+    );
+    Ok(())
+}

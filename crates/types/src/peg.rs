@@ -1,0 +1,518 @@
+//! The two-way peg's configuration, its records in the authenticated state and its typed
+//! errors. The checks themselves (proof of work, merkle proofs, scripts, signatures) live in
+//! `consort-chain`, which knows the main chain's formats.
+
+use crate::{
+    AccountId, Asset, codec_record,
+    codec_util::{Blob, List},
+};
+use serde::{Deserialize, Serialize};
+
+/// Most headers one relay transaction carries.
+pub const RELAY_HEADERS_MAX: usize = 500;
+/// Largest main-chain transaction a claim may carry (bytes). Litecoin's HogEx can be large.
+pub const CLAIM_TX_SIZE_MAX: usize = 65_536;
+/// Largest merkle proof (`gettxoutproof` output) a claim or confirmation may carry (bytes).
+pub const TX_PROOF_SIZE_MAX: usize = 16_384;
+/// Largest main-chain output script a peg-out may pay (bytes).
+pub const PAYOUT_SCRIPT_SIZE_MAX: usize = 64;
+/// Largest DER signature plus sighash byte.
+pub const PEG_SIGNATURE_SIZE_MAX: usize = 73;
+/// Most inputs of a peg-out batch (one signature each).
+pub const BATCH_INPUTS_MAX: usize = 150;
+/// Most requests paid by one batch.
+pub const BATCH_REQUESTS_MAX: usize = 200;
+/// Most claims waiting out their contest period at once; more are refused until some mature.
+pub const PENDING_CLAIMS_MAX: usize = 2_048;
+/// Most coins the federation tracks; deposits beyond it wait for a peg-out to consolidate.
+pub const FEDERATION_UTXOS_MAX: usize = 4_096;
+/// Most queued peg-out requests.
+pub const PEG_OUT_QUEUE_MAX: usize = 4_096;
+
+/// The peg, as genesis configures it. Absent: the chain runs without a peg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegConfig {
+    /// `litecoin` or `bitcoin`, then `-regtest`, `-testnet` or `-mainnet`.
+    pub network: String,
+    /// The asset code of the pegged coin on Consort (e.g. `LTC`).
+    pub asset: Asset,
+    /// The validators' secp256k1 federation keys (compressed, hex), in genesis validator
+    /// order.
+    pub federation_keys: Vec<String>,
+    /// Keys of the emergency recovery branch (compressed, hex).
+    pub recovery_keys: Vec<String>,
+    /// How many recovery keys must sign.
+    pub recovery_threshold: u8,
+    /// Main-chain blocks a coin must age before the recovery keys may move it.
+    pub recovery_delay_blocks: u16,
+    /// Confirmations a deposit needs before it may be claimed (k).
+    pub confirmations: u32,
+    /// Deposits of at least this many satoshis need `large_confirmations` (0: no such rule).
+    #[serde(default)]
+    pub large_deposit_sat: u64,
+    /// Confirmations a large deposit needs.
+    #[serde(default)]
+    pub large_confirmations: u32,
+    /// Main-chain blocks after the claim's k confirmations before the coins are spendable (c).
+    pub contest_blocks: u32,
+    /// Fee rate of peg-out transactions (sat/vB).
+    pub fee_rate_sat_per_vb: u64,
+    /// Where the on-chain header chain starts. Absent: the network's genesis block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A trusted main-chain header to start the light client from (testnet and mainnet, where
+/// relaying from genesis would take millions of headers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Its height.
+    pub height: u32,
+    /// The 80-byte header, hex.
+    pub header: Blob<80>,
+    /// Cumulative chain work up to and including it (32 bytes, big-endian, hex).
+    pub chainwork: Blob<32>,
+}
+
+/// A main-chain outpoint. `txid` is in internal byte order (as hashed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Outpoint {
+    /// The transaction id.
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub txid: [u8; 32],
+    /// The output index.
+    pub vout: u32,
+}
+codec_record!(Outpoint {
+    txid: [u8; 32],
+    vout: u32
+});
+
+/// A main-chain header the light client accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderEntry {
+    /// Block hash (internal byte order).
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub hash: [u8; 32],
+    /// The parent's hash.
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub prev: [u8; 32],
+    /// Height.
+    pub height: u32,
+    /// `nBits`.
+    pub bits: u32,
+    /// Timestamp (main-chain seconds; informational, never compared with a clock).
+    pub time: u32,
+    /// Cumulative work, big-endian.
+    #[serde(with = "crate::hex_serde::bytes32")]
+    pub chainwork: [u8; 32],
+    /// Bits of the last header not mined under the min-difficulty rule.
+    pub last_regular_bits: u32,
+}
+codec_record!(HeaderEntry {
+    hash: [u8; 32],
+    prev: [u8; 32],
+    height: u32,
+    bits: u32,
+    time: u32,
+    chainwork: [u8; 32],
+    last_regular_bits: u32,
+});
+
+/// Where a claim stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    /// Credited but not spendable: waiting out the contest period.
+    Pending,
+    /// Spendable.
+    Credited,
+    /// The deposit left the most-work chain during the contest period; nothing stays credited.
+    /// The outpoint may be claimed again if it is mined again.
+    Void,
+}
+
+impl ClaimStatus {
+    /// Wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Credited => 1,
+            Self::Void => 2,
+        }
+    }
+
+    /// From a wire tag.
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            0 => Some(Self::Pending),
+            1 => Some(Self::Credited),
+            2 => Some(Self::Void),
+            _ => None,
+        }
+    }
+}
+
+/// A claimed deposit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRecord {
+    /// Who was credited.
+    pub account: AccountId,
+    /// Satoshis.
+    pub value: u64,
+    /// The main-chain block that confirmed the deposit.
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub block: [u8; 32],
+    /// Its height.
+    pub height: u32,
+    /// Paid by Litecoin's MWEB (an output of the HogEx transaction).
+    pub mweb: bool,
+    /// Where it stands ([`ClaimStatus`] tag).
+    pub status: u8,
+    /// The Consort height of the claim.
+    pub claimed_at: u64,
+    /// Main-chain height at which it becomes spendable (if it stays on the best chain).
+    pub matures_at: u32,
+}
+codec_record!(ClaimRecord {
+    account: AccountId,
+    value: u64,
+    block: [u8; 32],
+    height: u32,
+    mweb: bool,
+    status: u8,
+    claimed_at: u64,
+    matures_at: u32,
+});
+
+/// A coin the federation holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationCoin {
+    /// Where it is.
+    pub outpoint: Outpoint,
+    /// Satoshis.
+    pub value: u64,
+    /// The deposit account whose script holds it; `None` for the federation's base script
+    /// (change).
+    pub custody: Option<AccountId>,
+    /// Main-chain height of its block.
+    pub height: u32,
+    /// Paid by MWEB (matures later).
+    pub mweb: bool,
+}
+codec_record!(FederationCoin {
+    outpoint: Outpoint,
+    value: u64,
+    custody: Option<AccountId>,
+    height: u32,
+    mweb: bool,
+});
+
+/// Where a peg-out request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PegOutStatus {
+    /// Burned, waiting for a batch.
+    Queued,
+    /// In a batch being signed or confirmed.
+    Batched,
+    /// Its batch is confirmed on the main chain.
+    Completed,
+}
+
+impl PegOutStatus {
+    /// Wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Batched => 1,
+            Self::Completed => 2,
+        }
+    }
+
+    /// From a wire tag.
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            0 => Some(Self::Queued),
+            1 => Some(Self::Batched),
+            2 => Some(Self::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// A peg-out request: coins burned on Consort, owed on the main chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegOutRequest {
+    /// Its number.
+    pub id: u64,
+    /// Who burned.
+    pub account: AccountId,
+    /// Satoshis burned.
+    pub amount: u64,
+    /// The fee quoted when it was made; the recipient receives `amount - fee`.
+    pub fee: u64,
+    /// The main-chain output script paid.
+    pub script: Blob<PAYOUT_SCRIPT_SIZE_MAX>,
+    /// [`PegOutStatus`] tag.
+    pub status: u8,
+    /// The batch paying it, once batched.
+    pub batch: Option<u64>,
+    /// Consort height of the request.
+    pub requested_at: u64,
+}
+codec_record!(PegOutRequest {
+    id: u64,
+    account: AccountId,
+    amount: u64,
+    fee: u64,
+    script: Blob<PAYOUT_SCRIPT_SIZE_MAX>,
+    status: u8,
+    batch: Option<u64>,
+    requested_at: u64,
+});
+
+/// An output of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutput {
+    /// Satoshis.
+    pub value: u64,
+    /// Output script.
+    pub script: Blob<PAYOUT_SCRIPT_SIZE_MAX>,
+}
+codec_record!(BatchOutput {
+    value: u64,
+    script: Blob<PAYOUT_SCRIPT_SIZE_MAX>,
+});
+
+/// Where a batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Collecting validator signatures.
+    Signing,
+    /// Has the federation threshold of signatures: ready to broadcast.
+    Signed,
+    /// Confirmed on the main chain.
+    Confirmed,
+}
+
+impl BatchStatus {
+    /// Wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::Signing => 0,
+            Self::Signed => 1,
+            Self::Confirmed => 2,
+        }
+    }
+
+    /// From a wire tag.
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            0 => Some(Self::Signing),
+            1 => Some(Self::Signed),
+            2 => Some(Self::Confirmed),
+            _ => None,
+        }
+    }
+}
+
+/// One unsigned main-chain transaction paying queued peg-outs, built by the runtime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Its number.
+    pub id: u64,
+    /// The requests it pays, in output order.
+    pub requests: List<u64, BATCH_REQUESTS_MAX>,
+    /// The coins it spends, in input order.
+    pub inputs: List<FederationCoin, BATCH_INPUTS_MAX>,
+    /// Its outputs: payments, then change to the federation if any.
+    pub outputs: List<BatchOutput, { BATCH_REQUESTS_MAX + 1 }>,
+    /// The fee it pays (satoshis).
+    pub fee: u64,
+    /// The sum of the requests' quoted fees.
+    pub quoted: u64,
+    /// Its txid (internal byte order; segwit: signatures do not change it).
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub txid: [u8; 32],
+    /// [`BatchStatus`] tag.
+    pub status: u8,
+    /// Validator indexes that signed, ascending.
+    pub signers: List<u16, 256>,
+    /// Consort height it was built at.
+    pub created_at: u64,
+    /// Main-chain height of its confirmation (0 until then).
+    pub confirmed_height: u32,
+}
+codec_record!(Batch {
+    id: u64,
+    requests: List<u64, BATCH_REQUESTS_MAX>,
+    inputs: List<FederationCoin, BATCH_INPUTS_MAX>,
+    outputs: List<BatchOutput, { BATCH_REQUESTS_MAX + 1 }>,
+    fee: u64,
+    quoted: u64,
+    txid: [u8; 32],
+    status: u8,
+    signers: List<u16, 256>,
+    created_at: u64,
+    confirmed_height: u32,
+});
+
+/// The peg's running totals and counters. The conservation invariant, asserted after every
+/// block that touches the peg:
+/// `supply + pending_claims + fee_pool + pending_peg_outs = Σ coins + Σ in-flight batch inputs`
+/// where the right side sums the federation's coin records and `pending_claims` its pending
+/// claims.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegTotals {
+    /// Spendable pegged coins on Consort (satoshis).
+    pub supply: u64,
+    /// Credited but still contestable.
+    pub pending_claims: u64,
+    /// Burned and not yet confirmed on the main chain.
+    pub pending_peg_outs: u64,
+    /// Quoted fees not (yet) spent on main-chain fees; pays batches whose real fee exceeds
+    /// their quotes.
+    pub fee_pool: u64,
+    /// Next peg-out request id.
+    pub next_request: u64,
+    /// Next batch id.
+    pub next_batch: u64,
+    /// The batch being signed or confirmed, if any (one at a time).
+    pub in_flight: Option<u64>,
+}
+codec_record!(PegTotals {
+    supply: u64,
+    pending_claims: u64,
+    pending_peg_outs: u64,
+    fee_pool: u64,
+    next_request: u64,
+    next_batch: u64,
+    in_flight: Option<u64>,
+});
+
+/// The tip of the on-chain header chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MainTip {
+    /// Block hash.
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub hash: [u8; 32],
+    /// Height.
+    pub height: u32,
+}
+codec_record!(MainTip {
+    hash: [u8; 32],
+    height: u32
+});
+
+/// Why a peg transaction was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PegError {
+    /// Genesis configures no peg.
+    #[error("this chain has no peg; start it with a `peg` section in genesis")]
+    Disabled,
+    /// A relayed header fails a check.
+    #[error("main-chain header {index} is invalid: {reason}")]
+    BadHeader {
+        /// Its position in the relay.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A relayed header's parent is unknown.
+    #[error(
+        "main-chain header {index} does not connect to a known header; relay from the fork point"
+    )]
+    UnknownParent {
+        /// Its position in the relay.
+        index: usize,
+    },
+    /// Every relayed header is already known.
+    #[error("every relayed header is already known")]
+    NothingNew,
+    /// The claimed transaction does not decode.
+    #[error("the main-chain transaction does not decode: {0}")]
+    BadTransaction(String),
+    /// The merkle proof fails.
+    #[error("the merkle proof does not show the transaction in a block: {0}")]
+    BadProof(String),
+    /// The proof's block is not on the most-work chain the light client knows.
+    #[error("block {0} is not on the light client's most-work chain; relay its headers first")]
+    NotInBestChain(String),
+    /// Too few confirmations yet.
+    #[error("the deposit has {have} confirmations, {need} are needed; claim again later")]
+    TooFewConfirmations {
+        /// Confirmations now.
+        have: u32,
+        /// Needed.
+        need: u32,
+    },
+    /// The output does not exist or is not the federation's deposit script for the account.
+    #[error("output {vout} does not pay this account's federation deposit address")]
+    NotADeposit {
+        /// The output.
+        vout: u32,
+    },
+    /// The outpoint is already claimed.
+    #[error("outpoint {0} is already claimed")]
+    AlreadyClaimed(String),
+    /// Too many claims or coins are waiting.
+    #[error("the peg is at capacity ({0}); retry after pending claims mature")]
+    AtCapacity(&'static str),
+    /// A peg-out destination that is not a standard output script or is the federation's.
+    #[error(
+        "peg-out destination is not a standard main-chain output script other than the federation's"
+    )]
+    BadDestination,
+    /// A peg-out below the minimum.
+    #[error("a peg-out must be at least {minimum} satoshis (fee quote {fee} plus the dust limit)")]
+    BelowMinimum {
+        /// Smallest accepted amount.
+        minimum: u64,
+        /// The quoted fee.
+        fee: u64,
+    },
+    /// Not enough pegged coin.
+    #[error("pegged balance {balance} is less than {needed}")]
+    InsufficientPegged {
+        /// Balance.
+        balance: u64,
+        /// Needed.
+        needed: u64,
+    },
+    /// No such batch, or not in a state that takes this call.
+    #[error("batch {0} does not exist or does not take this call now")]
+    BadBatch(u64),
+    /// The signatures do not verify for the signer's federation key.
+    #[error("the signatures do not verify for this validator's federation key: {0}")]
+    BadSignatures(String),
+    /// This validator already signed.
+    #[error("this validator already signed batch {0}")]
+    AlreadySigned(u64),
+}
+
+impl PegError {
+    /// A stable machine-readable code.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Disabled => "peg_disabled",
+            Self::BadHeader { .. } => "peg_bad_header",
+            Self::UnknownParent { .. } => "peg_unknown_parent",
+            Self::NothingNew => "peg_nothing_new",
+            Self::BadTransaction(_) => "peg_bad_transaction",
+            Self::BadProof(_) => "peg_bad_proof",
+            Self::NotInBestChain(_) => "peg_not_in_best_chain",
+            Self::TooFewConfirmations { .. } => "peg_too_few_confirmations",
+            Self::NotADeposit { .. } => "peg_not_a_deposit",
+            Self::AlreadyClaimed(_) => "peg_already_claimed",
+            Self::AtCapacity(_) => "peg_at_capacity",
+            Self::BadDestination => "peg_bad_destination",
+            Self::BelowMinimum { .. } => "peg_below_minimum",
+            Self::InsufficientPegged { .. } => "insufficient_balance",
+            Self::BadBatch(_) => "peg_bad_batch",
+            Self::BadSignatures(_) => "peg_bad_signatures",
+            Self::AlreadySigned(_) => "peg_already_signed",
+        }
+    }
+}

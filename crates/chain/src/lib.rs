@@ -15,6 +15,7 @@ pub mod peg;
 pub mod state;
 pub mod store;
 pub mod validator;
+pub mod watcher;
 
 pub use application::{App, ChainObserver};
 pub use mempool::Mempool;

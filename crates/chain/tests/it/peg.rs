@@ -145,6 +145,34 @@ impl Ledger {
         executed.rejected.into_iter().map(|(_, e)| e).collect()
     }
 
+    /// Submit calls from `key` in one block; the errors of refused ones.
+    async fn submit_all(&mut self, key: &ed25519::PrivateKey, calls: Vec<Call>) -> Vec<TxError> {
+        let sender = AccountId::new(key.public_key());
+        let mut nonce = *self.nonces.get(&sender).unwrap_or(&0);
+        let txs: Vec<SignedTx> = calls
+            .into_iter()
+            .map(|call| {
+                let tx = Tx {
+                    chain_id: CHAIN_ID,
+                    sender,
+                    nonce,
+                    call,
+                }
+                .sign(key);
+                nonce += 1;
+                tx
+            })
+            .collect();
+        let errors = self.block(txs).await;
+        // A refused call leaves later ones out of nonce order: take the nonce from the state.
+        let account: Option<consort_types::Account> = state::read_account(&self.databases, &sender)
+            .await
+            .ok()
+            .flatten();
+        self.nonces.insert(sender, account.map_or(0, |a| a.nonce));
+        errors
+    }
+
     /// Submit one call from `key` in its own block.
     async fn submit(&mut self, key: &ed25519::PrivateKey, call: Call) -> Result<(), TxError> {
         let sender = AccountId::new(key.public_key());
@@ -643,5 +671,109 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
         change.iter().any(|c| c.custody.is_none()),
         "change returned to the federation"
     );
+    Ok(())
+}
+
+#[test]
+fn validator_watchers_claim_sign_broadcast_and_confirm_on_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runner = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.path()));
+    runner.start(|context| async move {
+        watchers(context).await.expect("watcher scenario");
+    });
+}
+
+async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
+    use consort_chain::watcher::Watcher;
+    let node = LitecoindRegtest::start_with(RegtestOptions {
+        extra_args: vec!["-rpcserialversion=0".into()],
+        ..RegtestOptions::default()
+    })
+    .await?;
+    let rpc = node.rpc().clone();
+    node.mine(101).await?;
+    let mut ledger = Ledger::new(context).await;
+    let alice = user(1);
+    let alice_id = AccountId::new(alice.public_key());
+    // Validator 2 is down: three watchers do everything.
+    let mut watchers: Vec<(u64, Watcher)> = [0u64, 1, 3]
+        .into_iter()
+        .map(|i| {
+            let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
+            (
+                i,
+                Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer)),
+            )
+        })
+        .collect();
+    for (_, watcher) in &mut watchers {
+        watcher.watch(alice_id, 0);
+    }
+    let (txid, vout) = deposit(&node, &ledger.peg, &alice_id, 30_000_000).await?;
+    let mut rounds = 0;
+    while ledger.pegged(&alice_id).await < 30_000_000 {
+        rounds += 1;
+        ensure!(rounds < 30, "the deposit was not credited by the watchers");
+        node.mine(1).await?;
+        for (i, watcher) in &mut watchers {
+            let calls = {
+                let parent = ledger.databases.new_batches().await;
+                let mut store = Store::new(&parent);
+                watcher.duties(&mut store).await?
+            };
+            let _ = ledger.submit_all(&validator(*i), calls).await;
+        }
+        ledger.audit(&rpc).await?;
+    }
+    let claim: ClaimRecord = ledger
+        .read(&key::claim(&consort_types::peg::Outpoint {
+            txid: txid.to_byte_array(),
+            vout,
+        }))
+        .await
+        .context("claim record")?;
+    assert_eq!(claim.status, ClaimStatus::Credited.tag());
+
+    let payee = node
+        .wallet_rpc()?
+        .get_new_address("", Some("bech32"))
+        .await?;
+    let script = script_pubkey_for_address(&node.network(), &payee)?;
+    ledger
+        .submit(
+            &alice,
+            Call::PegOut {
+                amount: Amount::new(10_000_000),
+                script: Blob(script.to_bytes()),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("peg-out refused: {e}"))?;
+    let mut rounds = 0;
+    while ledger.totals().await.pending_peg_outs > 0 {
+        rounds += 1;
+        ensure!(rounds < 30, "the peg-out was not completed by the watchers");
+        for (i, watcher) in &mut watchers {
+            let calls = {
+                let parent = ledger.databases.new_batches().await;
+                let mut store = Store::new(&parent);
+                watcher.duties(&mut store).await?
+            };
+            let _ = ledger.submit_all(&validator(*i), calls).await;
+        }
+        ledger.audit(&rpc).await?;
+        node.mine(1).await?;
+    }
+    let received: f64 = node
+        .wallet_rpc()?
+        .call("getreceivedbyaddress", vec![json!(payee), json!(1)])
+        .await?;
+    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    assert_eq!(
+        bitcoin::Amount::from_btc(received)?.to_sat(),
+        10_000_000 - fee,
+        "the payee received the amount less the quoted fee"
+    );
+    ledger.audit(&rpc).await?;
     Ok(())
 }

@@ -1,0 +1,319 @@
+//! A validator's peg duties, computed from its main-chain node and Consort's state: relay new
+//! headers (from the fork point on a reorg), claim deposits to watched accounts once they have
+//! k confirmations on the light client, sign the batch in flight, broadcast it once it has the
+//! federation threshold of signatures, and record its confirmation.
+//!
+//! [`Watcher::duties`] returns the Consort calls to submit; broadcasting is its only effect on
+//! the main chain. Everything it proposes is checked again by the runtime, so a confused or
+//! malicious watcher can waste a transaction, never move coins.
+
+use crate::{execute::BlockError, peg::Peg, state::Runtime, store::Store};
+use bitcoin::{Block, BlockHash, Transaction, Txid, hashes::Hash as _};
+use consort_mainchain::{RpcClient, RpcError, SigningKey};
+use consort_types::{
+    AccountId, Call,
+    codec_util::{Blob, List},
+    peg::{
+        Batch, BatchStatus, ClaimRecord, ClaimStatus, HeaderEntry, MainTip, Outpoint, PegTotals,
+        RELAY_HEADERS_MAX,
+    },
+    state_key::peg as key,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most headers relayed per round (a few relay transactions).
+const RELAY_ROUND_MAX: usize = 4 * RELAY_HEADERS_MAX;
+
+/// Why a round of duties stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The main-chain node failed or answered nonsense.
+    #[error("main-chain node: {0}")]
+    Rpc(#[from] RpcError),
+    /// Consort's state could not be read.
+    #[error("state: {0}")]
+    State(#[from] BlockError),
+    /// Main-chain data did not decode.
+    #[error("main-chain data: {0}")]
+    Decode(String),
+}
+
+/// A deposit seen on the main chain.
+#[derive(Clone, Debug)]
+struct Seen {
+    account: AccountId,
+    block: BlockHash,
+}
+
+/// One validator's watcher.
+pub struct Watcher {
+    peg: Peg,
+    rpc: RpcClient,
+    /// This validator's index and federation key (absent on a non-validator).
+    signer: Option<(u16, SigningKey)>,
+    /// Deposit scripts of watched accounts.
+    watched: BTreeMap<Vec<u8>, AccountId>,
+    /// Next main-chain height to scan for deposits.
+    scan_from: u32,
+    seen: BTreeMap<Outpoint, Seen>,
+    /// Batches this watcher broadcast.
+    broadcast: BTreeSet<u64>,
+}
+
+impl Watcher {
+    /// A watcher of `peg` through `rpc`, signing as validator `index` with `key`.
+    pub fn new(peg: Peg, rpc: RpcClient, signer: Option<(u16, SigningKey)>) -> Self {
+        Self {
+            peg,
+            rpc,
+            signer,
+            watched: BTreeMap::new(),
+            scan_from: 0,
+            seen: BTreeMap::new(),
+            broadcast: BTreeSet::new(),
+        }
+    }
+
+    /// Watch `account`'s deposit address: deposits to it are claimed automatically. Blocks
+    /// already scanned are scanned again so that earlier deposits are found.
+    pub fn watch(&mut self, account: AccountId, from_height: u32) {
+        let script = self.peg.deposit_script(&account).to_bytes();
+        if self.watched.insert(script, account).is_none() {
+            self.scan_from = self.scan_from.min(from_height);
+        }
+    }
+
+    /// The accounts watched.
+    pub fn watched(&self) -> impl Iterator<Item = &AccountId> {
+        self.watched.values()
+    }
+
+    /// One round: the calls this validator should submit now, given the state in `store`.
+    ///
+    /// # Errors
+    /// A [`WatchError`]; the next round starts over.
+    pub async fn duties<E: Runtime>(
+        &mut self,
+        store: &mut Store<'_, E>,
+    ) -> Result<Vec<Call>, WatchError> {
+        let mut calls = Vec::new();
+        let tip: MainTip = store
+            .get(&key::tip())
+            .await?
+            .ok_or(BlockError::CorruptState(key::tip()))?;
+        if self.signer.is_some() {
+            calls.extend(self.relay(store).await?);
+        }
+        self.scan().await?;
+        calls.extend(self.claims(store, &tip).await?);
+        let totals: PegTotals = store
+            .get(&key::totals())
+            .await?
+            .ok_or(BlockError::CorruptState(key::totals()))?;
+        if let Some(id) = totals.in_flight {
+            let batch: Batch = store
+                .get(&key::batch(id))
+                .await?
+                .ok_or(BlockError::CorruptState(key::batch(id)))?;
+            calls.extend(self.batch_duties(store, &batch, &tip).await?);
+        }
+        Ok(calls)
+    }
+
+    async fn relay<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<Vec<Call>, WatchError> {
+        let mut cursor = self.rpc.get_best_block_hash().await?;
+        let mut headers = Vec::new();
+        loop {
+            let known: Option<HeaderEntry> =
+                store.get(&key::header(&cursor.to_byte_array())).await?;
+            if known.is_some() {
+                break;
+            }
+            let raw = self.rpc.get_block_header_raw(&cursor).await?;
+            let header: [u8; 80] = raw
+                .as_slice()
+                .try_into()
+                .map_err(|_| WatchError::Decode("a header is not 80 bytes".into()))?;
+            headers.push(header);
+            cursor = BlockHash::from_byte_array(header[4..36].try_into().expect("32 bytes"));
+        }
+        headers.reverse();
+        // Far behind: relay the oldest first, a bounded amount per round.
+        headers.truncate(RELAY_ROUND_MAX);
+        Ok(headers
+            .chunks(RELAY_HEADERS_MAX)
+            .map(|chunk| Call::RelayHeaders {
+                headers: List(chunk.to_vec()),
+            })
+            .collect())
+    }
+
+    /// Scan new main-chain blocks for payments to watched deposit scripts.
+    async fn scan(&mut self) -> Result<(), WatchError> {
+        if self.watched.is_empty() {
+            self.scan_from = self.rpc.get_block_count().await?.saturating_add(1);
+            return Ok(());
+        }
+        let height = self.rpc.get_block_count().await?;
+        while self.scan_from <= height {
+            let hash = self.rpc.get_block_hash(self.scan_from).await?;
+            let raw = self.rpc.get_block_raw(&hash).await?;
+            let block: Block = bitcoin::consensus::deserialize(&raw)
+                .map_err(|e| WatchError::Decode(format!("block {hash}: {e}")))?;
+            for tx in &block.txdata {
+                let txid = tx.compute_txid();
+                for (vout, output) in tx.output.iter().enumerate() {
+                    if let Some(account) = self.watched.get(output.script_pubkey.as_bytes()) {
+                        self.seen.insert(
+                            Outpoint {
+                                txid: txid.to_byte_array(),
+                                vout: u32::try_from(vout).unwrap_or(u32::MAX),
+                            },
+                            Seen {
+                                account: *account,
+                                block: hash,
+                            },
+                        );
+                    }
+                }
+            }
+            self.scan_from += 1;
+        }
+        Ok(())
+    }
+
+    async fn claims<E: Runtime>(
+        &mut self,
+        store: &mut Store<'_, E>,
+        tip: &MainTip,
+    ) -> Result<Vec<Call>, WatchError> {
+        let mut calls = Vec::new();
+        let mut done = Vec::new();
+        for (outpoint, seen) in &self.seen {
+            let claim: Option<ClaimRecord> = store.get(&key::claim(outpoint)).await?;
+            if claim.is_some_and(|c| c.status != ClaimStatus::Void.tag()) {
+                done.push(*outpoint);
+                continue;
+            }
+            // Claim once the light client shows k confirmations on the block it is in.
+            let Some(entry) = store
+                .get::<HeaderEntry>(&key::header(&seen.block.to_byte_array()))
+                .await?
+            else {
+                continue;
+            };
+            let on_best: Option<[u8; 32]> = store.get(&key::height(entry.height)).await?;
+            if on_best != Some(entry.hash) {
+                continue;
+            }
+            let txid = Txid::from_byte_array(outpoint.txid);
+            let transaction = self
+                .rpc
+                .get_raw_transaction(&txid, Some(&seen.block))
+                .await?;
+            let decoded: Transaction = bitcoin::consensus::deserialize(&transaction)
+                .map_err(|e| WatchError::Decode(e.to_string()))?;
+            let value = decoded
+                .output
+                .get(outpoint.vout as usize)
+                .map_or(0, |o| o.value.to_sat());
+            let confirmations = tip.height.saturating_sub(entry.height) + 1;
+            if confirmations < self.peg.confirmations_for(value) {
+                continue;
+            }
+            let proof = self
+                .rpc
+                .get_tx_out_proof(&[txid], Some(&seen.block))
+                .await?;
+            calls.push(Call::ClaimDeposit {
+                account: seen.account,
+                transaction: Blob(transaction),
+                proof: Blob(proof),
+                vout: outpoint.vout,
+            });
+        }
+        for outpoint in done {
+            self.seen.remove(&outpoint);
+        }
+        Ok(calls)
+    }
+
+    async fn batch_duties<E: Runtime>(
+        &mut self,
+        store: &mut Store<'_, E>,
+        batch: &Batch,
+        tip: &MainTip,
+    ) -> Result<Vec<Call>, WatchError> {
+        let unsigned = self.peg.unsigned(batch);
+        if batch.status == BatchStatus::Signing.tag() {
+            let Some((index, key)) = &self.signer else {
+                return Ok(Vec::new());
+            };
+            if batch.signers.0.contains(index) {
+                return Ok(Vec::new());
+            }
+            let partial = unsigned
+                .sign(key)
+                .map_err(|e| WatchError::Decode(e.to_string()))?;
+            return Ok(vec![Call::SignBatch {
+                batch: batch.id,
+                signatures: List(
+                    partial
+                        .signatures
+                        .iter()
+                        .map(|s| Blob(s.to_vec()))
+                        .collect(),
+                ),
+            }]);
+        }
+        if batch.status != BatchStatus::Signed.tag() {
+            return Ok(Vec::new());
+        }
+        let txid = Txid::from_byte_array(batch.txid);
+        let info: Option<serde_json::Value> = self
+            .rpc
+            .call(
+                "getrawtransaction",
+                vec![serde_json::json!(txid), serde_json::json!(true)],
+            )
+            .await
+            .ok();
+        let block = info
+            .as_ref()
+            .and_then(|i| i.get("blockhash"))
+            .and_then(|h| h.as_str())
+            .and_then(|h| h.parse::<BlockHash>().ok());
+        let Some(block) = block else {
+            // Not mined yet: (re)broadcast, once per round is harmless.
+            if self.broadcast.insert(batch.id) || info.is_none() {
+                let partials = self.peg.signatures(store, batch).await?;
+                let signed = unsigned
+                    .assemble(&partials)
+                    .map_err(|e| WatchError::Decode(e.to_string()))?;
+                match self
+                    .rpc
+                    .send_raw_transaction(&bitcoin::consensus::serialize(&signed))
+                    .await
+                {
+                    Ok(_) => tracing::info!(batch = batch.id, %txid, "broadcast peg-out batch"),
+                    Err(error) => tracing::debug!(batch = batch.id, %error, "broadcast"),
+                }
+            }
+            return Ok(Vec::new());
+        };
+        let Some(entry) = store
+            .get::<HeaderEntry>(&key::header(&block.to_byte_array()))
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        if tip.height.saturating_sub(entry.height) + 1 < self.peg.config.confirmations {
+            return Ok(Vec::new());
+        }
+        let proof = self.rpc.get_tx_out_proof(&[txid], Some(&block)).await?;
+        Ok(vec![Call::ConfirmBatch {
+            batch: batch.id,
+            proof: Blob(proof),
+        }])
+    }
+}

@@ -73,6 +73,7 @@ pub fn prepare_with(
             data_dir: std::path::absolute(vdir.join("data"))?,
             p2p_listen: p2p,
             api_listen: api,
+            mainchain: None,
         };
         let path = vdir.join("config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;

@@ -51,6 +51,8 @@ pub struct Shared {
     pub observer: Arc<Observer>,
     /// Peers in the validator set (besides this node).
     pub peers: usize,
+    /// The peg, if genesis configures one.
+    pub peg: Option<crate::peg::PegNode>,
 }
 
 type AppState = State<Arc<Shared>>;
@@ -64,7 +66,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answer.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -72,7 +75,8 @@ impl ApiError {
         }
     }
 
-    fn internal(message: impl Into<String>) -> Self {
+    /// A failure of the node itself.
+    pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
@@ -111,6 +115,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .merge(crate::peg::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -245,6 +250,14 @@ async fn submit_batch(
         });
     }
     Ok(Json(json!({"accepted": accepted, "results": results})))
+}
+
+/// Admit a transaction the node made itself (e.g. a validator's peg duty).
+///
+/// # Errors
+/// Why the mempool refused it.
+pub async fn admit_own(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
+    admit(s, tx).await
 }
 
 async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {

@@ -16,6 +16,29 @@ pub struct NodeConfig {
     pub p2p_listen: SocketAddr,
     /// Where the HTTP API listens.
     pub api_listen: SocketAddr,
+    /// The main-chain node and federation key of a validator that runs the peg watcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mainchain: Option<MainchainConfig>,
+}
+
+/// How a validator reaches its main-chain node and unlocks its federation key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MainchainConfig {
+    /// JSON-RPC URL of Litecoin Core or Bitcoin Core (`http://127.0.0.1:19443`).
+    pub rpc_url: String,
+    /// The node's `.cookie` file (cookie auth); or give `rpc_user` and `rpc_password`.
+    #[serde(default)]
+    pub rpc_cookie: Option<PathBuf>,
+    /// RPC user name.
+    #[serde(default)]
+    pub rpc_user: Option<String>,
+    /// RPC password.
+    #[serde(default)]
+    pub rpc_password: Option<String>,
+    /// This validator's encrypted federation keystore.
+    pub keystore: PathBuf,
+    /// A file holding the keystore's passphrase (mode 0600).
+    pub passphrase_file: PathBuf,
 }
 
 impl NodeConfig {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod gossip;
 pub mod node;
+pub mod peg;
 
 pub use config::NodeConfig;
 pub use node::run;

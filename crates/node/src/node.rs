@@ -207,6 +207,9 @@ async fn serve(
         events,
         counters: Counters::default(),
     });
+    let peg = consort_chain::peg::Peg::from_genesis(&genesis)
+        .map_err(|e| anyhow::anyhow!("genesis peg section: {e}"))?;
+    let watch_signer = signer.clone();
     let running = validator::start(
         context.child("validator"),
         validator::Config {
@@ -242,7 +245,21 @@ async fn serve(
         marshal: running.marshal,
         observer,
         peers: genesis.validators.len().saturating_sub(1),
+        peg: peg.clone().map(|peg| crate::peg::PegNode {
+            peg,
+            watch: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+        }),
     });
+    if let (Some(peg), Some(main)) = (peg, &config.mainchain) {
+        let watcher = start_watcher(peg, main, &genesis, &watch_signer)?;
+        context.child("peg_watcher").spawn({
+            let shared = shared.clone();
+            move |ctx| crate::peg::watch_loop(ctx, shared, watcher, watch_signer)
+        });
+        info!(rpc = %main.rpc_url, "peg watcher started");
+    } else if shared.peg.is_some() {
+        info!("peg configured but no `mainchain` section: this node does not relay or sign");
+    }
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the API on {}: {e}", config.api_listen))?;
@@ -251,4 +268,47 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("API server failed: {e}"))?;
     Ok(())
+}
+
+/// The peg watcher of this validator: its main-chain RPC client and unlocked federation key.
+fn start_watcher(
+    peg: consort_chain::peg::Peg,
+    main: &crate::config::MainchainConfig,
+    genesis: &Genesis,
+    signer: &ed25519::PrivateKey,
+) -> anyhow::Result<consort_chain::watcher::Watcher> {
+    use consort_mainchain::{Keystore, RpcAuth, RpcClient, RpcConfig};
+    let auth = match (&main.rpc_cookie, &main.rpc_user, &main.rpc_password) {
+        (Some(cookie), _, _) => RpcAuth::CookieFile(cookie.clone()),
+        (None, Some(user), Some(password)) => RpcAuth::UserPassword {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        _ => anyhow::bail!("mainchain needs rpc_cookie, or rpc_user and rpc_password"),
+    };
+    let rpc = RpcClient::new(RpcConfig::new(main.rpc_url.clone(), auth))?;
+    let passphrase = std::fs::read(&main.passphrase_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the keystore passphrase {}: {e}",
+            main.passphrase_file.display()
+        )
+    })?;
+    let key = Keystore::open(&main.keystore)?.unlock(passphrase.trim_ascii())?;
+    let me = consort_types::AccountId::new(signer.public_key());
+    let index = genesis
+        .validators
+        .iter()
+        .position(|v| v.public_key == me)
+        .and_then(|i| u16::try_from(i).ok())
+        .ok_or_else(|| anyhow::anyhow!("this node is not a genesis validator"))?;
+    if peg.federation_key(index) != Some(&key.public_key()) {
+        anyhow::bail!(
+            "the keystore's key is not this validator's federation key in genesis; check keystore"
+        );
+    }
+    Ok(consort_chain::watcher::Watcher::new(
+        peg,
+        rpc,
+        Some((index, key)),
+    ))
 }

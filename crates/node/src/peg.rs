@@ -1,0 +1,307 @@
+//! The node's side of the peg: read routes over the peg's records and the validator's watcher
+//! loop, which submits its duties (header relays, claims, signatures, confirmations) through
+//! the node's own mempool.
+
+use crate::api::{ApiError, Shared};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::get,
+};
+use bitcoin::hashes::Hash as _;
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_glue::stateful::db::DatabaseSet as _;
+use commonware_runtime::{Clock as _, tokio::Context};
+use consort_chain::{peg::Peg, state, store::Store, watcher::Watcher};
+use consort_mainchain::Custody;
+use consort_types::{
+    AccountId, Asset, Tx,
+    codec_util::List,
+    peg::{
+        Batch, BatchStatus, ClaimRecord, ClaimStatus, FEDERATION_UTXOS_MAX, MainTip, Outpoint,
+        PegOutRequest, PegOutStatus, PegTotals,
+    },
+    state_key::{self, peg as key},
+};
+use serde_json::{Value, json};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use tracing::{debug, warn};
+
+/// How often the watcher looks at the main chain.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The peg's part of the node.
+pub struct PegNode {
+    /// The peg, from genesis.
+    pub peg: Peg,
+    /// Accounts whose deposit address someone asked for: the watcher claims for them.
+    pub watch: std::sync::Mutex<BTreeSet<AccountId>>,
+}
+
+type AppState = State<Arc<Shared>>;
+
+/// Peg routes.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/peg", get(status))
+        .route("/v1/peg/address/{account}", get(address))
+        .route("/v1/peg/claims/{txid}/{vout}", get(claim))
+        .route("/v1/peg/requests/{id}", get(request))
+        .route("/v1/peg/batches/{id}", get(batch))
+        .route("/v1/accounts/{id}/balances/{asset}", get(balance))
+}
+
+/// Read a record from the finalized state.
+pub async fn read<T: commonware_codec::Read<Cfg = ()>>(
+    databases: &state::Databases<Context>,
+    key: &consort_types::Digest,
+) -> Result<Option<T>, ApiError> {
+    let batch = databases.new_batches().await;
+    let mut store = Store::new(&batch);
+    store
+        .get(key)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn peg_of(s: &Shared) -> Result<&PegNode, ApiError> {
+    s.peg.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "peg_disabled",
+            "this chain has no peg; start it with a `peg` section in genesis",
+        )
+    })
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
+}
+
+async fn tip(s: &Shared) -> Result<MainTip, ApiError> {
+    read(&s.databases, &key::tip())
+        .await?
+        .ok_or_else(|| ApiError::internal("the peg has no tip yet; wait for block 1"))
+}
+
+async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
+    let node = peg_of(&s)?;
+    let peg = &node.peg;
+    let tip = tip(&s).await?;
+    let totals: PegTotals = read(&s.databases, &key::totals())
+        .await?
+        .unwrap_or_default();
+    let coins: List<Outpoint, FEDERATION_UTXOS_MAX> =
+        read(&s.databases, &key::coins()).await?.unwrap_or_default();
+    let pending: List<Outpoint, FEDERATION_UTXOS_MAX> = read(&s.databases, &key::pending())
+        .await?
+        .unwrap_or_default();
+    let mut held = Vec::new();
+    for outpoint in coins.0.iter().chain(&pending.0) {
+        held.push(json!({
+            "txid": bitcoin::Txid::from_byte_array(outpoint.txid).to_string(),
+            "vout": outpoint.vout,
+        }));
+    }
+    let in_flight = match totals.in_flight {
+        Some(id) => read::<Batch>(&s.databases, &key::batch(id)).await?,
+        None => None,
+    };
+    Ok(Json(json!({
+        "network": peg.config.network,
+        "asset": peg.asset().to_string(),
+        "federation_address": peg.federation.address(&peg.network, &Custody::Base),
+        "threshold": peg.federation.threshold(),
+        "federation_keys": peg.config.federation_keys,
+        "recovery": {
+            "keys": peg.config.recovery_keys,
+            "threshold": peg.config.recovery_threshold,
+            "delay_blocks": peg.config.recovery_delay_blocks,
+        },
+        "confirmations": peg.config.confirmations,
+        "contest_blocks": peg.config.contest_blocks,
+        "fee_rate_sat_per_vb": peg.config.fee_rate_sat_per_vb,
+        "main_tip": tip,
+        "totals": totals,
+        "owed_sat": u128::from(totals.supply) + u128::from(totals.pending_claims)
+            + u128::from(totals.fee_pool) + u128::from(totals.pending_peg_outs),
+        "federation_outpoints": held,
+        "in_flight_batch": in_flight,
+    })))
+}
+
+async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json<Value>, ApiError> {
+    let node = peg_of(&s)?;
+    let account: AccountId = account
+        .parse()
+        .map_err(|e| bad(format!("account is not a hex ed25519 public key: {e}")))?;
+    node.watch.lock().expect("watch list lock").insert(account);
+    Ok(Json(json!({
+        "account": account,
+        "address": node.peg.deposit_address(&account),
+        "script_pubkey": node.peg.deposit_script(&account).to_hex_string(),
+        "confirmations": node.peg.config.confirmations,
+        "contest_blocks": node.peg.config.contest_blocks,
+        "watched": true,
+    })))
+}
+
+async fn claim(
+    State(s): AppState,
+    Path((txid, vout)): Path<(String, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    let node = peg_of(&s)?;
+    let txid: bitcoin::Txid = txid
+        .parse()
+        .map_err(|e| bad(format!("txid is not a 64-digit hex hash: {e}")))?;
+    let outpoint = Outpoint {
+        txid: txid.to_byte_array(),
+        vout,
+    };
+    let claim: ClaimRecord = read(&s.databases, &key::claim(&outpoint))
+        .await?
+        .ok_or_else(|| not_found("unknown_claim", format!("{txid}:{vout} is not claimed")))?;
+    let tip = tip(&s).await?;
+    let confirmations = tip.height.saturating_sub(claim.height) + 1;
+    let status = ClaimStatus::from_tag(claim.status);
+    Ok(Json(json!({
+        "claim": claim,
+        "status": status,
+        "confirmations": confirmations,
+        "spendable_at_main_height": claim.matures_at,
+        "blocks_left": claim.matures_at.saturating_sub(tip.height),
+        "estimated_seconds_left": u64::from(claim.matures_at.saturating_sub(tip.height))
+            * u64::from(node.peg.network.target_spacing_secs()),
+    })))
+}
+
+async fn request(State(s): AppState, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+    peg_of(&s)?;
+    let request: PegOutRequest = read(&s.databases, &key::request(id))
+        .await?
+        .ok_or_else(|| not_found("unknown_request", format!("no peg-out request {id}")))?;
+    let batch = match request.batch {
+        Some(b) => read::<Batch>(&s.databases, &key::batch(b)).await?,
+        None => None,
+    };
+    Ok(Json(json!({
+        "request": request,
+        "status": PegOutStatus::from_tag(request.status),
+        "receives_sat": request.amount - request.fee,
+        "batch": batch.as_ref().map(|b| json!({
+            "id": b.id,
+            "status": BatchStatus::from_tag(b.status),
+            "txid": bitcoin::Txid::from_byte_array(b.txid).to_string(),
+            "signatures": b.signers.0.len(),
+        })),
+    })))
+}
+
+async fn batch(State(s): AppState, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+    let node = peg_of(&s)?;
+    let batch: Batch = read(&s.databases, &key::batch(id))
+        .await?
+        .ok_or_else(|| not_found("unknown_batch", format!("no batch {id}")))?;
+    let unsigned = node.peg.unsigned(&batch);
+    let signed = if batch.status == BatchStatus::Signing.tag() {
+        None
+    } else {
+        let parent = s.databases.new_batches().await;
+        let mut store = Store::new(&parent);
+        let partials = node
+            .peg
+            .signatures(&mut store, &batch)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        unsigned
+            .assemble(&partials)
+            .ok()
+            .map(|tx| hex::encode(bitcoin::consensus::serialize(&tx)))
+    };
+    Ok(Json(json!({
+        "batch": batch,
+        "status": BatchStatus::from_tag(batch.status),
+        "threshold": node.peg.federation.threshold(),
+        "unsigned_tx": hex::encode(bitcoin::consensus::serialize(unsigned.transaction())),
+        "signed_tx": signed,
+    })))
+}
+
+async fn balance(
+    State(s): AppState,
+    Path((id, asset)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id: AccountId = id
+        .parse()
+        .map_err(|e| bad(format!("account is not a hex ed25519 public key: {e}")))?;
+    let asset: Asset = asset.parse().map_err(|e| bad(format!("{e}")))?;
+    let units: u64 = read(&s.databases, &state_key::balance(&asset, &id))
+        .await?
+        .unwrap_or(0);
+    Ok(Json(
+        json!({"account": id, "asset": asset, "balance": units}),
+    ))
+}
+
+/// Run the validator's duties forever: every [`WATCH_INTERVAL`], compute them from the
+/// finalized state and the main chain, sign them with the validator key and admit them.
+pub async fn watch_loop(
+    context: Context,
+    shared: Arc<Shared>,
+    mut watcher: Watcher,
+    signer: ed25519::PrivateKey,
+) {
+    let sender = AccountId::new(signer.public_key());
+    loop {
+        context.sleep(WATCH_INTERVAL).await;
+        let Some(node) = shared.peg.as_ref() else {
+            return;
+        };
+        let requested: Vec<AccountId> = node
+            .watch
+            .lock()
+            .expect("watch list lock")
+            .iter()
+            .copied()
+            .collect();
+        for account in requested {
+            watcher.watch(account, 0);
+        }
+        let calls = {
+            let parent = shared.databases.new_batches().await;
+            let mut store = Store::new(&parent);
+            match watcher.duties(&mut store).await {
+                Ok(calls) => calls,
+                Err(error) => {
+                    warn!(%error, "peg watcher round failed; retrying");
+                    continue;
+                }
+            }
+        };
+        for call in calls {
+            let account = state::read_account(&shared.databases, &sender)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let nonce = shared.mempool.next_nonce(&sender, account.nonce);
+            let kind = call.kind();
+            let tx = Tx {
+                chain_id: shared.genesis.chain_id,
+                sender,
+                nonce,
+                call,
+            }
+            .sign(&signer);
+            match crate::api::admit_own(&shared, tx).await {
+                Ok(()) => debug!(kind, nonce, "peg duty submitted"),
+                Err(error) => debug!(kind, %error, "peg duty not admitted"),
+            }
+        }
+    }
+}

@@ -53,6 +53,24 @@ impl Client {
         amount: u64,
         nonce: Option<u64>,
     ) -> anyhow::Result<String> {
+        self.submit(
+            key,
+            Call::Transfer {
+                to,
+                amount: Amount::new(amount),
+            },
+            nonce,
+        )
+    }
+
+    /// Sign and submit any call; returns its hash. Without `nonce`, the sender's next one
+    /// (0 for an account the chain has not seen send yet).
+    pub fn submit(
+        &self,
+        key: &ed25519::PrivateKey,
+        call: Call,
+        nonce: Option<u64>,
+    ) -> anyhow::Result<String> {
         let status = self.get("/v1/status")?;
         let chain_id = status["chain_id"]
             .as_u64()
@@ -63,21 +81,21 @@ impl Client {
             None => {
                 // Count this node's pending transactions of the sender, so quick successive
                 // transfers do not collide.
-                let account = self.get(&format!("/v1/accounts/{sender}"))?;
-                account["next_nonce"]
-                    .as_u64()
-                    .or_else(|| account["nonce"].as_u64())
-                    .context("account has no nonce")?
+                match self.get(&format!("/v1/accounts/{sender}")) {
+                    Ok(account) => account["next_nonce"]
+                        .as_u64()
+                        .or_else(|| account["nonce"].as_u64())
+                        .context("account has no nonce")?,
+                    Err(error) if error.to_string().starts_with("unknown_account") => 0,
+                    Err(error) => return Err(error),
+                }
             }
         };
         let tx = Tx {
             chain_id,
             sender,
             nonce,
-            call: Call::Transfer {
-                to,
-                amount: Amount::new(amount),
-            },
+            call,
         }
         .sign(key);
         let url = format!("{}/v1/txs", self.base);

@@ -22,13 +22,46 @@ pub const DEMO_ACCOUNTS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 /// Each demo account's starting balance.
 pub const DEMO_BALANCE: u64 = 1_000_000_000;
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free loopback TCP port.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
 pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    prepare_with(validators, dir, Vec::new())
+    prepare_with(validators, dir, Vec::new(), None)
+}
+
+/// The devnet's peg settings: k confirmations, c contest blocks, fee rate.
+pub const PEG_CONFIRMATIONS: u32 = 2;
+/// Contest blocks of the devnet's peg.
+pub const PEG_CONTEST_BLOCKS: u32 = 3;
+
+/// Write a federation keystore and its passphrase file for one key holder.
+fn federation_keystore(dir: &Path, name: &str) -> anyhow::Result<(String, PathBuf, PathBuf)> {
+    use consort_mainchain::{KdfParams, Keystore, SigningKey};
+    use std::io::Read as _;
+    std::fs::create_dir_all(dir)?;
+    let key = SigningKey::generate()?;
+    let mut secret = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut secret))
+        .context("cannot read /dev/urandom")?;
+    let passphrase = hex::encode(secret);
+    let pass_file = dir.join(format!("{name}.pass"));
+    std::fs::write(&pass_file, &passphrase)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&pass_file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let keystore = dir.join(format!("{name}.keystore"));
+    Keystore::create(&keystore, &key, passphrase.as_bytes(), KdfParams::MINIMUM)?;
+    Ok((
+        key.public_key().to_string(),
+        std::path::absolute(keystore)?,
+        std::path::absolute(pass_file)?,
+    ))
 }
 
 /// [`prepare`], funding `extra` accounts in genesis besides the demo accounts.
@@ -36,6 +69,7 @@ pub fn prepare_with(
     validators: usize,
     dir: &Path,
     extra: Vec<GenesisAccount>,
+    main: Option<&crate::mainchain::DevChain>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
@@ -57,6 +91,7 @@ pub fn prepare_with(
     std::fs::create_dir_all(dir)?;
     let mut genesis_validators = Vec::new();
     let mut configs = Vec::new();
+    let mut federation_keys = Vec::new();
     for i in 0..validators {
         let vdir = dir.join(format!("validators/{i}"));
         let key_file = vdir.join("key");
@@ -67,13 +102,28 @@ pub fn prepare_with(
             public_key,
             p2p_address: p2p.to_string(),
         });
+        let mainchain = match main {
+            Some(chain) => {
+                let (public, keystore, passphrase_file) = federation_keystore(&vdir, "federation")?;
+                federation_keys.push(public);
+                Some(consort_node::config::MainchainConfig {
+                    rpc_url: chain.rpc_url.clone(),
+                    rpc_cookie: Some(chain.cookie.clone()),
+                    rpc_user: None,
+                    rpc_password: None,
+                    keystore,
+                    passphrase_file,
+                })
+            }
+            None => None,
+        };
         let config = NodeConfig {
             genesis: std::path::absolute(&genesis_path)?,
             key_file: std::path::absolute(&key_file)?,
             data_dir: std::path::absolute(vdir.join("data"))?,
             p2p_listen: p2p,
             api_listen: api,
-            mainchain: None,
+            mainchain,
         };
         let path = vdir.join("config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
@@ -93,7 +143,31 @@ pub fn prepare_with(
         genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
         validators: genesis_validators,
         accounts,
-        peg: None,
+        peg: match main {
+            Some(_) => {
+                let mut recovery_keys = Vec::new();
+                for i in 0..3 {
+                    let (public, _, _) =
+                        federation_keystore(&dir.join("recovery"), &format!("recovery-{i}"))?;
+                    recovery_keys.push(public);
+                }
+                Some(consort_types::peg::PegConfig {
+                    network: "litecoin-regtest".into(),
+                    asset: "LTC".parse().expect("valid asset code"),
+                    federation_keys,
+                    recovery_keys,
+                    recovery_threshold: 2,
+                    recovery_delay_blocks: 1_000,
+                    confirmations: PEG_CONFIRMATIONS,
+                    large_deposit_sat: 0,
+                    large_confirmations: 0,
+                    contest_blocks: PEG_CONTEST_BLOCKS,
+                    fee_rate_sat_per_vb: 10,
+                    checkpoint: None,
+                })
+            }
+            None => None,
+        },
     };
     genesis.check()?;
     std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
@@ -206,7 +280,19 @@ fn wait_for_nodes(
 
 /// Run the devnet until Ctrl-C.
 pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
-    let configs = prepare(validators, dir)?;
+    let fresh = !dir.join("genesis.json").exists();
+    let resumed_with_peg = dir.join("litecoind").exists();
+    let main = match crate::mainchain::find() {
+        Some(binary) if fresh || resumed_with_peg => {
+            eprintln!(
+                "starting litecoind -regtest (datadir {}/litecoind)...",
+                dir.display()
+            );
+            Some(Arc::new(crate::mainchain::DevChain::start(&binary, dir)?))
+        }
+        _ => None,
+    };
+    let configs = prepare_with(validators, dir, Vec::new(), main.as_deref())?;
     let urls = api_urls(&configs)?;
     std::fs::write(
         dir.join("devnet.json"),
@@ -238,9 +324,31 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
         let key = consort_node::node::load_key(&dir.join(format!("accounts/{name}.key")))?;
         println!("  {name}: {}", keys::account_of(&key));
     }
-    println!(
-        "Main-chain peg: off (the two-way peg with litecoind is not wired into the devnet yet)."
-    );
+    let miner = match &main {
+        Some(chain) => {
+            println!(
+                "Main-chain peg: on. litecoind -regtest RPC at {} (cookie {}), a block every {} s; \
+                 deposits are claimed after {} confirmations and spendable {} blocks later.",
+                chain.rpc_url,
+                chain.cookie.display(),
+                crate::mainchain::BLOCK_INTERVAL.as_secs(),
+                PEG_CONFIRMATIONS,
+                PEG_CONTEST_BLOCKS
+            );
+            println!(
+                "  deposit: consort peg address --node {} <account id>, then pay it from any wallet",
+                urls[0]
+            );
+            Some(chain.mine_until(stop_flag.clone()))
+        }
+        None => {
+            println!(
+                "Main-chain peg: off. Install Litecoin Core (`apt-get install litecoind`) and start \
+                 a new devnet (another --dir) to run the two-way peg."
+            );
+            None
+        }
+    };
     println!(
         "Try: consort transfer --node {} --key {}/accounts/alice.key --to <bob's id> --amount 5",
         urls[0],
@@ -260,6 +368,10 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
     }
     eprintln!("stopping...");
     stop(&mut children);
+    if let Some(miner) = miner {
+        let _ = miner.join();
+    }
+    drop(main);
     eprintln!("stopped; run the same command to resume the chain");
     Ok(())
 }

@@ -5,6 +5,8 @@ mod bench;
 mod client;
 mod devnet;
 mod keys;
+mod mainchain;
+mod peg;
 mod verify;
 
 use anyhow::Context as _;
@@ -99,6 +101,11 @@ enum Command {
         genesis: PathBuf,
         /// Account id (hex public key).
         id: String,
+    },
+    /// The two-way peg with the main chain: deposit addresses, peg-outs, status, audit.
+    Peg {
+        #[command(subcommand)]
+        command: peg::PegCommand,
     },
     /// Show a node's view of the chain.
     Status {
@@ -273,6 +280,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Peg { command } => peg::run(command),
         Command::Status { node } => {
             let value = client::Client::new(&node).get("/v1/status")?;
             println!("{}", serde_json::to_string_pretty(&value)?);

@@ -46,6 +46,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/peg", get(status))
         .route("/v1/peg/address/{account}", get(address))
+        .route("/v1/peg/quote/{address}", get(quote))
         .route("/v1/peg/claims/{txid}/{vout}", get(claim))
         .route("/v1/peg/requests/{id}", get(request))
         .route("/v1/peg/batches/{id}", get(batch))
@@ -116,6 +117,7 @@ async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
         "network": peg.config.network,
         "asset": peg.asset().to_string(),
         "federation_address": peg.federation.address(&peg.network, &Custody::Base),
+        "federation_script": peg.federation.script_pubkey(&Custody::Base).to_hex_string(),
         "threshold": peg.federation.threshold(),
         "federation_keys": peg.config.federation_keys,
         "recovery": {
@@ -148,6 +150,29 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
         "confirmations": node.peg.config.confirmations,
         "contest_blocks": node.peg.config.contest_blocks,
         "watched": true,
+    })))
+}
+
+async fn quote(State(s): AppState, Path(address): Path<String>) -> Result<Json<Value>, ApiError> {
+    let node = peg_of(&s)?;
+    let script = consort_mainchain::script_pubkey_for_address(&node.peg.network, &address)
+        .map_err(|e| {
+            bad(format!(
+                "{address} is not a {} address: {e}",
+                node.peg.config.network
+            ))
+        })?;
+    let tip = tip(&s).await?;
+    let (fee, minimum) = node
+        .peg
+        .quote(&script, tip.height)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
+    Ok(Json(json!({
+        "address": address,
+        "script_pubkey": script.to_hex_string(),
+        "fee_sat": fee,
+        "minimum_sat": minimum,
+        "fee_rate_sat_per_vb": node.peg.config.fee_rate_sat_per_vb,
     })))
 }
 

@@ -7,6 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod peg;
+
 const BIN: &str = env!("CARGO_BIN_EXE_consort");
 
 struct Node {

@@ -1,0 +1,171 @@
+//! The peg end to end: `consort devnet` starts litecoind regtest and four validator processes
+//! whose watchers relay, claim, sign, broadcast and confirm; a user only pays a deposit address
+//! and asks for a peg-out with the CLI.
+
+use super::BIN;
+use serde_json::{Value, json};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The devnet process, interrupted (as Ctrl-C would) and reaped on drop.
+struct Devnet(Child);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn consort(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run consort");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+struct MainChain {
+    url: String,
+    cookie: PathBuf,
+}
+
+impl MainChain {
+    fn open(dir: &Path) -> Self {
+        let ports: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("litecoind/ports.json")).expect("ports"),
+        )
+        .expect("ports json");
+        Self {
+            url: format!("http://127.0.0.1:{}/wallet/devnet", ports["rpc"]),
+            cookie: dir.join("litecoind/regtest/.cookie"),
+        }
+    }
+
+    fn call(&self, method: &str, params: Value) -> Value {
+        let cookie = std::fs::read_to_string(&self.cookie).expect("cookie");
+        let (user, password) = cookie.trim().split_once(':').expect("cookie format");
+        let answer: Value = reqwest::blocking::Client::new()
+            .post(&self.url)
+            .basic_auth(user, Some(password))
+            .json(&json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .expect("rpc")
+            .json()
+            .expect("rpc json");
+        assert!(answer["error"].is_null(), "{method}: {}", answer["error"]);
+        answer["result"].clone()
+    }
+}
+
+fn get(url: &str) -> Option<Value> {
+    super::get(url)
+}
+
+#[test]
+fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8 path");
+    let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
+    let _devnet = Devnet(
+        Command::new(BIN)
+            .args(["devnet", "--dir", path])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start devnet"),
+    );
+    let devnet_json = dir.path().join("devnet.json");
+    super::wait_for("devnet.json", Duration::from_secs(90), || {
+        devnet_json.exists()
+    });
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(&devnet_json).expect("read")).expect("json");
+    let node = info["nodes"][0]["api"].as_str().expect("url").to_string();
+    super::wait_for("the peg API", Duration::from_secs(60), || {
+        get(&format!("{node}/v1/peg")).is_some_and(|v| v["main_tip"]["height"].as_u64() > Some(100))
+    });
+    let main = MainChain::open(dir.path());
+    let alice_key = dir.path().join("accounts/alice.key");
+    let alice = super::key_id(&alice_key);
+
+    // Peg-in: the user asks for the address and pays it; nothing else.
+    let (ok, address, err) = consort(&["peg", "address", "--node", &node, &alice]);
+    assert!(ok, "peg address: {err}");
+    main.call("sendtoaddress", json!([address, 0.5]));
+    let balance = format!("{node}/v1/accounts/{alice}/balances/LTC");
+    super::wait_for(
+        "the deposit to be credited",
+        Duration::from_secs(120),
+        || get(&balance).is_some_and(|v| v["balance"] == json!(50_000_000)),
+    );
+    let cookie = dir.path().join("litecoind/regtest/.cookie");
+    let rpc_url = main.url.clone();
+    let audit = || {
+        consort(&[
+            "peg",
+            "audit",
+            "--node",
+            &node,
+            "--rpc-url",
+            &rpc_url,
+            "--rpc-cookie",
+            cookie.to_str().expect("utf8"),
+        ])
+    };
+    let (ok, report, err) = audit();
+    assert!(ok, "audit after peg-in: {report} {err}");
+
+    // Peg-out: the quote is shown and must be accepted; then the watchers do the rest.
+    let payee = main.call("getnewaddress", json!(["", "bech32"]));
+    let payee = payee.as_str().expect("address");
+    let key = alice_key.to_str().expect("utf8");
+    let (ok, _, err) = consort(&[
+        "peg", "out", "--node", &node, "--key", key, "--amount", "20000000", "--to", payee,
+    ]);
+    assert!(
+        !ok && err.contains("--yes"),
+        "a peg-out without --yes must stop at the quote: {err}"
+    );
+    let quote = get(&format!("{node}/v1/peg/quote/{payee}")).expect("quote");
+    let fee = quote["fee_sat"].as_u64().expect("fee");
+    let (ok, out, err) = consort(&[
+        "peg", "out", "--node", &node, "--key", key, "--amount", "20000000", "--to", payee, "--yes",
+    ]);
+    assert!(ok, "peg out: {out} {err}");
+    super::wait_for("the peg-out to complete", Duration::from_secs(180), || {
+        get(&format!("{node}/v1/peg/requests/0")).is_some_and(|v| v["status"] == json!("completed"))
+    });
+    let received = main.call("getreceivedbyaddress", json!([payee, 1]));
+    assert_eq!(
+        (received.as_f64().expect("amount") * 1e8).round() as u64,
+        20_000_000 - fee,
+        "the payee receives the amount less the quoted fee"
+    );
+    assert_eq!(
+        get(&balance).expect("balance")["balance"],
+        json!(30_000_000)
+    );
+    let (ok, report, err) = audit();
+    assert!(ok, "audit after peg-out: {report} {err}");
+}

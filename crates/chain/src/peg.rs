@@ -248,6 +248,16 @@ impl Peg {
         }
     }
 
+    /// What a deposit pays, out of its value, for the input that will one day spend it (into
+    /// the fee pool), in satoshis.
+    pub fn deposit_fee(&self) -> u64 {
+        mc::deposit_input_fee(
+            &self.federation,
+            &spend_params(self.network, &self.config, 0),
+        )
+        .map_or(u64::MAX, |fee| fee.to_sat())
+    }
+
     /// The fee quote and the minimum amount of a peg-out to `script`.
     ///
     /// # Errors
@@ -483,9 +493,11 @@ impl Peg {
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
             } else if tip.height >= claim.matures_at {
                 claim.status = ClaimStatus::Credited.tag();
+                let fee = self.deposit_fee().min(claim.value);
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
-                totals.supply = add(totals.supply, claim.value)?;
-                credit(store, &self.asset(), &claim.account, claim.value).await?;
+                totals.supply = add(totals.supply, claim.value - fee)?;
+                totals.fee_pool = add(totals.fee_pool, fee)?;
+                credit(store, &self.asset(), &claim.account, claim.value - fee).await?;
                 store
                     .put(
                         &key::coin(&outpoint),
@@ -561,6 +573,10 @@ impl Peg {
             return Err(PegError::NotADeposit { vout }.into());
         }
         let value = output.value.to_sat();
+        let minimum = self.deposit_fee().saturating_mul(2);
+        if value < minimum {
+            return Err(PegError::DepositTooSmall { value, minimum }.into());
+        }
         let need = self.confirmations_for(value);
         if confirmations < need {
             return Err(PegError::TooFewConfirmations {

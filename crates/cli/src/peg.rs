@@ -133,7 +133,13 @@ fn print(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn peg_out(node: &str, key: &std::path::Path, amount: u64, to: &str, yes: bool) -> anyhow::Result<()> {
+fn peg_out(
+    node: &str,
+    key: &std::path::Path,
+    amount: u64,
+    to: &str,
+    yes: bool,
+) -> anyhow::Result<()> {
     let key = consort_node::node::load_key(key)?;
     let client = Client::new(node);
     let quote = client.get(&format!("/v1/peg/quote/{to}"))?;

@@ -48,5 +48,5 @@ pub use rpc::{MempoolAcceptance, RpcAuth, RpcClient, RpcConfig, RpcError, TxOutI
 pub use spend::{
     MWEB_PEG_OUT_MATURITY_BLOCKS, PartialSignatures, Payment, SPEND_INPUTS_MAX, SPEND_PAYMENTS_MAX,
     SpendBranch, SpendError, SpendParams, UnsignedSpend, Utxo, build_spend, build_sweep,
-    custody_witness, dust_threshold, payment_minimum, quote_fee,
+    custody_witness, deposit_input_fee, dust_threshold, payment_minimum, quote_fee,
 };

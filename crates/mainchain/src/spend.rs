@@ -272,6 +272,35 @@ pub fn quote_fee(
     fee_for(params.fee_rate, vsize)
 }
 
+/// What one more deposit coin adds to the fee of a federation spend: the fee a deposit prepays
+/// so that batches needing more coins than payments never pay more than they collected.
+///
+/// # Errors
+/// [`SpendError::FeeRate`] for a rate outside the accepted range.
+pub fn deposit_input_fee(
+    federation: &Federation,
+    params: &SpendParams,
+) -> Result<Amount, SpendError> {
+    check_fee_rate(params)?;
+    let custody = Custody::Deposit(DepositAccount::new([0; 32]));
+    let input = (custody, federation.witness_script(&custody));
+    let outputs = [federation.script_pubkey(&Custody::Base)];
+    let one = estimate_vsize(
+        federation,
+        SpendBranch::Federation,
+        std::slice::from_ref(&input),
+        &outputs,
+    );
+    let two = estimate_vsize(
+        federation,
+        SpendBranch::Federation,
+        &[input.clone(), input],
+        &outputs,
+    );
+    // One spare vbyte covers the rounding of a larger transaction's size.
+    fee_for(params.fee_rate, two - one + 1)
+}
+
 /// The smallest amount a peg-out to `destination` may burn: the quoted fee plus the
 /// destination's dust threshold, so the user never pays more fee than value received.
 ///

@@ -149,6 +149,8 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
         "script_pubkey": node.peg.deposit_script(&account).to_hex_string(),
         "confirmations": node.peg.config.confirmations,
         "contest_blocks": node.peg.config.contest_blocks,
+        "deposit_fee_sat": node.peg.deposit_fee(),
+        "minimum_deposit_sat": node.peg.deposit_fee().saturating_mul(2),
         "watched": true,
     })))
 }

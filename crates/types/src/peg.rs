@@ -454,6 +454,16 @@ pub enum PegError {
         /// The output.
         vout: u32,
     },
+    /// A deposit worth less than twice the fee of spending it.
+    #[error(
+        "a deposit of {value} satoshis is below the minimum of {minimum}: it would cost more to spend than it is worth"
+    )]
+    DepositTooSmall {
+        /// Its value.
+        value: u64,
+        /// The smallest deposit credited.
+        minimum: u64,
+    },
     /// The outpoint is already claimed.
     #[error("outpoint {0} is already claimed")]
     AlreadyClaimed(String),
@@ -506,6 +516,7 @@ impl PegError {
             Self::TooFewConfirmations { .. } => "peg_too_few_confirmations",
             Self::NotADeposit { .. } => "peg_not_a_deposit",
             Self::AlreadyClaimed(_) => "peg_already_claimed",
+            Self::DepositTooSmall { .. } => "peg_deposit_too_small",
             Self::AtCapacity(_) => "peg_at_capacity",
             Self::BadDestination => "peg_bad_destination",
             Self::BelowMinimum { .. } => "peg_below_minimum",

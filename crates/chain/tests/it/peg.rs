@@ -512,9 +512,15 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     ledger.audit(&rpc).await?;
     node.mine(1).await?;
     ledger.relay(&rpc).await?;
-    assert_eq!(ledger.pegged(&alice_id).await, 100_000_000);
+    // The deposit prepays the fee of the input that will spend it, into the fee pool.
+    let deposit_fee = ledger.peg.deposit_fee();
+    assert!(deposit_fee > 0 && deposit_fee < 100_000);
+    assert_eq!(ledger.pegged(&alice_id).await, 100_000_000 - deposit_fee);
     let totals = ledger.totals().await;
-    assert_eq!((totals.pending_claims, totals.supply), (0, 100_000_000));
+    assert_eq!(
+        (totals.pending_claims, totals.supply, totals.fee_pool),
+        (0, 100_000_000 - deposit_fee, deposit_fee)
+    );
     ledger.audit(&rpc).await?;
 
     // Reorg: a second deposit is claimed, then its block is invalidated and a longer fork
@@ -546,8 +552,11 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     let claim: ClaimRecord = ledger.read(&key::claim(&outpoint)).await.context("claim")?;
     assert_eq!(claim.status, ClaimStatus::Void.tag());
     let totals = ledger.totals().await;
-    assert_eq!((totals.pending_claims, totals.supply), (0, 100_000_000));
-    assert_eq!(ledger.pegged(&alice_id).await, 100_000_000);
+    assert_eq!(
+        (totals.pending_claims, totals.supply),
+        (0, 100_000_000 - deposit_fee)
+    );
+    assert_eq!(ledger.pegged(&alice_id).await, 100_000_000 - deposit_fee);
     ledger.audit(&rpc).await?;
 
     // Peg-out: minimum and overdraft refused; then burn → batch → 3 of 4 signatures on the
@@ -572,7 +581,7 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
         .submit(&alice, out(amount))
         .await
         .map_err(|e| anyhow::anyhow!("peg-out refused: {e}"))?;
-    assert_eq!(ledger.pegged(&alice_id).await, 60_000_000);
+    assert_eq!(ledger.pegged(&alice_id).await, 60_000_000 - deposit_fee);
     let totals = ledger.totals().await;
     assert_eq!(totals.pending_peg_outs, amount);
     let batch_id = totals.in_flight.context("a batch was built")?;
@@ -644,7 +653,7 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     let totals = ledger.totals().await;
     assert_eq!(totals.pending_peg_outs, 0);
     assert_eq!(totals.in_flight, None);
-    assert_eq!(totals.fee_pool, batch.quoted - batch.fee);
+    assert_eq!(totals.fee_pool, deposit_fee + batch.quoted - batch.fee);
     let paid = rpc
         .get_tx_out(&sent, 0, false)
         .await?
@@ -711,7 +720,7 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
     }
     let (txid, vout) = deposit(&node, &ledger.peg, &alice_id, 30_000_000).await?;
     let mut rounds = 0;
-    while ledger.pegged(&alice_id).await < 30_000_000 {
+    while ledger.pegged(&alice_id).await < 30_000_000 - ledger.peg.deposit_fee() {
         rounds += 1;
         ensure!(rounds < 30, "the deposit was not credited by the watchers");
         node.mine(1).await?;
@@ -773,6 +782,135 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
         bitcoin::Amount::from_btc(received)?.to_sat(),
         10_000_000 - fee,
         "the payee received the amount less the quoted fee"
+    );
+    ledger.audit(&rpc).await?;
+    Ok(())
+}
+
+/// One round of every watcher's duties, each validator's calls in one block.
+async fn watcher_round(
+    ledger: &mut Ledger,
+    watchers: &mut [(u64, consort_chain::watcher::Watcher)],
+) -> anyhow::Result<()> {
+    for (i, watcher) in watchers.iter_mut() {
+        let calls = {
+            let parent = ledger.databases.new_batches().await;
+            let mut store = Store::new(&parent);
+            watcher.duties(&mut store).await?
+        };
+        let _ = ledger.submit_all(&validator(*i), calls).await;
+    }
+    Ok(())
+}
+
+#[test]
+fn deposits_after_mweb_activation_and_from_an_mweb_wallet_are_claimed_and_spent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runner = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.path()));
+    runner.start(|context| async move {
+        mweb(context).await.expect("MWEB scenario");
+    });
+}
+
+async fn mweb(context: cw_tokio::Context) -> anyhow::Result<()> {
+    use consort_chain::watcher::Watcher;
+    use consort_mainchain::regtest::MWEB_ACTIVATION_HEIGHT;
+    let node = LitecoindRegtest::start_with(RegtestOptions {
+        extra_args: vec!["-rpcserialversion=0".into()],
+        ..RegtestOptions::default()
+    })
+    .await?;
+    let rpc = node.rpc().clone();
+    let height = node.activate_mweb().await?;
+    ensure!(height >= MWEB_ACTIVATION_HEIGHT);
+    let mut ledger = Ledger::new(context).await;
+    let alice = user(1);
+    let alice_id = AccountId::new(alice.public_key());
+    let mut watchers: Vec<(u64, Watcher)> = [0u64, 1, 3]
+        .into_iter()
+        .map(|i| {
+            let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
+            (
+                i,
+                Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer)),
+            )
+        })
+        .collect();
+    for (_, watcher) in &mut watchers {
+        watcher.watch(alice_id, 0);
+    }
+    // A deposit from an ordinary wallet after activation, and one from an MWEB wallet: that
+    // one has no visible sender and lands in the block's HogEx transaction.
+    deposit(&node, &ledger.peg, &alice_id, 20_000_000).await?;
+    let wallet = node.wallet_rpc()?;
+    rpc.create_wallet("mweb-payer").await?;
+    let payer = rpc.for_wallet("mweb-payer")?;
+    let payer_mweb = payer.get_new_address("", Some("mweb")).await?;
+    wallet
+        .send_to_address(&payer_mweb, bitcoin::Amount::from_sat(300_000_000))
+        .await?;
+    node.mine(1).await?;
+    payer
+        .send_to_address(
+            &ledger.peg.deposit_address(&alice_id),
+            bitcoin::Amount::from_sat(100_000_000),
+        )
+        .await?;
+    let mut rounds = 0;
+    while ledger.pegged(&alice_id).await < 120_000_000 - 2 * ledger.peg.deposit_fee() {
+        rounds += 1;
+        ensure!(rounds < 40, "the MWEB-era deposits were not both credited");
+        node.mine(1).await?;
+        watcher_round(&mut ledger, &mut watchers).await?;
+        ledger.audit(&rpc).await?;
+    }
+    let coins: List<consort_types::peg::Outpoint, { consort_types::peg::FEDERATION_UTXOS_MAX }> =
+        ledger.read(&key::coins()).await.unwrap_or_default();
+    let mut mweb_coins = 0;
+    for outpoint in &coins.0 {
+        let coin: FederationCoin = ledger.read(&key::coin(outpoint)).await.context("coin")?;
+        ensure!(coin.height >= MWEB_ACTIVATION_HEIGHT);
+        if coin.mweb {
+            mweb_coins += 1;
+            ensure!(coin.value == 100_000_000);
+        }
+    }
+    ensure!(
+        mweb_coins == 1,
+        "the MWEB wallet's deposit is flagged as a HogEx output"
+    );
+
+    // A peg-out that needs both coins: the HogEx coin is spent too, and litecoind accepts it.
+    let payee = wallet.get_new_address("", Some("bech32")).await?;
+    let script = script_pubkey_for_address(&node.network(), &payee)?;
+    ledger
+        .submit(
+            &alice,
+            Call::PegOut {
+                amount: Amount::new(110_000_000),
+                script: Blob(script.to_bytes()),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("peg-out refused: {e}"))?;
+    let mut rounds = 0;
+    while ledger.totals().await.pending_peg_outs > 0 {
+        rounds += 1;
+        ensure!(
+            rounds < 40,
+            "the peg-out spending the HogEx coin did not complete"
+        );
+        watcher_round(&mut ledger, &mut watchers).await?;
+        ledger.audit(&rpc).await?;
+        node.mine(1).await?;
+    }
+    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    let received: f64 = wallet
+        .call("getreceivedbyaddress", vec![json!(payee), json!(1)])
+        .await?;
+    assert_eq!(
+        bitcoin::Amount::from_btc(received)?.to_sat(),
+        110_000_000 - fee
     );
     ledger.audit(&rpc).await?;
     Ok(())

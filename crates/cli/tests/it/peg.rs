@@ -113,11 +113,15 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     let (ok, address, err) = consort(&["peg", "address", "--node", &node, &alice]);
     assert!(ok, "peg address: {err}");
     main.call("sendtoaddress", json!([address, 0.5]));
+    let deposit_fee =
+        get(&format!("{node}/v1/peg/address/{alice}")).expect("address")["deposit_fee_sat"]
+            .as_u64()
+            .expect("deposit fee");
     let balance = format!("{node}/v1/accounts/{alice}/balances/LTC");
     super::wait_for(
         "the deposit to be credited",
         Duration::from_secs(120),
-        || get(&balance).is_some_and(|v| v["balance"] == json!(50_000_000)),
+        || get(&balance).is_some_and(|v| v["balance"] == json!(50_000_000 - deposit_fee)),
     );
     let cookie = dir.path().join("litecoind/regtest/.cookie");
     let rpc_url = main.url.clone();
@@ -164,7 +168,7 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     );
     assert_eq!(
         get(&balance).expect("balance")["balance"],
-        json!(30_000_000)
+        json!(30_000_000 - deposit_fee)
     );
     let (ok, report, err) = audit();
     assert!(ok, "audit after peg-out: {report} {err}");

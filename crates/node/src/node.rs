@@ -109,7 +109,57 @@ impl ChainObserver for Observer {
             "txs": block.txs.iter().map(|t| hex_serde::encode(&t.hash())).collect::<Vec<_>>(),
         });
         let _ = self.events.send(Arc::new(event.to_string()));
+        for tx in &block.txs {
+            if let Some(detail) = peg_event(tx) {
+                let event = serde_json::json!({
+                    "type": "peg",
+                    "height": block.number(),
+                    "tx": hex_serde::encode(&tx.hash()),
+                    "sender": tx.tx.sender,
+                    "call": tx.tx.call.kind(),
+                    "detail": detail,
+                });
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
+        }
     }
+}
+
+/// What the events stream says about a finalized peg transaction (none for other calls).
+fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
+    use consort_types::Call;
+    Some(match &tx.tx.call {
+        Call::RelayHeaders { headers } => serde_json::json!({"headers": headers.0.len()}),
+        Call::ClaimDeposit {
+            account,
+            transaction,
+            vout,
+            ..
+        } => {
+            let txid =
+                bitcoin::consensus::deserialize::<bitcoin::Transaction>(transaction.as_slice())
+                    .map(|t| t.compute_txid().to_string())
+                    .unwrap_or_default();
+            serde_json::json!({
+                "account": account,
+                "deposit": format!("{txid}:{vout}"),
+                "status_url": format!("/v1/peg/claims/{txid}/{vout}"),
+            })
+        }
+        Call::PegOut { amount, script } => serde_json::json!({
+            "amount": amount,
+            "script_pubkey": hex::encode(script.as_slice()),
+        }),
+        Call::SignBatch { batch, .. } => serde_json::json!({
+            "batch": batch,
+            "status_url": format!("/v1/peg/batches/{batch}"),
+        }),
+        Call::ConfirmBatch { batch, .. } => serde_json::json!({
+            "batch": batch,
+            "status_url": format!("/v1/peg/batches/{batch}"),
+        }),
+        Call::Transfer { .. } | Call::TransferAsset { .. } => return None,
+    })
 }
 
 /// Read the validator key file (hex of the 32-byte ed25519 private key).

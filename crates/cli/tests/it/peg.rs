@@ -106,6 +106,25 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
         get(&format!("{node}/v1/peg")).is_some_and(|v| v["main_tip"]["height"].as_u64() > Some(100))
     });
     let main = MainChain::open(dir.path());
+    // Every peg step shows on the events stream.
+    let peg_events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    {
+        let events = peg_events.clone();
+        let url = format!("{}/v1/events", node.replace("http://", "ws://"));
+        std::thread::spawn(move || {
+            let Ok((mut socket, _)) = tungstenite::connect(url) else {
+                return;
+            };
+            while let Ok(message) = socket.read() {
+                if let tungstenite::Message::Text(text) = message
+                    && let Ok(event) = serde_json::from_str::<Value>(&text)
+                    && event["type"] == json!("peg")
+                {
+                    events.lock().expect("events").push(event);
+                }
+            }
+        });
+    }
     let alice_key = dir.path().join("accounts/alice.key");
     let alice = super::key_id(&alice_key);
 
@@ -172,4 +191,22 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     );
     let (ok, report, err) = audit();
     assert!(ok, "audit after peg-out: {report} {err}");
+    let seen: Vec<String> = peg_events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["call"].as_str().map(str::to_string))
+        .collect();
+    for call in [
+        "relay_headers",
+        "claim_deposit",
+        "peg_out",
+        "sign_batch",
+        "confirm_batch",
+    ] {
+        assert!(
+            seen.iter().any(|c| c == call),
+            "no {call} event in {seen:?}"
+        );
+    }
 }

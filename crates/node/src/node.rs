@@ -297,7 +297,8 @@ async fn serve(
         peers: genesis.validators.len().saturating_sub(1),
         peg: peg.clone().map(|peg| crate::peg::PegNode {
             peg,
-            watch: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            watch: std::sync::Mutex::new(crate::peg::load_watch_list(&config.data_dir)),
+            data_dir: config.data_dir.clone(),
         }),
     });
     if let (Some(peg), Some(main)) = (peg, &config.mainchain) {

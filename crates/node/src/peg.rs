@@ -35,8 +35,33 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 pub struct PegNode {
     /// The peg, from genesis.
     pub peg: Peg,
-    /// Accounts whose deposit address someone asked for: the watcher claims for them.
+    /// Accounts whose deposit address someone asked for: the watcher claims for them. Kept
+    /// in `data_dir/peg-watch.json`, written before the address is answered.
     pub watch: std::sync::Mutex<BTreeSet<AccountId>>,
+    /// Where the watch list is kept.
+    pub data_dir: std::path::PathBuf,
+}
+
+const WATCH_FILE: &str = "peg-watch.json";
+
+/// The accounts a node watched before it restarted.
+pub fn load_watch_list(data_dir: &std::path::Path) -> BTreeSet<AccountId> {
+    std::fs::read_to_string(data_dir.join(WATCH_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Write the watch list durably (temp file, fsync, rename).
+fn save_watch_list(data_dir: &std::path::Path, list: &BTreeSet<AccountId>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = data_dir.join(WATCH_FILE);
+    let temp = data_dir.join(format!("{WATCH_FILE}.tmp"));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(serde_json::to_string(list).unwrap_or_default().as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()
 }
 
 type AppState = State<Arc<Shared>>;
@@ -142,7 +167,13 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
     let account: AccountId = account
         .parse()
         .map_err(|e| bad(format!("account is not a hex ed25519 public key: {e}")))?;
-    node.watch.lock().expect("watch list lock").insert(account);
+    {
+        let mut list = node.watch.lock().expect("watch list lock");
+        if list.insert(account) {
+            save_watch_list(&node.data_dir, &list)
+                .map_err(|e| ApiError::internal(format!("cannot save the watch list: {e}")))?;
+        }
+    }
     Ok(Json(json!({
         "account": account,
         "address": node.peg.deposit_address(&account),
@@ -330,5 +361,21 @@ pub async fn watch_loop(
                 Err(error) => debug!(kind, %error, "peg duty not admitted"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_list_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(load_watch_list(dir.path()).is_empty());
+        let list: BTreeSet<AccountId> = (0..3u64)
+            .map(|seed| AccountId::new(ed25519::PrivateKey::from_seed(seed).public_key()))
+            .collect();
+        save_watch_list(dir.path(), &list).expect("saved");
+        assert_eq!(load_watch_list(dir.path()), list);
     }
 }

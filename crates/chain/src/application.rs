@@ -47,6 +47,7 @@ impl ChainObserver for NoObserver {
 pub struct App {
     genesis: Arc<Genesis>,
     peg: Option<Arc<crate::peg::Peg>>,
+    gov: Option<Arc<crate::gov::Gov>>,
     genesis_block: Block,
     observer: Arc<dyn ChainObserver>,
     mempool: Mempool,
@@ -87,8 +88,10 @@ impl App {
         let peg = crate::peg::Peg::from_genesis(&genesis)
             .expect("the node checks the peg configuration before starting")
             .map(Arc::new);
+        let gov = crate::gov::Gov::from_genesis(&genesis).map(Arc::new);
         Self {
             genesis,
+            gov,
             peg,
             genesis_block,
             observer,
@@ -100,6 +103,7 @@ impl App {
         execute::Rules {
             genesis: &self.genesis,
             peg: self.peg.as_deref(),
+            gov: self.gov.as_deref(),
         }
     }
 }

@@ -233,6 +233,8 @@ pub struct Rules<'a> {
     pub genesis: &'a Genesis,
     /// The peg, if genesis configures one.
     pub peg: Option<&'a Peg>,
+    /// Governance and permissions, if genesis configures them.
+    pub gov: Option<&'a crate::gov::Gov>,
 }
 
 /// A transaction other than a native transfer: its records go through `store`'s journal, so
@@ -253,6 +255,17 @@ async fn apply_other<E: Runtime>(
             transfer_asset(store, asset, &tx.tx.sender, to, amount.units()).await
         }
         Call::Transfer { .. } => unreachable!("native transfers go through the overlay"),
+        Call::Propose { .. }
+        | Call::Vote { .. }
+        | Call::Register { .. }
+        | Call::Revoke { .. }
+        | Call::SelfRegister => match rules.gov {
+            Some(gov) => gov.apply(store, &tx.tx.sender, &tx.tx.call, height).await,
+            None => Err(Fail::Tx(TxError::Unauthorized {
+                call: tx.tx.call.kind(),
+                reason: "this chain has no governance section in genesis",
+            })),
+        },
         call => match rules.peg {
             Some(peg) => peg.apply(store, &tx.tx.sender, call, height).await,
             None => Err(Fail::Tx(TxError::Peg(PegError::Disabled))),
@@ -322,10 +335,25 @@ pub async fn execute_block<E: Runtime>(
             peg.init(&mut store).await?;
             store.commit();
         }
+        if let Some(gov) = rules.gov {
+            gov.init(&mut store).await?;
+            store.commit();
+        }
     }
     let mut included = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
     for (index, tx) in txs.into_iter().enumerate() {
+        if let Some(gov) = rules.gov {
+            match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
+                Ok(()) => {}
+                Err(Fail::Db(error)) => return Err(error),
+                Err(Fail::Tx(error)) if mode == Mode::Propose => {
+                    rejected.push((tx.hash(), error));
+                    continue;
+                }
+                Err(Fail::Tx(error)) => return Err(BlockError::InvalidTx { index, error }),
+            }
+        }
         let result = match &tx.tx.call {
             Call::Transfer { .. } => overlay.apply(&tx),
             _ => apply_other(&mut overlay, &mut store, rules, &tx, height).await?,
@@ -339,6 +367,10 @@ pub async fn execute_block<E: Runtime>(
             Err(error) if mode == Mode::Propose => rejected.push((tx.hash(), error)),
             Err(error) => return Err(BlockError::InvalidTx { index, error }),
         }
+    }
+    if let Some(gov) = rules.gov {
+        gov.end_block(&mut store, height).await?;
+        store.commit();
     }
     if let Some(peg) = rules.peg {
         peg.end_block(&mut store, height).await?;

@@ -9,6 +9,7 @@
 
 pub mod application;
 pub mod execute;
+pub mod gov;
 pub mod light;
 pub mod mempool;
 pub mod peg;

@@ -65,6 +65,12 @@ impl From<PegError> for Fail {
     }
 }
 
+impl From<consort_types::gov::GovError> for Fail {
+    fn from(error: consort_types::gov::GovError) -> Self {
+        Self::Tx(TxError::Gov(error))
+    }
+}
+
 impl From<BlockError> for Fail {
     fn from(error: BlockError) -> Self {
         Self::Db(error)
@@ -343,9 +349,7 @@ impl Peg {
             Call::ConfirmBatch { batch, proof } => {
                 self.confirm(store, *batch, proof.as_slice()).await
             }
-            Call::Transfer { .. } | Call::TransferAsset { .. } => {
-                unreachable!("not a peg call")
-            }
+            _ => unreachable!("not a peg call"),
         }
     }
 

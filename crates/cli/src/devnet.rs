@@ -143,6 +143,7 @@ pub fn prepare_with(
         genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
         validators: genesis_validators,
         accounts,
+        governance: None,
         peg: match main {
             Some(_) => {
                 let mut recovery_keys = Vec::new();

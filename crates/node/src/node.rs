@@ -158,7 +158,7 @@ fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
             "batch": batch,
             "status_url": format!("/v1/peg/batches/{batch}"),
         }),
-        Call::Transfer { .. } | Call::TransferAsset { .. } => return None,
+        _ => return None,
     })
 }
 

@@ -77,6 +77,9 @@ pub enum TxError {
     /// A peg call was refused.
     #[error(transparent)]
     Peg(#[from] crate::peg::PegError),
+    /// A governance call was refused.
+    #[error(transparent)]
+    Gov(#[from] crate::gov::GovError),
 }
 
 impl TxError {
@@ -96,6 +99,7 @@ impl TxError {
             Self::MempoolFull => "mempool_full",
             Self::Unauthorized { .. } => "unauthorized",
             Self::Peg(error) => error.code(),
+            Self::Gov(error) => error.code(),
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Genesis {
     /// The two-way peg with the main chain; absent, the chain runs without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peg: Option<crate::peg::PegConfig>,
+    /// Organisations, modes and permissions; absent, an open chain without permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<crate::gov::GovernanceConfig>,
 }
 
 /// Why a genesis document is unusable.
@@ -90,6 +93,23 @@ impl Genesis {
             && peg.federation_keys.len() != self.validators.len()
         {
             return invalid("the peg needs one federation key per validator, in validator order");
+        }
+        if let Some(gov) = &self.governance {
+            if gov.organisations.is_empty() {
+                return invalid("governance needs at least one founding organisation");
+            }
+            let mut ids: Vec<_> = gov.organisations.iter().map(|o| o.id).collect();
+            ids.sort();
+            ids.dedup();
+            if ids.len() != gov.organisations.len() {
+                return invalid("an organisation is listed twice");
+            }
+            if !ids.contains(&gov.registrar) {
+                return invalid("the registrar must be a founding organisation");
+            }
+            if gov.vote_period_blocks == 0 {
+                return invalid("vote_period_blocks must be at least 1");
+            }
         }
         let mut total = Amount::ZERO;
         for account in &self.accounts {

@@ -11,6 +11,7 @@ pub mod block;
 pub mod codec_util;
 pub mod error;
 pub mod genesis;
+pub mod gov;
 pub mod hex_serde;
 pub mod limits;
 pub mod peg;

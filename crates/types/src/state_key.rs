@@ -24,6 +24,29 @@ pub fn asset_supply(asset: &crate::Asset) -> Digest {
     sha256(&[b"assets/", &asset.encode(), b"/supply"])
 }
 
+/// Keys of governance records.
+pub mod gov {
+    use crate::{AccountId, Digest, gov::OrgId, sha256};
+    use commonware_codec::Encode;
+
+    /// `gov/state` → [`crate::gov::GovState`].
+    pub fn state() -> Digest {
+        sha256(&[b"gov/state"])
+    }
+    /// `gov/orgs/{id}` → [`crate::gov::Org`].
+    pub fn org(id: &OrgId) -> Digest {
+        sha256(&[b"gov/orgs/", &id.encode()])
+    }
+    /// `gov/accounts/{id}` → [`crate::gov::Registration`].
+    pub fn registration(id: &AccountId) -> Digest {
+        sha256(&[b"gov/accounts/", &id.encode()])
+    }
+    /// `gov/proposals/{id}` → [`crate::gov::Proposal`].
+    pub fn proposal(id: u64) -> Digest {
+        sha256(&[b"gov/proposals/", &id.to_be_bytes()])
+    }
+}
+
 /// Keys of the peg's records.
 pub mod peg {
     use crate::{Digest, peg::Outpoint, sha256};

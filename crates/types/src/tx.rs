@@ -3,6 +3,7 @@
 use crate::{
     AccountId, Amount, Asset, Digest, TX_NAMESPACE, TxError,
     codec_util::{Blob, List},
+    gov::Action,
     limits::TX_SIZE_MAX,
     peg::{
         BATCH_INPUTS_MAX, CLAIM_TX_SIZE_MAX, PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX,
@@ -78,6 +79,32 @@ pub enum Call {
         /// Merkle proof of its transaction.
         proof: Blob<TX_PROOF_SIZE_MAX>,
     },
+    /// Propose a governance decision (an organisation admin).
+    Propose {
+        /// What to decide.
+        action: Action,
+    },
+    /// Vote on an open proposal for the sender's organisation (an organisation admin).
+    Vote {
+        /// The proposal.
+        proposal: u64,
+        /// In favour or against.
+        approve: bool,
+    },
+    /// Register an account with the sender's organisation (an organisation admin).
+    Register {
+        /// The account.
+        account: AccountId,
+        /// Its role bits (within what the organisation's kind may grant).
+        roles: u16,
+    },
+    /// Revoke an account of the sender's organisation (an organisation admin).
+    Revoke {
+        /// The account.
+        account: AccountId,
+    },
+    /// Register the sender as a customer of the registrar organisation.
+    SelfRegister,
 }
 
 fn headers_as_hex<S: serde::Serializer>(
@@ -95,6 +122,11 @@ impl Call {
     const PEG_OUT: u8 = 4;
     const SIGN_BATCH: u8 = 5;
     const CONFIRM_BATCH: u8 = 6;
+    const PROPOSE: u8 = 7;
+    const VOTE: u8 = 8;
+    const REGISTER: u8 = 9;
+    const REVOKE: u8 = 10;
+    const SELF_REGISTER: u8 = 11;
 
     /// The call's kind, as named in errors and permissions.
     pub const fn kind(&self) -> &'static str {
@@ -106,6 +138,11 @@ impl Call {
             Self::PegOut { .. } => "peg_out",
             Self::SignBatch { .. } => "sign_batch",
             Self::ConfirmBatch { .. } => "confirm_batch",
+            Self::Propose { .. } => "propose",
+            Self::Vote { .. } => "vote",
+            Self::Register { .. } => "register",
+            Self::Revoke { .. } => "revoke",
+            Self::SelfRegister => "self_register",
         }
     }
 }
@@ -155,6 +192,25 @@ impl Write for Call {
                 batch.write(buf);
                 proof.write(buf);
             }
+            Self::Propose { action } => {
+                Self::PROPOSE.write(buf);
+                action.write(buf);
+            }
+            Self::Vote { proposal, approve } => {
+                Self::VOTE.write(buf);
+                proposal.write(buf);
+                approve.write(buf);
+            }
+            Self::Register { account, roles } => {
+                Self::REGISTER.write(buf);
+                account.write(buf);
+                roles.write(buf);
+            }
+            Self::Revoke { account } => {
+                Self::REVOKE.write(buf);
+                account.write(buf);
+            }
+            Self::SelfRegister => Self::SELF_REGISTER.write(buf),
         }
     }
 }
@@ -181,6 +237,11 @@ impl EncodeSize for Call {
             Self::PegOut { amount, script } => amount.encode_size() + script.encode_size(),
             Self::SignBatch { batch, signatures } => batch.encode_size() + signatures.encode_size(),
             Self::ConfirmBatch { batch, proof } => batch.encode_size() + proof.encode_size(),
+            Self::Propose { action } => action.encode_size(),
+            Self::Vote { .. } => 8 + 1,
+            Self::Register { .. } => 32 + 2,
+            Self::Revoke { .. } => 32,
+            Self::SelfRegister => 0,
         }
     }
 }
@@ -219,6 +280,21 @@ impl Read for Call {
                 batch: u64::read(buf)?,
                 proof: Blob::read(buf)?,
             }),
+            Self::PROPOSE => Ok(Self::Propose {
+                action: Action::read(buf)?,
+            }),
+            Self::VOTE => Ok(Self::Vote {
+                proposal: u64::read(buf)?,
+                approve: bool::read(buf)?,
+            }),
+            Self::REGISTER => Ok(Self::Register {
+                account: AccountId::read(buf)?,
+                roles: u16::read(buf)?,
+            }),
+            Self::REVOKE => Ok(Self::Revoke {
+                account: AccountId::read(buf)?,
+            }),
+            Self::SELF_REGISTER => Ok(Self::SelfRegister),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }

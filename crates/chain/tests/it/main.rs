@@ -1,6 +1,7 @@
 //! Multi-validator tests on commonware's deterministic runtime and simulated network.
 
 mod equivocator;
+mod gov;
 mod peg;
 mod sim;
 mod simulation;

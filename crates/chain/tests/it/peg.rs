@@ -68,6 +68,7 @@ fn genesis() -> Genesis {
             })
             .collect(),
         accounts: Vec::new(),
+        governance: None,
         peg: Some(PegConfig {
             network: "litecoin-regtest".into(),
             asset: "LTC".parse().expect("asset"),
@@ -136,6 +137,7 @@ impl Ledger {
             Rules {
                 genesis: &self.genesis,
                 peg: Some(&self.peg),
+                gov: None,
             },
             Mode::Propose,
         )

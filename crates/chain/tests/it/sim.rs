@@ -60,6 +60,7 @@ pub fn genesis(n: u64) -> Genesis {
             })
             .collect(),
         peg: None,
+        governance: None,
     }
 }
 

@@ -1,0 +1,429 @@
+//! Consortium governance: who may write what, organisations admitted and removed by vote
+//! (private mode: the founding organisation alone), accounts registered with roles.
+//!
+//! Votes count per organisation: a proposal passes when more than 2/3 of the member
+//! organisations approve, is rejected as soon as that can no longer happen, and expires at
+//! its deadline.
+
+use crate::{execute::BlockError, peg::Fail, state::Runtime, store::Store};
+use consort_types::{
+    AccountId, Call, Genesis, TxError,
+    codec_util::List,
+    gov::{
+        Action, GovError, GovState, GovernanceConfig, Mode, OPEN_PROPOSALS_MAX, ORGS_MAX, Org,
+        OrgId, Proposal, ProposalStatus, Registration, role,
+    },
+    state_key::gov as key,
+};
+
+/// Governance of a chain, from genesis.
+#[derive(Clone, Debug)]
+pub struct Gov {
+    /// The configuration.
+    pub config: GovernanceConfig,
+    validators: Vec<AccountId>,
+}
+
+fn unauthorized(call: &Call, reason: &'static str) -> Fail {
+    Fail::Tx(TxError::Unauthorized {
+        call: call.kind(),
+        reason,
+    })
+}
+
+impl Gov {
+    /// The governance `genesis` configures, if any.
+    pub fn from_genesis(genesis: &Genesis) -> Option<Self> {
+        genesis.governance.as_ref().map(|config| Self {
+            config: config.clone(),
+            validators: genesis.validators.iter().map(|v| v.public_key).collect(),
+        })
+    }
+
+    fn founder(&self) -> OrgId {
+        self.config.organisations[0].id
+    }
+
+    /// Write the founding organisations and their admins (block 1).
+    pub async fn init<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<(), BlockError> {
+        let mut state = GovState::default();
+        for org in &self.config.organisations {
+            store
+                .put(
+                    &key::org(&org.id),
+                    &Org {
+                        id: org.id,
+                        kind: org.kind,
+                        active: true,
+                        admitted_at: 0,
+                    },
+                )
+                .await?;
+            state.members.0.push(org.id);
+            for admin in &org.admins {
+                store
+                    .put(
+                        &key::registration(admin),
+                        &Registration {
+                            org: org.id,
+                            roles: org.kind.grantable(),
+                            active: true,
+                        },
+                    )
+                    .await?;
+            }
+        }
+        store.put(&key::state(), &state).await
+    }
+
+    /// The sender's registration if it is active and its organisation is a member.
+    async fn active<E: Runtime>(
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+    ) -> Result<Option<Registration>, BlockError> {
+        let Some(registration) = store
+            .get::<Registration>(&key::registration(sender))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !registration.active {
+            return Ok(None);
+        }
+        let org: Option<Org> = store.get(&key::org(&registration.org)).await?;
+        Ok(org.filter(|o| o.active).map(|_| registration))
+    }
+
+    /// Check that `sender` may make `call`. Every call kind names who may make it:
+    ///
+    /// | call | who |
+    /// |---|---|
+    /// | `relay_headers`, `sign_batch` | validators (checked by the peg) |
+    /// | `self_register` | an account not yet registered |
+    /// | `propose`, `vote`, `register`, `revoke` | an admin of a member organisation |
+    /// | everything else | any active account of a member organisation, or a validator |
+    ///
+    /// # Errors
+    /// [`TxError::Unauthorized`] (or a database failure).
+    pub async fn authorize<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        let validator = self.validators.contains(sender);
+        match call {
+            Call::RelayHeaders { .. } | Call::SignBatch { .. } => Ok(()),
+            Call::SelfRegister => {
+                if store
+                    .get::<Registration>(&key::registration(sender))
+                    .await?
+                    .is_some()
+                {
+                    return Err(GovError::AlreadyRegistered(sender.to_string()).into());
+                }
+                Ok(())
+            }
+            Call::Propose { .. }
+            | Call::Vote { .. }
+            | Call::Register { .. }
+            | Call::Revoke { .. } => match Self::active(store, sender).await? {
+                Some(r) if r.roles & role::ADMIN != 0 => Ok(()),
+                _ => Err(unauthorized(
+                    call,
+                    "only an admin of a member organisation may do this",
+                )),
+            },
+            Call::Transfer { .. }
+            | Call::TransferAsset { .. }
+            | Call::ClaimDeposit { .. }
+            | Call::PegOut { .. }
+            | Call::ConfirmBatch { .. } => {
+                if validator || Self::active(store, sender).await?.is_some() {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        call,
+                        "the sender is not a registered account of a member organisation; \
+                         register first (self_register for customers)",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Apply a governance call already authorized.
+    pub async fn apply<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        call: &Call,
+        height: u64,
+    ) -> Result<(), Fail> {
+        match call {
+            Call::SelfRegister => {
+                store
+                    .put(
+                        &key::registration(sender),
+                        &Registration {
+                            org: self.config.registrar,
+                            roles: role::CUSTOMER,
+                            active: true,
+                        },
+                    )
+                    .await?;
+                Ok(())
+            }
+            Call::Register { account, roles } => {
+                let admin = Self::active(store, sender).await?.expect("authorized");
+                let org: Org = store
+                    .get(&key::org(&admin.org))
+                    .await?
+                    .ok_or(BlockError::CorruptState(key::org(&admin.org)))?;
+                if roles & !org.kind.grantable() != 0 || *roles == 0 {
+                    return Err(GovError::RolesNotGrantable {
+                        kind: org.kind,
+                        roles: *roles,
+                    }
+                    .into());
+                }
+                if store
+                    .get::<Registration>(&key::registration(account))
+                    .await?
+                    .is_some()
+                {
+                    return Err(GovError::AlreadyRegistered(account.to_string()).into());
+                }
+                store
+                    .put(
+                        &key::registration(account),
+                        &Registration {
+                            org: admin.org,
+                            roles: *roles,
+                            active: true,
+                        },
+                    )
+                    .await?;
+                Ok(())
+            }
+            Call::Revoke { account } => {
+                let admin = Self::active(store, sender).await?.expect("authorized");
+                let mut registration: Registration = store
+                    .get(&key::registration(account))
+                    .await?
+                    .filter(|r: &Registration| r.org == admin.org && r.active)
+                    .ok_or_else(|| GovError::NotRegistered(account.to_string()))?;
+                registration.active = false;
+                store
+                    .put(&key::registration(account), &registration)
+                    .await?;
+                Ok(())
+            }
+            Call::Propose { action } => self.propose(store, sender, action, height).await,
+            Call::Vote { proposal, approve } => {
+                let admin = Self::active(store, sender).await?.expect("authorized");
+                self.vote(store, admin.org, *proposal, *approve, height)
+                    .await
+            }
+            _ => unreachable!("not a governance call"),
+        }
+    }
+
+    async fn propose<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        action: &Action,
+        height: u64,
+    ) -> Result<(), Fail> {
+        let admin = Self::active(store, sender).await?.expect("authorized");
+        let call = Call::Propose { action: *action };
+        if self.config.mode == Mode::Private && admin.org != self.founder() {
+            return Err(unauthorized(
+                &call,
+                "in private mode only the founding organisation decides",
+            ));
+        }
+        match action {
+            Action::AdmitOrg { org, .. } => {
+                if store.get::<Org>(&key::org(org)).await?.is_some() {
+                    return Err(GovError::OrgExists(org.to_string()).into());
+                }
+            }
+            Action::RemoveOrg { org } => {
+                let member = store
+                    .get::<Org>(&key::org(org))
+                    .await?
+                    .is_some_and(|o| o.active);
+                if !member {
+                    return Err(GovError::UnknownOrg(org.to_string()).into());
+                }
+                if self.config.mode == Mode::Private && *org == self.founder() {
+                    return Err(unauthorized(
+                        &call,
+                        "the founding organisation of a private chain cannot be removed",
+                    ));
+                }
+            }
+        }
+        let mut state: GovState = store
+            .get(&key::state())
+            .await?
+            .ok_or(BlockError::CorruptState(key::state()))?;
+        if state.open.0.len() >= OPEN_PROPOSALS_MAX {
+            return Err(GovError::AtCapacity("open proposals").into());
+        }
+        let id = state.next_proposal;
+        state.next_proposal += 1;
+        state.open.0.push(id);
+        store.put(&key::state(), &state).await?;
+        let proposal = Proposal {
+            id,
+            action: *action,
+            proposer: admin.org,
+            deadline: height.saturating_add(self.config.vote_period_blocks),
+            yes: List(Vec::new()),
+            no: List(Vec::new()),
+            status: ProposalStatus::Open.tag(),
+        };
+        store.put(&key::proposal(id), &proposal).await?;
+        // The proposer's organisation votes for its own proposal.
+        self.vote(store, admin.org, id, true, height).await
+    }
+
+    async fn vote<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        org: OrgId,
+        id: u64,
+        approve: bool,
+        height: u64,
+    ) -> Result<(), Fail> {
+        let mut proposal: Proposal = store
+            .get(&key::proposal(id))
+            .await?
+            .filter(|p: &Proposal| p.status == ProposalStatus::Open.tag() && height <= p.deadline)
+            .ok_or(GovError::NoSuchProposal(id))?;
+        if proposal.yes.0.contains(&org) || proposal.no.0.contains(&org) {
+            return Err(GovError::AlreadyVoted(org.to_string()).into());
+        }
+        if approve {
+            proposal.yes.0.push(org);
+        } else {
+            proposal.no.0.push(org);
+        }
+        let mut state: GovState = store
+            .get(&key::state())
+            .await?
+            .ok_or(BlockError::CorruptState(key::state()))?;
+        let members = state.members.0.len();
+        let counted = |list: &List<OrgId, ORGS_MAX>| {
+            list.0
+                .iter()
+                .filter(|o| state.members.0.contains(o))
+                .count()
+        };
+        let (yes, no) = (counted(&proposal.yes), counted(&proposal.no));
+        let passes = match self.config.mode {
+            Mode::Private => proposal.proposer == self.founder(),
+            Mode::Consortium => 3 * yes > 2 * members,
+        };
+        let hopeless = 3 * (members - no.min(members)) <= 2 * members;
+        if passes {
+            proposal.status = ProposalStatus::Passed.tag();
+            self.enact(store, &mut state, &proposal.action, height)
+                .await?;
+        } else if hopeless {
+            proposal.status = ProposalStatus::Rejected.tag();
+        }
+        if proposal.status != ProposalStatus::Open.tag() {
+            state.open.0.retain(|p| *p != id);
+        }
+        store.put(&key::state(), &state).await?;
+        store.put(&key::proposal(id), &proposal).await?;
+        Ok(())
+    }
+
+    async fn enact<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        state: &mut GovState,
+        action: &Action,
+        height: u64,
+    ) -> Result<(), Fail> {
+        match action {
+            Action::AdmitOrg { org, kind, admin } => {
+                if state.members.0.len() >= ORGS_MAX {
+                    return Err(GovError::AtCapacity("member organisations").into());
+                }
+                store
+                    .put(
+                        &key::org(org),
+                        &Org {
+                            id: *org,
+                            kind: *kind,
+                            active: true,
+                            admitted_at: height,
+                        },
+                    )
+                    .await?;
+                state.members.0.push(*org);
+                // The first admin: a fresh account, or one the organisation brings along.
+                if store
+                    .get::<Registration>(&key::registration(admin))
+                    .await?
+                    .is_none_or(|r| !r.active)
+                {
+                    store
+                        .put(
+                            &key::registration(admin),
+                            &Registration {
+                                org: *org,
+                                roles: kind.grantable(),
+                                active: true,
+                            },
+                        )
+                        .await?;
+                }
+            }
+            Action::RemoveOrg { org } => {
+                let mut record: Org = store
+                    .get(&key::org(org))
+                    .await?
+                    .ok_or(BlockError::CorruptState(key::org(org)))?;
+                record.active = false;
+                store.put(&key::org(org), &record).await?;
+                state.members.0.retain(|o| o != org);
+            }
+        }
+        Ok(())
+    }
+
+    /// End of block: proposals past their deadline expire.
+    pub async fn end_block<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        height: u64,
+    ) -> Result<(), BlockError> {
+        let Some(mut state) = store.get::<GovState>(&key::state()).await? else {
+            return Ok(());
+        };
+        let mut expired = Vec::new();
+        for id in &state.open.0 {
+            let mut proposal: Proposal = store
+                .get(&key::proposal(*id))
+                .await?
+                .ok_or(BlockError::CorruptState(key::proposal(*id)))?;
+            if height > proposal.deadline {
+                proposal.status = ProposalStatus::Expired.tag();
+                store.put(&key::proposal(*id), &proposal).await?;
+                expired.push(*id);
+            }
+        }
+        if !expired.is_empty() {
+            state.open.0.retain(|id| !expired.contains(id));
+            store.put(&key::state(), &state).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,489 @@
+//! Governance and write permissions on the state machine (deterministic runtime, real QMDB):
+//! a consortium admits an organisation by vote and refuses one that lacks votes, private mode
+//! lets only the founder decide, and every call kind is refused to every role that may not make
+//! it, changing nothing.
+
+use commonware_cryptography::{Signer as _, ed25519};
+use commonware_glue::stateful::db::DatabaseSet as _;
+use commonware_runtime::{Runner as _, deterministic};
+use consort_chain::{
+    execute::{Mode as ExecMode, Rules, execute_block},
+    gov::Gov,
+    state::{self, Databases},
+    store::Store,
+};
+use consort_types::{
+    Account, AccountId, Amount, Call, Genesis, GenesisAccount, GenesisValidator, SignedTx, Tx,
+    TxError,
+    codec_util::{Blob, List},
+    gov::{
+        Action, GenesisOrg, GovError, GovernanceConfig, Mode, Org, OrgKind, Proposal,
+        ProposalStatus, Registration, role,
+    },
+    state_key::gov as key,
+};
+
+const CHAIN_ID: u64 = 11;
+const VOTE_PERIOD: u64 = 5;
+
+fn key(seed: u64) -> ed25519::PrivateKey {
+    ed25519::PrivateKey::from_seed(seed)
+}
+
+fn id(seed: u64) -> AccountId {
+    AccountId::new(key(seed).public_key())
+}
+
+/// Admins: platform 1, shop 2, bank 3, regulator 4. Validators 100..104.
+fn genesis(mode: Mode) -> Genesis {
+    let org = |name: &str, kind, admin| GenesisOrg {
+        id: name.parse().expect("org id"),
+        kind,
+        admins: vec![id(admin)],
+    };
+    Genesis {
+        chain_id: CHAIN_ID,
+        genesis_time_ms: 0,
+        validators: (100..104)
+            .map(|i| GenesisValidator {
+                public_key: id(i),
+                p2p_address: format!("127.0.0.1:{}", 32_000 + i),
+            })
+            .collect(),
+        accounts: (1..=4)
+            .map(|i| GenesisAccount {
+                id: id(i),
+                balance: Amount::new(1_000),
+            })
+            .collect(),
+        peg: None,
+        governance: Some(GovernanceConfig {
+            mode,
+            organisations: vec![
+                org("platform", OrgKind::Operator, 1),
+                org("shop", OrgKind::Seller, 2),
+                org("bank", OrgKind::Bank, 3),
+                org("reg", OrgKind::Regulator, 4),
+            ],
+            registrar: "platform".parse().expect("org id"),
+            vote_period_blocks: VOTE_PERIOD,
+        }),
+    }
+}
+
+struct Chain {
+    databases: Databases<deterministic::Context>,
+    genesis: Genesis,
+    gov: Gov,
+    height: u64,
+}
+
+impl Chain {
+    async fn new(context: deterministic::Context, mode: Mode) -> Self {
+        let page_cache = commonware_runtime::buffer::paged::CacheRef::new(
+            commonware_utils::NZU16!(4096),
+            commonware_utils::NZUsize!(256),
+        );
+        let databases = <Databases<_> as commonware_glue::stateful::db::DatabaseSet<_>>::init(
+            context,
+            state::db_config("gov-test", page_cache),
+            None,
+        )
+        .await;
+        let genesis = genesis(mode);
+        let gov = Gov::from_genesis(&genesis).expect("governance");
+        let mut chain = Self {
+            databases,
+            genesis,
+            gov,
+            height: 0,
+        };
+        assert!(chain.block(Vec::new()).await.is_empty());
+        chain
+    }
+
+    async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
+        let batch = self.databases.new_batches().await;
+        self.height += 1;
+        let executed = execute_block(
+            batch,
+            self.height,
+            txs,
+            Rules {
+                genesis: &self.genesis,
+                peg: None,
+                gov: Some(&self.gov),
+            },
+            ExecMode::Propose,
+        )
+        .await
+        .expect("block executes");
+        self.databases.apply(executed.merkleized).await;
+        executed.rejected.into_iter().map(|(_, e)| e).collect()
+    }
+
+    async fn account(&self, who: u64) -> Account {
+        state::read_account(&self.databases, &id(who))
+            .await
+            .expect("read")
+            .unwrap_or_default()
+    }
+
+    async fn submit(&mut self, who: u64, call: Call) -> Result<(), TxError> {
+        let nonce = self.account(who).await.nonce;
+        let tx = Tx {
+            chain_id: CHAIN_ID,
+            sender: id(who),
+            nonce,
+            call,
+        }
+        .sign(&key(who));
+        match self.block(vec![tx]).await.pop() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    async fn read<T: commonware_codec::Read<Cfg = ()>>(
+        &self,
+        key: &consort_types::Digest,
+    ) -> Option<T> {
+        let batch = self.databases.new_batches().await;
+        Store::new(&batch).get(key).await.expect("read")
+    }
+
+    async fn org(&self, name: &str) -> Option<Org> {
+        self.read(&key::org(&name.parse().expect("org id"))).await
+    }
+
+    async fn proposal(&self, id: u64) -> Proposal {
+        self.read(&key::proposal(id)).await.expect("proposal")
+    }
+}
+
+fn admit(org: &str, kind: OrgKind, admin: u64) -> Call {
+    Call::Propose {
+        action: Action::AdmitOrg {
+            org: org.parse().expect("org id"),
+            kind,
+            admin: id(admin),
+        },
+    }
+}
+
+fn vote(proposal: u64, approve: bool) -> Call {
+    Call::Vote { proposal, approve }
+}
+
+#[test]
+fn a_consortium_admits_a_fifth_organisation_by_vote_and_refuses_one_without_votes() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        // The shop proposes a carrier: 1 of 4 in favour is not enough, 3 of 4 is (> 2/3).
+        chain
+            .submit(2, admit("ship", OrgKind::Logistics, 50))
+            .await
+            .expect("proposed");
+        assert_eq!(chain.proposal(0).await.status, ProposalStatus::Open.tag());
+        assert!(chain.org("ship").await.is_none());
+        chain
+            .submit(1, vote(0, true))
+            .await
+            .expect("platform votes");
+        assert!(
+            chain.org("ship").await.is_none(),
+            "2 of 4 is not more than 2/3"
+        );
+        assert_eq!(
+            chain.submit(1, vote(0, true)).await,
+            Err(TxError::Gov(GovError::AlreadyVoted("platform".into())))
+        );
+        chain.submit(3, vote(0, true)).await.expect("bank votes");
+        assert_eq!(chain.proposal(0).await.status, ProposalStatus::Passed.tag());
+        let ship = chain.org("ship").await.expect("admitted");
+        assert!(ship.active && ship.kind == OrgKind::Logistics);
+        let admin: Registration = chain
+            .read(&key::registration(&id(50)))
+            .await
+            .expect("the new organisation's admin is registered");
+        assert_eq!(admin.roles, role::ADMIN | role::CARRIER);
+
+        // Now five members: a proposal with two votes against can no longer pass.
+        chain
+            .submit(50, admit("rogue", OrgKind::Seller, 51))
+            .await
+            .expect("proposed");
+        chain.submit(1, vote(1, false)).await.expect("against");
+        assert_eq!(chain.proposal(1).await.status, ProposalStatus::Open.tag());
+        chain.submit(3, vote(1, false)).await.expect("against");
+        assert_eq!(
+            chain.proposal(1).await.status,
+            ProposalStatus::Rejected.tag()
+        );
+        assert!(chain.org("rogue").await.is_none());
+
+        // Three of five in favour is not more than 2/3: the proposal expires at its deadline.
+        chain
+            .submit(2, admit("late", OrgKind::Seller, 52))
+            .await
+            .expect("proposed");
+        chain.submit(1, vote(2, true)).await.expect("for");
+        chain.submit(3, vote(2, true)).await.expect("for");
+        for _ in 0..VOTE_PERIOD {
+            chain.block(Vec::new()).await;
+        }
+        assert_eq!(
+            chain.proposal(2).await.status,
+            ProposalStatus::Expired.tag()
+        );
+        assert!(chain.org("late").await.is_none());
+        assert_eq!(
+            chain.submit(4, vote(2, true)).await,
+            Err(TxError::Gov(GovError::NoSuchProposal(2)))
+        );
+
+        // Removal by vote: the removed organisation's accounts can no longer act.
+        let remove_ship = Call::Propose {
+            action: Action::RemoveOrg {
+                org: "ship".parse().expect("org id"),
+            },
+        };
+        chain.submit(1, remove_ship).await.expect("proposed");
+        for admin in [2, 3, 4] {
+            chain.submit(admin, vote(3, true)).await.expect("for");
+        }
+        assert!(!chain.org("ship").await.expect("record kept").active);
+        assert!(matches!(
+            chain
+                .submit(
+                    50,
+                    Call::Transfer {
+                        to: id(1),
+                        amount: Amount::new(1)
+                    }
+                )
+                .await,
+            Err(TxError::Unauthorized { .. })
+        ));
+    });
+}
+
+#[test]
+fn in_private_mode_the_founder_decides_alone() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Private).await;
+        assert!(matches!(
+            chain.submit(2, admit("ship", OrgKind::Logistics, 50)).await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        chain
+            .submit(1, admit("ship", OrgKind::Logistics, 50))
+            .await
+            .expect("founder decides");
+        assert_eq!(chain.proposal(0).await.status, ProposalStatus::Passed.tag());
+        assert!(chain.org("ship").await.is_some_and(|o| o.active));
+        let remove_founder = Call::Propose {
+            action: Action::RemoveOrg {
+                org: "platform".parse().expect("org id"),
+            },
+        };
+        assert!(matches!(
+            chain.submit(1, remove_founder).await,
+            Err(TxError::Unauthorized { .. })
+        ));
+    });
+}
+
+#[test]
+fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_nothing() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        // Accounts: 60 a customer (self-registered), 61 a shop clerk (seller, no admin),
+        // 62 revoked, 63 never registered.
+        chain
+            .submit(60, Call::SelfRegister)
+            .await
+            .expect("self-registers");
+        chain
+            .submit(
+                2,
+                Call::Register {
+                    account: id(61),
+                    roles: role::SELLER,
+                },
+            )
+            .await
+            .expect("shop registers a clerk");
+        chain
+            .submit(
+                2,
+                Call::Register {
+                    account: id(62),
+                    roles: role::SELLER,
+                },
+            )
+            .await
+            .expect("registered");
+        chain
+            .submit(2, Call::Revoke { account: id(62) })
+            .await
+            .expect("revoked");
+        chain
+            .submit(
+                1,
+                Call::Transfer {
+                    to: id(61),
+                    amount: Amount::new(100),
+                },
+            )
+            .await
+            .expect("funded");
+        chain
+            .submit(
+                1,
+                Call::Transfer {
+                    to: id(60),
+                    amount: Amount::new(100),
+                },
+            )
+            .await
+            .expect("funded");
+
+        let admin_calls = || {
+            vec![
+                admit("x", OrgKind::Seller, 70),
+                vote(0, true),
+                Call::Register {
+                    account: id(71),
+                    roles: role::SELLER,
+                },
+                Call::Revoke { account: id(61) },
+            ]
+        };
+        let member_calls = || {
+            vec![
+                Call::Transfer {
+                    to: id(1),
+                    amount: Amount::new(1),
+                },
+                Call::TransferAsset {
+                    asset: "CNY".parse().expect("asset"),
+                    to: id(1),
+                    amount: Amount::new(1),
+                },
+                Call::PegOut {
+                    amount: Amount::new(1_000),
+                    script: Blob(vec![0; 22]),
+                },
+                Call::ConfirmBatch {
+                    batch: 0,
+                    proof: Blob(Vec::new()),
+                },
+            ]
+        };
+        // (who, calls that must be refused as unauthorized)
+        let mut cases: Vec<(u64, Vec<Call>)> = vec![
+            (60, admin_calls()),
+            (61, admin_calls()),
+            (
+                62,
+                admin_calls().into_iter().chain(member_calls()).collect(),
+            ),
+            (
+                63,
+                admin_calls().into_iter().chain(member_calls()).collect(),
+            ),
+        ];
+        // Validators relay and sign; nobody else (the peg refuses them even without a peg).
+        for who in [1, 60, 61] {
+            cases.push((
+                who,
+                vec![
+                    Call::RelayHeaders {
+                        headers: List(vec![[0; 80]]),
+                    },
+                    Call::SignBatch {
+                        batch: 0,
+                        signatures: List(Vec::new()),
+                    },
+                ],
+            ));
+        }
+        let state_before: consort_types::gov::GovState =
+            chain.read(&key::state()).await.expect("state");
+        let clerk_before: Registration = chain
+            .read(&key::registration(&id(61)))
+            .await
+            .expect("clerk");
+        for (who, calls) in cases {
+            for call in calls {
+                let kind = call.kind();
+                let before = chain.account(who).await;
+                let result = chain.submit(who, call).await;
+                assert!(
+                    matches!(
+                        result,
+                        Err(TxError::Unauthorized { .. }) | Err(TxError::Peg(_))
+                    ),
+                    "{kind} by {who} was not refused: {result:?}"
+                );
+                assert_eq!(
+                    chain.account(who).await,
+                    before,
+                    "{kind} by {who} changed the sender"
+                );
+            }
+        }
+        let state_after: consort_types::gov::GovState =
+            chain.read(&key::state()).await.expect("state");
+        assert_eq!(
+            state_after, state_before,
+            "refused calls changed governance"
+        );
+        assert_eq!(
+            chain
+                .read::<Registration>(&key::registration(&id(61)))
+                .await,
+            Some(clerk_before)
+        );
+        assert!(
+            chain
+                .read::<Registration>(&key::registration(&id(71)))
+                .await
+                .is_none()
+        );
+        assert!(chain.org("x").await.is_none());
+
+        // Granting roles outside the organisation's kind and registering twice are refused.
+        assert_eq!(
+            chain
+                .submit(
+                    3,
+                    Call::Register {
+                        account: id(72),
+                        roles: role::SELLER
+                    }
+                )
+                .await,
+            Err(TxError::Gov(GovError::RolesNotGrantable {
+                kind: OrgKind::Bank,
+                roles: role::SELLER
+            }))
+        );
+        assert!(matches!(
+            chain.submit(60, Call::SelfRegister).await,
+            Err(TxError::Gov(GovError::AlreadyRegistered(_)))
+        ));
+        // And what is allowed still works.
+        chain
+            .submit(
+                60,
+                Call::Transfer {
+                    to: id(61),
+                    amount: Amount::new(5),
+                },
+            )
+            .await
+            .expect("a customer pays");
+    });
+}

@@ -1,0 +1,448 @@
+//! Consortium governance: organisations, the accounts they register with roles, proposals
+//! and votes. Checks live in `consort-chain`.
+
+use crate::{AccountId, codec_record, codec_util::List};
+use bytes::BufMut;
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, Read, ReadExt, Write};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::{fmt, str::FromStr};
+
+/// Most member organisations.
+pub const ORGS_MAX: usize = 256;
+/// Most open proposals at once.
+pub const OPEN_PROPOSALS_MAX: usize = 64;
+
+/// How membership is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One founding organisation (the first in genesis) decides alone.
+    Private,
+    /// Decisions need votes of more than 2/3 of member organisations.
+    Consortium,
+}
+
+/// An organisation's kind; it bounds the roles its admins may grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// The platform operator.
+    Operator,
+    /// A merchant.
+    Seller,
+    /// A member bank.
+    Bank,
+    /// A carrier.
+    Logistics,
+    /// The supervisory authority.
+    Regulator,
+}
+
+impl OrgKind {
+    /// Wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::Operator => 0,
+            Self::Seller => 1,
+            Self::Bank => 2,
+            Self::Logistics => 3,
+            Self::Regulator => 4,
+        }
+    }
+
+    /// From a wire tag.
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        Some(match tag {
+            0 => Self::Operator,
+            1 => Self::Seller,
+            2 => Self::Bank,
+            3 => Self::Logistics,
+            4 => Self::Regulator,
+            _ => return None,
+        })
+    }
+
+    /// The roles an organisation of this kind may grant.
+    pub const fn grantable(self) -> u16 {
+        role::ADMIN
+            | match self {
+                Self::Operator => role::OPERATOR | role::CUSTOMER,
+                Self::Seller => role::SELLER,
+                Self::Bank => role::BANK,
+                Self::Logistics => role::CARRIER,
+                Self::Regulator => role::REGULATOR,
+            }
+    }
+}
+
+impl Write for OrgKind {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.tag().write(buf);
+    }
+}
+
+impl EncodeSize for OrgKind {
+    fn encode_size(&self) -> usize {
+        1
+    }
+}
+
+impl Read for OrgKind {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Self::from_tag(u8::read(buf)?).ok_or(CodecError::Invalid("OrgKind", "unknown kind"))
+    }
+}
+
+/// Role bits of a registered account.
+pub mod role {
+    /// Administers its organisation: registers and revokes its accounts, proposes and votes.
+    pub const ADMIN: u16 = 1;
+    /// A registered person.
+    pub const CUSTOMER: u16 = 1 << 1;
+    /// Sells: products, stock, order handling.
+    pub const SELLER: u16 = 1 << 2;
+    /// Issues and redeems e-money.
+    pub const BANK: u16 = 1 << 3;
+    /// Posts shipment events.
+    pub const CARRIER: u16 = 1 << 4;
+    /// Supervises: freezes, reads sealed data sealed to it.
+    pub const REGULATOR: u16 = 1 << 5;
+    /// Runs the platform.
+    pub const OPERATOR: u16 = 1 << 6;
+    /// Every role.
+    pub const ALL: u16 = (1 << 7) - 1;
+}
+
+/// An organisation's id: 1 to 16 characters of `a-z`, `0-9` and `-`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrgId([u8; 16]);
+
+/// Why text is not an organisation id.
+#[derive(Debug, thiserror::Error)]
+#[error("organisation id {0:?} is not 1 to 16 characters of a-z, 0-9 and -")]
+pub struct BadOrgId(pub String);
+
+impl OrgId {
+    fn from_padded(bytes: [u8; 16]) -> Option<Self> {
+        let len = bytes.iter().position(|b| *b == 0).unwrap_or(16);
+        let valid = len > 0
+            && bytes[..len]
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes[len..].iter().all(|b| *b == 0);
+        valid.then_some(Self(bytes))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|b| *b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.0[..len]).expect("checked ASCII")
+    }
+}
+
+impl FromStr for OrgId {
+    type Err = BadOrgId;
+    fn from_str(text: &str) -> Result<Self, BadOrgId> {
+        let bytes = text.as_bytes();
+        if bytes.len() > 16 {
+            return Err(BadOrgId(text.into()));
+        }
+        let mut padded = [0u8; 16];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        Self::from_padded(padded).ok_or_else(|| BadOrgId(text.into()))
+    }
+}
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Write for OrgId {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.0.write(buf);
+    }
+}
+
+impl EncodeSize for OrgId {
+    fn encode_size(&self) -> usize {
+        16
+    }
+}
+
+impl Read for OrgId {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Self::from_padded(<[u8; 16]>::read(buf)?).ok_or(CodecError::Invalid("OrgId", "bad id"))
+    }
+}
+
+impl Serialize for OrgId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An organisation of genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisOrg {
+    /// Its id.
+    pub id: OrgId,
+    /// Its kind.
+    pub kind: OrgKind,
+    /// Its first admin accounts.
+    pub admins: Vec<AccountId>,
+}
+
+/// Governance as genesis configures it. Absent: an open chain with no permissions (tests,
+/// benchmarks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceConfig {
+    /// Private or consortium.
+    pub mode: Mode,
+    /// Founding organisations; in private mode the first decides alone.
+    pub organisations: Vec<GenesisOrg>,
+    /// The organisation customers self-register with (the operator by default).
+    pub registrar: OrgId,
+    /// Blocks a proposal stays open for votes.
+    pub vote_period_blocks: u64,
+}
+
+/// A member organisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    /// Its id.
+    pub id: OrgId,
+    /// Its kind.
+    pub kind: OrgKind,
+    /// A member now (false once removed).
+    pub active: bool,
+    /// Consort height of its admission (0: genesis).
+    pub admitted_at: u64,
+}
+codec_record!(Org {
+    id: OrgId,
+    kind: OrgKind,
+    active: bool,
+    admitted_at: u64,
+});
+
+/// An account's registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Its organisation.
+    pub org: OrgId,
+    /// [`role`] bits.
+    pub roles: u16,
+    /// False once revoked (or rotated away).
+    pub active: bool,
+}
+codec_record!(Registration {
+    org: OrgId,
+    roles: u16,
+    active: bool,
+});
+
+/// What a proposal decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Admit an organisation with its first admin.
+    AdmitOrg {
+        /// The new organisation.
+        org: OrgId,
+        /// Its kind.
+        kind: OrgKind,
+        /// Its first admin account.
+        admin: AccountId,
+    },
+    /// Remove an organisation: its accounts can no longer act.
+    RemoveOrg {
+        /// The organisation.
+        org: OrgId,
+    },
+}
+
+impl Write for Action {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::AdmitOrg { org, kind, admin } => {
+                0u8.write(buf);
+                org.write(buf);
+                kind.write(buf);
+                admin.write(buf);
+            }
+            Self::RemoveOrg { org } => {
+                1u8.write(buf);
+                org.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for Action {
+    fn encode_size(&self) -> usize {
+        match self {
+            Self::AdmitOrg { .. } => 1 + 16 + 1 + 32,
+            Self::RemoveOrg { .. } => 1 + 16,
+        }
+    }
+}
+
+impl Read for Action {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match u8::read(buf)? {
+            0 => Ok(Self::AdmitOrg {
+                org: OrgId::read(buf)?,
+                kind: OrgKind::read(buf)?,
+                admin: AccountId::read(buf)?,
+            }),
+            1 => Ok(Self::RemoveOrg {
+                org: OrgId::read(buf)?,
+            }),
+            other => Err(CodecError::InvalidEnum(other)),
+        }
+    }
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    /// Taking votes.
+    Open,
+    /// Passed and applied.
+    Passed,
+    /// Cannot pass any more.
+    Rejected,
+    /// The deadline passed without a decision.
+    Expired,
+}
+
+impl ProposalStatus {
+    /// Wire tag.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::Open => 0,
+            Self::Passed => 1,
+            Self::Rejected => 2,
+            Self::Expired => 3,
+        }
+    }
+
+    /// From a wire tag.
+    pub const fn from_tag(tag: u8) -> Option<Self> {
+        Some(match tag {
+            0 => Self::Open,
+            1 => Self::Passed,
+            2 => Self::Rejected,
+            3 => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// A governance proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Its number.
+    pub id: u64,
+    /// What it decides.
+    pub action: Action,
+    /// The proposing organisation.
+    pub proposer: OrgId,
+    /// Last Consort height at which votes count.
+    pub deadline: u64,
+    /// Organisations in favour.
+    pub yes: List<OrgId, ORGS_MAX>,
+    /// Organisations against.
+    pub no: List<OrgId, ORGS_MAX>,
+    /// [`ProposalStatus`] tag.
+    pub status: u8,
+}
+codec_record!(Proposal {
+    id: u64,
+    action: Action,
+    proposer: OrgId,
+    deadline: u64,
+    yes: List<OrgId, ORGS_MAX>,
+    no: List<OrgId, ORGS_MAX>,
+    status: u8,
+});
+
+/// Governance counters and lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovState {
+    /// Active member organisations.
+    pub members: List<OrgId, ORGS_MAX>,
+    /// Open proposal ids.
+    pub open: List<u64, OPEN_PROPOSALS_MAX>,
+    /// Next proposal id.
+    pub next_proposal: u64,
+}
+codec_record!(GovState {
+    members: List<OrgId, ORGS_MAX>,
+    open: List<u64, OPEN_PROPOSALS_MAX>,
+    next_proposal: u64,
+});
+
+/// Why a governance call was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GovError {
+    /// No such organisation, or not a member.
+    #[error("organisation {0} is not a member")]
+    UnknownOrg(String),
+    /// The organisation already exists.
+    #[error("organisation {0} already exists")]
+    OrgExists(String),
+    /// No such open proposal.
+    #[error("proposal {0} does not exist or is closed")]
+    NoSuchProposal(u64),
+    /// The organisation already voted.
+    #[error("organisation {0} already voted on this proposal")]
+    AlreadyVoted(String),
+    /// The account is already registered.
+    #[error("account {0} is already registered")]
+    AlreadyRegistered(String),
+    /// The account is not registered (or not with this organisation).
+    #[error("account {0} is not registered with this organisation")]
+    NotRegistered(String),
+    /// Roles the organisation's kind may not grant.
+    #[error("an organisation of kind {kind:?} cannot grant roles {roles:#x}")]
+    RolesNotGrantable {
+        /// The kind.
+        kind: OrgKind,
+        /// Asked roles.
+        roles: u16,
+    },
+    /// Too many open proposals or members.
+    #[error("governance is at capacity: {0}")]
+    AtCapacity(&'static str),
+}
+
+impl GovError {
+    /// A stable machine-readable code.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownOrg(_) => "gov_unknown_org",
+            Self::OrgExists(_) => "gov_org_exists",
+            Self::NoSuchProposal(_) => "gov_no_such_proposal",
+            Self::AlreadyVoted(_) => "gov_already_voted",
+            Self::AlreadyRegistered(_) => "gov_already_registered",
+            Self::NotRegistered(_) => "gov_not_registered",
+            Self::RolesNotGrantable { .. } => "gov_roles_not_grantable",
+            Self::AtCapacity(_) => "gov_at_capacity",
+        }
+    }
+}

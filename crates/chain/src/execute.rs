@@ -259,7 +259,12 @@ async fn apply_other<E: Runtime>(
         | Call::Vote { .. }
         | Call::Register { .. }
         | Call::Revoke { .. }
-        | Call::SelfRegister => match rules.gov {
+        | Call::SelfRegister
+        | Call::Freeze { .. }
+        | Call::Unfreeze { .. }
+        | Call::Issue { .. }
+        | Call::Redeem { .. }
+        | Call::ReserveReport { .. } => match rules.gov {
             Some(gov) => gov.apply(store, &tx.tx.sender, &tx.tx.call, height).await,
             None => Err(Fail::Tx(TxError::Unauthorized {
                 call: tx.tx.call.kind(),

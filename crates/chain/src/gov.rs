@@ -10,8 +10,9 @@ use consort_types::{
     AccountId, Call, Genesis, TxError,
     codec_util::List,
     gov::{
-        Action, GovError, GovState, GovernanceConfig, Mode, OPEN_PROPOSALS_MAX, ORGS_MAX, Org,
-        OrgId, Proposal, ProposalStatus, Registration, role,
+        Action, EMoney, FreezeTarget, GovError, GovState, GovernanceConfig, Mode,
+        OPEN_PROPOSALS_MAX, ORGS_MAX, Org, OrgId, OrgKind, Proposal, ProposalStatus, Registration,
+        role,
     },
     state_key::gov as key,
 };
@@ -22,6 +23,8 @@ pub struct Gov {
     /// The configuration.
     pub config: GovernanceConfig,
     validators: Vec<AccountId>,
+    /// The pegged coin's code: no bank may issue it.
+    pegged: Option<consort_types::Asset>,
 }
 
 fn unauthorized(call: &Call, reason: &'static str) -> Fail {
@@ -37,6 +40,7 @@ impl Gov {
         genesis.governance.as_ref().map(|config| Self {
             config: config.clone(),
             validators: genesis.validators.iter().map(|v| v.public_key).collect(),
+            pegged: genesis.peg.as_ref().map(|p| p.asset),
         })
     }
 
@@ -94,6 +98,65 @@ impl Gov {
         Ok(org.filter(|o| o.active).map(|_| registration))
     }
 
+    async fn frozen<E: Runtime>(
+        store: &mut Store<'_, E>,
+        target: FreezeTarget,
+    ) -> Result<bool, BlockError> {
+        Ok(store
+            .get::<bool>(&key::frozen(&target))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// Refuse calls that touch a frozen account, asset or organisation (the sender's, a
+    /// recipient, an asset moved, issued or redeemed). The regulator's own calls pass.
+    async fn check_frozen<E: Runtime>(
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        if matches!(call, Call::Freeze { .. } | Call::Unfreeze { .. }) {
+            return Ok(());
+        }
+        let mut targets = vec![FreezeTarget::Account(*sender)];
+        if let Some(registration) = store
+            .get::<Registration>(&key::registration(sender))
+            .await?
+        {
+            targets.push(FreezeTarget::Org(registration.org));
+        }
+        match call {
+            Call::Transfer { to, .. } => targets.push(FreezeTarget::Account(*to)),
+            Call::TransferAsset { asset, to, .. } | Call::Issue { asset, to, .. } => {
+                targets.push(FreezeTarget::Account(*to));
+                targets.push(FreezeTarget::Asset(*asset));
+            }
+            Call::Redeem { asset, .. } => targets.push(FreezeTarget::Asset(*asset)),
+            _ => {}
+        }
+        for target in targets {
+            if Self::frozen(store, target).await? {
+                let what = match target {
+                    FreezeTarget::Account(id) => format!("account {id}"),
+                    FreezeTarget::Asset(asset) => format!("asset {asset}"),
+                    FreezeTarget::Org(org) => format!("organisation {org}"),
+                };
+                return Err(GovError::Frozen(what).into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn has_role<E: Runtime>(
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        bits: u16,
+    ) -> Result<Option<Registration>, BlockError> {
+        Ok(Self::active(store, sender)
+            .await?
+            .filter(|r| r.roles & bits != 0))
+    }
+
     /// Check that `sender` may make `call`. Every call kind names who may make it:
     ///
     /// | call | who |
@@ -112,7 +175,36 @@ impl Gov {
         call: &Call,
     ) -> Result<(), Fail> {
         let validator = self.validators.contains(sender);
+        Self::check_frozen(store, sender, call).await?;
         match call {
+            Call::Freeze { .. } | Call::Unfreeze { .. } => {
+                match Self::has_role(store, sender, role::REGULATOR).await? {
+                    Some(_) => Ok(()),
+                    None => Err(unauthorized(
+                        call,
+                        "only the regulator freezes and unfreezes",
+                    )),
+                }
+            }
+            Call::Issue { .. } | Call::ReserveReport { .. } => {
+                match Self::has_role(store, sender, role::BANK).await? {
+                    Some(_) => Ok(()),
+                    None => Err(unauthorized(
+                        call,
+                        "only a bank account of a member bank issues e-money and reports reserves",
+                    )),
+                }
+            }
+            Call::Redeem { .. } => {
+                if Self::active(store, sender).await?.is_some() {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        call,
+                        "only registered accounts redeem e-money",
+                    ))
+                }
+            }
             Call::RelayHeaders { .. } | Call::SignBatch { .. } => Ok(()),
             Call::SelfRegister => {
                 if store
@@ -217,6 +309,75 @@ impl Gov {
                 store
                     .put(&key::registration(account), &registration)
                     .await?;
+                Ok(())
+            }
+            Call::Freeze { target } => {
+                store.put(&key::frozen(target), &true).await?;
+                Ok(())
+            }
+            Call::Unfreeze { target } => {
+                store.delete(&key::frozen(target)).await?;
+                Ok(())
+            }
+            Call::Issue { asset, to, amount } => {
+                let bank = Self::active(store, sender).await?.expect("authorized");
+                let org: Org = store
+                    .get(&key::org(&bank.org))
+                    .await?
+                    .ok_or(BlockError::CorruptState(key::org(&bank.org)))?;
+                if org.kind != OrgKind::Bank || self.pegged == Some(*asset) {
+                    return Err(GovError::NotIssuer(asset.to_string()).into());
+                }
+                let mut money = store
+                    .get::<EMoney>(&key::emoney(asset))
+                    .await?
+                    .unwrap_or(EMoney {
+                        issuer: bank.org,
+                        issued: 0,
+                        redeemed: 0,
+                        reserves: 0,
+                        reported_at: 0,
+                        statement: [0; 32],
+                    });
+                if money.issuer != bank.org {
+                    return Err(GovError::NotIssuer(asset.to_string()).into());
+                }
+                money.issued = money
+                    .issued
+                    .checked_add(amount.units())
+                    .ok_or(TxError::InvalidAmount("issuance overflows"))?;
+                store.put(&key::emoney(asset), &money).await?;
+                crate::peg::credit(store, asset, to, amount.units()).await
+            }
+            Call::Redeem { asset, amount } => {
+                let mut money: EMoney = store
+                    .get(&key::emoney(asset))
+                    .await?
+                    .ok_or_else(|| GovError::NotIssuer(asset.to_string()))?;
+                let held = crate::peg::balance(store, asset, sender).await?;
+                if held < amount.units() {
+                    return Err(GovError::RedeemTooMuch(asset.to_string()).into());
+                }
+                crate::peg::debit(store, asset, sender, amount.units()).await?;
+                money.redeemed += amount.units();
+                store.put(&key::emoney(asset), &money).await?;
+                Ok(())
+            }
+            Call::ReserveReport {
+                asset,
+                reserves,
+                statement,
+            } => {
+                let bank = Self::active(store, sender).await?.expect("authorized");
+                let mut money: EMoney = store
+                    .get(&key::emoney(asset))
+                    .await?
+                    .filter(|m: &EMoney| m.issuer == bank.org)
+                    .ok_or_else(|| GovError::NotIssuer(asset.to_string()))?;
+                money.reserves = *reserves;
+                money.reported_at = height;
+                money.statement = *statement;
+                store.put(&key::emoney(asset), &money).await?;
                 Ok(())
             }
             Call::Propose { action } => self.propose(store, sender, action, height).await,

@@ -426,6 +426,15 @@ pub enum GovError {
         /// Asked roles.
         roles: u16,
     },
+    /// The account, asset or organisation is frozen by the regulator.
+    #[error("{0} is frozen by the regulator")]
+    Frozen(String),
+    /// Not the issuer of this e-money asset (or the code belongs to another bank).
+    #[error("asset {0} is issued by another bank or is not e-money")]
+    NotIssuer(String),
+    /// Redeeming more than is outstanding.
+    #[error("cannot redeem more {0} than the sender holds")]
+    RedeemTooMuch(String),
     /// Too many open proposals or members.
     #[error("governance is at capacity: {0}")]
     AtCapacity(&'static str),
@@ -443,6 +452,88 @@ impl GovError {
             Self::NotRegistered(_) => "gov_not_registered",
             Self::RolesNotGrantable { .. } => "gov_roles_not_grantable",
             Self::AtCapacity(_) => "gov_at_capacity",
+            Self::Frozen(_) => "frozen",
+            Self::NotIssuer(_) => "emoney_not_issuer",
+            Self::RedeemTooMuch(_) => "insufficient_balance",
         }
     }
 }
+
+/// What a regulator freezes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum FreezeTarget {
+    /// An account: it cannot send or be paid.
+    Account(AccountId),
+    /// An asset: it cannot move, be issued or redeemed.
+    Asset(crate::Asset),
+    /// An organisation: its accounts cannot act; a bank cannot issue.
+    Org(OrgId),
+}
+
+impl Write for FreezeTarget {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Account(id) => {
+                0u8.write(buf);
+                id.write(buf);
+            }
+            Self::Asset(asset) => {
+                1u8.write(buf);
+                asset.write(buf);
+            }
+            Self::Org(org) => {
+                2u8.write(buf);
+                org.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for FreezeTarget {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Self::Account(_) => 32,
+            Self::Asset(_) => 8,
+            Self::Org(_) => 16,
+        }
+    }
+}
+
+impl Read for FreezeTarget {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match u8::read(buf)? {
+            0 => Ok(Self::Account(AccountId::read(buf)?)),
+            1 => Ok(Self::Asset(crate::Asset::read(buf)?)),
+            2 => Ok(Self::Org(OrgId::read(buf)?)),
+            other => Err(CodecError::InvalidEnum(other)),
+        }
+    }
+}
+
+/// A bank's e-money asset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EMoney {
+    /// The issuing bank organisation.
+    pub issuer: OrgId,
+    /// Ever issued (base units).
+    pub issued: u64,
+    /// Ever redeemed.
+    pub redeemed: u64,
+    /// Last reserve report: reserves held (base units).
+    pub reserves: u64,
+    /// Height of the last reserve report (0: none).
+    pub reported_at: u64,
+    /// Digest of the last report's attestation document.
+    #[serde(with = "crate::hex_serde::bytes32")]
+    pub statement: [u8; 32],
+}
+codec_record!(EMoney {
+    issuer: OrgId,
+    issued: u64,
+    redeemed: u64,
+    reserves: u64,
+    reported_at: u64,
+    statement: [u8; 32],
+});

@@ -41,6 +41,14 @@ pub mod gov {
     pub fn registration(id: &AccountId) -> Digest {
         sha256(&[b"gov/accounts/", &id.encode()])
     }
+    /// `gov/frozen/{target}` → `true` while frozen.
+    pub fn frozen(target: &crate::gov::FreezeTarget) -> Digest {
+        sha256(&[b"gov/frozen/", &target.encode()])
+    }
+    /// `emoney/{asset}` → [`crate::gov::EMoney`].
+    pub fn emoney(asset: &crate::Asset) -> Digest {
+        sha256(&[b"emoney/", &asset.encode()])
+    }
     /// `gov/proposals/{id}` → [`crate::gov::Proposal`].
     pub fn proposal(id: u64) -> Digest {
         sha256(&[b"gov/proposals/", &id.to_be_bytes()])

@@ -3,7 +3,7 @@
 use crate::{
     AccountId, Amount, Asset, Digest, TX_NAMESPACE, TxError,
     codec_util::{Blob, List},
-    gov::Action,
+    gov::{Action, FreezeTarget},
     limits::TX_SIZE_MAX,
     peg::{
         BATCH_INPUTS_MAX, CLAIM_TX_SIZE_MAX, PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX,
@@ -105,6 +105,41 @@ pub enum Call {
     },
     /// Register the sender as a customer of the registrar organisation.
     SelfRegister,
+    /// Freeze an account, asset or organisation (the regulator).
+    Freeze {
+        /// What.
+        target: FreezeTarget,
+    },
+    /// Lift a freeze (the regulator).
+    Unfreeze {
+        /// What.
+        target: FreezeTarget,
+    },
+    /// Issue e-money 1:1 against a fiat deposit (a bank; the first issue binds the code).
+    Issue {
+        /// The bank's asset code.
+        asset: Asset,
+        /// Who receives it.
+        to: AccountId,
+        /// Base units.
+        amount: Amount,
+    },
+    /// Redeem (burn) e-money for a fiat withdrawal from the issuing bank (any holder).
+    Redeem {
+        /// The asset.
+        asset: Asset,
+        /// Base units.
+        amount: Amount,
+    },
+    /// Publish a reserve report (the issuing bank).
+    ReserveReport {
+        /// The asset.
+        asset: Asset,
+        /// Reserves held, in base units.
+        reserves: u64,
+        /// Digest of the attestation document.
+        statement: [u8; 32],
+    },
 }
 
 fn headers_as_hex<S: serde::Serializer>(
@@ -127,6 +162,11 @@ impl Call {
     const REGISTER: u8 = 9;
     const REVOKE: u8 = 10;
     const SELF_REGISTER: u8 = 11;
+    const FREEZE: u8 = 12;
+    const UNFREEZE: u8 = 13;
+    const ISSUE: u8 = 14;
+    const REDEEM: u8 = 15;
+    const RESERVE_REPORT: u8 = 16;
 
     /// The call's kind, as named in errors and permissions.
     pub const fn kind(&self) -> &'static str {
@@ -143,6 +183,11 @@ impl Call {
             Self::Register { .. } => "register",
             Self::Revoke { .. } => "revoke",
             Self::SelfRegister => "self_register",
+            Self::Freeze { .. } => "freeze",
+            Self::Unfreeze { .. } => "unfreeze",
+            Self::Issue { .. } => "issue",
+            Self::Redeem { .. } => "redeem",
+            Self::ReserveReport { .. } => "reserve_report",
         }
     }
 }
@@ -211,6 +256,35 @@ impl Write for Call {
                 account.write(buf);
             }
             Self::SelfRegister => Self::SELF_REGISTER.write(buf),
+            Self::Freeze { target } => {
+                Self::FREEZE.write(buf);
+                target.write(buf);
+            }
+            Self::Unfreeze { target } => {
+                Self::UNFREEZE.write(buf);
+                target.write(buf);
+            }
+            Self::Issue { asset, to, amount } => {
+                Self::ISSUE.write(buf);
+                asset.write(buf);
+                to.write(buf);
+                amount.write(buf);
+            }
+            Self::Redeem { asset, amount } => {
+                Self::REDEEM.write(buf);
+                asset.write(buf);
+                amount.write(buf);
+            }
+            Self::ReserveReport {
+                asset,
+                reserves,
+                statement,
+            } => {
+                Self::RESERVE_REPORT.write(buf);
+                asset.write(buf);
+                reserves.write(buf);
+                statement.write(buf);
+            }
         }
     }
 }
@@ -242,6 +316,10 @@ impl EncodeSize for Call {
             Self::Register { .. } => 32 + 2,
             Self::Revoke { .. } => 32,
             Self::SelfRegister => 0,
+            Self::Freeze { target } | Self::Unfreeze { target } => target.encode_size(),
+            Self::Issue { .. } => 8 + 32 + 8,
+            Self::Redeem { .. } => 8 + 8,
+            Self::ReserveReport { .. } => 8 + 8 + 32,
         }
     }
 }
@@ -295,6 +373,26 @@ impl Read for Call {
                 account: AccountId::read(buf)?,
             }),
             Self::SELF_REGISTER => Ok(Self::SelfRegister),
+            Self::FREEZE => Ok(Self::Freeze {
+                target: FreezeTarget::read(buf)?,
+            }),
+            Self::UNFREEZE => Ok(Self::Unfreeze {
+                target: FreezeTarget::read(buf)?,
+            }),
+            Self::ISSUE => Ok(Self::Issue {
+                asset: Asset::read(buf)?,
+                to: AccountId::read(buf)?,
+                amount: Amount::read(buf)?,
+            }),
+            Self::REDEEM => Ok(Self::Redeem {
+                asset: Asset::read(buf)?,
+                amount: Amount::read(buf)?,
+            }),
+            Self::RESERVE_REPORT => Ok(Self::ReserveReport {
+                asset: Asset::read(buf)?,
+                reserves: u64::read(buf)?,
+                statement: <[u8; 32]>::read(buf)?,
+            }),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }
@@ -426,6 +524,9 @@ impl SignedTx {
                 Err(TxError::InvalidAmount(
                     "a transfer must move more than zero",
                 ))
+            }
+            Call::Issue { amount, .. } | Call::Redeem { amount, .. } if amount.is_zero() => {
+                Err(TxError::InvalidAmount("an amount must be more than zero"))
             }
             Call::PegOut { amount, .. } if amount.is_zero() => {
                 Err(TxError::InvalidAmount("a peg-out must move more than zero"))

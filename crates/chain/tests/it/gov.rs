@@ -358,6 +358,22 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
                     roles: role::SELLER,
                 },
                 Call::Revoke { account: id(61) },
+                Call::Freeze {
+                    target: consort_types::gov::FreezeTarget::Account(id(1)),
+                },
+                Call::Unfreeze {
+                    target: consort_types::gov::FreezeTarget::Account(id(1)),
+                },
+                Call::Issue {
+                    asset: "CNY".parse().expect("asset"),
+                    to: id(1),
+                    amount: Amount::new(1),
+                },
+                Call::ReserveReport {
+                    asset: "CNY".parse().expect("asset"),
+                    reserves: 1,
+                    statement: [0; 32],
+                },
             ]
         };
         let member_calls = || {
@@ -378,6 +394,10 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
                 Call::ConfirmBatch {
                     batch: 0,
                     proof: Blob(Vec::new()),
+                },
+                Call::Redeem {
+                    asset: "CNY".parse().expect("asset"),
+                    amount: Amount::new(1),
                 },
             ]
         };
@@ -485,5 +505,187 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
             )
             .await
             .expect("a customer pays");
+    });
+}
+
+#[test]
+fn e_money_supply_tracks_issue_and_redeem_and_freezes_stop_what_they_cover() {
+    use consort_types::{
+        Asset,
+        gov::{EMoney, FreezeTarget},
+        state_key,
+    };
+    deterministic::Runner::default().start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let cny: Asset = "CNY".parse().expect("asset");
+        chain
+            .submit(60, Call::SelfRegister)
+            .await
+            .expect("customer");
+        chain
+            .submit(61, Call::SelfRegister)
+            .await
+            .expect("customer");
+        let holders = [1u64, 2, 3, 4, 60, 61];
+        // Supply = issued − redeemed, checked after every step.
+        async fn supply_holds(chain: &Chain, asset: &Asset, holders: &[u64]) -> EMoney {
+            let money: EMoney = chain
+                .read(&key::emoney(asset))
+                .await
+                .expect("e-money record");
+            let mut held = 0u64;
+            for who in holders {
+                held += chain
+                    .read::<u64>(&state_key::balance(asset, &id(*who)))
+                    .await
+                    .unwrap_or(0);
+            }
+            assert_eq!(
+                money.issued - money.redeemed,
+                held,
+                "supply != issued - redeemed"
+            );
+            money
+        }
+        let issue = |to: u64, amount: u64| Call::Issue {
+            asset: cny,
+            to: id(to),
+            amount: Amount::new(amount),
+        };
+        let pay = |to: u64, amount: u64| Call::TransferAsset {
+            asset: cny,
+            to: id(to),
+            amount: Amount::new(amount),
+        };
+
+        chain
+            .submit(3, issue(60, 1_000))
+            .await
+            .expect("the bank issues");
+        supply_holds(&chain, &cny, &holders).await;
+        assert!(matches!(
+            chain.submit(2, issue(2, 5)).await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        chain
+            .submit(60, pay(61, 300))
+            .await
+            .expect("customers pay each other");
+        supply_holds(&chain, &cny, &holders).await;
+        chain
+            .submit(
+                61,
+                Call::Redeem {
+                    asset: cny,
+                    amount: Amount::new(100),
+                },
+            )
+            .await
+            .expect("redeemed");
+        let money = supply_holds(&chain, &cny, &holders).await;
+        assert_eq!((money.issued, money.redeemed), (1_000, 100));
+        assert!(matches!(
+            chain
+                .submit(
+                    61,
+                    Call::Redeem {
+                        asset: cny,
+                        amount: Amount::new(201)
+                    }
+                )
+                .await,
+            Err(TxError::Gov(GovError::RedeemTooMuch(_)))
+        ));
+        chain
+            .submit(
+                3,
+                Call::ReserveReport {
+                    asset: cny,
+                    reserves: 900,
+                    statement: [7; 32],
+                },
+            )
+            .await
+            .expect("reserve report");
+        let money = supply_holds(&chain, &cny, &holders).await;
+        assert_eq!((money.reserves, money.statement), (900, [7; 32]));
+
+        // Only the regulator freezes. A frozen account cannot send or be paid.
+        let freeze = |target| Call::Freeze { target };
+        let unfreeze = |target| Call::Unfreeze { target };
+        let alice = FreezeTarget::Account(id(60));
+        assert!(matches!(
+            chain.submit(1, freeze(alice)).await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        chain
+            .submit(4, freeze(alice))
+            .await
+            .expect("regulator freezes");
+        assert!(matches!(
+            chain.submit(60, pay(61, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        assert!(matches!(
+            chain.submit(61, pay(60, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        assert!(matches!(
+            chain
+                .submit(
+                    1,
+                    Call::Transfer {
+                        to: id(60),
+                        amount: Amount::new(1)
+                    }
+                )
+                .await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        supply_holds(&chain, &cny, &holders).await;
+        chain.submit(4, unfreeze(alice)).await.expect("unfrozen");
+        chain.submit(60, pay(61, 1)).await.expect("pays again");
+        supply_holds(&chain, &cny, &holders).await;
+
+        // A frozen asset does not move or issue; a frozen issuer cannot issue.
+        chain
+            .submit(4, freeze(FreezeTarget::Asset(cny)))
+            .await
+            .expect("asset frozen");
+        assert!(matches!(
+            chain.submit(60, pay(61, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        assert!(matches!(
+            chain.submit(3, issue(60, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        chain
+            .submit(4, unfreeze(FreezeTarget::Asset(cny)))
+            .await
+            .expect("unfrozen");
+        let bank = FreezeTarget::Org("bank".parse().expect("org"));
+        chain.submit(4, freeze(bank)).await.expect("issuer frozen");
+        assert!(matches!(
+            chain.submit(3, issue(60, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        chain.submit(4, unfreeze(bank)).await.expect("unfrozen");
+        chain.submit(3, issue(60, 50)).await.expect("issues again");
+        let money = supply_holds(&chain, &cny, &holders).await;
+        assert_eq!((money.issued, money.redeemed), (1_050, 100));
+
+        // Another bank cannot issue a code that belongs to this one, nor anyone the peg coin.
+        chain
+            .submit(1, admit("bank2", OrgKind::Bank, 80))
+            .await
+            .expect("proposed");
+        chain.submit(2, vote(0, true)).await.expect("for");
+        chain.submit(4, vote(0, true)).await.expect("for");
+        assert!(matches!(
+            chain.submit(80, issue(80, 5)).await,
+            Err(TxError::Gov(GovError::NotIssuer(_)))
+        ));
+        supply_holds(&chain, &cny, &holders).await;
     });
 }

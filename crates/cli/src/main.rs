@@ -1,6 +1,7 @@
 //! The `consort` command: run a node or a local devnet, manage keys, send transfers, read
 //! accounts and blocks.
 
+mod audit;
 mod bench;
 mod client;
 mod devnet;
@@ -102,6 +103,11 @@ enum Command {
         /// Account id (hex public key).
         id: String,
     },
+    /// Supervision: export every finalized transaction of a height range.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The two-way peg with the main chain: deposit addresses, peg-outs, status, audit.
     Peg {
         #[command(subcommand)]
@@ -147,6 +153,29 @@ enum BenchCommand {
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Every finalized transaction of blocks FROM..=TO (sender, kind, recipient, asset,
+    /// amount, the whole call), as CSV or JSON, for the regulator's records.
+    Export {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// First block height.
+        #[arg(long)]
+        from: u64,
+        /// Last block height.
+        #[arg(long)]
+        to: u64,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -281,6 +310,28 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Peg { command } => peg::run(command),
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    node,
+                    from,
+                    to,
+                    format,
+                    out,
+                },
+        } => {
+            let client = client::Client::new(&node);
+            let count = match out {
+                Some(path) => {
+                    let mut file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    audit::export(&client, from, to, &format, &mut file)?
+                }
+                None => audit::export(&client, from, to, &format, &mut std::io::stdout().lock())?,
+            };
+            eprintln!("exported {count} transactions of blocks {from}..={to}");
+            Ok(())
+        }
         Command::Status { node } => {
             let value = client::Client::new(&node).get("/v1/status")?;
             println!("{}", serde_json::to_string_pretty(&value)?);

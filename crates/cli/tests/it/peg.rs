@@ -209,4 +209,30 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
             "no {call} event in {seen:?}"
         );
     }
+
+    // The regulator's export lists every finalized step, as CSV and JSON.
+    let height = get(&format!("{node}/v1/status")).expect("status")["height"]
+        .as_u64()
+        .expect("height");
+    let to = height.to_string();
+    let (ok, csv, err) = consort(&[
+        "audit", "export", "--node", &node, "--from", "1", "--to", &to, "--format", "csv",
+    ]);
+    assert!(ok, "audit export: {err}");
+    assert!(csv.starts_with("height,timestamp_ms,block,tx,sender,nonce,kind,"));
+    for kind in ["claim_deposit", "peg_out", "sign_batch", "confirm_batch"] {
+        assert!(
+            csv.contains(&format!(",{kind},")),
+            "no {kind} row in the CSV export"
+        );
+    }
+    let (ok, json_text, err) = consort(&[
+        "audit", "export", "--node", &node, "--from", "1", "--to", &to, "--format", "json",
+    ]);
+    assert!(ok, "audit export json: {err}");
+    let rows: Vec<Value> = serde_json::from_str(&json_text).expect("JSON export");
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == json!("peg_out") && r["sender"] == json!(alice))
+    );
 }

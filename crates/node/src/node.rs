@@ -65,6 +65,8 @@ pub struct Observer {
     pub events: tokio::sync::broadcast::Sender<Arc<String>>,
     /// Metrics.
     pub counters: Counters,
+    /// Amounts from which the regulator gets an alert.
+    pub alert_threshold: Option<u64>,
 }
 
 fn wall_ms() -> u64 {
@@ -110,6 +112,11 @@ impl ChainObserver for Observer {
         });
         let _ = self.events.send(Arc::new(event.to_string()));
         for tx in &block.txs {
+            if let Some(threshold) = self.alert_threshold
+                && let Some(event) = alert_event(tx, threshold, block.number())
+            {
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
             if let Some(detail) = peg_event(tx) {
                 let event = serde_json::json!({
                     "type": "peg",
@@ -123,6 +130,38 @@ impl ChainObserver for Observer {
             }
         }
     }
+}
+
+/// An alert for the regulator if `tx` moves at least `threshold` base units.
+fn alert_event(
+    tx: &consort_types::SignedTx,
+    threshold: u64,
+    height: u64,
+) -> Option<serde_json::Value> {
+    use consort_types::Call;
+    let (amount, asset, to) = match &tx.tx.call {
+        Call::Transfer { to, amount } => (*amount, None, Some(*to)),
+        Call::TransferAsset { asset, to, amount } | Call::Issue { asset, to, amount } => {
+            (*amount, Some(*asset), Some(*to))
+        }
+        Call::Redeem { asset, amount } => (*amount, Some(*asset), None),
+        Call::PegOut { amount, .. } => (*amount, None, None),
+        _ => return None,
+    };
+    (amount.units() >= threshold).then(|| {
+        serde_json::json!({
+            "type": "alert",
+            "reason": "large_transfer",
+            "threshold": threshold,
+            "height": height,
+            "tx": hex_serde::encode(&tx.hash()),
+            "call": tx.tx.call.kind(),
+            "sender": tx.tx.sender,
+            "to": to,
+            "asset": asset.map(|a| a.to_string()),
+            "amount": amount,
+        })
+    })
 }
 
 /// What the events stream says about a finalized peg transaction (none for other calls).
@@ -256,6 +295,7 @@ async fn serve(
         tip: Mutex::new(Tip::default()),
         events,
         counters: Counters::default(),
+        alert_threshold: genesis.governance.as_ref().and_then(|g| g.alert_threshold),
     });
     let peg = consort_chain::peg::Peg::from_genesis(&genesis)
         .map_err(|e| anyhow::anyhow!("genesis peg section: {e}"))?;
@@ -362,4 +402,33 @@ fn start_watcher(
         rpc,
         Some((index, key)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_types::{AccountId, Amount, Call, Tx};
+
+    fn transfer(amount: u64) -> consort_types::SignedTx {
+        let key = ed25519::PrivateKey::from_seed(1);
+        Tx {
+            chain_id: 1,
+            sender: AccountId::new(key.public_key()),
+            nonce: 0,
+            call: Call::Transfer {
+                to: AccountId::new(ed25519::PrivateKey::from_seed(2).public_key()),
+                amount: Amount::new(amount),
+            },
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn transfers_at_or_above_the_threshold_raise_alerts() {
+        assert!(alert_event(&transfer(999), 1_000, 5).is_none());
+        let alert = alert_event(&transfer(1_000), 1_000, 5).expect("alert");
+        assert_eq!(alert["type"], "alert");
+        assert_eq!(alert["amount"], 1_000);
+        assert_eq!(alert["height"], 5);
+    }
 }

@@ -216,6 +216,10 @@ pub struct GovernanceConfig {
     pub registrar: OrgId,
     /// Blocks a proposal stays open for votes.
     pub vote_period_blocks: u64,
+    /// Transfers, issues, redemptions and peg-outs of at least this many base units raise an
+    /// alert on the events stream for the regulator (absent: no alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_threshold: Option<u64>,
 }
 
 /// A member organisation.

@@ -67,6 +67,7 @@ fn genesis(mode: Mode) -> Genesis {
             ],
             registrar: "platform".parse().expect("org id"),
             vote_period_blocks: VOTE_PERIOD,
+            alert_threshold: None,
         }),
     }
 }

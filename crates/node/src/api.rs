@@ -116,6 +116,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .merge(crate::peg::routes())
+        .merge(crate::gov::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -499,4 +500,35 @@ async fn metrics(State(s): AppState) -> String {
 
 async fn openapi() -> Json<Value> {
     Json(serde_json::from_str(include_str!("openapi.json")).expect("openapi.json is valid JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("openapi.json")).expect("valid JSON");
+        let sources = [
+            include_str!("api.rs"),
+            include_str!("peg.rs"),
+            include_str!("gov.rs"),
+        ];
+        let mut routes = Vec::new();
+        for source in sources {
+            for line in source.lines() {
+                if let Some(rest) = line.trim().strip_prefix(".route(\"")
+                    && let Some(end) = rest.find('"')
+                {
+                    routes.push(rest[..end].to_string());
+                }
+            }
+        }
+        assert!(routes.len() > 10, "found routes: {routes:?}");
+        for route in routes {
+            assert!(
+                doc["paths"].get(&route).is_some(),
+                "{route} is served but not documented in openapi.json"
+            );
+        }
+    }
 }

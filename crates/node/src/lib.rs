@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod gossip;
+pub mod gov;
 pub mod node;
 pub mod peg;
 

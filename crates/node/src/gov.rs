@@ -1,0 +1,126 @@
+//! Read routes over governance records: organisations, proposals, registrations, e-money.
+
+use crate::{
+    api::{ApiError, Shared},
+    peg::read,
+};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::get,
+};
+use consort_types::{
+    AccountId, Asset,
+    gov::{EMoney, FreezeTarget, GovState, Org, OrgId, Proposal, ProposalStatus, Registration},
+    state_key::gov as key,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type AppState = State<Arc<Shared>>;
+
+/// Governance routes.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/gov", get(overview))
+        .route("/v1/gov/orgs/{id}", get(org))
+        .route("/v1/gov/proposals/{id}", get(proposal))
+        .route("/v1/accounts/{id}/registration", get(registration))
+        .route("/v1/emoney/{asset}", get(emoney))
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
+}
+
+fn governance(s: &Shared) -> Result<&consort_types::gov::GovernanceConfig, ApiError> {
+    s.genesis.governance.as_ref().ok_or_else(|| {
+        not_found(
+            "no_governance",
+            "this chain has no governance section in genesis: it runs open",
+        )
+    })
+}
+
+async fn overview(State(s): AppState) -> Result<Json<Value>, ApiError> {
+    let config = governance(&s)?;
+    let state: GovState = read(&s.databases, &key::state()).await?.unwrap_or_default();
+    let mut members = Vec::new();
+    for id in &state.members.0 {
+        members.push(read::<Org>(&s.databases, &key::org(id)).await?);
+    }
+    Ok(Json(json!({
+        "mode": config.mode,
+        "registrar": config.registrar,
+        "vote_period_blocks": config.vote_period_blocks,
+        "alert_threshold": config.alert_threshold,
+        "members": members,
+        "open_proposals": state.open.0,
+        "next_proposal": state.next_proposal,
+    })))
+}
+
+async fn org(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    governance(&s)?;
+    let id: OrgId = id.parse().map_err(|e| bad(format!("{e}")))?;
+    let org: Org = read(&s.databases, &key::org(&id))
+        .await?
+        .ok_or_else(|| not_found("unknown_org", format!("no organisation {id}")))?;
+    let frozen: bool = read(&s.databases, &key::frozen(&FreezeTarget::Org(id)))
+        .await?
+        .unwrap_or(false);
+    Ok(Json(json!({"org": org, "frozen": frozen})))
+}
+
+async fn proposal(State(s): AppState, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+    governance(&s)?;
+    let proposal: Proposal = read(&s.databases, &key::proposal(id))
+        .await?
+        .ok_or_else(|| not_found("unknown_proposal", format!("no proposal {id}")))?;
+    Ok(Json(json!({
+        "proposal": proposal,
+        "status": ProposalStatus::from_tag(proposal.status),
+    })))
+}
+
+async fn registration(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    governance(&s)?;
+    let id: AccountId = id
+        .parse()
+        .map_err(|e| bad(format!("account is not a hex ed25519 public key: {e}")))?;
+    let registration: Option<Registration> = read(&s.databases, &key::registration(&id)).await?;
+    let frozen: bool = read(&s.databases, &key::frozen(&FreezeTarget::Account(id)))
+        .await?
+        .unwrap_or(false);
+    Ok(Json(json!({
+        "account": id,
+        "registration": registration,
+        "frozen": frozen,
+    })))
+}
+
+async fn emoney(State(s): AppState, Path(asset): Path<String>) -> Result<Json<Value>, ApiError> {
+    let asset: Asset = asset.parse().map_err(|e| bad(format!("{e}")))?;
+    let money: EMoney = read(&s.databases, &key::emoney(&asset))
+        .await?
+        .ok_or_else(|| not_found("unknown_asset", format!("{asset} is not e-money")))?;
+    let frozen: bool = read(&s.databases, &key::frozen(&FreezeTarget::Asset(asset)))
+        .await?
+        .unwrap_or(false);
+    Ok(Json(json!({
+        "asset": asset,
+        "issuer": money.issuer,
+        "issued": money.issued,
+        "redeemed": money.redeemed,
+        "supply": money.issued - money.redeemed,
+        "reserves": money.reserves,
+        "reported_at": money.reported_at,
+        "statement": hex::encode(money.statement),
+        "frozen": frozen,
+    })))
+}

@@ -116,6 +116,20 @@ impl ProcessedHeight for State {
 }
 
 impl State {
+    /// A record of the finalized state (chunked records included).
+    pub async fn record<T: commonware_codec::Read<Cfg = ()>>(
+        &self,
+        key: &consort_types::Digest,
+    ) -> Option<T> {
+        use commonware_glue::stateful::db::DatabaseSet as _;
+        let databases = self.stateful.subscribe_databases().await;
+        let batch = databases.new_batches().await;
+        consort_chain::store::Store::new(&batch)
+            .get(key)
+            .await
+            .expect("state reads")
+    }
+
     pub async fn account(&self, id: &AccountId) -> Option<Account> {
         let databases = self.stateful.subscribe_databases().await;
         state::read_account(&databases, id)
@@ -134,6 +148,14 @@ impl Chain {
     pub fn new(validators: u64, txs: Vec<SignedTx>) -> Self {
         Self {
             genesis: Arc::new(genesis(validators)),
+            txs,
+        }
+    }
+
+    /// A chain with its own genesis.
+    pub fn with_genesis(genesis: Genesis, txs: Vec<SignedTx>) -> Self {
+        Self {
+            genesis: Arc::new(genesis),
             txs,
         }
     }

@@ -317,3 +317,124 @@ fn an_equivocating_validator_causes_no_fork() {
     );
     assert_eq!((state, evidence), run(6), "a seed replays identically");
 }
+
+/// Organisations platform, shop, bank and reg, administered by users 0..4.
+fn consortium_genesis(validators: u64) -> consort_types::Genesis {
+    use consort_types::gov::{GenesisOrg, GovernanceConfig, Mode, OrgKind};
+    let mut genesis = sim::genesis(validators);
+    let org = |name: &str, kind, admin| GenesisOrg {
+        id: name.parse().expect("org id"),
+        kind,
+        admins: vec![sim::user(admin)],
+    };
+    genesis.governance = Some(GovernanceConfig {
+        mode: Mode::Consortium,
+        organisations: vec![
+            org("platform", OrgKind::Operator, 0),
+            org("shop", OrgKind::Seller, 1),
+            org("bank", OrgKind::Bank, 2),
+            org("reg", OrgKind::Regulator, 3),
+        ],
+        registrar: "platform".parse().expect("org id"),
+        vote_period_blocks: 1_000,
+        alert_threshold: None,
+    });
+    genesis
+}
+
+fn gov_tx(user: u64, nonce: u64, call: consort_types::Call) -> consort_types::SignedTx {
+    consort_types::Tx {
+        chain_id: sim::CHAIN_ID,
+        sender: sim::user(user),
+        nonce,
+        call,
+    }
+    .sign(&sim::user_key(user))
+}
+
+#[derive(Clone)]
+/// Every validator admitted `ship` (3 of 4 votes) and not `rogue` (2 of 4 against), and
+/// agrees on both proposals.
+struct GovernanceDecided;
+
+impl Property<Key, State> for GovernanceDecided {
+    fn name(&self) -> &str {
+        "governance_decided"
+    }
+
+    fn check<'a>(
+        &'a self,
+        _tracker: &'a ProgressTracker<Key>,
+        states: &'a [&'a State],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        use consort_types::{
+            gov::{Org, Proposal, ProposalStatus},
+            state_key::gov as key,
+        };
+        Box::pin(async move {
+            for (v, state) in states.iter().enumerate() {
+                let ship: Option<Org> = state.record(&key::org(&"ship".parse().expect("id"))).await;
+                if !ship.is_some_and(|o| o.active) {
+                    return Err(format!("validator {v}: ship was not admitted"));
+                }
+                let rogue: Option<Org> =
+                    state.record(&key::org(&"rogue".parse().expect("id"))).await;
+                if rogue.is_some() {
+                    return Err(format!("validator {v}: rogue was admitted"));
+                }
+                let statuses = [
+                    state
+                        .record::<Proposal>(&key::proposal(0))
+                        .await
+                        .map(|p| p.status),
+                    state
+                        .record::<Proposal>(&key::proposal(1))
+                        .await
+                        .map(|p| p.status),
+                ];
+                let expected = [
+                    Some(ProposalStatus::Passed.tag()),
+                    Some(ProposalStatus::Rejected.tag()),
+                ];
+                if statuses != expected {
+                    return Err(format!("validator {v}: proposals are {statuses:?}"));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn a_consortium_of_four_validators_admits_an_organisation_by_vote_and_refuses_one_without() {
+    use consort_types::{
+        Call,
+        gov::{Action, OrgKind},
+    };
+    let admit = |org: &str, kind| Call::Propose {
+        action: Action::AdmitOrg {
+            org: org.parse().expect("org id"),
+            kind,
+            admin: sim::user(7),
+        },
+    };
+    let vote = |proposal, approve| Call::Vote { proposal, approve };
+    // In arrival order (the order the mempools propose them): the shop's proposal and two
+    // votes for it; the regulator's proposal and two votes against it.
+    let txs = vec![
+        gov_tx(1, 0, admit("ship", OrgKind::Logistics)),
+        gov_tx(0, 0, vote(0, true)),
+        gov_tx(2, 0, vote(0, true)),
+        gov_tx(3, 0, admit("rogue", OrgKind::Seller)),
+        gov_tx(0, 1, vote(1, false)),
+        gov_tx(2, 1, vote(1, false)),
+    ];
+    let chain = Chain::with_genesis(consortium_genesis(4), txs);
+    PlanBuilder::new(chain)
+        .seed(3)
+        .required_finalizations(10)
+        .timeout(Duration::from_secs(600))
+        .property(GovernanceDecided)
+        .run()
+        .expect("the consortium decides both proposals the same way on every validator");
+}

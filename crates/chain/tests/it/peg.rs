@@ -726,14 +726,7 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
         rounds += 1;
         ensure!(rounds < 30, "the deposit was not credited by the watchers");
         node.mine(1).await?;
-        for (i, watcher) in &mut watchers {
-            let calls = {
-                let parent = ledger.databases.new_batches().await;
-                let mut store = Store::new(&parent);
-                watcher.duties(&mut store).await?
-            };
-            let _ = ledger.submit_all(&validator(*i), calls).await;
-        }
+        watcher_round(&mut ledger, &mut watchers).await?;
         ledger.audit(&rpc).await?;
     }
     let claim: ClaimRecord = ledger
@@ -764,14 +757,7 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
     while ledger.totals().await.pending_peg_outs > 0 {
         rounds += 1;
         ensure!(rounds < 30, "the peg-out was not completed by the watchers");
-        for (i, watcher) in &mut watchers {
-            let calls = {
-                let parent = ledger.databases.new_batches().await;
-                let mut store = Store::new(&parent);
-                watcher.duties(&mut store).await?
-            };
-            let _ = ledger.submit_all(&validator(*i), calls).await;
-        }
+        watcher_round(&mut ledger, &mut watchers).await?;
         ledger.audit(&rpc).await?;
         node.mine(1).await?;
     }

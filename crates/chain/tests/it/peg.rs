@@ -360,21 +360,53 @@ fn peg_error(result: Result<(), TxError>) -> PegError {
     }
 }
 
-#[test]
-fn peg_in_contest_reorg_and_peg_out_against_litecoind() {
+/// Run `scenario` on the commonware tokio runtime with a fresh storage directory.
+fn on_tokio<F, Fut>(scenario: F)
+where
+    F: FnOnce(cw_tokio::Context) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let dir = tempfile::tempdir().expect("tempdir");
     let runner = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.path()));
     runner.start(|context| async move {
-        run(context).await.expect("peg scenario");
+        scenario(context).await.expect("peg scenario");
     });
 }
 
-async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
-    let node = LitecoindRegtest::start_with(RegtestOptions {
+/// A litecoind whose blocks rust-bitcoin decodes (legacy serialization after MWEB).
+async fn start_litecoind() -> anyhow::Result<LitecoindRegtest> {
+    Ok(LitecoindRegtest::start_with(RegtestOptions {
         extra_args: vec!["-rpcserialversion=0".into()],
         ..RegtestOptions::default()
     })
-    .await?;
+    .await?)
+}
+
+/// Watchers of validators 0, 1 and 3 (validator 2 is down), all watching `account`.
+fn three_watchers(
+    ledger: &Ledger,
+    rpc: &RpcClient,
+    account: AccountId,
+) -> Vec<(u64, consort_chain::watcher::Watcher)> {
+    [0u64, 1, 3]
+        .into_iter()
+        .map(|i| {
+            let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
+            let mut watcher =
+                consort_chain::watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer));
+            watcher.watch(account, 0);
+            (i, watcher)
+        })
+        .collect()
+}
+
+#[test]
+fn peg_in_contest_reorg_and_peg_out_against_litecoind() {
+    on_tokio(run);
+}
+
+async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
+    let node = start_litecoind().await?;
     let rpc = node.rpc().clone();
     node.mine(101).await?;
     let mut ledger = Ledger::new(context).await;
@@ -687,39 +719,18 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
 
 #[test]
 fn validator_watchers_claim_sign_broadcast_and_confirm_on_their_own() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runner = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.path()));
-    runner.start(|context| async move {
-        watchers(context).await.expect("watcher scenario");
-    });
+    on_tokio(watchers);
 }
 
 async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
-    use consort_chain::watcher::Watcher;
-    let node = LitecoindRegtest::start_with(RegtestOptions {
-        extra_args: vec!["-rpcserialversion=0".into()],
-        ..RegtestOptions::default()
-    })
-    .await?;
+    let node = start_litecoind().await?;
     let rpc = node.rpc().clone();
     node.mine(101).await?;
     let mut ledger = Ledger::new(context).await;
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
     // Validator 2 is down: three watchers do everything.
-    let mut watchers: Vec<(u64, Watcher)> = [0u64, 1, 3]
-        .into_iter()
-        .map(|i| {
-            let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
-            (
-                i,
-                Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer)),
-            )
-        })
-        .collect();
-    for (_, watcher) in &mut watchers {
-        watcher.watch(alice_id, 0);
-    }
+    let mut watchers = three_watchers(&ledger, &rpc, alice_id);
     let (txid, vout) = deposit(&node, &ledger.peg, &alice_id, 30_000_000).await?;
     let mut rounds = 0;
     while ledger.pegged(&alice_id).await < 30_000_000 - ledger.peg.deposit_fee() {
@@ -793,40 +804,19 @@ async fn watcher_round(
 
 #[test]
 fn deposits_after_mweb_activation_and_from_an_mweb_wallet_are_claimed_and_spent() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runner = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.path()));
-    runner.start(|context| async move {
-        mweb(context).await.expect("MWEB scenario");
-    });
+    on_tokio(mweb);
 }
 
 async fn mweb(context: cw_tokio::Context) -> anyhow::Result<()> {
-    use consort_chain::watcher::Watcher;
     use consort_mainchain::regtest::MWEB_ACTIVATION_HEIGHT;
-    let node = LitecoindRegtest::start_with(RegtestOptions {
-        extra_args: vec!["-rpcserialversion=0".into()],
-        ..RegtestOptions::default()
-    })
-    .await?;
+    let node = start_litecoind().await?;
     let rpc = node.rpc().clone();
     let height = node.activate_mweb().await?;
     ensure!(height >= MWEB_ACTIVATION_HEIGHT);
     let mut ledger = Ledger::new(context).await;
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
-    let mut watchers: Vec<(u64, Watcher)> = [0u64, 1, 3]
-        .into_iter()
-        .map(|i| {
-            let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
-            (
-                i,
-                Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer)),
-            )
-        })
-        .collect();
-    for (_, watcher) in &mut watchers {
-        watcher.watch(alice_id, 0);
-    }
+    let mut watchers = three_watchers(&ledger, &rpc, alice_id);
     // A deposit from an ordinary wallet after activation, and one from an MWEB wallet: that
     // one has no visible sender and lands in the block's HogEx transaction.
     deposit(&node, &ledger.peg, &alice_id, 20_000_000).await?;

@@ -255,6 +255,9 @@ async fn apply_other<E: Runtime>(
             transfer_asset(store, asset, &tx.tx.sender, to, amount.units()).await
         }
         Call::Transfer { .. } => unreachable!("native transfers go through the overlay"),
+        Call::LeaveValidator => {
+            crate::validators::remove(store, rules.genesis, &tx.tx.sender).await
+        }
         Call::Propose { .. }
         | Call::Vote { .. }
         | Call::Register { .. }
@@ -378,6 +381,8 @@ pub async fn execute_block<E: Runtime>(
             peg.check_invariant(&mut store).await?;
         }
     }
+    crate::validators::end_block(&mut store, rules.genesis, height).await?;
+    store.commit();
     let records = store.into_writes();
     let mut batch = batch;
     for (id, account) in overlay.changes() {

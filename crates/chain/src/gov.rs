@@ -5,7 +5,7 @@
 //! organisations approve, is rejected as soon as that can no longer happen, and expires at
 //! its deadline.
 
-use crate::{execute::BlockError, peg::Fail, state::Runtime, store::Store};
+use crate::{execute::BlockError, peg::Fail, state::Runtime, store::Store, validators};
 use consort_types::{
     AccountId, Call, Genesis, TxError,
     codec_util::List,
@@ -15,6 +15,7 @@ use consort_types::{
         role,
     },
     state_key::gov as key,
+    validators::ValidatorEntry,
 };
 
 /// Governance of a chain, from genesis.
@@ -22,7 +23,7 @@ use consort_types::{
 pub struct Gov {
     /// The configuration.
     pub config: GovernanceConfig,
-    validators: Vec<AccountId>,
+    genesis: Genesis,
     /// The pegged coin's code: no bank may issue it.
     pegged: Option<consort_types::Asset>,
 }
@@ -39,7 +40,7 @@ impl Gov {
     pub fn from_genesis(genesis: &Genesis) -> Option<Self> {
         genesis.governance.as_ref().map(|config| Self {
             config: config.clone(),
-            validators: genesis.validators.iter().map(|v| v.public_key).collect(),
+            genesis: genesis.clone(),
             pegged: genesis.peg.as_ref().map(|p| p.asset),
         })
     }
@@ -163,6 +164,7 @@ impl Gov {
     /// |---|---|
     /// | `relay_headers`, `sign_batch` | validators (checked by the peg) |
     /// | `self_register` | an account not yet registered |
+    /// | `leave_validator` | a validator in the registry |
     /// | `propose`, `vote`, `register`, `revoke` | an admin of a member organisation |
     /// | everything else | any active account of a member organisation, or a validator |
     ///
@@ -174,9 +176,18 @@ impl Gov {
         sender: &AccountId,
         call: &Call,
     ) -> Result<(), Fail> {
-        let validator = self.validators.contains(sender);
         Self::check_frozen(store, sender, call).await?;
         match call {
+            Call::LeaveValidator => {
+                if validators::is_validator(store, &self.genesis, sender).await? {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        call,
+                        "only a validator leaves the validator set",
+                    ))
+                }
+            }
             Call::Freeze { .. } | Call::Unfreeze { .. } => {
                 match Self::has_role(store, sender, role::REGULATOR).await? {
                     Some(_) => Ok(()),
@@ -231,7 +242,9 @@ impl Gov {
             | Call::ClaimDeposit { .. }
             | Call::PegOut { .. }
             | Call::ConfirmBatch { .. } => {
-                if validator || Self::active(store, sender).await?.is_some() {
+                if validators::is_validator(store, &self.genesis, sender).await?
+                    || Self::active(store, sender).await?.is_some()
+                {
                     Ok(())
                 } else {
                     Err(unauthorized(
@@ -426,6 +439,16 @@ impl Gov {
                     ));
                 }
             }
+            Action::AddValidator { key, address } => {
+                let entry = ValidatorEntry {
+                    key: *key,
+                    address: *address,
+                };
+                validators::check_add(store, &self.genesis, &entry).await?;
+            }
+            Action::RemoveValidator { key } => {
+                validators::check_remove(store, &self.genesis, key).await?;
+            }
         }
         let mut state: GovState = store
             .get(&key::state())
@@ -555,6 +578,16 @@ impl Gov {
                 record.active = false;
                 store.put(&key::org(org), &record).await?;
                 state.members.0.retain(|o| o != org);
+            }
+            Action::AddValidator { key, address } => {
+                let entry = ValidatorEntry {
+                    key: *key,
+                    address: *address,
+                };
+                validators::add(store, &self.genesis, entry).await?;
+            }
+            Action::RemoveValidator { key } => {
+                validators::remove(store, &self.genesis, key).await?;
             }
         }
         Ok(())

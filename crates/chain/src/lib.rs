@@ -8,6 +8,7 @@
 //!   runtime (tokio in production, deterministic in simulation).
 
 pub mod application;
+pub mod epochs;
 pub mod execute;
 pub mod gov;
 pub mod light;
@@ -16,6 +17,7 @@ pub mod peg;
 pub mod state;
 pub mod store;
 pub mod validator;
+pub mod validators;
 pub mod watcher;
 
 pub use application::{App, ChainObserver};

@@ -5,6 +5,7 @@
 
 use crate::{
     application::{App, ChainObserver, genesis_block},
+    epochs::{BoundaryObserver, PeerTracker, Schemes},
     mempool::Mempool,
     state::{self, Runtime, StateDb},
 };
@@ -17,17 +18,10 @@ use commonware_consensus::{
         resolver::p2p as marshal_resolver,
         standard::{Deferred, Standard},
     },
-    simplex::{
-        self,
-        config::{ForwardPolicy, SkipPolicy},
-        elector::RoundRobin,
-        scheme::ed25519::Scheme,
-    },
-    types::{Epoch, FixedEpocher, ViewDelta},
+    simplex::{self, scheme::ed25519::Scheme},
+    types::ViewDelta,
 };
-use commonware_cryptography::{
-    Digestible, Sha256, Signer as _, certificate::ConstantProvider, ed25519,
-};
+use commonware_cryptography::{Digestible, Signer as _, ed25519};
 use commonware_glue::stateful::{
     self as stateful, Config as StatefulConfig, PruneConfig, Stateful, SyncPlan,
     db::{SyncEngineConfig, p2p as qmdb_resolver},
@@ -37,15 +31,12 @@ use commonware_parallel::Sequential;
 use commonware_runtime::{Handle, buffer::paged::CacheRef};
 use commonware_storage::{archive::prunable, mmr, translator::TwoCap};
 use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
-use consort_types::{Block, CONSENSUS_NAMESPACE, Genesis};
+use consort_types::{Block, Genesis};
 use std::{
     num::{NonZeroU64, NonZeroUsize},
     sync::Arc,
     time::Duration,
 };
-
-/// Blocks per epoch. One epoch until governance changes validator sets.
-pub const EPOCH_LENGTH: NonZeroU64 = NZU64!(u64::MAX);
 
 /// Operations per state-sync batch.
 pub const SYNC_BATCH_OPS: NonZeroU64 = NZU64!(1024);
@@ -137,8 +128,10 @@ pub struct Running<E: Runtime> {
     pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
     /// Finalized state.
     pub stateful: stateful::Mailbox<E, App>,
-    /// The consensus engine's task.
+    /// The consensus task (the epoch orchestrator and its engines).
     pub engine: Handle<()>,
+    /// The consensus scheme of every epoch this node has entered.
+    pub schemes: Schemes,
 }
 
 /// How to build one validator.
@@ -153,6 +146,8 @@ pub struct Config {
     pub mempool: Mempool,
     /// Hears of finalized blocks.
     pub observer: Arc<dyn ChainObserver>,
+    /// Hands each epoch's committee to the p2p layer.
+    pub tracker: PeerTracker,
 }
 
 fn archive_config<C>(
@@ -201,10 +196,17 @@ where
         partition_prefix: prefix,
         mempool,
         observer,
+        tracker,
     } = config;
     let public_key = signer.public_key();
-    let scheme = Scheme::signer(CONSENSUS_NAMESPACE, participants(&genesis), signer)
-        .expect("this validator is in the genesis set");
+    let epocher = crate::validators::epocher(&genesis);
+    let schemes = Schemes::default();
+    let (boundary_sender, boundaries) = commonware_utils::channel::mpsc::unbounded_channel();
+    let observer: Arc<dyn ChainObserver> = Arc::new(BoundaryObserver {
+        inner: observer,
+        genesis: genesis.clone(),
+        boundaries: boundary_sender,
+    });
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(8192));
     let genesis_block = genesis_block::<E>(&genesis);
 
@@ -242,7 +244,7 @@ where
             &prefix,
             "finalizations",
             page_cache.clone(),
-            genesis.validators.len(),
+            consort_types::limits::VALIDATORS_MAX,
         ),
     )
     .await
@@ -255,15 +257,14 @@ where
     .expect("open the blocks archive");
 
     let plan = SyncPlan::init(context.child("plan"), prefix.clone()).await;
-    let provider = ConstantProvider::new(scheme.clone());
     let (marshal_actor, marshal_mailbox, floor) =
         MarshalActor::<_, Standard<Block>, _, _, _, _, _>::init(
             context.child("marshal"),
             finalizations,
             blocks,
             marshal::Config {
-                provider,
-                epocher: FixedEpocher::new(EPOCH_LENGTH),
+                provider: schemes.clone(),
+                epocher: epocher.clone(),
                 start: plan.marshal_start(commonware_cryptography::Digested::precomputed(
                     genesis_block.clone(),
                     genesis_block.digest(),
@@ -335,47 +336,32 @@ where
         context.child("deferred"),
         stateful_mailbox.clone(),
         marshal_mailbox.clone(),
-        FixedEpocher::new(EPOCH_LENGTH),
+        epocher,
     );
     marshal_actor.start(wrap(stateful_mailbox.clone()), buffer, resolver);
     stateful_actor.start();
 
-    let engine = simplex::Engine::new(
-        context.child("simplex"),
-        simplex::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker,
-            automaton: deferred.clone(),
-            relay: deferred.clone(),
-            reporter: deferred,
-            strategy: Sequential,
-            partition: format!("{prefix}-simplex-epoch-0"),
-            mailbox_size: MAILBOX,
-            epoch: Epoch::zero(),
-            floor: simplex::config::Floor::Genesis(genesis_block.digest()),
-            replay_buffer: IO_BUFFER,
-            write_buffer: IO_BUFFER,
-            page_cache,
-            leader_timeout: Duration::from_secs(2),
-            certification_timeout: Duration::from_secs(3),
-            timeout_retry: Duration::from_secs(1),
-            view_retention: ViewDelta::new(1024),
-            skip: SkipPolicy::Enabled {
-                timeout: Duration::from_secs(6),
-                budget: simplex::SkipBudget::Participants,
-            },
-            fetch_timeout: NZDuration!(Duration::from_secs(2)),
-            fetch_retry_delay: Duration::from_millis(500),
-            forward: ForwardPolicy::Disabled,
-            track_historical_votes: false,
-        },
-    );
-    let engine = engine.start(channels.votes, channels.certificates, channels.resolver);
+    let engine = crate::epochs::Orchestrator {
+        context: context.child("epochs"),
+        signer,
+        genesis: genesis.clone(),
+        genesis_digest: genesis_block.digest(),
+        schemes: schemes.clone(),
+        marshal: marshal_mailbox.clone(),
+        stateful: stateful_mailbox.clone(),
+        application: deferred,
+        blocker,
+        tracker,
+        boundaries,
+        prefix,
+        page_cache,
+    }
+    .start(channels.votes, channels.certificates, channels.resolver);
     Running {
         marshal: marshal_mailbox,
         stateful: stateful_mailbox,
         engine,
+        schemes,
     }
 }
 

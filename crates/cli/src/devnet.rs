@@ -144,6 +144,7 @@ pub fn prepare_with(
         validators: genesis_validators,
         accounts,
         governance: None,
+        epoch_blocks: None,
         peg: match main {
             Some(_) => {
                 let mut recovery_keys = Vec::new();

@@ -16,7 +16,6 @@ use consort_chain::{
 };
 use consort_types::{Block, Genesis, hex_serde};
 use std::{
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -220,7 +219,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let genesis = Arc::new(Genesis::from_json(&genesis_text)?);
     let signer = load_key(&config.key_file)?;
     if !genesis.validator_keys().contains(&signer.public_key()) {
-        anyhow::bail!("this node's key is not a genesis validator; check key_file and genesis");
+        info!(
+            "this node's key is not a genesis validator: it follows the chain and votes once \
+             governance adds it to the validator set"
+        );
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let runtime = cw_tokio::Runner::new(
@@ -241,8 +243,8 @@ async fn serve(
     genesis: Arc<Genesis>,
     signer: ed25519::PrivateKey,
 ) -> anyhow::Result<()> {
-    let validators = genesis.validators.len() as u32;
-    let max_message = validator::max_message_size(validators).max(
+    let max_validators = consort_types::limits::VALIDATORS_MAX;
+    let max_message = validator::max_message_size(max_validators as u32).max(
         consort_types::limits::GOSSIP_SIZE_MAX as u32
             + 2 * consort_types::limits::TX_SIZE_MAX as u32,
     );
@@ -259,25 +261,35 @@ async fn serve(
         handshake,
         P2P_NAMESPACE,
         config.p2p_listen,
-        NZUsize!(validator::participants(&genesis).len() + 1),
+        NZUsize!(max_validators),
         max_message,
         NZUsize!(4096),
     );
-    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_config);
-    let mut peers = Vec::new();
-    for (v, key) in genesis.validators.iter().zip(genesis.validator_keys()) {
-        let address: SocketAddr = v.p2p_address.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "validator p2p address {} is not host:port: {e}",
-                v.p2p_address
-            )
-        })?;
-        peers.push((key, Address::from(address)));
-    }
-    let peer_map: Map<_, Address> = peers
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("genesis validators must be distinct"))?;
-    oracle.track(0, peer_map);
+    let (mut network, oracle) = lookup::Network::new(context.child("network"), p2p_config);
+    // Each epoch's committee becomes the p2p peer set of that epoch (the orchestrator tracks
+    // the current epoch at start and every later one as it enters it).
+    let tracker: consort_chain::epochs::PeerTracker = Box::new({
+        let mut oracle = oracle.clone();
+        move |epoch, committee| {
+            let peers: Vec<_> = committee
+                .members
+                .0
+                .iter()
+                .filter_map(|v| Some((v.key.public_key()?, Address::from(v.address))))
+                .collect();
+            match Map::try_from(peers) {
+                Ok(peers) => {
+                    oracle.track(epoch, peers);
+                    info!(
+                        epoch,
+                        peers = committee.members.0.len(),
+                        "tracking the epoch's validators"
+                    );
+                }
+                Err(_) => tracing::warn!(epoch, "committee holds a key twice; not tracked"),
+            }
+        }
+    });
     // A channel's mailbox holds peers × burst messages: keep the burst modest.
     let quota = Quota::per_second(NZU32!(4096));
     let pairs: Vec<_> = channel::CONSENSUS
@@ -308,6 +320,7 @@ async fn serve(
             partition_prefix: "consort".into(),
             mempool: mempool.clone(),
             observer: observer.clone(),
+            tracker,
         },
         Channels::from_ordered(pairs.into_iter()),
         oracle.clone(),

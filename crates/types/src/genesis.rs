@@ -39,6 +39,10 @@ pub struct Genesis {
     /// Organisations, modes and permissions; absent, an open chain without permissions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<crate::gov::GovernanceConfig>,
+    /// Blocks per epoch; validator-set changes take effect at epoch boundaries (absent:
+    /// [`crate::validators::DEFAULT_EPOCH_BLOCKS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_blocks: Option<u64>,
 }
 
 /// Why a genesis document is unusable.
@@ -66,6 +70,16 @@ impl Genesis {
         let invalid = |m: &str| Err(GenesisError::Invalid(m.to_string()));
         if self.validators.is_empty() || self.validators.len() > limits::VALIDATORS_MAX {
             return invalid("validators must number between 1 and VALIDATORS_MAX");
+        }
+        if self.epoch_blocks.is_some_and(|blocks| blocks < 2) {
+            return invalid("epoch_blocks must be at least 2");
+        }
+        if self
+            .validators
+            .iter()
+            .any(|v| v.p2p_address.parse::<std::net::SocketAddr>().is_err())
+        {
+            return invalid("every validator p2p_address must be ip:port");
         }
         if self.accounts.len() > limits::GENESIS_ACCOUNTS_MAX {
             return invalid("too many genesis accounts");
@@ -138,6 +152,30 @@ impl Genesis {
                     .expect("genesis check rejects invalid validator keys")
             })
             .collect()
+    }
+
+    /// Blocks per epoch.
+    pub fn epoch_blocks(&self) -> u64 {
+        self.epoch_blocks
+            .unwrap_or(crate::validators::DEFAULT_EPOCH_BLOCKS)
+    }
+
+    /// The validator set of epoch 0. Valid by [`Genesis::check`].
+    pub fn validator_set(&self) -> crate::validators::ValidatorSet {
+        crate::validators::ValidatorSet {
+            members: crate::codec_util::List(
+                self.validators
+                    .iter()
+                    .map(|v| crate::validators::ValidatorEntry {
+                        key: v.public_key,
+                        address: v
+                            .p2p_address
+                            .parse()
+                            .expect("genesis check rejects bad p2p addresses"),
+                    })
+                    .collect(),
+            ),
+        }
     }
 
     /// Total supply at genesis.

@@ -275,6 +275,18 @@ pub enum Action {
         /// The organisation.
         org: OrgId,
     },
+    /// Add a validator node; it joins consensus at the next epoch boundary.
+    AddValidator {
+        /// Its consensus key.
+        key: AccountId,
+        /// Its p2p address.
+        address: std::net::SocketAddr,
+    },
+    /// Remove a validator node; its votes stop counting at the next epoch boundary.
+    RemoveValidator {
+        /// Its consensus key.
+        key: AccountId,
+    },
 }
 
 impl Write for Action {
@@ -290,6 +302,15 @@ impl Write for Action {
                 1u8.write(buf);
                 org.write(buf);
             }
+            Self::AddValidator { key, address } => {
+                2u8.write(buf);
+                key.write(buf);
+                address.write(buf);
+            }
+            Self::RemoveValidator { key } => {
+                3u8.write(buf);
+                key.write(buf);
+            }
         }
     }
 }
@@ -299,6 +320,8 @@ impl EncodeSize for Action {
         match self {
             Self::AdmitOrg { .. } => 1 + 16 + 1 + 32,
             Self::RemoveOrg { .. } => 1 + 16,
+            Self::AddValidator { address, .. } => 1 + 32 + address.encode_size(),
+            Self::RemoveValidator { .. } => 1 + 32,
         }
     }
 }
@@ -314,6 +337,13 @@ impl Read for Action {
             }),
             1 => Ok(Self::RemoveOrg {
                 org: OrgId::read(buf)?,
+            }),
+            2 => Ok(Self::AddValidator {
+                key: AccountId::read(buf)?,
+                address: std::net::SocketAddr::read(buf)?,
+            }),
+            3 => Ok(Self::RemoveValidator {
+                key: AccountId::read(buf)?,
             }),
             other => Err(CodecError::InvalidEnum(other)),
         }
@@ -442,6 +472,15 @@ pub enum GovError {
     /// Too many open proposals or members.
     #[error("governance is at capacity: {0}")]
     AtCapacity(&'static str),
+    /// The key is already a validator.
+    #[error("{0} is already a validator")]
+    ValidatorExists(String),
+    /// The key is not a validator.
+    #[error("{0} is not a validator")]
+    UnknownValidator(String),
+    /// Removing the validator would leave none.
+    #[error("the last validator cannot leave or be removed")]
+    LastValidator,
 }
 
 impl GovError {
@@ -456,6 +495,9 @@ impl GovError {
             Self::NotRegistered(_) => "gov_not_registered",
             Self::RolesNotGrantable { .. } => "gov_roles_not_grantable",
             Self::AtCapacity(_) => "gov_at_capacity",
+            Self::ValidatorExists(_) => "gov_validator_exists",
+            Self::UnknownValidator(_) => "gov_unknown_validator",
+            Self::LastValidator => "gov_last_validator",
             Self::Frozen(_) => "frozen",
             Self::NotIssuer(_) => "emoney_not_issuer",
             Self::RedeemTooMuch(_) => "insufficient_balance",

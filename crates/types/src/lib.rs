@@ -17,6 +17,7 @@ pub mod limits;
 pub mod peg;
 pub mod state_key;
 pub mod tx;
+pub mod validators;
 
 pub use account::{Account, AccountId};
 pub use amount::Amount;

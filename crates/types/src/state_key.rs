@@ -55,6 +55,22 @@ pub mod gov {
     }
 }
 
+/// Keys of the validator registry.
+pub mod validators {
+    use crate::{Digest, sha256};
+
+    /// `validators/registry` → [`crate::validators::ValidatorSet`]: the live registry
+    /// (absent: the genesis set).
+    pub fn registry() -> Digest {
+        sha256(&[b"validators/registry"])
+    }
+    /// `validators/epochs/{e}` → [`crate::validators::ValidatorSet`]: the committee of epoch
+    /// `e` (absent for epoch 0: the genesis set).
+    pub fn committee(epoch: u64) -> Digest {
+        sha256(&[b"validators/epochs/", &epoch.to_be_bytes()])
+    }
+}
+
 /// Keys of the peg's records.
 pub mod peg {
     use crate::{Digest, peg::Outpoint, sha256};

@@ -140,6 +140,8 @@ pub enum Call {
         /// Digest of the attestation document.
         statement: [u8; 32],
     },
+    /// The sender, a validator, leaves the validator set at the next epoch boundary.
+    LeaveValidator,
 }
 
 fn headers_as_hex<S: serde::Serializer>(
@@ -167,6 +169,7 @@ impl Call {
     const ISSUE: u8 = 14;
     const REDEEM: u8 = 15;
     const RESERVE_REPORT: u8 = 16;
+    const LEAVE_VALIDATOR: u8 = 17;
 
     /// The call's kind, as named in errors and permissions.
     pub const fn kind(&self) -> &'static str {
@@ -188,6 +191,7 @@ impl Call {
             Self::Issue { .. } => "issue",
             Self::Redeem { .. } => "redeem",
             Self::ReserveReport { .. } => "reserve_report",
+            Self::LeaveValidator => "leave_validator",
         }
     }
 }
@@ -256,6 +260,7 @@ impl Write for Call {
                 account.write(buf);
             }
             Self::SelfRegister => Self::SELF_REGISTER.write(buf),
+            Self::LeaveValidator => Self::LEAVE_VALIDATOR.write(buf),
             Self::Freeze { target } => {
                 Self::FREEZE.write(buf);
                 target.write(buf);
@@ -315,7 +320,7 @@ impl EncodeSize for Call {
             Self::Vote { .. } => 8 + 1,
             Self::Register { .. } => 32 + 2,
             Self::Revoke { .. } => 32,
-            Self::SelfRegister => 0,
+            Self::SelfRegister | Self::LeaveValidator => 0,
             Self::Freeze { target } | Self::Unfreeze { target } => target.encode_size(),
             Self::Issue { .. } => 8 + 32 + 8,
             Self::Redeem { .. } => 8 + 8,
@@ -373,6 +378,7 @@ impl Read for Call {
                 account: AccountId::read(buf)?,
             }),
             Self::SELF_REGISTER => Ok(Self::SelfRegister),
+            Self::LEAVE_VALIDATOR => Ok(Self::LeaveValidator),
             Self::FREEZE => Ok(Self::Freeze {
                 target: FreezeTarget::read(buf)?,
             }),

@@ -72,8 +72,15 @@ impl Equivocation {
     /// The view of an outgoing vote and its signed, encoded twin; `None` for a nullify, which
     /// carries no digest to contradict.
     fn twin(&self, message: &IoBufs) -> Option<(View, IoBufs)> {
-        let vote = Vote::<Scheme, Digest>::decode(message.clone().coalesce())
-            .expect("the validator's own vote decodes");
+        // Consensus channels carry each epoch's messages behind the epoch's subchannel prefix.
+        let (epoch, vote) = commonware_p2p::utils::mux::parse(message.clone().coalesce())
+            .expect("the validator's own message carries its epoch");
+        let vote = Vote::<Scheme, Digest>::decode(vote).expect("the validator's own vote decodes");
+        let prefixed = |twin: Vote<Scheme, Digest>| -> IoBufs {
+            let mut bytes = commonware_codec::varint::UInt(epoch).encode().to_vec();
+            bytes.extend_from_slice(&twin.encode());
+            bytes.into()
+        };
         let mut evidence = self.evidence.lock().expect("evidence lock");
         match vote {
             Vote::Notarize(notarize) => {
@@ -84,14 +91,14 @@ impl Equivocation {
                 evidence.notarized.insert(view);
                 let twin = Notarize::sign(&self.scheme, conflicting(&notarize.proposal))
                     .expect("the equivocator signs");
-                Some((view, Vote::Notarize(twin).encode().into()))
+                Some((view, prefixed(Vote::Notarize(twin))))
             }
             Vote::Finalize(finalize) => {
                 let view = finalize.view();
                 evidence.finalized.insert(view);
                 let twin = Finalize::sign(&self.scheme, conflicting(&finalize.proposal))
                     .expect("the equivocator signs");
-                Some((view, Vote::Finalize(twin).encode().into()))
+                Some((view, prefixed(Vote::Finalize(twin))))
             }
             Vote::Nullify(_) => None,
         }

@@ -69,6 +69,7 @@ fn genesis(mode: Mode) -> Genesis {
             vote_period_blocks: VOTE_PERIOD,
             alert_threshold: None,
         }),
+        epoch_blocks: None,
     }
 }
 
@@ -354,6 +355,15 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
             vec![
                 admit("x", OrgKind::Seller, 70),
                 vote(0, true),
+                Call::Propose {
+                    action: Action::AddValidator {
+                        key: id(72),
+                        address: "127.0.0.1:1".parse().expect("address"),
+                    },
+                },
+                Call::Propose {
+                    action: Action::RemoveValidator { key: id(100) },
+                },
                 Call::Register {
                     account: id(71),
                     roles: role::SELLER,
@@ -427,6 +437,7 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
                         batch: 0,
                         signatures: List(Vec::new()),
                     },
+                    Call::LeaveValidator,
                 ],
             ));
         }
@@ -688,5 +699,99 @@ fn e_money_supply_tracks_issue_and_redeem_and_freezes_stop_what_they_cover() {
             Err(TxError::Gov(GovError::NotIssuer(_)))
         ));
         supply_holds(&chain, &cny, &holders).await;
+    });
+}
+
+#[test]
+fn validators_are_added_and_removed_by_vote_or_leave_and_committees_change_at_epoch_boundaries() {
+    use consort_types::{state_key::validators as vkey, validators::ValidatorSet};
+    deterministic::Runner::seeded(8).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        chain.genesis.epoch_blocks = Some(10);
+        let gov = Gov::from_genesis(&chain.genesis).expect("governance");
+        chain.gov = gov;
+        let keys = |set: Option<ValidatorSet>| set.map(|s| s.keys().collect::<Vec<_>>());
+        let genesis_keys: Vec<AccountId> = (100..104).map(id).collect();
+        let add = |key| Call::Propose {
+            action: Action::AddValidator {
+                key: id(key),
+                address: "127.0.0.1:32104".parse().expect("address"),
+            },
+        };
+
+        // Refused before any vote, changing nothing: a member again, removing a stranger.
+        assert_eq!(
+            chain.submit(1, add(100)).await,
+            Err(TxError::Gov(GovError::ValidatorExists(id(100).to_string())))
+        );
+        assert_eq!(
+            chain
+                .submit(
+                    1,
+                    Call::Propose {
+                        action: Action::RemoveValidator { key: id(105) }
+                    }
+                )
+                .await,
+            Err(TxError::Gov(GovError::UnknownValidator(
+                id(105).to_string()
+            )))
+        );
+        // Only a validator leaves.
+        assert!(matches!(
+            chain.submit(1, Call::LeaveValidator).await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        assert_eq!(keys(chain.read(&vkey::registry()).await), None);
+
+        // 104 joins by 3 of 4 votes; the registry changes at once, the committee at the
+        // boundary (block 9 fixes epoch 1).
+        chain.submit(1, add(104)).await.expect("proposed");
+        chain.submit(2, vote(0, true)).await.expect("voted");
+        assert_eq!(keys(chain.read(&vkey::registry()).await), None, "2 of 4");
+        chain.submit(3, vote(0, true)).await.expect("voted");
+        let mut with_joiner = genesis_keys.clone();
+        with_joiner.push(id(104));
+        assert_eq!(
+            keys(chain.read(&vkey::registry()).await),
+            Some(with_joiner.clone())
+        );
+        assert!(chain.height < 9);
+        assert_eq!(keys(chain.read(&vkey::committee(1)).await), None);
+        while chain.height < 9 {
+            assert!(chain.block(Vec::new()).await.is_empty());
+        }
+        assert_eq!(
+            keys(chain.read(&vkey::committee(1)).await),
+            Some(with_joiner.clone())
+        );
+
+        // Validator 100 leaves on its own; the registry drops it, epoch 1 keeps it, epoch 2
+        // (fixed by block 19) does not.
+        chain
+            .submit(100, Call::LeaveValidator)
+            .await
+            .expect("a validator leaves");
+        let without_leaver: Vec<AccountId> = with_joiner[1..].to_vec();
+        assert_eq!(
+            keys(chain.read(&vkey::registry()).await),
+            Some(without_leaver.clone())
+        );
+        while chain.height < 19 {
+            assert!(chain.block(Vec::new()).await.is_empty());
+        }
+        assert_eq!(
+            keys(chain.read(&vkey::committee(1)).await),
+            Some(with_joiner)
+        );
+        assert_eq!(
+            keys(chain.read(&vkey::committee(2)).await),
+            Some(without_leaver)
+        );
+        // The leaver is no validator any more: leaving again is unauthorized.
+        assert!(matches!(
+            chain.submit(100, Call::LeaveValidator).await,
+            Err(TxError::Unauthorized { .. })
+        ));
     });
 }

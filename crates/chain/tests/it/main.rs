@@ -1,5 +1,6 @@
 //! Multi-validator tests on commonware's deterministic runtime and simulated network.
 
+mod epochs;
 mod equivocator;
 mod gov;
 mod peg;

@@ -69,6 +69,7 @@ fn genesis() -> Genesis {
             .collect(),
         accounts: Vec::new(),
         governance: None,
+        epoch_blocks: None,
         peg: Some(PegConfig {
             network: "litecoin-regtest".into(),
             asset: "LTC".parse().expect("asset"),

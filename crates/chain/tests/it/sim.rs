@@ -61,6 +61,7 @@ pub fn genesis(n: u64) -> Genesis {
             .collect(),
         peg: None,
         governance: None,
+        epoch_blocks: None,
     }
 }
 
@@ -203,6 +204,14 @@ impl Chain {
                 partition_prefix: format!("validator-{index}"),
                 mempool,
                 observer: Arc::new(NoObserver),
+                tracker: {
+                    use commonware_p2p::Manager as _;
+                    let mut manager = oracle.manager();
+                    Box::new(move |epoch, committee| {
+                        let _ =
+                            manager.track(epoch, consort_chain::epochs::participants(committee));
+                    })
+                },
             },
             channels,
             oracle.manager(),

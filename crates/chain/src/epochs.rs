@@ -200,7 +200,12 @@ where
         R: Receiver<PublicKey = ed25519::PublicKey>,
     {
         let context = self.context.child("orchestrator");
-        context.spawn(move |_| self.run(votes, certificates, resolver))
+        context.spawn(move |context| {
+            // Everything the orchestrator starts descends from its task: aborting it stops all.
+            let mut this = self;
+            this.context = context;
+            this.run(votes, certificates, resolver)
+        })
     }
 
     async fn run<S, R>(mut self, votes: (S, R), certificates: (S, R), resolver: (S, R))

@@ -12,7 +12,7 @@ use commonware_glue::simulate::{
     tracker::FinalizationUpdate,
 };
 use commonware_p2p::{Receiver, Sender, simulated::Oracle};
-use commonware_runtime::{Handle, Quota, Supervisor as _, deterministic};
+use commonware_runtime::{Handle, Quota, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, channel::mpsc};
 use consort_chain::{
     Mempool,
@@ -196,37 +196,45 @@ impl Chain {
             let _ = mempool.admit(tx.clone(), Some(sender), false);
         }
         let pk = public_key.clone();
-        let running = validator::start(
-            context.child("validator"),
-            validator::Config {
-                genesis: self.genesis.clone(),
-                signer: self.signer(public_key),
-                partition_prefix: format!("validator-{index}"),
-                mempool,
-                observer: Arc::new(NoObserver),
-                tracker: {
-                    use commonware_p2p::Manager as _;
-                    let mut manager = oracle.manager();
-                    Box::new(move |epoch, committee| {
-                        let _ =
-                            manager.track(epoch, consort_chain::epochs::participants(committee));
-                    })
-                },
+        let config = validator::Config {
+            genesis: self.genesis.clone(),
+            signer: self.signer(public_key),
+            partition_prefix: format!("validator-{index}"),
+            mempool,
+            observer: Arc::new(NoObserver),
+            tracker: {
+                use commonware_p2p::Manager as _;
+                let mut manager = oracle.manager();
+                Box::new(move |epoch, committee| {
+                    let _ = manager.track(epoch, consort_chain::epochs::participants(committee));
+                })
             },
-            channels,
-            oracle.manager(),
-            oracle.control(pk.clone()),
-            move |inner| MonitorReporter::new(pk, monitor, inner),
-        )
-        .await;
-        (
-            running.engine,
-            State {
+        };
+        let peers = oracle.manager();
+        let blocker = oracle.control(pk.clone());
+        let clock = Arc::new(std::sync::Mutex::new(context.child("clock")));
+        // The whole stack runs under one task, so that a crash (aborting it) stops every actor
+        // and frees its storage for the restart.
+        let (started, state) = futures::channel::oneshot::channel();
+        let root = context.child("root").spawn(move |context| async move {
+            let running = validator::start(
+                context.child("validator"),
+                config,
+                channels,
+                peers,
+                blocker,
+                move |inner| MonitorReporter::new(pk, monitor, inner),
+            )
+            .await;
+            let _ = started.send(State {
                 marshal: running.marshal,
                 stateful: running.stateful,
-                clock: Arc::new(std::sync::Mutex::new(context)),
-            },
-        )
+                clock,
+            });
+            let _ = running.engine.await;
+        });
+        let state = state.await.expect("the validator starts");
+        (root, state)
     }
 }
 

@@ -179,6 +179,33 @@ impl commonware_glue::simulate::exit::ExitCondition<Key, State> for QuorumReache
     }
 }
 
+/// Exit once every running validator processed `0` blocks (views restart in every epoch, so
+/// progress across epochs is measured in heights).
+#[derive(Clone)]
+struct HeightReached(u64);
+
+impl commonware_glue::simulate::exit::ExitCondition<Key, State> for HeightReached {
+    fn name(&self) -> &str {
+        "height_reached"
+    }
+
+    fn reached<'a>(
+        &'a self,
+        _tracker: &'a ProgressTracker<Key>,
+        states: &'a [&'a State],
+        _target: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move {
+            for state in states {
+                if state.processed_height().await < self.0 {
+                    return Ok(false);
+                }
+            }
+            Ok(!states.is_empty())
+        })
+    }
+}
+
 fn link(success_percent: u64) -> Link {
     Link {
         latency: Duration::from_millis(20),
@@ -437,4 +464,27 @@ fn a_consortium_of_four_validators_admits_an_organisation_by_vote_and_refuses_on
         .property(GovernanceDecided)
         .run()
         .expect("the consortium decides both proposals the same way on every validator");
+}
+
+#[test]
+fn validators_cross_epoch_boundaries_through_random_crashes_and_restarts() {
+    let txs = sim::transfers(3);
+    let mut genesis = sim::genesis(4);
+    // Short epochs: the run crosses several boundaries, some while a validator is down, so a
+    // restarted validator resumes in a later epoch than it crashed in.
+    genesis.epoch_blocks = Some(8);
+    let chain = Chain::with_genesis(genesis, txs.clone());
+    let expected = BalancesMatch(sim::expected_accounts(&chain.genesis, &txs));
+    PlanBuilder::new(chain)
+        .seed(9)
+        .crash(Crash::Random {
+            frequency: Duration::from_secs(5),
+            downtime: Duration::from_secs(4),
+            count: 1,
+        })
+        .exit_condition(HeightReached(120))
+        .timeout(Duration::from_secs(900))
+        .property(expected)
+        .run()
+        .expect("validators keep finalizing across epochs while crashing and restarting");
 }

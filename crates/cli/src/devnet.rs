@@ -37,6 +37,9 @@ pub const PEG_CONFIRMATIONS: u32 = 2;
 /// Contest blocks of the devnet's peg.
 pub const PEG_CONTEST_BLOCKS: u32 = 3;
 
+/// Blocks per epoch on the devnet: short, so validator-set changes take effect within a minute.
+pub const DEVNET_EPOCH_BLOCKS: u64 = 60;
+
 /// Write a federation keystore and its passphrase file for one key holder.
 fn federation_keystore(dir: &Path, name: &str) -> anyhow::Result<(String, PathBuf, PathBuf)> {
     use consort_mainchain::{KdfParams, Keystore, SigningKey};
@@ -144,7 +147,7 @@ pub fn prepare_with(
         validators: genesis_validators,
         accounts,
         governance: None,
-        epoch_blocks: None,
+        epoch_blocks: Some(DEVNET_EPOCH_BLOCKS),
         peg: match main {
             Some(_) => {
                 let mut recovery_keys = Vec::new();

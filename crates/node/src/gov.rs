@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/gov/proposals/{id}", get(proposal))
         .route("/v1/accounts/{id}/registration", get(registration))
         .route("/v1/emoney/{asset}", get(emoney))
+        .route("/v1/validators", get(validator_sets))
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -122,5 +123,30 @@ async fn emoney(State(s): AppState, Path(asset): Path<String>) -> Result<Json<Va
         "reported_at": money.reported_at,
         "statement": hex::encode(money.statement),
         "frozen": frozen,
+    })))
+}
+
+async fn validator_sets(State(s): AppState) -> Result<Json<Value>, ApiError> {
+    use consort_types::{state_key::validators as vkey, validators::ValidatorSet};
+    let height = s.observer.tip.lock().expect("tip lock").height;
+    let epoch = consort_chain::validators::epoch_of(&s.genesis, height + 1).get();
+    let blocks = s.genesis.epoch_blocks();
+    let registry: ValidatorSet = read(&s.databases, &vkey::registry())
+        .await?
+        .unwrap_or_else(|| s.genesis.validator_set());
+    let committee: Option<ValidatorSet> = if epoch == 0 {
+        Some(s.genesis.validator_set())
+    } else {
+        read(&s.databases, &vkey::committee(epoch)).await?
+    };
+    let pending_change = committee.as_ref() != Some(&registry);
+    Ok(Json(json!({
+        "finalized_height": height,
+        "epoch": epoch,
+        "epoch_blocks": blocks,
+        "next_boundary": (epoch + 1) * blocks - 1,
+        "committee": committee.map(|c| c.members.0),
+        "registry": registry.members.0,
+        "pending_change": pending_change,
     })))
 }

@@ -257,7 +257,7 @@ async fn serve(
         },
         cups::Version::V1,
     );
-    let p2p_config = lookup::Config::local(
+    let mut p2p_config = lookup::Config::local(
         handshake,
         P2P_NAMESPACE,
         config.p2p_listen,
@@ -265,6 +265,8 @@ async fn serve(
         max_message,
         NZUsize!(4096),
     );
+    // The current epoch's committee and the previous one (connected during the hand-over).
+    p2p_config.tracked_peer_sets = NZUsize!(2);
     let (mut network, oracle) = lookup::Network::new(context.child("network"), p2p_config);
     // Each epoch's committee becomes the p2p peer set of that epoch (the orchestrator tracks
     // the current epoch at start and every later one as it enters it).
@@ -291,7 +293,7 @@ async fn serve(
         }
     });
     // A channel's mailbox holds peers × burst messages: keep the burst modest.
-    let quota = Quota::per_second(NZU32!(4096));
+    let quota = Quota::per_second(NZU32!(1024));
     let pairs: Vec<_> = channel::CONSENSUS
         .iter()
         .map(|c| network.register(*c, quota))

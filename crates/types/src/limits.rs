@@ -16,8 +16,9 @@ pub const BLOCK_TXS_MAX: usize = 8192;
 /// Most accounts funded in genesis.
 pub const GENESIS_ACCOUNTS_MAX: usize = 100_000;
 
-/// Most validators in a set.
-pub const VALIDATORS_MAX: usize = 128;
+/// Most validators in a set. Every node keeps a p2p mailbox slot per possible peer and message
+/// burst, so this bounds memory as well as BFT message cost.
+pub const VALIDATORS_MAX: usize = 32;
 
 /// How far ahead of an account's nonce the mempool keeps transactions.
 pub const NONCE_WINDOW_MAX: u64 = 1024;

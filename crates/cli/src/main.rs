@@ -8,6 +8,7 @@ mod devnet;
 mod keys;
 mod mainchain;
 mod peg;
+mod validators;
 mod verify;
 
 use anyhow::Context as _;
@@ -112,6 +113,11 @@ enum Command {
     Peg {
         #[command(subcommand)]
         command: peg::PegCommand,
+    },
+    /// Validator nodes: the current committee, and adding, removing or leaving by governance.
+    Validators {
+        #[command(subcommand)]
+        command: validators::ValidatorsCommand,
     },
     /// Show a node's view of the chain.
     Status {
@@ -310,6 +316,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Peg { command } => peg::run(command),
+        Command::Validators { command } => validators::run(command),
         Command::Audit {
             command:
                 AuditCommand::Export {

@@ -72,6 +72,7 @@ pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
         state_root: target.root,
         ops_root: target.root,
         ops_range: target.range,
+        next_committee: None,
     };
     Block::new(header, Vec::new())
 }
@@ -121,8 +122,9 @@ fn header_for(
     parent: &Block,
     timestamp_ms: u64,
     txs: &[SignedTx],
-    merkleized: &Merkleized<impl Runtime>,
+    executed: &execute::Executed<impl Runtime>,
 ) -> Header {
+    let merkleized = &executed.merkleized;
     Header {
         context,
         parent: parent.digest(),
@@ -134,6 +136,7 @@ fn header_for(
         ops_root: (**merkleized).ops_root(),
         ops_range: NonEmptyRange::new(merkleized.sync_boundary()..merkleized.bounds().tip.size)
             .expect("the operation log is never empty"),
+        next_committee: executed.next_committee.clone(),
     }
 }
 
@@ -211,7 +214,7 @@ impl<E: Runtime> Application<E> for App {
         let timestamp_ms = now_ms(&context).max(parent.header.timestamp_ms);
         let height = parent.number() + 1;
         let candidates = mempool.candidates(limits::BLOCK_TXS_MAX, limits::BLOCK_SIZE_MAX - 4096);
-        let executed =
+        let mut executed =
             match execute::execute_block(batches, height, candidates, self.rules(), Mode::Propose)
                 .await
             {
@@ -221,14 +224,14 @@ impl<E: Runtime> Application<E> for App {
                     return None;
                 }
             };
-        mempool.reject(executed.rejected);
+        mempool.reject(std::mem::take(&mut executed.rejected));
         mempool.mark_in_flight(height, executed.included.iter().map(SignedTx::hash));
         let header = header_for(
             consensus,
             parent,
             timestamp_ms,
             &executed.included,
-            &executed.merkleized,
+            &executed,
         );
         debug!(height, txs = executed.included.len(), "proposing");
         Some(Proposed {
@@ -294,7 +297,7 @@ impl<E: Runtime> Application<E> for App {
             parent,
             block.header.timestamp_ms,
             &block.txs,
-            &executed.merkleized,
+            &executed,
         );
         if expected != block.header {
             warn!(height, "rejecting block: header does not match execution");

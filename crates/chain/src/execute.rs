@@ -224,6 +224,8 @@ pub struct Executed<E: Runtime> {
     pub included: Vec<SignedTx>,
     /// Transactions dropped while building, with why (not those merely out of nonce order).
     pub rejected: Vec<(TxHash, TxError)>,
+    /// The next epoch's committee, if this is the last block of an epoch.
+    pub next_committee: Option<consort_types::validators::ValidatorSet>,
 }
 
 /// What a block executes against besides its parent state.
@@ -381,7 +383,7 @@ pub async fn execute_block<E: Runtime>(
             peg.check_invariant(&mut store).await?;
         }
     }
-    crate::validators::end_block(&mut store, rules.genesis, height).await?;
+    let next_committee = crate::validators::end_block(&mut store, rules.genesis, height).await?;
     store.commit();
     let records = store.into_writes();
     let mut batch = batch;
@@ -406,6 +408,7 @@ pub async fn execute_block<E: Runtime>(
         merkleized,
         included,
         rejected,
+        next_committee,
     })
 }
 

@@ -1,9 +1,11 @@
 //! A light client: check an account's state proof against a finalized header and the
 //! validators' finalization certificate, trusting only the genesis document.
 //!
-//! The chain of trust: genesis names the validators → a quorum of them signed a finalization
-//! of a block digest → that digest is the SHA-256 of the header served → the header commits to a
-//! state root → the QMDB proof shows the account's value under that root.
+//! The chain of trust: genesis names the validators of epoch 0 → each epoch's committee signed
+//! the finalization of its last block, whose header names the next epoch's committee → the
+//! block's epoch committee signed a finalization of a block digest → that digest is the SHA-256
+//! of the header served → the header commits to a state root → the QMDB proof shows the
+//! account's value under that root.
 
 use crate::{
     state::{CHUNK_BYTES, StateValue, from_value},
@@ -37,6 +39,9 @@ pub struct AccountEvidence<'a> {
     pub finalization: &'a [u8],
     /// The encoded QMDB key-value proof.
     pub proof: &'a [u8],
+    /// For every epoch before the block's: the header and finalization of its last block
+    /// (empty while the chain is in epoch 0).
+    pub boundaries: &'a [(Vec<u8>, Vec<u8>)],
 }
 
 /// What was verified.
@@ -71,8 +76,8 @@ pub enum LightError {
         /// Digest of the served header.
         header: String,
     },
-    /// The signatures are not a quorum of the genesis validators.
-    #[error("the finalization signatures do not verify for the genesis validators")]
+    /// The signatures are not a quorum of the epoch's committee.
+    #[error("the finalization signatures do not verify for the epoch's validators")]
     BadSignatures,
     /// The proof bytes do not decode.
     #[error("the state proof does not decode: {0}")]
@@ -80,21 +85,21 @@ pub enum LightError {
     /// The proof does not show the claimed account under the header's state root.
     #[error("the state proof does not show this balance and nonce under the block's state root")]
     ProofMismatch,
+    /// The epoch boundaries do not lead from genesis to the block's epoch.
+    #[error("epoch boundary evidence is wrong: {0}")]
+    BadBoundary(String),
 }
 
-/// Verify `evidence` for a chain with `genesis`.
-pub fn verify_account(
-    genesis: &Genesis,
-    evidence: &AccountEvidence<'_>,
-) -> Result<Verified, LightError> {
-    let header = Header::decode(Copying(evidence.header))
-        .map_err(|e| LightError::BadHeader(e.to_string()))?;
-    let validators = participants(genesis);
-    let finalization = Finalization::<Scheme, sha256::Digest>::decode_cfg(
-        Copying(evidence.finalization),
-        &validators.len(),
-    )
-    .map_err(|e| LightError::BadFinalization(e.to_string()))?;
+/// Check a finalization of `header` by `committee`, in epoch `epoch`.
+fn check_finalized(
+    header: &Header,
+    finalization: &[u8],
+    committee: commonware_utils::ordered::Set<commonware_cryptography::ed25519::PublicKey>,
+    epoch: u64,
+) -> Result<Finalization<Scheme, sha256::Digest>, LightError> {
+    let finalization =
+        Finalization::<Scheme, sha256::Digest>::decode_cfg(Copying(finalization), &committee.len())
+            .map_err(|e| LightError::BadFinalization(e.to_string()))?;
     let digest = header.digest();
     if finalization.proposal.payload != digest {
         return Err(LightError::WrongBlock {
@@ -102,11 +107,86 @@ pub fn verify_account(
             header: digest.to_string(),
         });
     }
-    let scheme = Scheme::verifier(CONSENSUS_NAMESPACE, validators);
+    if finalization.proposal.round.epoch().get() != epoch {
+        return Err(LightError::BadBoundary(format!(
+            "block {} was finalized in epoch {}, expected {epoch}",
+            header.height.get(),
+            finalization.proposal.round.epoch().get()
+        )));
+    }
+    let scheme = Scheme::verifier(CONSENSUS_NAMESPACE, committee);
     let mut rng = rand::rng();
     if !finalization.verify(&mut rng, &scheme, &commonware_parallel::Sequential) {
         return Err(LightError::BadSignatures);
     }
+    Ok(finalization)
+}
+
+/// The committee of every epoch up to the one after the last boundary, from genesis.
+fn follow_committees(
+    genesis: &Genesis,
+    boundaries: &[(Vec<u8>, Vec<u8>)],
+) -> Result<commonware_utils::ordered::Set<commonware_cryptography::ed25519::PublicKey>, LightError>
+{
+    use commonware_consensus::types::{Epoch, Epocher as _};
+    let epocher = crate::validators::epocher(genesis);
+    let mut committee = participants(genesis);
+    for (epoch, (header, finalization)) in boundaries.iter().enumerate() {
+        let epoch = epoch as u64;
+        let header = Header::decode(Copying(header.as_slice()))
+            .map_err(|e| LightError::BadHeader(e.to_string()))?;
+        let last = epocher.last(Epoch::new(epoch)).map(|h| h.get());
+        if Some(header.height.get()) != last {
+            return Err(LightError::BadBoundary(format!(
+                "the header of epoch {epoch}'s boundary is at height {}",
+                header.height.get()
+            )));
+        }
+        check_finalized(&header, finalization, committee, epoch)?;
+        let next = header.next_committee.ok_or_else(|| {
+            LightError::BadBoundary(format!("epoch {epoch}'s last block names no committee"))
+        })?;
+        committee = crate::epochs::participants(&next);
+    }
+    Ok(committee)
+}
+
+/// Verify that `header` is finalized on the chain of `genesis`: follow the committee from
+/// genesis through `boundaries` (the last block of every earlier epoch, with its finalization)
+/// and check `finalization` against the committee of the header's epoch.
+pub fn verify_header(
+    genesis: &Genesis,
+    header: &[u8],
+    finalization: &[u8],
+    boundaries: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(Header, Finalization<Scheme, sha256::Digest>), LightError> {
+    let header =
+        Header::decode(Copying(header)).map_err(|e| LightError::BadHeader(e.to_string()))?;
+    let epoch = crate::validators::epoch_of(genesis, header.height.get()).get();
+    if boundaries.len() as u64 != epoch {
+        return Err(LightError::BadBoundary(format!(
+            "block {} is in epoch {epoch}, but {} boundaries were given",
+            header.height.get(),
+            boundaries.len()
+        )));
+    }
+    let committee = follow_committees(genesis, boundaries)?;
+    let finalization = check_finalized(&header, finalization, committee, epoch)?;
+    Ok((header, finalization))
+}
+
+/// Verify `evidence` for a chain with `genesis`.
+pub fn verify_account(
+    genesis: &Genesis,
+    evidence: &AccountEvidence<'_>,
+) -> Result<Verified, LightError> {
+    let (header, finalization) = verify_header(
+        genesis,
+        evidence.header,
+        evidence.finalization,
+        evidence.boundaries,
+    )?;
+    let digest = header.digest();
     let proof = StateProof::decode_cfg(Copying(evidence.proof), &(PROOF_DIGESTS_MAX, ()))
         .map_err(|e| LightError::BadProof(e.to_string()))?;
     let key = state_key::account(&evidence.id);

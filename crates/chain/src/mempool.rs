@@ -446,6 +446,7 @@ mod tests {
                     ..commonware_storage::mmr::Location::new(1),
             )
             .expect("non-empty"),
+            next_committee: None,
         };
         Block::new(header, txs)
     }

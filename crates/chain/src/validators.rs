@@ -126,16 +126,18 @@ pub async fn remove<E: Runtime>(
     Ok(())
 }
 
-/// End of block: the last block of epoch `e` fixes the committee of epoch `e + 1`.
+/// End of block: the last block of epoch `e` fixes the committee of epoch `e + 1` (returned,
+/// for the block header).
 pub async fn end_block<E: Runtime>(
     store: &mut Store<'_, E>,
     genesis: &Genesis,
     height: u64,
-) -> Result<(), BlockError> {
+) -> Result<Option<ValidatorSet>, BlockError> {
     if !is_boundary(genesis, height) {
-        return Ok(());
+        return Ok(None);
     }
     let next = epoch_of(genesis, height).get() + 1;
     let set = registry(store, genesis).await?;
-    store.put(&key::committee(next), &set).await
+    store.put(&key::committee(next), &set).await?;
+    Ok(Some(set))
 }

@@ -34,6 +34,16 @@ pub fn account(client: &Client, genesis: &Genesis, id: &str) -> anyhow::Result<V
         let header = field(&block, "header")?;
         let finalization = field(&block, "finalization")?;
         let proof_bytes = field(proof, "proof")?;
+        let epoch = consort_chain::validators::epoch_of(genesis, height).get();
+        let blocks = genesis.epoch_blocks();
+        let mut boundaries = Vec::new();
+        for e in 0..epoch {
+            let boundary = client.get(&format!("/v1/blocks/{}", (e + 1) * blocks - 1))?;
+            boundaries.push((
+                field(&boundary, "header")?,
+                field(&boundary, "finalization")?,
+            ));
+        }
         let account = Account {
             balance: Amount::new(answer["balance"].as_u64().context("no balance")?),
             nonce: answer["nonce"].as_u64().context("no nonce")?,
@@ -46,6 +56,7 @@ pub fn account(client: &Client, genesis: &Genesis, id: &str) -> anyhow::Result<V
                 header: &header,
                 finalization: &finalization,
                 proof: &proof_bytes,
+                boundaries: &boundaries,
             },
         )
         .map_err(|e| anyhow::anyhow!("verification FAILED: {e}; do not trust this node's answer"));

@@ -34,6 +34,9 @@ pub struct Header {
     pub ops_root: Digest,
     /// Operation range of the state after this block (state sync target).
     pub ops_range: NonEmptyRange<Location>,
+    /// In the last block of an epoch: the committee of the next epoch, so that a light client
+    /// follows validator-set changes from genesis through finalized boundary headers alone.
+    pub next_committee: Option<crate::validators::ValidatorSet>,
 }
 
 impl Header {
@@ -54,6 +57,7 @@ impl Write for Header {
         self.state_root.write(buf);
         self.ops_root.write(buf);
         self.ops_range.write(buf);
+        self.next_committee.write(buf);
     }
 }
 
@@ -66,6 +70,7 @@ impl EncodeSize for Header {
             + 4
             + Digest::SIZE * 3
             + self.ops_range.encode_size()
+            + self.next_committee.encode_size()
     }
 }
 
@@ -82,6 +87,7 @@ impl Read for Header {
             state_root: Digest::read(buf)?,
             ops_root: Digest::read(buf)?,
             ops_range: NonEmptyRange::read(buf)?,
+            next_committee: Option::read(buf)?,
         })
     }
 }

@@ -381,6 +381,63 @@ fn a_validator_joins_by_vote_and_another_is_removed_on_the_running_network() {
             nodes[2].height().await,
             nodes[4].height().await
         );
+        // A light client trusting only genesis follows the committee changes through each
+        // epoch's last block and accepts a block of the final epoch; without the boundary
+        // where validator 0 left, it cannot.
+        use commonware_codec::Encode as _;
+        let tip = nodes[1].height().await;
+        let last_epoch = tip / EPOCH_BLOCKS;
+        let mut boundaries = Vec::new();
+        for epoch in 0..last_epoch {
+            let height = Height::new((epoch + 1) * EPOCH_BLOCKS - 1);
+            let block = nodes[1].marshal.get_block(height).await.expect("boundary");
+            let finalization = nodes[1]
+                .marshal
+                .get_finalization(height)
+                .await
+                .expect("boundary finalization");
+            boundaries.push((
+                block.inner().header.encode().to_vec(),
+                finalization.encode().to_vec(),
+            ));
+        }
+        let block = nodes[1]
+            .marshal
+            .get_block(Height::new(tip))
+            .await
+            .expect("tip");
+        let finalization = nodes[1]
+            .marshal
+            .get_finalization(Height::new(tip))
+            .await
+            .expect("tip finalization");
+        let header = block.inner().header.encode().to_vec();
+        let (verified, _) = consort_chain::light::verify_header(
+            &genesis,
+            &header,
+            &finalization.encode(),
+            &boundaries,
+        )
+        .expect("the light client follows the committee changes");
+        assert_eq!(verified.height.get(), tip);
+        let mut stale = boundaries.clone();
+        // Claim the last block before the removal named the old committee again.
+        let mut forged = nodes[1]
+            .marshal
+            .get_block(Height::new(removed * EPOCH_BLOCKS - 1))
+            .await
+            .expect("boundary")
+            .inner()
+            .header
+            .clone();
+        forged.next_committee = nodes[1].committee(removed - 1).await;
+        stale[removed as usize - 1].0 = forged.encode().to_vec();
+        assert!(
+            consort_chain::light::verify_header(&genesis, &header, &finalization.encode(), &stale)
+                .is_err(),
+            "a boundary header naming another committee does not match its finalization"
+        );
+
         // The live validators, the joiner included, hold one chain.
         let common = nodes[1].height().await.min(nodes[4].height().await);
         let reference = digests(&nodes[1], common).await;

@@ -419,6 +419,17 @@ fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, i
         std::thread::sleep(Duration::from_millis(100));
     };
     let bytes = |v: &Value| hex::decode(v.as_str().expect("hex field")).expect("hex");
+    // The devnet's epochs are short: the committee is followed from genesis through every
+    // epoch's last block.
+    let height = block["height"].as_u64().expect("height");
+    let blocks = genesis.epoch_blocks();
+    let boundaries: Vec<(Vec<u8>, Vec<u8>)> = (0..height / blocks)
+        .map(|e| {
+            let boundary =
+                get(&format!("{api}/v1/blocks/{}", (e + 1) * blocks - 1)).expect("block");
+            (bytes(&boundary["header"]), bytes(&boundary["finalization"]))
+        })
+        .collect();
     let header = bytes(&block["header"]);
     let finalization = bytes(&block["finalization"]);
     let proof = bytes(&answer["proof"]["proof"]);
@@ -433,6 +444,7 @@ fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, i
             header,
             finalization,
             proof: &proof,
+            boundaries: &boundaries,
         };
         verify_account(&genesis, &evidence)
     };
@@ -477,9 +489,21 @@ fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, i
         header: &header,
         finalization: &finalization,
         proof: &proof,
+        boundaries: &boundaries,
     };
     assert_eq!(
         verify_account(&forged, &evidence_struct),
         Err(LightError::BadSignatures)
     );
+    // A boundary left out: the block's epoch committee cannot be reached.
+    if let Some((_, fewer)) = boundaries.split_last() {
+        let evidence_struct = AccountEvidence {
+            boundaries: fewer,
+            ..evidence_struct
+        };
+        assert!(matches!(
+            verify_account(&genesis, &evidence_struct),
+            Err(LightError::BadBoundary(_))
+        ));
+    }
 }

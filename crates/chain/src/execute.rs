@@ -257,6 +257,16 @@ async fn apply_other<E: Runtime>(
             transfer_asset(store, asset, &tx.tx.sender, to, amount.units()).await
         }
         Call::Transfer { .. } => unreachable!("native transfers go through the overlay"),
+        Call::SetSealKey { .. } | Call::PutPrivate { .. } => {
+            crate::private::apply(
+                store,
+                rules.gov.is_some(),
+                &tx.tx.sender,
+                &tx.tx.call,
+                height,
+            )
+            .await
+        }
         Call::LeaveValidator => {
             crate::validators::remove(store, rules.genesis, &tx.tx.sender).await
         }

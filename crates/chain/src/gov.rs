@@ -148,6 +148,14 @@ impl Gov {
         Ok(())
     }
 
+    /// The role bits of `account` if its registration is active and its organisation a member.
+    pub async fn active_roles<E: Runtime>(
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+    ) -> Result<Option<u16>, BlockError> {
+        Ok(Self::active(store, account).await?.map(|r| r.roles))
+    }
+
     async fn has_role<E: Runtime>(
         store: &mut Store<'_, E>,
         sender: &AccountId,
@@ -241,7 +249,9 @@ impl Gov {
             | Call::TransferAsset { .. }
             | Call::ClaimDeposit { .. }
             | Call::PegOut { .. }
-            | Call::ConfirmBatch { .. } => {
+            | Call::ConfirmBatch { .. }
+            | Call::SetSealKey { .. }
+            | Call::PutPrivate { .. } => {
                 if validators::is_validator(store, &self.genesis, sender).await?
                     || Self::active(store, sender).await?.is_some()
                 {

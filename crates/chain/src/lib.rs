@@ -14,6 +14,7 @@ pub mod gov;
 pub mod light;
 pub mod mempool;
 pub mod peg;
+pub mod private;
 pub mod state;
 pub mod store;
 pub mod validator;

@@ -71,6 +71,12 @@ impl From<consort_types::gov::GovError> for Fail {
     }
 }
 
+impl From<consort_types::sealed::PrivateError> for Fail {
+    fn from(error: consort_types::sealed::PrivateError) -> Self {
+        Self::Tx(TxError::Private(error))
+    }
+}
+
 impl From<BlockError> for Fail {
     fn from(error: BlockError) -> Self {
         Self::Db(error)

@@ -80,6 +80,9 @@ pub enum TxError {
     /// A governance call was refused.
     #[error(transparent)]
     Gov(#[from] crate::gov::GovError),
+    /// A private record was refused.
+    #[error(transparent)]
+    Private(#[from] crate::sealed::PrivateError),
 }
 
 impl TxError {
@@ -100,6 +103,7 @@ impl TxError {
             Self::Unauthorized { .. } => "unauthorized",
             Self::Peg(error) => error.code(),
             Self::Gov(error) => error.code(),
+            Self::Private(error) => error.code(),
         }
     }
 }

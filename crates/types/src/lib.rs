@@ -15,6 +15,7 @@ pub mod gov;
 pub mod hex_serde;
 pub mod limits;
 pub mod peg;
+pub mod sealed;
 pub mod state_key;
 pub mod tx;
 pub mod validators;

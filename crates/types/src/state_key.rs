@@ -55,6 +55,25 @@ pub mod gov {
     }
 }
 
+/// Keys of private records.
+pub mod private {
+    use crate::{AccountId, Digest, sha256};
+    use commonware_codec::Encode;
+
+    /// `private/seal-keys/{id}` → the account's [`crate::sealed::SealKey`].
+    pub fn seal_key(id: &AccountId) -> Digest {
+        sha256(&[b"private/seal-keys/", &id.encode()])
+    }
+    /// `private/records/{n}` → [`crate::sealed::PrivateRecord`].
+    pub fn record(id: u64) -> Digest {
+        sha256(&[b"private/records/", &id.to_be_bytes()])
+    }
+    /// `private/next` → `u64`, the next record number.
+    pub fn next() -> Digest {
+        sha256(&[b"private/next"])
+    }
+}
+
 /// Keys of the validator registry.
 pub mod validators {
     use crate::{Digest, sha256};

@@ -142,6 +142,22 @@ pub enum Call {
     },
     /// The sender, a validator, leaves the validator set at the next epoch boundary.
     LeaveValidator,
+    /// Publish the sender's public sealing key (X25519, derived from its signing key).
+    SetSealKey {
+        /// The key.
+        #[serde(with = "crate::hex_serde::bytes32")]
+        key: [u8; 32],
+    },
+    /// Put a private record on chain, sealed to its recipients (the author, the party it
+    /// concerns and a regulator among them).
+    PutPrivate {
+        /// The other party it concerns.
+        about: AccountId,
+        /// What it is (`shipping-address`, `phone`, `note`…).
+        label: Blob<{ crate::sealed::LABEL_MAX }>,
+        /// The sealed payload.
+        envelope: crate::sealed::Sealed,
+    },
 }
 
 fn headers_as_hex<S: serde::Serializer>(
@@ -170,6 +186,8 @@ impl Call {
     const REDEEM: u8 = 15;
     const RESERVE_REPORT: u8 = 16;
     const LEAVE_VALIDATOR: u8 = 17;
+    const SET_SEAL_KEY: u8 = 19;
+    const PUT_PRIVATE: u8 = 20;
 
     /// The call's kind, as named in errors and permissions.
     pub const fn kind(&self) -> &'static str {
@@ -192,6 +210,8 @@ impl Call {
             Self::Redeem { .. } => "redeem",
             Self::ReserveReport { .. } => "reserve_report",
             Self::LeaveValidator => "leave_validator",
+            Self::SetSealKey { .. } => "set_seal_key",
+            Self::PutPrivate { .. } => "put_private",
         }
     }
 }
@@ -290,6 +310,20 @@ impl Write for Call {
                 reserves.write(buf);
                 statement.write(buf);
             }
+            Self::SetSealKey { key } => {
+                Self::SET_SEAL_KEY.write(buf);
+                key.write(buf);
+            }
+            Self::PutPrivate {
+                about,
+                label,
+                envelope,
+            } => {
+                Self::PUT_PRIVATE.write(buf);
+                about.write(buf);
+                label.write(buf);
+                envelope.write(buf);
+            }
         }
     }
 }
@@ -325,6 +359,12 @@ impl EncodeSize for Call {
             Self::Issue { .. } => 8 + 32 + 8,
             Self::Redeem { .. } => 8 + 8,
             Self::ReserveReport { .. } => 8 + 8 + 32,
+            Self::SetSealKey { .. } => 32,
+            Self::PutPrivate {
+                about,
+                label,
+                envelope,
+            } => about.encode_size() + label.encode_size() + envelope.encode_size(),
         }
     }
 }
@@ -398,6 +438,14 @@ impl Read for Call {
                 asset: Asset::read(buf)?,
                 reserves: u64::read(buf)?,
                 statement: <[u8; 32]>::read(buf)?,
+            }),
+            Self::SET_SEAL_KEY => Ok(Self::SetSealKey {
+                key: <[u8; 32]>::read(buf)?,
+            }),
+            Self::PUT_PRIVATE => Ok(Self::PutPrivate {
+                about: AccountId::read(buf)?,
+                label: Blob::read(buf)?,
+                envelope: crate::sealed::Sealed::read(buf)?,
             }),
             other => Err(CodecError::InvalidEnum(other)),
         }

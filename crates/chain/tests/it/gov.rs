@@ -410,6 +410,12 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
                     asset: "CNY".parse().expect("asset"),
                     amount: Amount::new(1),
                 },
+                Call::SetSealKey { key: [9; 32] },
+                Call::PutPrivate {
+                    about: id(1),
+                    label: Blob(b"note".to_vec()),
+                    envelope: Default::default(),
+                },
             ]
         };
         // (who, calls that must be refused as unauthorized)
@@ -793,5 +799,148 @@ fn validators_are_added_and_removed_by_vote_or_leave_and_committees_change_at_ep
             chain.submit(100, Call::LeaveValidator).await,
             Err(TxError::Unauthorized { .. })
         ));
+    });
+}
+
+#[test]
+fn private_fields_are_sealed_to_buyer_seller_and_regulator_and_refused_without_them() {
+    use commonware_codec::Encode as _;
+    use consort_types::{
+        sealed::{self, PrivateError, PrivateRecord, SealError},
+        state_key::private as pkey,
+    };
+    deterministic::Runner::seeded(9).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        // The buyer (50) registers as a customer; the shop's admin (2) sells; 4 is the
+        // regulator; the bank's admin (3) is a third party.
+        let (buyer, seller, regulator, stranger) = (50, 2, 4, 3);
+        chain
+            .submit(buyer, Call::SelfRegister)
+            .await
+            .expect("customer");
+        let seal_key = |who: u64| sealed::keypair(&key(who).encode());
+        for who in [buyer, seller, regulator, stranger] {
+            chain
+                .submit(
+                    who,
+                    Call::SetSealKey {
+                        key: seal_key(who).1,
+                    },
+                )
+                .await
+                .expect("publishes its sealing key");
+        }
+        let address = b"Room 5, 1 Harbour Road; phone +86 138 0000 0000".to_vec();
+        let label = Blob(b"shipping-address".to_vec());
+        let info = sealed::context(CHAIN_ID, &id(buyer), &id(seller), label.as_slice());
+        let envelope = |to: &[u64]| {
+            let recipients: Vec<_> = to.iter().map(|w| (id(*w), seal_key(*w).1)).collect();
+            sealed::seal(&address, &recipients, &info).expect("seals")
+        };
+        let put = |envelope| Call::PutPrivate {
+            about: id(seller),
+            label: label.clone(),
+            envelope,
+        };
+
+        // Refused, changing nothing: no regulator; the seller left out; an account without a
+        // sealing key; a recipient twice; an unregistered author.
+        let refusals = [
+            (
+                buyer,
+                put(envelope(&[buyer, seller])),
+                TxError::Private(PrivateError::RegulatorMissing),
+            ),
+            (
+                buyer,
+                put(envelope(&[buyer, regulator])),
+                TxError::Private(PrivateError::RecipientMissing("party the record concerns")),
+            ),
+            (
+                buyer,
+                put({
+                    let mut e = envelope(&[buyer, seller, regulator]);
+                    e.copies.0.push(consort_types::sealed::SealedCopy {
+                        recipient: id(61),
+                        ..e.copies.0[0].clone()
+                    });
+                    e
+                }),
+                TxError::Private(PrivateError::NoSealKey(id(61).to_string())),
+            ),
+            (
+                buyer,
+                put({
+                    let mut e = envelope(&[buyer, seller, regulator]);
+                    e.copies.0.push(e.copies.0[0].clone());
+                    e
+                }),
+                TxError::Private(PrivateError::BadEnvelope("a recipient holds two copies")),
+            ),
+        ];
+        for (who, call, expected) in refusals {
+            assert_eq!(chain.submit(who, call).await, Err(expected));
+        }
+        assert!(matches!(
+            chain
+                .submit(62, put(envelope(&[62, seller, regulator])))
+                .await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        assert_eq!(
+            chain.read::<u64>(&pkey::next()).await,
+            None,
+            "nothing written"
+        );
+
+        // The record as the chain holds it, and the transaction as blocks carry it: ciphertext.
+        let call = put(envelope(&[buyer, seller, regulator]));
+        let tx_bytes = Tx {
+            chain_id: CHAIN_ID,
+            sender: id(buyer),
+            nonce: chain.account(buyer).await.nonce,
+            call: call.clone(),
+        }
+        .sign(&key(buyer))
+        .encode();
+        chain.submit(buyer, call).await.expect("sealed record");
+        let record: PrivateRecord = chain.read(&pkey::record(0)).await.expect("record");
+        assert_eq!((record.author, record.about), (id(buyer), id(seller)));
+        let contains = |bytes: &[u8]| {
+            bytes
+                .windows(16)
+                .any(|w| address.windows(16).any(|a| a == w))
+        };
+        assert!(
+            !contains(&tx_bytes),
+            "the block's transaction holds only ciphertext"
+        );
+        assert!(
+            !contains(&record.encode()),
+            "the state holds only ciphertext"
+        );
+
+        // Buyer, seller and regulator open it; the third party holds no copy, and its key does
+        // not open anyone else's.
+        for who in [buyer, seller, regulator] {
+            let opened = sealed::open(&record.envelope, &id(who), &seal_key(who).0, &info)
+                .expect("a recipient opens its copy");
+            assert_eq!(opened, address);
+        }
+        assert_eq!(
+            sealed::open(
+                &record.envelope,
+                &id(stranger),
+                &seal_key(stranger).0,
+                &info
+            ),
+            Err(SealError::NotARecipient(id(stranger).to_string()))
+        );
+        let mut lifted = record.envelope.clone();
+        lifted.copies.0[0].recipient = id(stranger);
+        assert_eq!(
+            sealed::open(&lifted, &id(stranger), &seal_key(stranger).0, &info),
+            Err(SealError::Open)
+        );
     });
 }

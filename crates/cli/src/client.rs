@@ -45,6 +45,30 @@ impl Client {
         Self::check(response)
     }
 
+    /// GET a restricted path with a request signed by `key` (see `consort_node::private`).
+    pub fn get_signed(&self, path: &str, key: &ed25519::PrivateKey) -> anyhow::Result<Value> {
+        use commonware_cryptography::Signer as _;
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the clock is before 1970")?
+            .as_secs();
+        let message = consort_node::private::read_message("GET", path, time);
+        let signature = key.sign(consort_node::private::READ_NAMESPACE, &message);
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .header(
+                "x-consort-account",
+                crate::keys::account_of(key).to_string(),
+            )
+            .header("x-consort-time", time.to_string())
+            .header("x-consort-signature", hex::encode(signature.encode()))
+            .send()
+            .with_context(|| format!("cannot reach {url}"))?;
+        Self::check(response)
+    }
+
     /// Sign and submit a transfer; returns its hash.
     pub fn transfer(
         &self,

@@ -8,6 +8,7 @@ mod devnet;
 mod keys;
 mod mainchain;
 mod peg;
+mod private;
 mod validators;
 mod verify;
 
@@ -113,6 +114,11 @@ enum Command {
     Peg {
         #[command(subcommand)]
         command: peg::PegCommand,
+    },
+    /// Private fields sealed to their recipients: sealing keys, put, signed get.
+    Private {
+        #[command(subcommand)]
+        command: private::PrivateCommand,
     },
     /// Validator nodes: the current committee, and adding, removing or leaving by governance.
     Validators {
@@ -317,6 +323,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Peg { command } => peg::run(command),
         Command::Validators { command } => validators::run(command),
+        Command::Private { command } => private::run(command),
         Command::Audit {
             command:
                 AuditCommand::Export {

@@ -117,6 +117,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::peg::routes())
         .merge(crate::gov::routes())
+        .merge(crate::private::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -7,6 +7,7 @@ pub mod gossip;
 pub mod gov;
 pub mod node;
 pub mod peg;
+pub mod private;
 
 pub use config::NodeConfig;
 pub use node::run;

@@ -8,6 +8,7 @@ use std::{
 };
 
 mod peg;
+mod private;
 mod validators;
 
 const BIN: &str = env!("CARGO_BIN_EXE_consort");

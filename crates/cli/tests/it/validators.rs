@@ -11,7 +11,7 @@ use std::{
 
 const EPOCH_BLOCKS: u64 = 20;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -19,7 +19,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn consort(args: &[&str]) -> String {
+pub(crate) fn consort(args: &[&str]) -> String {
     let out = Command::new(BIN).args(args).output().expect("run consort");
     assert!(
         out.status.success(),
@@ -52,7 +52,7 @@ fn proposers(api: &str, from: u64, to: u64) -> Vec<String> {
 
 /// Turn the devnet genesis into a consortium of four organisations administered by the demo
 /// accounts, with short epochs and no peg (this test is about consensus).
-fn consortium(dir: &Path) {
+pub(crate) fn consortium(dir: &Path) {
     let path = dir.join("genesis.json");
     let mut genesis: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("genesis")).expect("json");
@@ -73,7 +73,7 @@ fn consortium(dir: &Path) {
     std::fs::write(&path, serde_json::to_string_pretty(&genesis).expect("json")).expect("write");
 }
 
-fn node_from(config: PathBuf, log: PathBuf) -> Node {
+pub(crate) fn node_from(config: PathBuf, log: PathBuf) -> Node {
     let mut value: Value =
         serde_json::from_str(&std::fs::read_to_string(&config).expect("config")).expect("json");
     value.as_object_mut().expect("object").remove("mainchain");
@@ -218,6 +218,18 @@ fn a_fifth_validator_joins_a_running_network_by_vote_and_one_is_removed() {
 
 /// An admin's vote for `proposal`, signed and posted to the API.
 fn vote(api: &str, key: &Path, proposal: u64) {
+    submit(
+        api,
+        key,
+        consort_types::Call::Vote {
+            proposal,
+            approve: true,
+        },
+    );
+}
+
+/// Sign `call` with the key in `key`, post it, and wait until it is finalized; returns its hash.
+pub(crate) fn submit(api: &str, key: &Path, call: consort_types::Call) -> String {
     use commonware_codec::Encode as _;
     use commonware_cryptography::Signer as _;
     let key = consort_node::node::load_key(key).expect("key");
@@ -230,10 +242,7 @@ fn vote(api: &str, key: &Path, proposal: u64) {
         chain_id: status["chain_id"].as_u64().expect("chain id"),
         sender,
         nonce,
-        call: consort_types::Call::Vote {
-            proposal,
-            approve: true,
-        },
+        call,
     }
     .sign(&key);
     let answer: Value = crate::http()
@@ -243,8 +252,14 @@ fn vote(api: &str, key: &Path, proposal: u64) {
         .expect("post")
         .json()
         .expect("json");
-    let hash = answer["hash"].as_str().expect("accepted").to_string();
-    wait_for("the vote to finalize", Duration::from_secs(30), || {
-        get(&format!("{api}/v1/txs/{hash}")).is_some_and(|s| s["status"] == "finalized")
-    });
+    let hash = answer["hash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("refused: {answer}"))
+        .to_string();
+    wait_for(
+        "the transaction to finalize",
+        Duration::from_secs(30),
+        || get(&format!("{api}/v1/txs/{hash}")).is_some_and(|s| s["status"] == "finalized"),
+    );
+    hash
 }

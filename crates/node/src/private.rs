@@ -1,0 +1,234 @@
+//! Restricted reads: private records are served only to requests signed by an entitled
+//! account (a recipient, the author, the party concerned, or a regulator), and even then only as
+//! ciphertext: the node never holds plaintext.
+//!
+//! A signed request carries three headers:
+//!
+//! * `X-Consort-Account`: the reader's account id (hex ed25519 public key);
+//! * `X-Consort-Time`: unix seconds, within [`READ_WINDOW_SECS`] of the node's clock;
+//! * `X-Consort-Signature`: hex ed25519 signature, under the [`READ_NAMESPACE`] namespace, of
+//!   [`read_message`] (method, path with query, time).
+//!
+//! Reads are idempotent, so a signature replayed inside the window reveals nothing new; outside
+//! it, it is refused.
+
+use crate::{
+    api::{ApiError, Shared},
+    peg::read,
+};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, Method, StatusCode, Uri},
+    routing::get,
+};
+use commonware_codec::DecodeExt as _;
+use commonware_cryptography::{Verifier as _, ed25519};
+use consort_types::{
+    AccountId,
+    gov::{Org, Registration, role},
+    sealed::{PrivateRecord, SealKey},
+    state_key::{gov as gkey, private as key},
+};
+use serde_json::{Value, json};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+/// Namespace of read-request signatures.
+pub const READ_NAMESPACE: &[u8] = b"_CONSORT_READ";
+/// How far a signed request's time may be from the node's clock.
+pub const READ_WINDOW_SECS: u64 = 300;
+
+/// What a reader signs: `METHOD path?query time`.
+pub fn read_message(method: &str, path_and_query: &str, time: u64) -> Vec<u8> {
+    format!("{method} {path_and_query} {time}").into_bytes()
+}
+
+type AppState = State<Arc<Shared>>;
+
+/// Routes over private records and sealing keys.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/accounts/{id}/seal-key", get(seal_key))
+        .route("/v1/private", get(count))
+        .route("/v1/private/{id}", get(record))
+}
+
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", message)
+}
+
+/// The account that signed this request, or why it is refused.
+pub fn signed_reader(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now_secs: u64,
+) -> Result<AccountId, ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                unauthorized(format!(
+                    "this is restricted data: sign the request (header {name} is missing; \
+                     `consort private get` does it for you)"
+                ))
+            })
+    };
+    let account: AccountId = header("x-consort-account")?
+        .parse()
+        .map_err(|_| unauthorized("x-consort-account is not a hex ed25519 public key"))?;
+    let time: u64 = header("x-consort-time")?
+        .parse()
+        .map_err(|_| unauthorized("x-consort-time is not unix seconds"))?;
+    if time.abs_diff(now_secs) > READ_WINDOW_SECS {
+        return Err(unauthorized(format!(
+            "the signed time {time} is more than {READ_WINDOW_SECS} s from the node's clock \
+             {now_secs}; sign again with the current time"
+        )));
+    }
+    let signature = hex::decode(header("x-consort-signature")?)
+        .ok()
+        .and_then(|bytes| {
+            ed25519::Signature::decode(commonware_codec::Copying(bytes.as_slice())).ok()
+        })
+        .ok_or_else(|| unauthorized("x-consort-signature is not a hex ed25519 signature"))?;
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let message = read_message(method.as_str(), path, time);
+    let verified = account
+        .public_key()
+        .is_some_and(|key| key.verify(READ_NAMESPACE, &message, &signature));
+    if !verified {
+        return Err(unauthorized(
+            "the signature does not verify for this account, method, path and time",
+        ));
+    }
+    Ok(account)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether `account` is an active regulator account of a member organisation.
+async fn is_regulator(s: &Shared, account: &AccountId) -> Result<bool, ApiError> {
+    let Some(registration) =
+        read::<Registration>(&s.databases, &gkey::registration(account)).await?
+    else {
+        return Ok(false);
+    };
+    if !registration.active || registration.roles & role::REGULATOR == 0 {
+        return Ok(false);
+    }
+    Ok(read::<Org>(&s.databases, &gkey::org(&registration.org))
+        .await?
+        .is_some_and(|o| o.active))
+}
+
+async fn seal_key(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: AccountId = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "account is not a hex ed25519 public key",
+        )
+    })?;
+    let key: Option<SealKey> = read(&s.databases, &key::seal_key(&id)).await?;
+    Ok(Json(json!({
+        "account": id,
+        "seal_key": key.map(hex::encode),
+    })))
+}
+
+async fn count(State(s): AppState) -> Result<Json<Value>, ApiError> {
+    let next: u64 = read(&s.databases, &key::next()).await?.unwrap_or(0);
+    Ok(Json(json!({ "records": next })))
+}
+
+async fn record(
+    State(s): AppState,
+    Path(id): Path<u64>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let reader = signed_reader(&method, &uri, &headers, now_secs())?;
+    let record: PrivateRecord = read(&s.databases, &key::record(id)).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_record",
+            format!("no private record {id}"),
+        )
+    })?;
+    let entitled = reader == record.author
+        || reader == record.about
+        || record.envelope.recipients().any(|r| *r == reader)
+        || is_regulator(&s, &reader).await?;
+    if !entitled {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_entitled",
+            format!("account {reader} is not a party to record {id}, a recipient, or a regulator"),
+        ));
+    }
+    Ok(Json(json!({
+        "id": record.id,
+        "author": record.author,
+        "about": record.about,
+        "label": String::from_utf8_lossy(record.label.as_slice()),
+        "height": record.height,
+        "envelope": record.envelope,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::{Signer as _, ed25519};
+
+    fn signed(key: &ed25519::PrivateKey, path: &str, time: u64) -> (Uri, HeaderMap) {
+        use commonware_codec::Encode as _;
+        let signature = key.sign(READ_NAMESPACE, &read_message("GET", path, time));
+        let mut headers = HeaderMap::new();
+        let account = AccountId::new(key.public_key()).to_string();
+        headers.insert("x-consort-account", account.parse().expect("header"));
+        headers.insert("x-consort-time", time.to_string().parse().expect("header"));
+        headers.insert(
+            "x-consort-signature",
+            hex::encode(signature.encode()).parse().expect("header"),
+        );
+        (path.parse().expect("uri"), headers)
+    }
+
+    #[test]
+    fn signed_reads_name_their_account_and_anything_else_is_refused() {
+        let key = ed25519::PrivateKey::from_seed(5);
+        let now = 1_800_000_000;
+        let (uri, headers) = signed(&key, "/v1/private/3", now);
+        assert_eq!(
+            signed_reader(&Method::GET, &uri, &headers, now + 10).expect("signed"),
+            AccountId::new(key.public_key())
+        );
+        // Another path, method or account, a stale time, a missing header: refused.
+        let other: Uri = "/v1/private/4".parse().expect("uri");
+        assert!(signed_reader(&Method::GET, &other, &headers, now).is_err());
+        assert!(signed_reader(&Method::POST, &uri, &headers, now).is_err());
+        let mut impostor = headers.clone();
+        let someone = AccountId::new(ed25519::PrivateKey::from_seed(6).public_key());
+        impostor.insert(
+            "x-consort-account",
+            someone.to_string().parse().expect("header"),
+        );
+        assert!(signed_reader(&Method::GET, &uri, &impostor, now).is_err());
+        assert!(signed_reader(&Method::GET, &uri, &headers, now + READ_WINDOW_SECS + 1).is_err());
+        let mut unsigned = headers.clone();
+        unsigned.remove("x-consort-signature");
+        let error = signed_reader(&Method::GET, &uri, &unsigned, now).expect_err("unsigned");
+        assert!(format!("{error:?}").contains("unsigned_read"));
+    }
+}

@@ -356,7 +356,36 @@ pub async fn execute_block<E: Runtime>(
     }
     let mut included = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
+    // Transactions of each sender in this block, for the per-account rate limit.
+    let mut per_sender: std::collections::BTreeMap<AccountId, u32> = Default::default();
     for (index, tx) in txs.into_iter().enumerate() {
+        if let Some(limits) = rules.genesis.account_limits {
+            let size = commonware_codec::EncodeSize::encode_size(&tx);
+            if size > limits.tx_size_max as usize {
+                let error = TxError::Oversized {
+                    size,
+                    max: limits.tx_size_max as usize,
+                };
+                if mode == Mode::Propose {
+                    rejected.push((tx.hash(), error));
+                    continue;
+                }
+                return Err(BlockError::InvalidTx { index, error });
+            }
+            if per_sender.get(&tx.tx.sender).copied().unwrap_or(0) >= limits.txs_per_block {
+                if mode == Mode::Propose {
+                    // Not refused: it waits in the pool for a later block.
+                    continue;
+                }
+                return Err(BlockError::InvalidTx {
+                    index,
+                    error: TxError::RateLimited {
+                        limit: limits.txs_per_block,
+                        scope: "in this block",
+                    },
+                });
+            }
+        }
         if let Some(gov) = rules.gov {
             match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
                 Ok(()) => {}
@@ -373,7 +402,10 @@ pub async fn execute_block<E: Runtime>(
             _ => apply_other(&mut overlay, &mut store, rules, &tx, height).await?,
         };
         match result {
-            Ok(()) => included.push(tx),
+            Ok(()) => {
+                *per_sender.entry(tx.tx.sender).or_default() += 1;
+                included.push(tx);
+            }
             // Out of nonce order for this parent: it may fit a later block (or is already in
             // an unfinalized ancestor); the pool keeps it until finality decides.
             Err(TxError::NonceTooHigh { .. } | TxError::NonceReused { .. })

@@ -74,6 +74,14 @@ impl Mempool {
         self.inner.lock().expect("mempool lock is never poisoned")
     }
 
+    /// How many transactions of `sender` wait in the pool.
+    pub fn pending_of(&self, sender: &AccountId) -> usize {
+        self.lock()
+            .by_sender
+            .get(sender)
+            .map_or(0, |queue| queue.len())
+    }
+
     /// Admit a transaction whose stateless checks and signature already passed, given its
     /// sender's finalized account (`None`: no such account). `gossip` queues it for peers.
     pub fn admit(

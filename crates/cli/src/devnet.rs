@@ -148,6 +148,7 @@ pub fn prepare_with(
         accounts,
         governance: None,
         epoch_blocks: Some(DEVNET_EPOCH_BLOCKS),
+        account_limits: None,
         peg: match main {
             Some(_) => {
                 let mut recovery_keys = Vec::new();

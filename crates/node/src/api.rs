@@ -53,6 +53,8 @@ pub struct Shared {
     pub peers: usize,
     /// The peg, if genesis configures one.
     pub peg: Option<crate::peg::PegNode>,
+    /// Governance, if genesis configures it (admission checks permissions with it).
+    pub gov: Option<consort_chain::gov::Gov>,
 }
 
 type AppState = State<Arc<Shared>>;
@@ -276,6 +278,35 @@ async fn admit_verified(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
         .is_some()
     {
         return Err(TxError::Duplicate);
+    }
+    if let Some(limits) = s.genesis.account_limits {
+        let size = commonware_codec::EncodeSize::encode_size(&tx);
+        if size > limits.tx_size_max as usize {
+            return Err(TxError::Oversized {
+                size,
+                max: limits.tx_size_max as usize,
+            });
+        }
+        if s.mempool.pending_of(&tx.tx.sender) >= limits.pending_max as usize {
+            return Err(TxError::RateLimited {
+                limit: limits.pending_max,
+                scope: "pending",
+            });
+        }
+    }
+    if let Some(gov) = &s.gov {
+        // Refuse here what the state machine would refuse as unauthorized or frozen against
+        // the finalized state, instead of accepting it and failing it in a block.
+        use commonware_glue::stateful::db::DatabaseSet as _;
+        let batch = s.databases.new_batches().await;
+        let mut store = consort_chain::store::Store::new(&batch);
+        match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
+            Ok(()) => {}
+            Err(consort_chain::peg::Fail::Tx(error)) => return Err(error),
+            Err(consort_chain::peg::Fail::Db(error)) => {
+                return Err(TxError::Malformed(format!("cannot read state: {error}")));
+            }
+        }
     }
     let sender = state::read_account(&s.databases, &tx.tx.sender)
         .await

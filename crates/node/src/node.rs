@@ -344,6 +344,7 @@ async fn serve(
     });
 
     let shared = Arc::new(api::Shared {
+        gov: consort_chain::gov::Gov::from_genesis(&genesis),
         genesis: genesis.clone(),
         mempool,
         databases,

@@ -66,6 +66,14 @@ pub enum TxError {
     /// The node is at capacity; retry later.
     #[error("the mempool is full; retry in a moment")]
     MempoolFull,
+    /// The sender reached its per-account rate limit.
+    #[error("the sender has {limit} transactions {scope}; send more once some are finalized")]
+    RateLimited {
+        /// The limit.
+        limit: u32,
+        /// Where: "in this block" or "pending".
+        scope: &'static str,
+    },
     /// The sender may not make this call.
     #[error("{call} is not allowed for this sender: {reason}")]
     Unauthorized {
@@ -101,6 +109,7 @@ impl TxError {
             Self::Duplicate => "duplicate",
             Self::MempoolFull => "mempool_full",
             Self::Unauthorized { .. } => "unauthorized",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Peg(error) => error.code(),
             Self::Gov(error) => error.code(),
             Self::Private(error) => error.code(),

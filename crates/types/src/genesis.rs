@@ -13,6 +13,18 @@ pub struct GenesisValidator {
     pub p2p_address: String,
 }
 
+/// Per-account limits that take the place of fees on a permissioned chain: nobody pays to
+/// write, but no account can crowd the others out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLimits {
+    /// Most transactions of one sender in one block (the rest wait for later blocks).
+    pub txs_per_block: u32,
+    /// Largest encoded transaction of any account, in bytes.
+    pub tx_size_max: u32,
+    /// Most transactions of one sender waiting in a node's mempool.
+    pub pending_max: u32,
+}
+
 /// An account funded at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenesisAccount {
@@ -43,6 +55,9 @@ pub struct Genesis {
     /// [`crate::validators::DEFAULT_EPOCH_BLOCKS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch_blocks: Option<u64>,
+    /// Per-account rate and size limits (absent: only the global limits apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_limits: Option<AccountLimits>,
 }
 
 /// Why a genesis document is unusable.
@@ -70,6 +85,17 @@ impl Genesis {
         let invalid = |m: &str| Err(GenesisError::Invalid(m.to_string()));
         if self.validators.is_empty() || self.validators.len() > limits::VALIDATORS_MAX {
             return invalid("validators must number between 1 and VALIDATORS_MAX");
+        }
+        if let Some(l) = self.account_limits
+            && (l.txs_per_block == 0
+                || l.pending_max == 0
+                || l.tx_size_max < 256
+                || l.tx_size_max as usize > limits::TX_SIZE_MAX)
+        {
+            return invalid(
+                "account_limits: txs_per_block and pending_max at least 1, tx_size_max from 256 \
+                 to TX_SIZE_MAX",
+            );
         }
         if self.epoch_blocks.is_some_and(|blocks| blocks < 2) {
             return invalid("epoch_blocks must be at least 2");

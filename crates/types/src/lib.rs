@@ -25,7 +25,7 @@ pub use amount::Amount;
 pub use asset::Asset;
 pub use block::{Block, Header};
 pub use error::TxError;
-pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
+pub use genesis::{AccountLimits, Genesis, GenesisAccount, GenesisValidator};
 pub use tx::{Call, SignedTx, Tx, TxHash};
 
 /// The digest used throughout Consort (SHA-256).

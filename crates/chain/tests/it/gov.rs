@@ -70,6 +70,7 @@ fn genesis(mode: Mode) -> Genesis {
             alert_threshold: None,
         }),
         epoch_blocks: None,
+        account_limits: None,
     }
 }
 
@@ -942,5 +943,76 @@ fn private_fields_are_sealed_to_buyer_seller_and_regulator_and_refused_without_t
             sealed::open(&lifted, &id(stranger), &seal_key(stranger).0, &info),
             Err(SealError::Open)
         );
+    });
+}
+
+#[test]
+fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversized_ones() {
+    deterministic::Runner::seeded(10).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        chain.genesis.account_limits = Some(consort_types::AccountLimits {
+            txs_per_block: 2,
+            tx_size_max: 512,
+            pending_max: 8,
+        });
+        let transfer = |nonce| {
+            Tx {
+                chain_id: CHAIN_ID,
+                sender: id(1),
+                nonce,
+                call: Call::Transfer {
+                    to: id(2),
+                    amount: Amount::new(1),
+                },
+            }
+            .sign(&key(1))
+        };
+        // Three from one sender: two go in, the third waits (it is not refused).
+        let rejected = chain.block((0..3).map(transfer).collect()).await;
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(chain.account(1).await.nonce, 2);
+        assert!(chain.block(vec![transfer(2)]).await.is_empty());
+        assert_eq!(chain.account(1).await.nonce, 3);
+
+        // A block carrying three of one sender's transactions is invalid.
+        let batch = chain.databases.new_batches().await;
+        let result = execute_block(
+            batch,
+            chain.height + 1,
+            (3..6).map(transfer).collect(),
+            Rules {
+                genesis: &chain.genesis,
+                peg: None,
+                gov: Some(&chain.gov),
+            },
+            ExecMode::Verify,
+        )
+        .await;
+        assert!(matches!(
+            result,
+            Err(consort_chain::execute::BlockError::InvalidTx {
+                index: 2,
+                error: TxError::RateLimited { limit: 2, .. }
+            })
+        ));
+
+        // Larger than the per-account size limit: refused, nothing changes.
+        let before = chain.account(1).await;
+        let big = Call::PutPrivate {
+            about: id(2),
+            label: Blob(b"note".to_vec()),
+            envelope: consort_types::sealed::Sealed {
+                copies: List(vec![consort_types::sealed::SealedCopy {
+                    recipient: id(1),
+                    encapped: [0; 32],
+                    ciphertext: Blob(vec![0; 600]),
+                }]),
+            },
+        };
+        assert!(matches!(
+            chain.submit(1, big).await,
+            Err(TxError::Oversized { max: 512, .. })
+        ));
+        assert_eq!(chain.account(1).await, before);
     });
 }

@@ -70,6 +70,7 @@ fn genesis() -> Genesis {
         accounts: Vec::new(),
         governance: None,
         epoch_blocks: None,
+        account_limits: None,
         peg: Some(PegConfig {
             network: "litecoin-regtest".into(),
             asset: "LTC".parse().expect("asset"),

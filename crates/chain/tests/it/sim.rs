@@ -62,6 +62,7 @@ pub fn genesis(n: u64) -> Genesis {
         peg: None,
         governance: None,
         epoch_blocks: None,
+        account_limits: None,
     }
 }
 

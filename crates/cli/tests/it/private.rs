@@ -37,6 +37,18 @@ fn a_shipping_address_is_sealed_to_buyer_seller_and_regulator_and_nobody_else() 
     // carol the bank (a third party here).
     let buyer_key = dir.path().join("accounts/buyer.key");
     consort(&["keys", "new", "--out", buyer_key.to_str().expect("path")]);
+    // Unregistered, it may not write: the node refuses at admission, naming why.
+    let early = Command::new(BIN)
+        .args(["private", "seal-key", "--node", &api, "--key"])
+        .arg(&buyer_key)
+        .output()
+        .expect("run");
+    assert!(!early.status.success());
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
     submit(&api, &buyer_key, consort_types::Call::SelfRegister);
     for key in [&buyer_key, &path("bob"), &path("dave"), &path("carol")] {
         consort(&[
@@ -70,9 +82,11 @@ fn a_shipping_address_is_sealed_to_buyer_seller_and_regulator_and_nobody_else() 
 
     // Buyer, seller and regulator open it through any node (once each has the block).
     let written = height(&nodes[0]);
-    wait_for("every node to reach the record", Duration::from_secs(30), || {
-        nodes.iter().all(|n| height(n) >= written)
-    });
+    wait_for(
+        "every node to reach the record",
+        Duration::from_secs(30),
+        || nodes.iter().all(|n| height(n) >= written),
+    );
     for (who, node) in [(&buyer_key, 1), (&path("bob"), 2), (&path("dave"), 3)] {
         let shown = consort(&[
             "private",

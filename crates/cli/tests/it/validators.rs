@@ -69,6 +69,11 @@ pub(crate) fn consortium(dir: &Path) {
         "vote_period_blocks": 10_000,
     });
     genesis["epoch_blocks"] = json!(EPOCH_BLOCKS);
+    genesis["account_limits"] = json!({
+        "txs_per_block": 64,
+        "tx_size_max": 16_384,
+        "pending_max": 256,
+    });
     genesis.as_object_mut().expect("object").remove("peg");
     std::fs::write(&path, serde_json::to_string_pretty(&genesis).expect("json")).expect("write");
 }

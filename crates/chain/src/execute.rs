@@ -12,7 +12,7 @@ use crate::{
 };
 use commonware_glue::stateful::db::Unmerkleized as _;
 use consort_types::{
-    Account, AccountId, Call, Digest, Genesis, GenesisAccount, SignedTx, TxError, TxHash,
+    Account, AccountId, Amount, Call, Digest, Genesis, GenesisAccount, SignedTx, TxError, TxHash,
     peg::PegError, state_key, state_key::TxLocation,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -171,6 +171,23 @@ impl Overlay {
         Ok(())
     }
 
+    /// Move all of `from`'s native balance to `to` (a key rotation). On error nothing changes;
+    /// two balances never sum past the total supply, so it does not fail in practice.
+    pub fn move_all(&mut self, from: AccountId, to: AccountId) -> Result<(), TxError> {
+        let mut source = self.get(&from).unwrap_or_default();
+        let mut target = self.get(&to).unwrap_or_default();
+        target.balance = target
+            .balance
+            .checked_add(source.balance)
+            .ok_or(TxError::InvalidAmount("balance would overflow"))?;
+        source.balance = Amount::new(0);
+        self.accounts.insert(from, Some(source));
+        self.accounts.insert(to, Some(target));
+        self.dirty.insert(from);
+        self.dirty.insert(to);
+        Ok(())
+    }
+
     /// Changed accounts in key order.
     pub fn changes(&self) -> impl Iterator<Item = (&AccountId, Account)> {
         self.dirty
@@ -184,8 +201,15 @@ pub fn touched(txs: &[SignedTx]) -> BTreeSet<AccountId> {
     let mut ids = BTreeSet::new();
     for tx in txs {
         ids.insert(tx.tx.sender);
-        if let Call::Transfer { to, .. } = &tx.tx.call {
-            ids.insert(*to);
+        match &tx.tx.call {
+            Call::Transfer { to, .. } => {
+                ids.insert(*to);
+            }
+            Call::Rotate { account, new } => {
+                ids.insert(*account);
+                ids.insert(*new);
+            }
+            _ => {}
         }
     }
     ids
@@ -279,7 +303,8 @@ async fn apply_other<E: Runtime>(
         | Call::Unfreeze { .. }
         | Call::Issue { .. }
         | Call::Redeem { .. }
-        | Call::ReserveReport { .. } => match rules.gov {
+        | Call::ReserveReport { .. }
+        | Call::Rotate { .. } => match rules.gov {
             Some(gov) => gov.apply(store, &tx.tx.sender, &tx.tx.call, height).await,
             None => Err(Fail::Tx(TxError::Unauthorized {
                 call: tx.tx.call.kind(),
@@ -294,7 +319,11 @@ async fn apply_other<E: Runtime>(
     match result {
         Ok(()) => {
             store.commit();
-            Ok(overlay.bump_nonce(tx.tx.sender, sender))
+            let bumped = overlay.bump_nonce(tx.tx.sender, sender);
+            if let (Ok(()), Call::Rotate { account, new }) = (&bumped, &tx.tx.call) {
+                return Ok(overlay.move_all(*account, *new));
+            }
+            Ok(bumped)
         }
         Err(Fail::Tx(error)) => {
             store.rollback();

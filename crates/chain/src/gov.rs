@@ -133,6 +133,7 @@ impl Gov {
                 targets.push(FreezeTarget::Asset(*asset));
             }
             Call::Redeem { asset, .. } => targets.push(FreezeTarget::Asset(*asset)),
+            Call::Rotate { account, .. } => targets.push(FreezeTarget::Account(*account)),
             _ => {}
         }
         for target in targets {
@@ -186,6 +187,25 @@ impl Gov {
     ) -> Result<(), Fail> {
         Self::check_frozen(store, sender, call).await?;
         match call {
+            Call::Rotate { account, .. } => {
+                let Some(registration) = Self::active(store, account).await? else {
+                    return Err(GovError::NotRegistered(account.to_string()).into());
+                };
+                if sender == account {
+                    return Ok(());
+                }
+                match Self::active(store, sender).await? {
+                    Some(admin)
+                        if admin.org == registration.org && admin.roles & role::ADMIN != 0 =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(unauthorized(
+                        call,
+                        "only the account itself or an admin of its organisation rotates its key",
+                    )),
+                }
+            }
             Call::LeaveValidator => {
                 if validators::is_validator(store, &self.genesis, sender).await? {
                     Ok(())
@@ -351,17 +371,28 @@ impl Gov {
                 if org.kind != OrgKind::Bank || self.pegged == Some(*asset) {
                     return Err(GovError::NotIssuer(asset.to_string()).into());
                 }
-                let mut money = store
-                    .get::<EMoney>(&key::emoney(asset))
-                    .await?
-                    .unwrap_or(EMoney {
-                        issuer: bank.org,
-                        issued: 0,
-                        redeemed: 0,
-                        reserves: 0,
-                        reported_at: 0,
-                        statement: [0; 32],
-                    });
+                let existing = store.get::<EMoney>(&key::emoney(asset)).await?;
+                if existing.is_none() {
+                    let mut assets = store
+                        .get::<List<consort_types::Asset, { consort_types::gov::ASSETS_MAX }>>(
+                            &key::emoney_assets(),
+                        )
+                        .await?
+                        .unwrap_or_default();
+                    if assets.0.len() >= consort_types::gov::ASSETS_MAX {
+                        return Err(GovError::AtCapacity("e-money assets").into());
+                    }
+                    assets.0.push(*asset);
+                    store.put(&key::emoney_assets(), &assets).await?;
+                }
+                let mut money = existing.unwrap_or(EMoney {
+                    issuer: bank.org,
+                    issued: 0,
+                    redeemed: 0,
+                    reserves: 0,
+                    reported_at: 0,
+                    statement: [0; 32],
+                });
                 if money.issuer != bank.org {
                     return Err(GovError::NotIssuer(asset.to_string()).into());
                 }
@@ -403,6 +434,7 @@ impl Gov {
                 store.put(&key::emoney(asset), &money).await?;
                 Ok(())
             }
+            Call::Rotate { account, new } => self.rotate(store, account, new).await,
             Call::Propose { action } => self.propose(store, sender, action, height).await,
             Call::Vote { proposal, approve } => {
                 let admin = Self::active(store, sender).await?.expect("authorized");
@@ -411,6 +443,52 @@ impl Gov {
             }
             _ => unreachable!("not a governance call"),
         }
+    }
+
+    /// Move `account`'s registration and asset balances to `new` (authorized; the native
+    /// balance moves in the execution overlay).
+    async fn rotate<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+        new: &AccountId,
+    ) -> Result<(), Fail> {
+        if account == new {
+            return Err(GovError::SameKey.into());
+        }
+        if store
+            .get::<Registration>(&key::registration(new))
+            .await?
+            .is_some()
+        {
+            return Err(GovError::AlreadyRegistered(new.to_string()).into());
+        }
+        let mut registration: Registration = store
+            .get(&key::registration(account))
+            .await?
+            .ok_or_else(|| GovError::NotRegistered(account.to_string()))?;
+        store.put(&key::registration(new), &registration).await?;
+        registration.active = false;
+        store
+            .put(&key::registration(account), &registration)
+            .await?;
+        let mut assets: Vec<consort_types::Asset> = self.pegged.into_iter().collect();
+        if let Some(issued) = store
+            .get::<List<consort_types::Asset, { consort_types::gov::ASSETS_MAX }>>(
+                &key::emoney_assets(),
+            )
+            .await?
+        {
+            assets.extend(issued.0);
+        }
+        for asset in assets {
+            let held = crate::peg::balance(store, &asset, account).await?;
+            if held > 0 {
+                crate::peg::debit(store, &asset, account, held).await?;
+                crate::peg::credit(store, &asset, new, held).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn propose<E: Runtime>(

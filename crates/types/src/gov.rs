@@ -9,6 +9,8 @@ use std::{fmt, str::FromStr};
 
 /// Most member organisations.
 pub const ORGS_MAX: usize = 256;
+/// Most e-money assets a chain issues.
+pub const ASSETS_MAX: usize = 256;
 /// Most open proposals at once.
 pub const OPEN_PROPOSALS_MAX: usize = 64;
 
@@ -472,6 +474,9 @@ pub enum GovError {
     /// Too many open proposals or members.
     #[error("governance is at capacity: {0}")]
     AtCapacity(&'static str),
+    /// A key cannot rotate to itself.
+    #[error("the new key must differ from the old one")]
+    SameKey,
     /// The key is already a validator.
     #[error("{0} is already a validator")]
     ValidatorExists(String),
@@ -495,6 +500,7 @@ impl GovError {
             Self::NotRegistered(_) => "gov_not_registered",
             Self::RolesNotGrantable { .. } => "gov_roles_not_grantable",
             Self::AtCapacity(_) => "gov_at_capacity",
+            Self::SameKey => "gov_same_key",
             Self::ValidatorExists(_) => "gov_validator_exists",
             Self::UnknownValidator(_) => "gov_unknown_validator",
             Self::LastValidator => "gov_last_validator",

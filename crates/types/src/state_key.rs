@@ -49,6 +49,10 @@ pub mod gov {
     pub fn emoney(asset: &crate::Asset) -> Digest {
         sha256(&[b"emoney/", &asset.encode()])
     }
+    /// `emoney/assets` → the list of e-money asset codes ever issued.
+    pub fn emoney_assets() -> Digest {
+        sha256(&[b"emoney/assets"])
+    }
     /// `gov/proposals/{id}` → [`crate::gov::Proposal`].
     pub fn proposal(id: u64) -> Digest {
         sha256(&[b"gov/proposals/", &id.to_be_bytes()])

@@ -142,6 +142,14 @@ pub enum Call {
     },
     /// The sender, a validator, leaves the validator set at the next epoch boundary.
     LeaveValidator,
+    /// Move an account's registration and every balance to a new key (the account itself, or
+    /// an admin of its organisation when the old key is lost); the old key stops working.
+    Rotate {
+        /// The account whose key changes.
+        account: AccountId,
+        /// Its new key.
+        new: AccountId,
+    },
     /// Publish the sender's public sealing key (X25519, derived from its signing key).
     SetSealKey {
         /// The key.
@@ -186,6 +194,7 @@ impl Call {
     const REDEEM: u8 = 15;
     const RESERVE_REPORT: u8 = 16;
     const LEAVE_VALIDATOR: u8 = 17;
+    const ROTATE: u8 = 18;
     const SET_SEAL_KEY: u8 = 19;
     const PUT_PRIVATE: u8 = 20;
 
@@ -210,6 +219,7 @@ impl Call {
             Self::Redeem { .. } => "redeem",
             Self::ReserveReport { .. } => "reserve_report",
             Self::LeaveValidator => "leave_validator",
+            Self::Rotate { .. } => "rotate",
             Self::SetSealKey { .. } => "set_seal_key",
             Self::PutPrivate { .. } => "put_private",
         }
@@ -310,6 +320,11 @@ impl Write for Call {
                 reserves.write(buf);
                 statement.write(buf);
             }
+            Self::Rotate { account, new } => {
+                Self::ROTATE.write(buf);
+                account.write(buf);
+                new.write(buf);
+            }
             Self::SetSealKey { key } => {
                 Self::SET_SEAL_KEY.write(buf);
                 key.write(buf);
@@ -360,6 +375,7 @@ impl EncodeSize for Call {
             Self::Redeem { .. } => 8 + 8,
             Self::ReserveReport { .. } => 8 + 8 + 32,
             Self::SetSealKey { .. } => 32,
+            Self::Rotate { .. } => 64,
             Self::PutPrivate {
                 about,
                 label,
@@ -438,6 +454,10 @@ impl Read for Call {
                 asset: Asset::read(buf)?,
                 reserves: u64::read(buf)?,
                 statement: <[u8; 32]>::read(buf)?,
+            }),
+            Self::ROTATE => Ok(Self::Rotate {
+                account: AccountId::read(buf)?,
+                new: AccountId::read(buf)?,
             }),
             Self::SET_SEAL_KEY => Ok(Self::SetSealKey {
                 key: <[u8; 32]>::read(buf)?,

@@ -370,6 +370,10 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
                     roles: role::SELLER,
                 },
                 Call::Revoke { account: id(61) },
+                Call::Rotate {
+                    account: id(2),
+                    new: id(74),
+                },
                 Call::Freeze {
                     target: consort_types::gov::FreezeTarget::Account(id(1)),
                 },
@@ -1014,5 +1018,158 @@ fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversiz
             Err(TxError::Oversized { max: 512, .. })
         ));
         assert_eq!(chain.account(1).await, before);
+    });
+}
+
+#[test]
+fn keys_rotate_with_registration_and_every_balance_and_the_old_key_stops_working() {
+    use consort_types::{Asset, gov::FreezeTarget};
+    deterministic::Runner::seeded(12).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let cny: Asset = "CNY".parse().expect("asset");
+        async fn cny_of(chain: &Chain, who: u64) -> u64 {
+            let cny: consort_types::Asset = "CNY".parse().expect("asset");
+            chain
+                .read::<u64>(&consort_types::state_key::balance(&cny, &id(who)))
+                .await
+                .unwrap_or(0)
+        }
+        chain
+            .submit(
+                3,
+                Call::Issue {
+                    asset: cny,
+                    to: id(1),
+                    amount: Amount::new(500),
+                },
+            )
+            .await
+            .expect("issued");
+        let native = chain.account(1).await.balance;
+
+        // Refused, changing nothing: to itself, to a registered key, by a stranger.
+        for (who, call, code) in [
+            (
+                1,
+                Call::Rotate {
+                    account: id(1),
+                    new: id(1),
+                },
+                "gov_same_key",
+            ),
+            (
+                1,
+                Call::Rotate {
+                    account: id(1),
+                    new: id(2),
+                },
+                "gov_already_registered",
+            ),
+            (
+                2,
+                Call::Rotate {
+                    account: id(1),
+                    new: id(70),
+                },
+                "unauthorized",
+            ),
+        ] {
+            let error = chain.submit(who, call).await.expect_err("refused");
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+        assert_eq!(cny_of(&chain, 1).await, 500);
+
+        // The platform's admin rotates its own key: registration, native coins and e-money move.
+        chain
+            .submit(
+                1,
+                Call::Rotate {
+                    account: id(1),
+                    new: id(70),
+                },
+            )
+            .await
+            .expect("rotated");
+        let moved: Registration = chain
+            .read(&key::registration(&id(70)))
+            .await
+            .expect("moved");
+        assert!(moved.active && moved.roles & role::ADMIN != 0);
+        let old: Registration = chain.read(&key::registration(&id(1))).await.expect("old");
+        assert!(!old.active, "the old key is rotated away");
+        assert_eq!(chain.account(70).await.balance, native);
+        assert_eq!(chain.account(1).await.balance, Amount::new(0));
+        assert_eq!(
+            (cny_of(&chain, 1).await, cny_of(&chain, 70).await),
+            (0, 500)
+        );
+        // The old key may no longer act; the new one administers the organisation.
+        assert!(matches!(
+            chain
+                .submit(
+                    1,
+                    Call::Register {
+                        account: id(71),
+                        roles: role::CUSTOMER
+                    }
+                )
+                .await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        chain
+            .submit(
+                70,
+                Call::Register {
+                    account: id(71),
+                    roles: role::CUSTOMER,
+                },
+            )
+            .await
+            .expect("the new key administers");
+
+        // A clerk lost its key: its organisation's admin rotates it.
+        chain
+            .submit(
+                70,
+                Call::Rotate {
+                    account: id(71),
+                    new: id(72),
+                },
+            )
+            .await
+            .expect("the admin rotates a lost key");
+        let clerk: Registration = chain
+            .read(&key::registration(&id(72)))
+            .await
+            .expect("clerk");
+        assert!(clerk.active && clerk.roles == role::CUSTOMER);
+
+        // A frozen account cannot rotate away from the freeze.
+        chain
+            .submit(
+                4,
+                Call::Freeze {
+                    target: FreezeTarget::Account(id(72)),
+                },
+            )
+            .await
+            .expect("frozen");
+        let error = chain
+            .submit(
+                70,
+                Call::Rotate {
+                    account: id(72),
+                    new: id(73),
+                },
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(error.code(), "frozen");
+        assert!(
+            chain
+                .read::<Registration>(&key::registration(&id(73)))
+                .await
+                .is_none()
+        );
     });
 }

@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod client;
 mod devnet;
+mod gov;
 mod keys;
 mod mainchain;
 mod peg;
@@ -76,13 +77,37 @@ enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// Show an account's balance, nonce and state proof.
+    /// Accounts: `consort account ID` shows balance, nonce and state proof; subcommands
+    /// register, revoke, self-register and rotate keys.
+    #[command(args_conflicts_with_subcommands = true)]
     Account {
+        #[command(subcommand)]
+        command: Option<gov::AccountCommand>,
         /// A node's API URL.
         #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
         node: String,
         /// Account id (hex public key).
-        id: String,
+        id: Option<String>,
+    },
+    /// Member organisations: list, show, propose admitting or removing one.
+    Org {
+        #[command(subcommand)]
+        command: gov::OrgCommand,
+    },
+    /// Proposals and votes.
+    Gov {
+        #[command(subcommand)]
+        command: gov::GovCommand,
+    },
+    /// The regulator: freeze and unfreeze, alerts, e-money totals.
+    Reg {
+        #[command(subcommand)]
+        command: gov::RegCommand,
+    },
+    /// Bank e-money: issue, redeem, reserve reports, supply.
+    Bank {
+        #[command(subcommand)]
+        command: gov::BankCommand,
     },
     /// Show a finalized block.
     Block {
@@ -293,11 +318,24 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Account { node, id } => {
+        Command::Account {
+            command: Some(command),
+            ..
+        } => gov::run_account(command),
+        Command::Account {
+            command: None,
+            node,
+            id,
+        } => {
+            let id = id.context("give an account id, or a subcommand (see --help)")?;
             let value = client::Client::new(&node).get(&format!("/v1/accounts/{id}"))?;
             println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(())
         }
+        Command::Org { command } => gov::run_org(command),
+        Command::Gov { command } => gov::run_gov(command),
+        Command::Reg { command } => gov::run_reg(command),
+        Command::Bank { command } => gov::run_bank(command),
         Command::Block { node, height } => {
             let value = client::Client::new(&node).get(&format!("/v1/blocks/{height}"))?;
             println!("{}", serde_json::to_string_pretty(&value)?);

@@ -1,16 +1,12 @@
 //! `consort validators …`: who runs consensus now and next, and the governance calls that change
 //! it. Changes take effect at the next epoch boundary, without restarting any node.
 
-use crate::client::Client;
+use crate::{client::Client, gov::send};
 use anyhow::Context as _;
 use clap::Subcommand;
 use consort_types::{AccountId, Call, gov::Action};
 use serde_json::Value;
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -130,15 +126,6 @@ pub fn run(command: ValidatorsCommand) -> anyhow::Result<()> {
 fn parse_key(text: &str) -> anyhow::Result<AccountId> {
     text.parse()
         .map_err(|e| anyhow::anyhow!("--validator is not a hex ed25519 public key: {e}"))
-}
-
-/// Sign, submit and wait for finality; returns the transaction hash.
-fn send(node: &str, key: &Path, call: Call) -> anyhow::Result<String> {
-    let key = consort_node::node::load_key(key)?;
-    let client = Client::new(node);
-    let hash = client.submit(&key, call, None)?;
-    client.wait_finalized(&hash, Duration::from_secs(30))?;
-    Ok(hash)
 }
 
 fn proposed(node: &str, hash: &str) -> anyhow::Result<()> {

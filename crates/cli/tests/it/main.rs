@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod gov;
 mod peg;
 mod private;
 mod validators;

@@ -67,6 +67,7 @@ pub(crate) fn consortium(dir: &Path) {
         ],
         "registrar": "platform",
         "vote_period_blocks": 10_000,
+        "alert_threshold": 1_000_000,
     });
     genesis["epoch_blocks"] = json!(EPOCH_BLOCKS);
     genesis["account_limits"] = json!({

@@ -78,6 +78,24 @@ impl Gov {
                     .await?;
             }
         }
+        for customer in &self.config.customers {
+            if store
+                .get::<Registration>(&key::registration(customer))
+                .await?
+                .is_none()
+            {
+                store
+                    .put(
+                        &key::registration(customer),
+                        &Registration {
+                            org: self.config.registrar,
+                            roles: role::CUSTOMER,
+                            active: true,
+                        },
+                    )
+                    .await?;
+            }
+        }
         store.put(&key::state(), &state).await
     }
 

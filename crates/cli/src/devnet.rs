@@ -67,6 +67,34 @@ fn federation_keystore(dir: &Path, name: &str) -> anyhow::Result<(String, PathBu
     ))
 }
 
+/// The devnet consortium: the demo accounts administer its four founding organisations
+/// (alice the platform, bob the shop, carol the bank, dave the regulator); `customers` are
+/// registered with the platform.
+fn devnet_governance(
+    demo: &[GenesisAccount],
+    customers: Vec<consort_types::AccountId>,
+) -> consort_types::gov::GovernanceConfig {
+    use consort_types::gov::{GenesisOrg, GovernanceConfig, Mode, OrgKind};
+    let org = |id: &str, kind, admin: usize| GenesisOrg {
+        id: id.parse().expect("valid organisation id"),
+        kind,
+        admins: vec![demo[admin].id],
+    };
+    GovernanceConfig {
+        mode: Mode::Consortium,
+        organisations: vec![
+            org("platform", OrgKind::Operator, 0),
+            org("shop", OrgKind::Seller, 1),
+            org("bank", OrgKind::Bank, 2),
+            org("regulator", OrgKind::Regulator, 3),
+        ],
+        registrar: "platform".parse().expect("valid organisation id"),
+        vote_period_blocks: 10_000,
+        alert_threshold: Some(DEMO_BALANCE / 10),
+        customers,
+    }
+}
+
 /// [`prepare`], funding `extra` accounts in genesis besides the demo accounts.
 pub fn prepare_with(
     validators: usize,
@@ -133,6 +161,7 @@ pub fn prepare_with(
         configs.push(path);
     }
     let mut accounts = Vec::new();
+    let customers: Vec<_> = extra.iter().map(|a| a.id).collect();
     for name in DEMO_ACCOUNTS {
         let id = keys::new_key_file(&dir.join(format!("accounts/{name}.key")))?;
         accounts.push(GenesisAccount {
@@ -140,15 +169,20 @@ pub fn prepare_with(
             balance: Amount::new(DEMO_BALANCE),
         });
     }
+    let governance = devnet_governance(&accounts, customers);
     accounts.extend(extra);
     let genesis = Genesis {
         chain_id: 1,
         genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
         validators: genesis_validators,
         accounts,
-        governance: None,
+        governance: Some(governance),
         epoch_blocks: Some(DEVNET_EPOCH_BLOCKS),
-        account_limits: None,
+        account_limits: Some(consort_types::AccountLimits {
+            txs_per_block: u32::try_from(consort_types::limits::BLOCK_TXS_MAX)?,
+            tx_size_max: u32::try_from(consort_types::limits::TX_SIZE_MAX)?,
+            pending_max: u32::try_from(consort_types::limits::NONCE_WINDOW_MAX)?,
+        }),
         peg: match main {
             Some(_) => {
                 let mut recovery_keys = Vec::new();

@@ -222,6 +222,9 @@ pub struct GovernanceConfig {
     /// alert on the events stream for the regulator (absent: no alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_threshold: Option<u64>,
+    /// Accounts registered at genesis as customers of the registrar.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub customers: Vec<AccountId>,
 }
 
 /// A member organisation.

@@ -61,6 +61,7 @@ fn genesis() -> Genesis {
         registrar: "platform".parse().expect("org id"),
         vote_period_blocks: 1_000,
         alert_threshold: None,
+        customers: Vec::new(),
     });
     genesis.epoch_blocks = Some(EPOCH_BLOCKS);
     genesis

@@ -68,6 +68,7 @@ fn genesis(mode: Mode) -> Genesis {
             registrar: "platform".parse().expect("org id"),
             vote_period_blocks: VOTE_PERIOD,
             alert_threshold: None,
+            customers: Vec::new(),
         }),
         epoch_blocks: None,
         account_limits: None,

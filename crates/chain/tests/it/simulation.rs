@@ -365,6 +365,7 @@ fn consortium_genesis(validators: u64) -> consort_types::Genesis {
         registrar: "platform".parse().expect("org id"),
         vote_period_blocks: 1_000,
         alert_threshold: None,
+        customers: Vec::new(),
     });
     genesis
 }

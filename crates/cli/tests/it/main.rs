@@ -318,8 +318,9 @@ fn bad_transactions_are_refused_with_typed_errors(
             "oversized",
             vec![0u8; consort_types::limits::TX_SIZE_MAX + 1],
         ),
+        // The devnet is a consortium: an unregistered stranger may not write at all.
         (
-            "unknown_account",
+            "unauthorized",
             signed_transfer(&stranger, 1, 0, bob, 1).encode().to_vec(),
         ),
         ("malformed", good.encode()[..40].to_vec()),

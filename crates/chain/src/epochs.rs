@@ -56,7 +56,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 const IO_BUFFER: NonZeroUsize = NZUsize!(1 << 16);
 const MAILBOX: NonZeroUsize = NZUsize!(1024);
@@ -254,6 +254,10 @@ where
                 .insert(Epoch::new(epoch), scheme_for(&committee, &self.signer));
         }
         let Some(mut active) = self.enter(current, &epocher, &mut channels).await else {
+            error!(
+                epoch = current.get(),
+                "cannot enter the current epoch: this node stops voting; restart it"
+            );
             return;
         };
         select_loop! {
@@ -275,6 +279,10 @@ where
                 }
                 let next = active.epoch.next();
                 let Some(entered) = self.enter(next, &epocher, &mut channels).await else {
+                    error!(
+                        epoch = next.get(),
+                        "cannot enter the next epoch: this node stops voting; restart it"
+                    );
                     break;
                 };
                 // Dropping the old epoch stops its engine.

@@ -260,6 +260,9 @@ where
             );
             return;
         };
+        // Journals of epochs before the previous one are never reopened: a restarted node
+        // resumes in the epoch after its last processed block.
+        self.prune_before(current.get().saturating_sub(1)).await;
         select_loop! {
             self.context,
             on_stopped => {
@@ -285,8 +288,9 @@ where
                     );
                     break;
                 };
-                // Dropping the old epoch stops its engine.
+                // Dropping the old epoch stops its engine; its journal goes an epoch later.
                 active = entered;
+                self.prune_before(active.epoch.get().saturating_sub(1)).await;
             },
         }
     }
@@ -305,6 +309,16 @@ where
             theirs, "behind: fetching the boundary finalization"
         );
         self.marshal.hint_finalized(last, NonEmptyVec::new(from));
+    }
+
+    /// Where `epoch`'s simplex engine journals its votes.
+    fn journal_partition(&self, epoch: Epoch) -> String {
+        journal_partition(&self.prefix, epoch.get())
+    }
+
+    /// Delete the simplex journals of the epochs before `below`.
+    fn prune_before(&self, below: u64) -> impl Future<Output = ()> + Send + 'static {
+        prune_journals(self.context.child("prune"), self.prefix.clone(), below)
     }
 
     /// The committee of `epoch` from finalized state.
@@ -346,7 +360,7 @@ where
                 relay: self.application.clone(),
                 reporter: self.application.clone(),
                 strategy: Sequential,
-                partition: format!("{}-simplex-epoch-{}", self.prefix, epoch.get()),
+                partition: self.journal_partition(epoch),
                 mailbox_size: MAILBOX,
                 epoch,
                 floor: simplex::config::Floor::Genesis(floor),
@@ -412,4 +426,40 @@ async fn read_committee<E: Runtime>(
         }
     }
     None
+}
+
+/// Where the simplex engine of `epoch` journals its votes.
+fn journal_partition(prefix: &str, epoch: u64) -> String {
+    format!("{prefix}-simplex-epoch-{epoch}")
+}
+
+/// Delete the simplex journals of the epochs before `below`, oldest first, so the journals
+/// left (even after a crash midway) are always the newest ones, without gaps. A restarted node
+/// resumes in the epoch after its last processed block, so older journals are never reopened.
+async fn prune_journals<E: Runtime + commonware_runtime::Storage>(
+    context: E,
+    prefix: String,
+    below: u64,
+) {
+    let mut oldest = below;
+    while oldest > 0
+        && context
+            .scan(&journal_partition(&prefix, oldest - 1))
+            .await
+            .is_ok()
+    {
+        oldest -= 1;
+    }
+    for epoch in oldest..below {
+        match context
+            .remove(&journal_partition(&prefix, epoch), None)
+            .await
+        {
+            Ok(()) => debug!(epoch, "deleted an old epoch's consensus journal"),
+            Err(error) => {
+                warn!(epoch, %error, "cannot delete an old epoch's consensus journal");
+                return;
+            }
+        }
+    }
 }

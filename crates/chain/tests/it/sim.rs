@@ -106,6 +106,8 @@ pub struct State {
     pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
     pub stateful: consort_chain::validator::StatefulMailbox<deterministic::Context>,
     pub clock: Arc<std::sync::Mutex<deterministic::Context>>,
+    /// Where this validator's storage partitions are named from.
+    pub prefix: String,
 }
 
 impl ProcessedHeight for State {
@@ -197,10 +199,11 @@ impl Chain {
             let _ = mempool.admit(tx.clone(), Some(sender), false);
         }
         let pk = public_key.clone();
+        let prefix = format!("validator-{index}");
         let config = validator::Config {
             genesis: self.genesis.clone(),
             signer: self.signer(public_key),
-            partition_prefix: format!("validator-{index}"),
+            partition_prefix: prefix.clone(),
             mempool,
             observer: Arc::new(NoObserver),
             tracker: {
@@ -231,6 +234,7 @@ impl Chain {
                 marshal: running.marshal,
                 stateful: running.stateful,
                 clock,
+                prefix,
             });
             let _ = running.engine.await;
         });

@@ -206,6 +206,51 @@ impl commonware_glue::simulate::exit::ExitCondition<Key, State> for HeightReache
     }
 }
 
+/// Every validator keeps the consensus journals of its current and previous epochs only:
+/// older ones were deleted as it moved on (or when it restarted).
+#[derive(Clone)]
+struct OldJournalsDeleted {
+    epoch_blocks: u64,
+}
+
+impl Property<Key, State> for OldJournalsDeleted {
+    fn name(&self) -> &str {
+        "old_journals_deleted"
+    }
+
+    fn check<'a>(
+        &'a self,
+        _tracker: &'a ProgressTracker<Key>,
+        states: &'a [&'a State],
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        use commonware_runtime::{Storage as _, Supervisor as _};
+        Box::pin(async move {
+            for state in states {
+                let context = state.clock.lock().expect("clock").child("journals");
+                // The epoch of the next height; the orchestrator is in it or, if it has not
+                // yet heard of the boundary, in the one before.
+                let current = (state.processed_height().await + 1) / self.epoch_blocks;
+                let mut recent = 0;
+                for epoch in 0..=current {
+                    let partition = format!("{}-simplex-epoch-{epoch}", state.prefix);
+                    let kept = context.scan(&partition).await.is_ok();
+                    if epoch + 2 < current && kept {
+                        return Err(format!(
+                            "{}: epoch {epoch}'s journal is still there in epoch {current}",
+                            state.prefix
+                        ));
+                    }
+                    recent += usize::from(kept);
+                }
+                if recent == 0 {
+                    return Err(format!("{}: no consensus journal at all", state.prefix));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 fn link(success_percent: u64) -> Link {
     Link {
         latency: Duration::from_millis(20),
@@ -486,6 +531,7 @@ fn validators_cross_epoch_boundaries_through_random_crashes_and_restarts() {
         .exit_condition(HeightReached(120))
         .timeout(Duration::from_secs(900))
         .property(expected)
+        .property(OldJournalsDeleted { epoch_blocks: 8 })
         .run()
         .expect("validators keep finalizing across epochs while crashing and restarting");
 }

@@ -167,6 +167,11 @@ impl Gov {
         Ok(())
     }
 
+    /// The height at which governance halted the chain, while the brake holds.
+    pub async fn halted<E: Runtime>(store: &mut Store<'_, E>) -> Result<Option<u64>, BlockError> {
+        store.get::<u64>(&key::halted()).await
+    }
+
     /// The role bits of `account` if its registration is active and its organisation a member.
     pub async fn active_roles<E: Runtime>(
         store: &mut Store<'_, E>,
@@ -195,6 +200,9 @@ impl Gov {
     /// | `propose`, `vote`, `register`, `revoke` | an admin of a member organisation |
     /// | everything else | any active account of a member organisation, or a validator |
     ///
+    /// While governance holds the emergency brake ([`Action::Halt`]), every call but `propose`,
+    /// `vote`, `freeze` and `unfreeze` is refused with `chain_halted`.
+    ///
     /// # Errors
     /// [`TxError::Unauthorized`] (or a database failure).
     pub async fn authorize<E: Runtime>(
@@ -203,6 +211,13 @@ impl Gov {
         sender: &AccountId,
         call: &Call,
     ) -> Result<(), Fail> {
+        if !matches!(
+            call,
+            Call::Propose { .. } | Call::Vote { .. } | Call::Freeze { .. } | Call::Unfreeze { .. }
+        ) && Self::halted(store).await?.is_some()
+        {
+            return Err(GovError::Halted.into());
+        }
         Self::check_frozen(store, sender, call).await?;
         match call {
             Call::Rotate { account, .. } => {
@@ -555,6 +570,16 @@ impl Gov {
             Action::RemoveValidator { key } => {
                 validators::check_remove(store, &self.genesis, key).await?;
             }
+            Action::Halt => {
+                if Self::halted(store).await?.is_some() {
+                    return Err(GovError::AlreadyInState("halted").into());
+                }
+            }
+            Action::Resume => {
+                if Self::halted(store).await?.is_none() {
+                    return Err(GovError::AlreadyInState("running").into());
+                }
+            }
         }
         let mut state: GovState = store
             .get(&key::state())
@@ -695,6 +720,13 @@ impl Gov {
             Action::RemoveValidator { key } => {
                 validators::remove(store, &self.genesis, key).await?;
             }
+            // A second halt (or resume) passing after the first is a no-op.
+            Action::Halt => {
+                if Self::halted(store).await?.is_none() {
+                    store.put(&key::halted(), &height).await?;
+                }
+            }
+            Action::Resume => store.delete(&key::halted()).await?,
         }
         Ok(())
     }

@@ -178,7 +178,12 @@ Examples:
   consort gov proposals
   consort gov show 3
   consort gov vote 3 --yes --key shop-admin.key
-  consort gov vote 3 --no --key bank-admin.key";
+  consort gov vote 3 --no --key bank-admin.key
+  consort gov propose-halt --key platform-admin.key     # the emergency brake
+  consort gov propose-resume --key platform-admin.key
+
+While the chain is halted every transaction but proposals, votes and the regulator's
+freezes is refused (chain_halted); blocks keep being finalized.";
 
 /// `consort gov`.
 #[derive(Subcommand)]
@@ -206,6 +211,11 @@ pub enum GovCommand {
         #[arg(long)]
         no: bool,
     },
+    /// Propose pulling the emergency brake: once it passes, only proposals, votes and the
+    /// regulator's freezes go through until a resume passes.
+    ProposeHalt(Signer),
+    /// Propose releasing the emergency brake.
+    ProposeResume(Signer),
 }
 
 /// Run `consort gov`.
@@ -219,6 +229,13 @@ pub fn run_gov(command: GovCommand) -> anyhow::Result<()> {
                 gov["mode"].as_str().unwrap_or("?"),
                 gov["vote_period_blocks"]
             );
+            if gov["halted"] == true {
+                println!(
+                    "HALTED by governance since block {}: only proposals, votes and freezes \
+                     are accepted",
+                    gov["halted_at"]
+                );
+            }
             let open = gov["open_proposals"]
                 .as_array()
                 .cloned()
@@ -264,6 +281,8 @@ pub fn run_gov(command: GovCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        GovCommand::ProposeHalt(signer) => propose(&signer, Action::Halt),
+        GovCommand::ProposeResume(signer) => propose(&signer, Action::Resume),
     }
 }
 

@@ -88,6 +88,7 @@ impl From<TxError> for ApiError {
         let status = match error {
             TxError::MempoolFull => StatusCode::SERVICE_UNAVAILABLE,
             TxError::Duplicate => StatusCode::CONFLICT,
+            TxError::Gov(consort_types::gov::GovError::Halted) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, error.code(), error.to_string())

@@ -55,8 +55,11 @@ async fn overview(State(s): AppState) -> Result<Json<Value>, ApiError> {
     for id in &state.members.0 {
         members.push(read::<Org>(&s.databases, &key::org(id)).await?);
     }
+    let halted_at: Option<u64> = read(&s.databases, &key::halted()).await?;
     Ok(Json(json!({
         "mode": config.mode,
+        "halted": halted_at.is_some(),
+        "halted_at": halted_at,
         "registrar": config.registrar,
         "vote_period_blocks": config.vote_period_blocks,
         "alert_threshold": config.alert_threshold,

@@ -292,6 +292,12 @@ pub enum Action {
         /// Its consensus key.
         key: AccountId,
     },
+    /// The emergency brake: from the next transaction on, every call is refused
+    /// (`chain_halted`) except governance itself (`propose`, `vote`) and the regulator's
+    /// freezes. Blocks keep being finalized.
+    Halt,
+    /// Release the emergency brake.
+    Resume,
 }
 
 impl Write for Action {
@@ -316,6 +322,8 @@ impl Write for Action {
                 3u8.write(buf);
                 key.write(buf);
             }
+            Self::Halt => 4u8.write(buf),
+            Self::Resume => 5u8.write(buf),
         }
     }
 }
@@ -327,6 +335,7 @@ impl EncodeSize for Action {
             Self::RemoveOrg { .. } => 1 + 16,
             Self::AddValidator { address, .. } => 1 + 32 + address.encode_size(),
             Self::RemoveValidator { .. } => 1 + 32,
+            Self::Halt | Self::Resume => 1,
         }
     }
 }
@@ -350,6 +359,8 @@ impl Read for Action {
             3 => Ok(Self::RemoveValidator {
                 key: AccountId::read(buf)?,
             }),
+            4 => Ok(Self::Halt),
+            5 => Ok(Self::Resume),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }
@@ -489,6 +500,15 @@ pub enum GovError {
     /// Removing the validator would leave none.
     #[error("the last validator cannot leave or be removed")]
     LastValidator,
+    /// Governance pulled the emergency brake: only governance and freezes go through.
+    #[error(
+        "the chain is halted by governance: only proposals, votes and the regulator's freezes \
+         are accepted until a resume proposal passes"
+    )]
+    Halted,
+    /// A halt proposed while halted, or a resume while running.
+    #[error("the chain is already {0}")]
+    AlreadyInState(&'static str),
 }
 
 impl GovError {
@@ -507,6 +527,8 @@ impl GovError {
             Self::ValidatorExists(_) => "gov_validator_exists",
             Self::UnknownValidator(_) => "gov_unknown_validator",
             Self::LastValidator => "gov_last_validator",
+            Self::Halted => "chain_halted",
+            Self::AlreadyInState(_) => "gov_already_in_state",
             Self::Frozen(_) => "frozen",
             Self::NotIssuer(_) => "emoney_not_issuer",
             Self::RedeemTooMuch(_) => "insufficient_balance",

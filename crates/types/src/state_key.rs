@@ -53,6 +53,10 @@ pub mod gov {
     pub fn emoney_assets() -> Digest {
         sha256(&[b"emoney/assets"])
     }
+    /// `gov/halted` → the height at which the emergency brake was pulled, while it holds.
+    pub fn halted() -> Digest {
+        sha256(&[b"gov/halted"])
+    }
     /// `gov/proposals/{id}` → [`crate::gov::Proposal`].
     pub fn proposal(id: u64) -> Digest {
         sha256(&[b"gov/proposals/", &id.to_be_bytes()])

@@ -366,6 +366,9 @@ fn every_call_kind_is_refused_to_every_role_that_may_not_make_it_and_changes_not
                 Call::Propose {
                     action: Action::RemoveValidator { key: id(100) },
                 },
+                Call::Propose {
+                    action: Action::Halt,
+                },
                 Call::Register {
                     account: id(71),
                     roles: role::SELLER,
@@ -1171,6 +1174,118 @@ fn keys_rotate_with_registration_and_every_balance_and_the_old_key_stops_working
                 .read::<Registration>(&key::registration(&id(73)))
                 .await
                 .is_none()
+        );
+    });
+}
+
+#[test]
+fn the_emergency_brake_halts_everything_but_governance_and_freezes_until_resumed() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let halted = || Err(TxError::Gov(GovError::Halted));
+        let pay = |to| Call::Transfer {
+            to: id(to),
+            amount: Amount::new(5),
+        };
+        let resume = Call::Propose {
+            action: Action::Resume,
+        };
+        assert_eq!(
+            chain.submit(1, resume.clone()).await,
+            Err(TxError::Gov(GovError::AlreadyInState("running")))
+        );
+        // Only an admin proposes it, and it takes more than 2/3 like any decision.
+        let halt = Call::Propose {
+            action: Action::Halt,
+        };
+        assert!(matches!(
+            chain.submit(60, halt.clone()).await,
+            Err(TxError::Unauthorized { .. })
+        ));
+        chain
+            .submit(4, halt.clone())
+            .await
+            .expect("the regulator proposes");
+        chain.submit(1, vote(0, true)).await.expect("for");
+        chain
+            .submit(2, pay(3))
+            .await
+            .expect("not halted yet: 2 of 4");
+        chain.submit(3, vote(0, true)).await.expect("for");
+        assert_eq!(chain.proposal(0).await.status, ProposalStatus::Passed.tag());
+        let halted_at: u64 = chain.read(&key::halted()).await.expect("halted");
+        assert_eq!(halted_at, chain.height);
+
+        // Everything else is refused and changes nothing.
+        let before: Vec<Account> =
+            futures::future::join_all((1..=4).map(|i| chain.account(i))).await;
+        assert_eq!(chain.submit(2, pay(3)).await, halted());
+        assert_eq!(chain.submit(60, Call::SelfRegister).await, halted());
+        assert_eq!(
+            chain
+                .submit(
+                    2,
+                    Call::Register {
+                        account: id(61),
+                        roles: role::SELLER,
+                    },
+                )
+                .await,
+            halted()
+        );
+        assert_eq!(
+            chain
+                .submit(
+                    3,
+                    Call::Issue {
+                        asset: "CNY".parse().expect("asset"),
+                        to: id(2),
+                        amount: Amount::new(10),
+                    },
+                )
+                .await,
+            halted()
+        );
+        let after: Vec<Account> =
+            futures::future::join_all((1..=4).map(|i| chain.account(i))).await;
+        assert_eq!(
+            before, after,
+            "refused calls moved nothing and used no nonce"
+        );
+        assert!(
+            chain
+                .read::<Registration>(&key::registration(&id(60)))
+                .await
+                .is_none()
+        );
+        // The regulator still freezes; governance still decides; a second halt is refused.
+        let target = consort_types::gov::FreezeTarget::Account(id(2));
+        chain
+            .submit(4, Call::Freeze { target })
+            .await
+            .expect("freezes during the halt");
+        chain
+            .submit(4, Call::Unfreeze { target })
+            .await
+            .expect("unfreezes during the halt");
+        assert_eq!(
+            chain.submit(1, halt).await,
+            Err(TxError::Gov(GovError::AlreadyInState("halted")))
+        );
+        chain.submit(1, resume).await.expect("proposed");
+        chain.submit(2, vote(1, true)).await.expect("for");
+        assert_eq!(
+            chain.submit(2, pay(3)).await,
+            halted(),
+            "2 of 4 is not enough"
+        );
+        chain.submit(3, vote(1, true)).await.expect("for");
+        assert!(chain.read::<u64>(&key::halted()).await.is_none());
+        let bank = chain.account(3).await.balance;
+        chain.submit(2, pay(3)).await.expect("resumed");
+        assert_eq!(
+            chain.account(3).await.balance,
+            bank.checked_add(Amount::new(5)).expect("sum")
         );
     });
 }

@@ -266,4 +266,55 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
         freeze_at < unfreeze_at && unfreeze_at < transfer_at,
         "{kinds:?}"
     );
+
+    // The emergency brake: the regulator proposes a halt and three more of the five
+    // organisations agree; a transfer is then refused at admission while governance still
+    // works, until a resume passes.
+    let proposal = |out: &str| {
+        out.split_whitespace()
+            .nth(1)
+            .expect("proposal number")
+            .to_string()
+    };
+    let halt = proposal(&consort(&[
+        "gov",
+        "propose-halt",
+        "--node",
+        &api,
+        "--key",
+        &dave,
+    ]));
+    consort(&[
+        "gov", "vote", &halt, "--yes", "--node", &api, "--key", &alice,
+    ]);
+    consort(&["gov", "vote", &halt, "--yes", "--node", &api, "--key", &bob]);
+    let passed = consort(&[
+        "gov", "vote", &halt, "--yes", "--node", &api, "--key", &carol,
+    ]);
+    assert!(passed.contains("now passed"), "{passed}");
+    let refused = fails(&[
+        "transfer", "--node", &api, "--key", &alice, "--to", &bob_id, "--amount", "5",
+    ]);
+    assert!(refused.contains("chain_halted"), "{refused}");
+    assert!(consort(&["gov", "proposals", "--node", &api]).contains("HALTED"));
+    let resume = proposal(&consort(&[
+        "gov",
+        "propose-resume",
+        "--node",
+        &api,
+        "--key",
+        &alice,
+    ]));
+    consort(&[
+        "gov", "vote", &resume, "--yes", "--node", &api, "--key", &bob,
+    ]);
+    consort(&[
+        "gov", "vote", &resume, "--yes", "--node", &api, "--key", &carol,
+    ]);
+    consort(&[
+        "gov", "vote", &resume, "--yes", "--node", &api, "--key", &dave,
+    ]);
+    consort(&[
+        "transfer", "--node", &api, "--key", &alice, "--to", &bob_id, "--amount", "5",
+    ]);
 }

@@ -197,7 +197,7 @@ pub fn next_committee(current: &ValidatorSet, registry: &ValidatorSet) -> Valida
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commonware_cryptography::{Signer, ed25519};
+    use commonware_cryptography::Signer;
     use consort_types::validators::ValidatorEntry;
 
     fn set(ids: &[u8]) -> ValidatorSet {

@@ -22,9 +22,22 @@ pub const DEMO_ACCOUNTS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 /// Each demo account's starting balance.
 pub const DEMO_BALANCE: u64 = 1_000_000_000;
 
-/// A free loopback TCP port.
+/// A free loopback TCP port, never one this process handed out before: the kernel may offer a
+/// just-released port again, and two services of one devnet must not be given the same one.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..64 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if GIVEN
+            .lock()
+            .map_err(|_| anyhow::anyhow!("port registry poisoned"))?
+            .insert(port)
+        {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port after 64 tries: is the machine out of ephemeral ports?")
 }
 
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.

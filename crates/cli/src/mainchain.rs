@@ -201,13 +201,34 @@ impl DevChain {
         self.rpc.call(method, params)
     }
 
-    /// Mine `blocks` blocks to the wallet.
+    /// Mine `blocks` blocks to the wallet. Litecoin's first MWEB block (regtest height
+    /// [`MWEB_ACTIVATION_HEIGHT`](consort_mainchain::network::MWEB_ACTIVATION_HEIGHT)) must
+    /// carry a peg-in to MWEB, or Litecoin Core refuses to build it (`bad-txns-vin-empty`) and
+    /// the chain stops there; the wallet makes one just before.
     ///
     /// # Errors
     /// RPC failures.
     pub fn mine(&self, blocks: u64) -> anyhow::Result<()> {
+        let first_mweb = u64::from(consort_mainchain::network::MWEB_ACTIVATION_HEIGHT);
         let address = self.call("getnewaddress", json!(["", "bech32"]))?;
-        self.call("generatetoaddress", json!([blocks, address]))?;
+        let height = self
+            .call("getblockcount", json!([]))?
+            .as_u64()
+            .context("getblockcount is not a number")?;
+        let mut left = blocks;
+        if height < first_mweb && height + blocks >= first_mweb {
+            let before = first_mweb - 1 - height;
+            if before > 0 {
+                self.call("generatetoaddress", json!([before, address]))?;
+            }
+            let mweb = self.call("getnewaddress", json!(["", "mweb"]))?;
+            self.call("sendtoaddress", json!([mweb, 1.0]))
+                .context("the first MWEB block needs a peg-in to MWEB from the devnet wallet")?;
+            left -= before;
+        }
+        if left > 0 {
+            self.call("generatetoaddress", json!([left, address]))?;
+        }
         Ok(())
     }
 
@@ -235,5 +256,28 @@ impl Drop for DevChain {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_devnet_main_chain_mines_through_mweb_activation() {
+        let binary = find().expect("litecoind on PATH (apt-get install litecoind)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut chain = DevChain::start(&binary, dir.path()).expect("litecoind starts");
+        // From 101 across the first MWEB block (432) in one call, then one more the way the
+        // devnet's miner does.
+        chain.mine(340).expect("mines across MWEB activation");
+        chain.mine(1).expect("mines after activation");
+        let height = chain.call("getblockcount", json!([])).expect("height");
+        assert_eq!(height, json!(442));
+        let info = chain
+            .call("getblockchaininfo", json!([]))
+            .expect("blockchain info");
+        assert_eq!(info["softforks"]["mweb"]["active"], json!(true), "{info}");
+        chain.stop();
     }
 }

@@ -13,6 +13,10 @@ use bitcoin::pow::{CompactTarget, Target};
 /// Blocks between two difficulty retargets, the same on every supported network.
 pub const RETARGET_INTERVAL_BLOCKS: u32 = 2016;
 
+/// The first block of Litecoin regtest with MWEB active (BIP 9 deployment, 144-block periods:
+/// started at 144, locked in at 288, active from 432). That block must carry a peg-in to MWEB.
+pub const MWEB_ACTIVATION_HEIGHT: u32 = 432;
+
 /// Which Bitcoin-family chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Chain {

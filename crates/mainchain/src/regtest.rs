@@ -30,9 +30,7 @@ pub const LITECOIND_INSTALL_HINT: &str =
 /// Environment variable that overrides where to find `litecoind`.
 pub const LITECOIND_ENV: &str = "LITECOIND";
 
-/// The first block of Litecoin regtest with MWEB active (BIP 9 deployment, 144-block periods:
-/// started at 144, locked in at 288, active from 432).
-pub const MWEB_ACTIVATION_HEIGHT: u32 = 432;
+pub use crate::network::MWEB_ACTIVATION_HEIGHT;
 
 const RPC_POLL_INTERVAL: Duration = Duration::from_millis(100);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

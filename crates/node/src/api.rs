@@ -49,8 +49,9 @@ pub struct Shared {
     pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
     /// Tip, events, counters.
     pub observer: Arc<Observer>,
-    /// Peers in the validator set (besides this node).
-    pub peers: usize,
+    /// Validators this node is connected to right now (p2p sessions), refreshed every
+    /// second from the p2p layer's metrics.
+    pub peers: std::sync::atomic::AtomicUsize,
     /// The peg, if genesis configures one.
     pub peg: Option<crate::peg::PegNode>,
     /// Governance, if genesis configures it (admission checks permissions with it).
@@ -140,7 +141,7 @@ async fn status(State(s): AppState) -> Json<Value> {
         "finalized_height": tip.height,
         "finalized_hash": tip.hash,
         "validators": s.genesis.validators.iter().map(|v| v.public_key.to_string()).collect::<Vec<_>>(),
-        "peers": s.peers,
+        "peers": s.peers.load(std::sync::atomic::Ordering::Relaxed),
         "mempool_size": s.mempool.len(),
     }))
 }
@@ -504,8 +505,8 @@ async fn metrics(State(s): AppState) -> String {
     metric(
         "consort_peers",
         "gauge",
-        "Validators in the peer set besides this node.",
-        s.peers as u64,
+        "Validators this node holds a p2p session with.",
+        s.peers.load(Relaxed) as u64,
     );
     let _ = write!(
         out,

@@ -350,12 +350,16 @@ async fn serve(
         databases,
         marshal: running.marshal,
         observer,
-        peers: genesis.validators.len().saturating_sub(1),
+        peers: std::sync::atomic::AtomicUsize::new(0),
         peg: peg.clone().map(|peg| crate::peg::PegNode {
             peg,
             watch: std::sync::Mutex::new(crate::peg::load_watch_list(&config.data_dir)),
             data_dir: config.data_dir.clone(),
         }),
+    });
+    context.child("peer_count").spawn({
+        let shared = shared.clone();
+        move |ctx| count_peers(ctx, shared)
     });
     if let (Some(peg), Some(main)) = (peg, &config.mainchain) {
         let watcher = start_watcher(peg, main, &genesis, &watch_signer)?;
@@ -420,10 +424,45 @@ fn start_watcher(
     ))
 }
 
+/// Keep `shared.peers` at the number of live p2p sessions: the p2p tracker publishes one
+/// `directory_connected` gauge per connected peer and removes it on disconnect.
+async fn count_peers(context: cw_tokio::Context, shared: Arc<api::Shared>) {
+    use commonware_runtime::{Clock as _, Metrics as _};
+    loop {
+        shared.peers.store(
+            connected_peers(&context.encode()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        context.sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// Connected peers in a Prometheus/OpenMetrics text encoding of the runtime's metrics.
+fn connected_peers(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.contains("directory_connected{"))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use consort_types::{AccountId, Amount, Call, Tx};
+
+    #[test]
+    fn peers_are_counted_from_the_p2p_connected_gauges() {
+        let metrics = "\
+# HELP p2p_tracker_directory_connected Unix timestamp in milliseconds when each connected peer became active.
+# TYPE p2p_tracker_directory_connected gauge
+p2p_tracker_directory_connected{peer=\"aa\"} 1764431000000
+p2p_tracker_directory_connected{peer=\"bb\"} 1764431000100
+p2p_tracker_directory_blocked{peer=\"cc\"} 1
+p2p_tracker_directory_tracked 3
+";
+        assert_eq!(connected_peers(metrics), 2);
+        assert_eq!(connected_peers(""), 0);
+    }
 
     fn transfer(amount: u64) -> consort_types::SignedTx {
         let key = ed25519::PrivateKey::from_seed(1);

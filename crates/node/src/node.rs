@@ -116,6 +116,16 @@ impl ChainObserver for Observer {
             {
                 let _ = self.events.send(Arc::new(event.to_string()));
             }
+            if is_governance(&tx.tx.call) {
+                let event = serde_json::json!({
+                    "type": "gov",
+                    "height": block.number(),
+                    "tx": hex_serde::encode(&tx.hash()),
+                    "sender": tx.tx.sender,
+                    "call": tx.tx.call,
+                });
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
             if let Some(detail) = peg_event(tx) {
                 let event = serde_json::json!({
                     "type": "peg",
@@ -129,6 +139,24 @@ impl ChainObserver for Observer {
             }
         }
     }
+}
+
+/// Governance and supervision calls, which the events stream reports as `gov` events (a
+/// passed proposal's effect, e.g. a halt, shows in `GET /v1/gov` and the proposal).
+fn is_governance(call: &consort_types::Call) -> bool {
+    use consort_types::Call;
+    matches!(
+        call,
+        Call::Propose { .. }
+            | Call::Vote { .. }
+            | Call::Register { .. }
+            | Call::Revoke { .. }
+            | Call::SelfRegister
+            | Call::Freeze { .. }
+            | Call::Unfreeze { .. }
+            | Call::LeaveValidator
+            | Call::Rotate { .. }
+    )
 }
 
 /// An alert for the regulator if `tx` moves at least `threshold` base units.

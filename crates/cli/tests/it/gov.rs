@@ -276,6 +276,23 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
             .expect("proposal number")
             .to_string()
     };
+    // Members follow governance on the events stream.
+    let gov_events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    {
+        let events = gov_events.clone();
+        let url = format!("{}/v1/events", api.replace("http://", "ws://"));
+        let (mut socket, _) = tungstenite::connect(url).expect("events stream");
+        std::thread::spawn(move || {
+            while let Ok(message) = socket.read() {
+                if let tungstenite::Message::Text(text) = message
+                    && let Ok(event) = serde_json::from_str::<Value>(&text)
+                    && event["type"] == "gov"
+                {
+                    events.lock().expect("events").push(event);
+                }
+            }
+        });
+    }
     let halt = proposal(&consort(&[
         "gov",
         "propose-halt",
@@ -317,4 +334,16 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
     consort(&[
         "transfer", "--node", &api, "--key", &alice, "--to", &bob_id, "--amount", "5",
     ]);
+    let seen = gov_events.lock().expect("events").clone();
+    let halt_number: u64 = halt.parse().expect("number");
+    assert!(
+        seen.iter()
+            .any(|e| e["call"]["kind"] == "propose" && e["call"]["action"]["action"] == "halt"),
+        "{seen:?}"
+    );
+    let votes_on_halt = seen
+        .iter()
+        .filter(|e| e["call"]["kind"] == "vote" && e["call"]["proposal"] == halt_number)
+        .count();
+    assert_eq!(votes_on_halt, 3, "{seen:?}");
 }

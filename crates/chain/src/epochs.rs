@@ -419,6 +419,8 @@ async fn read_committee<E: Runtime>(
                 );
                 return None;
             }
+            // A block applied during the read: read again from a fresh snapshot.
+            Err(crate::execute::BlockError::StaleRead) if attempt < 600 => {}
             Err(error) => {
                 warn!(epoch = epoch.get(), %error, "cannot read the committee");
                 return None;

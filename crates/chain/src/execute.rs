@@ -44,6 +44,10 @@ pub enum BlockError {
     /// The database failed.
     #[error("state database: {0}")]
     Database(String),
+    /// A read-only snapshot went stale: a block was applied while it was read. Read again
+    /// from a fresh snapshot.
+    #[error("the state moved on while it was read")]
+    StaleRead,
     /// A ledger invariant does not hold after the block: a bug, never a user's fault.
     #[error("invariant broken: {0}")]
     Invariant(String),

@@ -61,11 +61,10 @@ impl<'a, E: Runtime> Store<'a, E> {
         if let Some(value) = self.block.get(key) {
             return Ok(value.clone());
         }
-        let value = self
-            .parent
-            .get(key)
-            .await
-            .map_err(|e| BlockError::Database(format!("{e:?}")))?;
+        let value = self.parent.get(key).await.map_err(|e| match e {
+            commonware_storage::qmdb::Error::StaleRead => BlockError::StaleRead,
+            e => BlockError::Database(format!("{e:?}")),
+        })?;
         self.block.insert(*key, value.clone());
         Ok(value)
     }

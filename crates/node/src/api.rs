@@ -300,13 +300,20 @@ async fn admit_verified(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
         // Refuse here what the state machine would refuse as unauthorized or frozen against
         // the finalized state, instead of accepting it and failing it in a block.
         use commonware_glue::stateful::db::DatabaseSet as _;
-        let batch = s.databases.new_batches().await;
-        let mut store = consort_chain::store::Store::new(&batch);
-        match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
-            Ok(()) => {}
-            Err(consort_chain::peg::Fail::Tx(error)) => return Err(error),
-            Err(consort_chain::peg::Fail::Db(error)) => {
-                return Err(TxError::Malformed(format!("cannot read state: {error}")));
+        use consort_chain::{execute::BlockError, peg::Fail};
+        // A block applied during the check makes the snapshot stale: check again on a fresh one.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let batch = s.databases.new_batches().await;
+            let mut store = consort_chain::store::Store::new(&batch);
+            match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
+                Ok(()) => break,
+                Err(Fail::Tx(error)) => return Err(error),
+                Err(Fail::Db(BlockError::StaleRead)) if attempts < 16 => {}
+                Err(Fail::Db(error)) => {
+                    return Err(TxError::Malformed(format!("cannot read state: {error}")));
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use bitcoin::hashes::Hash as _;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Clock as _, tokio::Context};
-use consort_chain::{peg::Peg, state, store::Store, watcher::Watcher};
+use consort_chain::{execute::BlockError, peg::Peg, state, store::Store, watcher::Watcher};
 use consort_mainchain::Custody;
 use consort_types::{
     AccountId, Asset, Tx,
@@ -83,12 +83,16 @@ pub async fn read<T: commonware_codec::Read<Cfg = ()>>(
     databases: &state::Databases<Context>,
     key: &consort_types::Digest,
 ) -> Result<Option<T>, ApiError> {
-    let batch = databases.new_batches().await;
-    let mut store = Store::new(&batch);
-    store
-        .get(key)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))
+    // A block applied during the read makes the snapshot stale: read again from a fresh one.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let batch = databases.new_batches().await;
+        match Store::new(&batch).get(key).await {
+            Err(BlockError::StaleRead) if attempts < 16 => {}
+            result => return result.map_err(|e| ApiError::internal(e.to_string())),
+        }
+    }
 }
 
 fn peg_of(s: &Shared) -> Result<&PegNode, ApiError> {

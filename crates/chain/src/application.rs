@@ -4,6 +4,7 @@
 use crate::{
     execute::{self, Mode},
     mempool::Mempool,
+    rules::{BlockInfo, Rules},
     state::{Databases, Merkleized, Runtime, Unmerkleized},
 };
 use commonware_consensus::{marshal::ancestry::Ancestry, types::Height};
@@ -15,7 +16,10 @@ use commonware_glue::stateful::{
 use commonware_runtime::Clock;
 use commonware_storage::qmdb::sync::Target;
 use commonware_utils::range::NonEmptyRange;
-use consort_types::{Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits};
+use consort_types::{
+    Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits,
+    receipt::FAILURE_CODE_MAX,
+};
 use futures::StreamExt;
 use std::{
     sync::Arc,
@@ -23,8 +27,10 @@ use std::{
 };
 use tracing::{debug, warn};
 
-/// How long a leader waits for transactions before proposing an empty block (ms).
-pub const EMPTY_BLOCK_INTERVAL_MS: u64 = 500;
+/// Most bytes of transactions a proposal takes: the block limit less room for the header and
+/// every transaction's outcome.
+const CANDIDATE_BYTES_MAX: usize =
+    limits::BLOCK_SIZE_MAX - 4096 - limits::BLOCK_TXS_MAX * (2 + FAILURE_CODE_MAX);
 
 /// How often a waiting leader looks at the mempool.
 const PROPOSE_POLL: Duration = Duration::from_millis(2);
@@ -68,13 +74,13 @@ pub fn genesis_block<E: Runtime>(genesis: &Genesis) -> Block {
         height: Height::zero(),
         timestamp_ms: genesis.genesis_time_ms,
         tx_count: 0,
-        tx_root: tx_root(&[]),
+        tx_root: tx_root(&[], &[]),
         state_root: target.root,
         ops_root: target.root,
         ops_range: target.range,
         next_committee: None,
     };
-    Block::new(header, Vec::new())
+    Block::new(header, Vec::new(), Vec::new())
 }
 
 impl App {
@@ -100,8 +106,8 @@ impl App {
         }
     }
 
-    fn rules(&self) -> execute::Rules<'_> {
-        execute::Rules {
+    fn rules(&self) -> Rules<'_> {
+        Rules {
             genesis: &self.genesis,
             peg: self.peg.as_deref(),
             gov: self.gov.as_deref(),
@@ -121,7 +127,6 @@ fn header_for(
     context: BlockContext,
     parent: &Block,
     timestamp_ms: u64,
-    txs: &[SignedTx],
     executed: &execute::Executed<impl Runtime>,
 ) -> Header {
     let merkleized = &executed.merkleized;
@@ -130,8 +135,8 @@ fn header_for(
         parent: parent.digest(),
         height: Height::new(parent.number() + 1),
         timestamp_ms,
-        tx_count: u32::try_from(txs.len()).expect("BLOCK_TXS_MAX fits u32"),
-        tx_root: tx_root(txs),
+        tx_count: u32::try_from(executed.included.len()).expect("BLOCK_TXS_MAX fits u32"),
+        tx_root: tx_root(&executed.included, &executed.outcomes),
         state_root: merkleized.root(),
         ops_root: (**merkleized).ops_root(),
         ops_range: NonEmptyRange::new(merkleized.sync_boundary()..merkleized.bounds().tip.size)
@@ -140,12 +145,15 @@ fn header_for(
     }
 }
 
-/// Checks of a peer's block that need no state: linkage, height, time, transactions' stateless
-/// rules and signatures (those not already verified by the local mempool, in one batch).
+/// Checks of a peer's block that need no state: linkage, height, time (not before the parent,
+/// not more than [`limits::BLOCK_FUTURE_DRIFT_MS`] ahead of `now_ms`: a far-future proposal is
+/// refused, not waited for), transactions' stateless rules and signatures (those not already
+/// verified by the local mempool, in one batch).
 fn check_candidate<R: rand_core::CryptoRng>(
     block: &Block,
     parent: &Block,
     chain_id: u64,
+    now_ms: u64,
     mempool: Option<&Mempool>,
     rng: &mut R,
 ) -> Result<(), String> {
@@ -157,6 +165,13 @@ fn check_candidate<R: rand_core::CryptoRng>(
     }
     if block.header.timestamp_ms < parent.header.timestamp_ms {
         return Err("timestamp is before the parent's".into());
+    }
+    if block.header.timestamp_ms > now_ms.saturating_add(limits::BLOCK_FUTURE_DRIFT_MS) {
+        return Err(format!(
+            "timestamp is {} ms ahead of this node's clock (at most {} allowed)",
+            block.header.timestamp_ms - now_ms,
+            limits::BLOCK_FUTURE_DRIFT_MS
+        ));
     }
     if block.txs.len() > limits::BLOCK_TXS_MAX {
         return Err("too many transactions".into());
@@ -203,39 +218,55 @@ impl<E: Runtime> Application<E> for App {
         let parent = ancestry.next().await?;
         let parent = parent.inner();
         let mempool = input.provider;
-        // Pace empty blocks: wait for work, or for the empty-block interval to pass.
+        // Pace empty blocks: build at once for runnable work, else wait out the interval.
         let deadline = parent
             .header
             .timestamp_ms
-            .saturating_add(EMPTY_BLOCK_INTERVAL_MS);
-        while !mempool.has_candidates() && now_ms(&context) < deadline {
+            .saturating_add(self.genesis.empty_block_interval_ms());
+        while !mempool.has_runnable() && now_ms(&context) < deadline {
             context.sleep(PROPOSE_POLL).await;
         }
         let timestamp_ms = now_ms(&context).max(parent.header.timestamp_ms);
         let height = parent.number() + 1;
-        let candidates = mempool.candidates(limits::BLOCK_TXS_MAX, limits::BLOCK_SIZE_MAX - 4096);
-        let mut executed =
-            match execute::execute_block(batches, height, candidates, self.rules(), Mode::Propose)
-                .await
-            {
-                Ok(executed) => executed,
-                Err(error) => {
-                    warn!(%error, height, "cannot build a block");
-                    return None;
-                }
-            };
+        let per_sender_max = self
+            .genesis
+            .account_limits
+            .map_or(limits::BLOCK_TXS_MAX, |l| l.txs_per_block as usize);
+        let candidates =
+            mempool.candidates(limits::BLOCK_TXS_MAX, CANDIDATE_BYTES_MAX, per_sender_max);
+        let block_info = BlockInfo {
+            height,
+            timestamp_ms,
+        };
+        let mut executed = match execute::execute_block(
+            batches,
+            block_info,
+            candidates,
+            self.rules(),
+            Mode::Propose,
+        )
+        .await
+        {
+            Ok(executed) => executed,
+            Err(error) => {
+                warn!(%error, height, "cannot build a block");
+                return None;
+            }
+        };
+        if !executed.rejected.is_empty() {
+            debug!(
+                height,
+                refused = executed.rejected.len(),
+                "block building refused transactions"
+            );
+        }
         mempool.reject(std::mem::take(&mut executed.rejected));
         mempool.mark_in_flight(height, executed.included.iter().map(SignedTx::hash));
-        let header = header_for(
-            consensus,
-            parent,
-            timestamp_ms,
-            &executed.included,
-            &executed,
-        );
-        debug!(height, txs = executed.included.len(), "proposing");
+        let header = header_for(consensus, parent, timestamp_ms, &executed);
+        let failed = executed.outcomes.iter().filter(|o| !o.is_applied()).count();
+        debug!(height, txs = executed.included.len(), failed, "proposing");
         Some(Proposed {
-            block: Block::new(header, executed.included),
+            block: Block::new(header, executed.included, executed.outcomes),
             merkleized: executed.merkleized,
         })
     }
@@ -252,34 +283,27 @@ impl<E: Runtime> Application<E> for App {
         let block = block.inner();
         let parent = ancestry.next().await?;
         let parent = parent.inner();
-        if finality == Finality::Candidate {
-            if let Err(reason) = check_candidate(
+        if finality == Finality::Candidate
+            && let Err(reason) = check_candidate(
                 block,
                 parent,
                 self.genesis.chain_id,
+                now_ms(&context),
                 Some(&self.mempool),
                 &mut context,
-            ) {
-                warn!(height = block.number(), %reason, "rejecting block");
-                return None;
-            }
-            // A block from the future waits for the local clock (bounded by the drift).
-            loop {
-                let now = now_ms(&context);
-                if block.header.timestamp_ms <= now.saturating_add(limits::BLOCK_FUTURE_DRIFT_MS) {
-                    break;
-                }
-                context
-                    .sleep(Duration::from_millis(
-                        block.header.timestamp_ms - now - limits::BLOCK_FUTURE_DRIFT_MS,
-                    ))
-                    .await;
-            }
+            )
+        {
+            warn!(height = block.number(), %reason, "rejecting block");
+            return None;
         }
         let height = block.number();
+        let block_info = BlockInfo {
+            height,
+            timestamp_ms: block.header.timestamp_ms,
+        };
         let executed = match execute::execute_block(
             batches,
-            height,
+            block_info,
             block.txs.clone(),
             self.rules(),
             Mode::Verify,
@@ -296,11 +320,13 @@ impl<E: Runtime> Application<E> for App {
             block.header.context.clone(),
             parent,
             block.header.timestamp_ms,
-            &block.txs,
             &executed,
         );
-        if expected != block.header {
-            warn!(height, "rejecting block: header does not match execution");
+        if expected != block.header || executed.outcomes != block.outcomes {
+            warn!(
+                height,
+                "rejecting block: header or outcomes do not match execution"
+            );
             return None;
         }
         self.mempool

@@ -350,6 +350,7 @@ where
             None => self.genesis_digest,
             Some(boundary) => self.marshal.get_info(boundary).await?.1,
         };
+        let timeouts = Timeouts::for_interval(self.genesis.empty_block_interval_ms());
         let engine = simplex::Engine::new(
             self.context.child("simplex").with_attribute("epoch", epoch),
             simplex::Config {
@@ -367,12 +368,12 @@ where
                 replay_buffer: IO_BUFFER,
                 write_buffer: IO_BUFFER,
                 page_cache: self.page_cache.clone(),
-                leader_timeout: Duration::from_secs(2),
-                certification_timeout: Duration::from_secs(3),
+                leader_timeout: timeouts.leader,
+                certification_timeout: timeouts.certification,
                 timeout_retry: Duration::from_secs(1),
                 view_retention: ViewDelta::new(1024),
                 skip: SkipPolicy::Enabled {
-                    timeout: Duration::from_secs(6),
+                    timeout: timeouts.skip,
                     budget: simplex::SkipBudget::Participants,
                 },
                 fetch_timeout: NZDuration!(Duration::from_secs(2)),
@@ -420,7 +421,7 @@ async fn read_committee<E: Runtime>(
                 return None;
             }
             // A block applied during the read: read again from a fresh snapshot.
-            Err(crate::execute::BlockError::StaleRead) if attempt < 600 => {}
+            Err(crate::error::BlockError::StaleRead) if attempt < 600 => {}
             Err(error) => {
                 warn!(epoch = epoch.get(), %error, "cannot read the committee");
                 return None;
@@ -462,6 +463,33 @@ async fn prune_journals<E: Runtime + commonware_runtime::Storage>(
                 warn!(epoch, %error, "cannot delete an old epoch's consensus journal");
                 return;
             }
+        }
+    }
+}
+
+/// Consensus timeouts that fit the chain's empty-block pace: an idle leader waits up to the
+/// empty-block interval before proposing, so the others must not give up on it sooner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long to wait for the leader's proposal.
+    pub leader: Duration,
+    /// How long to wait for a proposal's certification.
+    pub certification: Duration,
+    /// How long a silent leader is tolerated before its views are skipped at once.
+    pub skip: Duration,
+}
+
+impl Timeouts {
+    /// Timeouts for an empty-block interval of `interval_ms`.
+    pub fn for_interval(interval_ms: u64) -> Self {
+        let leader =
+            Duration::from_millis(interval_ms.saturating_add(1_000)).max(Duration::from_secs(2));
+        let certification = leader + Duration::from_secs(1);
+        let skip = (certification + Duration::from_secs(3)).max(Duration::from_secs(6));
+        Self {
+            leader,
+            certification,
+            skip,
         }
     }
 }

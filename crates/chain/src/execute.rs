@@ -6,51 +6,29 @@
 //! every node.
 
 use crate::{
-    peg::{self, Fail, Peg},
+    admission,
+    error::{BlockError, Fail},
+    ledger,
+    rules::{BlockInfo, Rules},
     state::{Merkleized, Runtime, Unmerkleized, from_value, to_value},
     store::Store,
 };
 use commonware_glue::stateful::db::Unmerkleized as _;
 use consort_types::{
-    Account, AccountId, Amount, Call, Digest, Genesis, GenesisAccount, SignedTx, TxError, TxHash,
+    Account, AccountId, Amount, Call, Digest, GenesisAccount, Outcome, SignedTx, TxError, TxHash,
     peg::PegError, state_key, state_key::TxLocation,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Whether invalid transactions are skipped (building a block) or make the block invalid
-/// (verifying a peer's block).
+/// Whether transactions that may not take a place in the block are skipped (building a
+/// block) or make the block invalid (verifying a peer's block). Either way a transaction that
+/// takes its place and then fails is included with its failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Build: drop what fails and report it.
+    /// Build: skip what may not be included and report what never can be.
     Propose,
-    /// Verify: any failure rejects the whole block.
+    /// Verify: a transaction that may not be included rejects the whole block.
     Verify,
-}
-
-/// Why a block cannot be executed.
-#[derive(Debug, thiserror::Error)]
-pub enum BlockError {
-    /// A transaction in a peer's block fails.
-    #[error("transaction {index} is invalid: {error}")]
-    InvalidTx {
-        /// Position in the block.
-        index: usize,
-        /// Why.
-        error: TxError,
-    },
-    /// A stored value does not decode: the database is corrupt.
-    #[error("stored state under {0} does not decode")]
-    CorruptState(Digest),
-    /// The database failed.
-    #[error("state database: {0}")]
-    Database(String),
-    /// A read-only snapshot went stale: a block was applied while it was read. Read again
-    /// from a fresh snapshot.
-    #[error("the state moved on while it was read")]
-    StaleRead,
-    /// A ledger invariant does not hold after the block: a bug, never a user's fault.
-    #[error("invariant broken: {0}")]
-    Invariant(String),
 }
 
 /// The accounts a block touches, before and after its transactions.
@@ -121,8 +99,9 @@ impl Overlay {
         Ok(sender)
     }
 
-    /// Count a transaction other than a native transfer against the sender's nonce.
-    pub fn bump_nonce(&mut self, id: AccountId, mut account: Account) -> Result<(), TxError> {
+    /// Use the sender's nonce: every included transaction does, applied or failed.
+    pub fn bump_nonce(&mut self, id: AccountId) -> Result<(), TxError> {
+        let mut account = self.get(&id).unwrap_or_default();
         account.nonce = account
             .nonce
             .checked_add(1)
@@ -132,47 +111,50 @@ impl Overlay {
         Ok(())
     }
 
-    /// Apply a native transfer whose signature and stateless rules were already checked. On
-    /// error nothing changes.
-    pub fn apply(&mut self, tx: &SignedTx) -> Result<(), TxError> {
-        let sender_id = &tx.tx.sender;
-        let mut sender = self.check_nonce(tx)?;
-        match &tx.tx.call {
-            Call::Transfer { to, amount } => {
-                sender.balance =
-                    sender
-                        .balance
-                        .checked_sub(*amount)
-                        .ok_or(TxError::InsufficientBalance {
-                            balance: sender.balance,
-                            needed: *amount,
-                        })?;
-                sender.nonce = sender
-                    .nonce
-                    .checked_add(1)
-                    .ok_or(TxError::InvalidAmount("nonce overflow"))?;
-                // Self-transfers only bump the nonce.
-                let mut recipient = if to == sender_id {
-                    sender
-                } else {
-                    self.get(to).unwrap_or_default()
-                };
-                recipient.balance = recipient
-                    .balance
-                    .checked_add(*amount)
-                    .ok_or(TxError::InvalidAmount("recipient balance would overflow"))?;
-                if to == sender_id {
-                    sender = recipient;
-                } else {
-                    self.accounts.insert(*to, Some(recipient));
-                    self.dirty.insert(*to);
-                }
-            }
-            _ => unreachable!("Overlay::apply takes native transfers"),
+    /// Move `amount` of the native coin from `from` to `to`. On error nothing changes.
+    pub fn transfer(
+        &mut self,
+        from: AccountId,
+        to: AccountId,
+        amount: Amount,
+    ) -> Result<(), TxError> {
+        let mut sender = self.get(&from).unwrap_or_default();
+        sender.balance =
+            sender
+                .balance
+                .checked_sub(amount)
+                .ok_or(TxError::InsufficientBalance {
+                    balance: sender.balance,
+                    needed: amount,
+                })?;
+        // A transfer to oneself only checks the balance.
+        if to == from {
+            return Ok(());
         }
-        self.accounts.insert(*sender_id, Some(sender));
-        self.dirty.insert(*sender_id);
+        let mut recipient = self.get(&to).unwrap_or_default();
+        recipient.balance = recipient
+            .balance
+            .checked_add(amount)
+            .ok_or(TxError::InvalidAmount("recipient balance would overflow"))?;
+        self.accounts.insert(from, Some(sender));
+        self.accounts.insert(to, Some(recipient));
+        self.dirty.insert(from);
+        self.dirty.insert(to);
         Ok(())
+    }
+
+    /// Apply a native transfer whose signature and stateless rules were already checked:
+    /// check the nonce, move the coins, use the nonce. On error nothing changes.
+    pub fn apply(&mut self, tx: &SignedTx) -> Result<(), TxError> {
+        self.check_nonce(tx)?;
+        let Call::Transfer { to, amount } = &tx.tx.call else {
+            return Err(TxError::Unauthorized {
+                call: tx.tx.call.kind(),
+                reason: "only native transfers apply to the account overlay",
+            });
+        };
+        self.transfer(tx.tx.sender, *to, *amount)?;
+        self.bump_nonce(tx.tx.sender)
     }
 
     /// Move all of `from`'s native balance to `to` (a key rotation). On error nothing changes;
@@ -248,56 +230,118 @@ pub async fn load_accounts<E: Runtime>(
 pub struct Executed<E: Runtime> {
     /// The state after the block.
     pub merkleized: Merkleized<E>,
-    /// Transactions applied, in order.
+    /// Transactions included, in order (applied or failed).
     pub included: Vec<SignedTx>,
-    /// Transactions dropped while building, with why (not those merely out of nonce order).
+    /// Each included transaction's outcome, by position.
+    pub outcomes: Vec<Outcome>,
+    /// Transactions building refused a place, with why (not those that merely wait: out of
+    /// nonce order for this parent, or over the per-block rate).
     pub rejected: Vec<(TxHash, TxError)>,
+    /// Included transactions that failed, with the whole error (the block keeps its code).
+    pub failures: Vec<(TxHash, TxError)>,
     /// The next epoch's committee, if this is the last block of an epoch.
     pub next_committee: Option<consort_types::validators::ValidatorSet>,
 }
 
-/// What a block executes against besides its parent state.
-#[derive(Clone, Copy)]
-pub struct Rules<'a> {
-    /// The chain's genesis (credited in block 1).
-    pub genesis: &'a Genesis,
-    /// The peg, if genesis configures one.
-    pub peg: Option<&'a Peg>,
-    /// Governance and permissions, if genesis configures them.
-    pub gov: Option<&'a crate::gov::Gov>,
+/// Why a transaction does not take a place in the block being built.
+enum Skip {
+    /// It may fit a later block (out of nonce order for this parent, or over the per-block
+    /// rate): the pool keeps it.
+    Wait(TxError),
+    /// It can never take a place as it stands: the pool drops it.
+    Refuse(TxError),
 }
 
-/// A transaction other than a native transfer: its records go through `store`'s journal, so
-/// a refusal leaves nothing behind. The outer `Result` is for database failures.
-async fn apply_other<E: Runtime>(
+/// Whether `tx` may take the next place in the block: size, per-block rate, exact nonce and
+/// the sender's eligibility ([`admission::eligible`]) against the block's state so far.
+async fn place<E: Runtime>(
+    overlay: &Overlay,
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    per_sender: &BTreeMap<AccountId, u32>,
+    tx: &SignedTx,
+) -> Result<Result<(), Skip>, BlockError> {
+    if let Some(limits) = rules.genesis.account_limits
+        && per_sender.get(&tx.tx.sender).copied().unwrap_or(0) >= limits.txs_per_block
+    {
+        return Ok(Err(Skip::Wait(TxError::RateLimited {
+            limit: limits.txs_per_block,
+            scope: "in this block",
+        })));
+    }
+    let eligible = admission::eligible(store, rules, tx).await;
+    // Eligibility only reads; nothing to keep from its journal.
+    store.rollback();
+    match eligible {
+        Ok(()) => {}
+        Err(Fail::Tx(error)) => return Ok(Err(Skip::Refuse(error))),
+        Err(Fail::Db(error)) => return Err(error),
+    }
+    match overlay.check_nonce(tx) {
+        Ok(_) => Ok(Ok(())),
+        Err(error @ (TxError::NonceTooHigh { .. } | TxError::NonceReused { .. })) => {
+            Ok(Err(Skip::Wait(error)))
+        }
+        Err(error) => Ok(Err(Skip::Refuse(error))),
+    }
+}
+
+/// Run a placed transaction's call. Its records go through `store`'s journal and native
+/// coins through the overlay; on failure both are left as they were. The outer `Result` is
+/// for database failures.
+async fn run<E: Runtime>(
     overlay: &mut Overlay,
     store: &mut Store<'_, E>,
     rules: Rules<'_>,
     tx: &SignedTx,
-    height: u64,
+    block: BlockInfo,
 ) -> Result<Result<(), TxError>, BlockError> {
-    let sender = match overlay.check_nonce(tx) {
-        Ok(account) => account,
-        Err(error) => return Ok(Err(error)),
+    let sender = &tx.tx.sender;
+    let call = &tx.tx.call;
+    let result = match dispatch(overlay, store, rules, sender, call, block).await {
+        // A rotation also moves the native coins, last, so that nothing is left half-done.
+        Ok(()) => match call {
+            Call::Rotate { account, new } => overlay.move_all(*account, *new).map_err(Fail::Tx),
+            _ => Ok(()),
+        },
+        Err(fail) => Err(fail),
     };
-    let result = match &tx.tx.call {
+    match result {
+        Ok(()) => {
+            store.commit();
+            Ok(Ok(()))
+        }
+        Err(Fail::Tx(error)) => {
+            store.rollback();
+            Ok(Err(error))
+        }
+        Err(Fail::Db(error)) => Err(error),
+    }
+}
+
+/// The one place that routes each call to its module. Every arm is written out: a new call
+/// does not compile until it has a home.
+async fn dispatch<E: Runtime>(
+    overlay: &mut Overlay,
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    sender: &AccountId,
+    call: &Call,
+    block: BlockInfo,
+) -> Result<(), Fail> {
+    if let Some(gov) = rules.gov {
+        gov.check_targets(store, call).await?;
+    }
+    let height = block.height;
+    match call {
+        Call::Transfer { to, amount } => Ok(overlay.transfer(*sender, *to, *amount)?),
         Call::TransferAsset { asset, to, amount } => {
-            transfer_asset(store, asset, &tx.tx.sender, to, amount.units()).await
+            ledger::transfer(store, asset, sender, to, amount.units()).await
         }
-        Call::Transfer { .. } => unreachable!("native transfers go through the overlay"),
         Call::SetSealKey { .. } | Call::PutPrivate { .. } => {
-            crate::private::apply(
-                store,
-                rules.gov.is_some(),
-                &tx.tx.sender,
-                &tx.tx.call,
-                height,
-            )
-            .await
+            crate::private::apply(store, rules.gov.is_some(), sender, call, height).await
         }
-        Call::LeaveValidator => {
-            crate::validators::remove(store, rules.genesis, &tx.tx.sender).await
-        }
+        Call::LeaveValidator => crate::validators::remove(store, rules.genesis, sender).await,
         Call::Propose { .. }
         | Call::Vote { .. }
         | Call::Register { .. }
@@ -309,64 +353,37 @@ async fn apply_other<E: Runtime>(
         | Call::Redeem { .. }
         | Call::ReserveReport { .. }
         | Call::Rotate { .. } => match rules.gov {
-            Some(gov) => gov.apply(store, &tx.tx.sender, &tx.tx.call, height).await,
+            Some(gov) => gov.apply(store, sender, call, height).await,
             None => Err(Fail::Tx(TxError::Unauthorized {
-                call: tx.tx.call.kind(),
+                call: call.kind(),
                 reason: "this chain has no governance section in genesis",
             })),
         },
-        call => match rules.peg {
-            Some(peg) => peg.apply(store, &tx.tx.sender, call, height).await,
+        Call::RelayHeaders { .. }
+        | Call::ClaimDeposit { .. }
+        | Call::PegOut { .. }
+        | Call::SignBatch { .. }
+        | Call::ConfirmBatch { .. } => match rules.peg {
+            Some(peg) => peg.apply(store, sender, call, height).await,
             None => Err(Fail::Tx(TxError::Peg(PegError::Disabled))),
         },
-    };
-    match result {
-        Ok(()) => {
-            store.commit();
-            let bumped = overlay.bump_nonce(tx.tx.sender, sender);
-            if let (Ok(()), Call::Rotate { account, new }) = (&bumped, &tx.tx.call) {
-                return Ok(overlay.move_all(*account, *new));
-            }
-            Ok(bumped)
-        }
-        Err(Fail::Tx(error)) => {
-            store.rollback();
-            Ok(Err(error))
-        }
-        Err(Fail::Db(error)) => Err(error),
     }
 }
 
-async fn transfer_asset<E: Runtime>(
-    store: &mut Store<'_, E>,
-    asset: &consort_types::Asset,
-    from: &AccountId,
-    to: &AccountId,
-    amount: u64,
-) -> Result<(), Fail> {
-    let balance = peg::balance(store, asset, from).await?;
-    if balance < amount {
-        return Err(Fail::Tx(TxError::InsufficientBalance {
-            balance: consort_types::Amount::new(balance),
-            needed: consort_types::Amount::new(amount),
-        }));
-    }
-    // A transfer to oneself only checks the balance.
-    if from != to {
-        peg::debit(store, asset, from, amount).await?;
-        peg::credit(store, asset, to, amount).await?;
-    }
-    Ok(())
-}
-
-/// Execute `txs` as block `height` on `batch` under `rules` (block 1 also credits genesis).
+/// Execute `txs` as `block` on `batch` under `rules` (block 1 also credits genesis).
+///
+/// Each transaction first needs a place ([`place`]): while building, one without is skipped
+/// (and reported in [`Executed::rejected`] if it can never have one); while verifying, one
+/// without makes the block invalid. A placed transaction runs; applied or failed, it is
+/// included with its [`Outcome`] and uses its nonce.
 pub async fn execute_block<E: Runtime>(
     batch: Unmerkleized<E>,
-    height: u64,
+    block: BlockInfo,
     txs: Vec<SignedTx>,
     rules: Rules<'_>,
     mode: Mode,
 ) -> Result<Executed<E>, BlockError> {
+    let height = block.height;
     let genesis = (height == 1).then_some(rules.genesis);
     let mut ids = touched(&txs);
     if let Some(genesis) = genesis {
@@ -388,64 +405,41 @@ pub async fn execute_block<E: Runtime>(
         }
     }
     let mut included = Vec::with_capacity(txs.len());
+    let mut outcomes = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
+    let mut failures = Vec::new();
     // Transactions of each sender in this block, for the per-account rate limit.
-    let mut per_sender: std::collections::BTreeMap<AccountId, u32> = Default::default();
+    let mut per_sender: BTreeMap<AccountId, u32> = BTreeMap::new();
     for (index, tx) in txs.into_iter().enumerate() {
-        if let Some(limits) = rules.genesis.account_limits {
-            let size = commonware_codec::EncodeSize::encode_size(&tx);
-            if size > limits.tx_size_max as usize {
-                let error = TxError::Oversized {
-                    size,
-                    max: limits.tx_size_max as usize,
-                };
-                if mode == Mode::Propose {
-                    rejected.push((tx.hash(), error));
-                    continue;
-                }
+        match (
+            place(&overlay, &mut store, rules, &per_sender, &tx).await?,
+            mode,
+        ) {
+            (Ok(()), _) => {}
+            (Err(Skip::Wait(_)), Mode::Propose) => continue,
+            (Err(Skip::Refuse(error)), Mode::Propose) => {
+                rejected.push((tx.hash(), error));
+                continue;
+            }
+            (Err(Skip::Wait(error) | Skip::Refuse(error)), Mode::Verify) => {
                 return Err(BlockError::InvalidTx { index, error });
             }
-            if per_sender.get(&tx.tx.sender).copied().unwrap_or(0) >= limits.txs_per_block {
-                if mode == Mode::Propose {
-                    // Not refused: it waits in the pool for a later block.
-                    continue;
-                }
-                return Err(BlockError::InvalidTx {
-                    index,
-                    error: TxError::RateLimited {
-                        limit: limits.txs_per_block,
-                        scope: "in this block",
-                    },
-                });
-            }
         }
-        if let Some(gov) = rules.gov {
-            match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
-                Ok(()) => {}
-                Err(Fail::Db(error)) => return Err(error),
-                Err(Fail::Tx(error)) if mode == Mode::Propose => {
-                    rejected.push((tx.hash(), error));
-                    continue;
-                }
-                Err(Fail::Tx(error)) => return Err(BlockError::InvalidTx { index, error }),
+        let outcome = match run(&mut overlay, &mut store, rules, &tx, block).await? {
+            Ok(()) => Outcome::Applied,
+            Err(error) => {
+                let outcome = Outcome::failed(&error);
+                failures.push((tx.hash(), error));
+                outcome
             }
-        }
-        let result = match &tx.tx.call {
-            Call::Transfer { .. } => overlay.apply(&tx),
-            _ => apply_other(&mut overlay, &mut store, rules, &tx, height).await?,
         };
-        match result {
-            Ok(()) => {
-                *per_sender.entry(tx.tx.sender).or_default() += 1;
-                included.push(tx);
-            }
-            // Out of nonce order for this parent: it may fit a later block (or is already in
-            // an unfinalized ancestor); the pool keeps it until finality decides.
-            Err(TxError::NonceTooHigh { .. } | TxError::NonceReused { .. })
-                if mode == Mode::Propose => {}
-            Err(error) if mode == Mode::Propose => rejected.push((tx.hash(), error)),
-            Err(error) => return Err(BlockError::InvalidTx { index, error }),
-        }
+        // Placed means the nonce is the next one and not u64::MAX: this cannot fail.
+        overlay
+            .bump_nonce(tx.tx.sender)
+            .map_err(|e| BlockError::Invariant(format!("placed transaction's nonce: {e}")))?;
+        *per_sender.entry(tx.tx.sender).or_default() += 1;
+        included.push(tx);
+        outcomes.push(outcome);
     }
     if let Some(gov) = rules.gov {
         gov.end_block(&mut store, height).await?;
@@ -468,10 +462,11 @@ pub async fn execute_block<E: Runtime>(
     for (key, value) in records {
         batch = batch.write(key, value);
     }
-    for (index, tx) in included.iter().enumerate() {
+    for (index, (tx, outcome)) in included.iter().zip(&outcomes).enumerate() {
         let location = TxLocation {
             height,
             index: u32::try_from(index).expect("BLOCK_TXS_MAX fits u32"),
+            applied: outcome.is_applied(),
         };
         batch = batch.write(state_key::tx(&tx.hash()), Some(to_value(&location)));
     }
@@ -482,7 +477,9 @@ pub async fn execute_block<E: Runtime>(
     Ok(Executed {
         merkleized,
         included,
+        outcomes,
         rejected,
+        failures,
         next_committee,
     })
 }

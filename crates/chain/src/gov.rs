@@ -5,7 +5,12 @@
 //! organisations approve, is rejected as soon as that can no longer happen, and expires at
 //! its deadline.
 
-use crate::{execute::BlockError, peg::Fail, state::Runtime, store::Store, validators};
+use crate::{
+    error::{BlockError, Fail},
+    state::Runtime,
+    store::Store,
+    validators,
+};
 use consort_types::{
     AccountId, Call, Genesis, TxError,
     codec_util::List,
@@ -127,14 +132,18 @@ impl Gov {
             .unwrap_or(false))
     }
 
-    /// Refuse calls that touch a frozen account, asset or organisation (the sender's, a
-    /// recipient, an asset moved, issued or redeemed). The regulator's own calls pass.
+    /// Refuse a sender whose account or organisation is frozen. The regulator's own calls and
+    /// governance votes pass: a regulator must never be able to silence the organisations
+    /// whose votes can overrule it.
     async fn check_frozen<E: Runtime>(
         store: &mut Store<'_, E>,
         sender: &AccountId,
         call: &Call,
     ) -> Result<(), Fail> {
-        if matches!(call, Call::Freeze { .. } | Call::Unfreeze { .. }) {
+        if matches!(
+            call,
+            Call::Freeze { .. } | Call::Unfreeze { .. } | Call::Propose { .. } | Call::Vote { .. }
+        ) {
             return Ok(());
         }
         let mut targets = vec![FreezeTarget::Account(*sender)];
@@ -144,16 +153,75 @@ impl Gov {
         {
             targets.push(FreezeTarget::Org(registration.org));
         }
+        Self::refuse_frozen(store, targets).await
+    }
+
+    /// Refuse a call that touches a frozen account, organisation or asset other than its
+    /// sender: a recipient (and its organisation), an asset moved, issued, redeemed, pegged
+    /// out or claimed, a rotated account and any frozen asset it holds. Checked when the call
+    /// executes: a refusal is the transaction's failure, its nonce used.
+    pub async fn check_targets<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        let mut targets = Vec::new();
+        let mut accounts = Vec::new();
         match call {
-            Call::Transfer { to, .. } => targets.push(FreezeTarget::Account(*to)),
+            Call::Transfer { to, .. } => accounts.push(*to),
             Call::TransferAsset { asset, to, .. } | Call::Issue { asset, to, .. } => {
-                targets.push(FreezeTarget::Account(*to));
+                accounts.push(*to);
                 targets.push(FreezeTarget::Asset(*asset));
             }
             Call::Redeem { asset, .. } => targets.push(FreezeTarget::Asset(*asset)),
-            Call::Rotate { account, .. } => targets.push(FreezeTarget::Account(*account)),
+            Call::PegOut { .. } => targets.extend(self.pegged.map(FreezeTarget::Asset)),
+            Call::ClaimDeposit { account, .. } => {
+                accounts.push(*account);
+                targets.extend(self.pegged.map(FreezeTarget::Asset));
+            }
+            Call::Rotate { account, .. } => {
+                accounts.push(*account);
+                for asset in self.assets(store).await? {
+                    if crate::ledger::balance(store, &asset, account).await? > 0 {
+                        targets.push(FreezeTarget::Asset(asset));
+                    }
+                }
+            }
             _ => {}
         }
+        for account in accounts {
+            targets.push(FreezeTarget::Account(account));
+            if let Some(registration) = store
+                .get::<Registration>(&key::registration(&account))
+                .await?
+            {
+                targets.push(FreezeTarget::Org(registration.org));
+            }
+        }
+        Self::refuse_frozen(store, targets).await
+    }
+
+    /// The pegged coin and every issued e-money asset.
+    async fn assets<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<Vec<consort_types::Asset>, BlockError> {
+        let mut assets: Vec<consort_types::Asset> = self.pegged.into_iter().collect();
+        if let Some(issued) = store
+            .get::<List<consort_types::Asset, { consort_types::gov::ASSETS_MAX }>>(
+                &key::emoney_assets(),
+            )
+            .await?
+        {
+            assets.extend(issued.0);
+        }
+        Ok(assets)
+    }
+
+    async fn refuse_frozen<E: Runtime>(
+        store: &mut Store<'_, E>,
+        targets: Vec<FreezeTarget>,
+    ) -> Result<(), Fail> {
         for target in targets {
             if Self::frozen(store, target).await? {
                 let what = match target {
@@ -277,6 +345,7 @@ impl Gov {
                     ))
                 }
             }
+            // The peg checks the sender against the federation at admission and execution.
             Call::RelayHeaders { .. } | Call::SignBatch { .. } => Ok(()),
             Call::SelfRegister => {
                 if store
@@ -434,18 +503,18 @@ impl Gov {
                     .checked_add(amount.units())
                     .ok_or(TxError::InvalidAmount("issuance overflows"))?;
                 store.put(&key::emoney(asset), &money).await?;
-                crate::peg::credit(store, asset, to, amount.units()).await
+                crate::ledger::credit(store, asset, to, amount.units()).await
             }
             Call::Redeem { asset, amount } => {
                 let mut money: EMoney = store
                     .get(&key::emoney(asset))
                     .await?
                     .ok_or_else(|| GovError::NotIssuer(asset.to_string()))?;
-                let held = crate::peg::balance(store, asset, sender).await?;
+                let held = crate::ledger::balance(store, asset, sender).await?;
                 if held < amount.units() {
                     return Err(GovError::RedeemTooMuch(asset.to_string()).into());
                 }
-                crate::peg::debit(store, asset, sender, amount.units()).await?;
+                crate::ledger::debit(store, asset, sender, amount.units()).await?;
                 money.redeemed += amount.units();
                 store.put(&key::emoney(asset), &money).await?;
                 Ok(())
@@ -505,20 +574,11 @@ impl Gov {
         store
             .put(&key::registration(account), &registration)
             .await?;
-        let mut assets: Vec<consort_types::Asset> = self.pegged.into_iter().collect();
-        if let Some(issued) = store
-            .get::<List<consort_types::Asset, { consort_types::gov::ASSETS_MAX }>>(
-                &key::emoney_assets(),
-            )
-            .await?
-        {
-            assets.extend(issued.0);
-        }
-        for asset in assets {
-            let held = crate::peg::balance(store, &asset, account).await?;
+        for asset in self.assets(store).await? {
+            let held = crate::ledger::balance(store, &asset, account).await?;
             if held > 0 {
-                crate::peg::debit(store, &asset, account, held).await?;
-                crate::peg::credit(store, &asset, new, held).await?;
+                crate::ledger::debit(store, &asset, account, held).await?;
+                crate::ledger::credit(store, &asset, new, held).await?;
             }
         }
         Ok(())

@@ -7,14 +7,19 @@
 //! * [`validator`] wires p2p channels, marshal, stateful and simplex for one validator, over any
 //!   runtime (tokio in production, deterministic in simulation).
 
+pub mod admission;
 pub mod application;
 pub mod epochs;
+pub mod error;
 pub mod execute;
 pub mod gov;
+pub mod ledger;
 pub mod light;
 pub mod mempool;
 pub mod peg;
+pub mod pipeline;
 pub mod private;
+pub mod rules;
 pub mod state;
 pub mod store;
 pub mod validator;

@@ -2,14 +2,21 @@
 //!
 //! Everything in the pool passed the stateless checks and its signature verified once, on
 //! admission; block verification does not verify such transactions again. Per sender the pool
-//! keeps a nonce-ordered queue no further than [`NONCE_WINDOW_MAX`] ahead of the account, and it
-//! refuses a transaction that, with the sender's pending ones, would overdraw the account.
+//! keeps a nonce-ordered queue no further than [`NONCE_WINDOW_MAX`] ahead of the sender's next
+//! nonce, at most [`SENDER_BYTES_MAX`] bytes of it, and it refuses a transaction that, with the
+//! sender's pending ones, would overdraw the account.
 //!
-//! Proposals draw transactions in arrival order (first come, first served, whichever sender),
-//! each sender's in nonce order. A transaction in a proposed or verified block that is not yet
-//! final is *in flight*: later proposals skip it, and it returns to the candidates if a
-//! different block is finalized at that height.
+//! Only *runnable* transactions are handed to block building: a sender's transactions from its
+//! next nonce on, consecutive, none skipped. A sender whose queue starts past its next nonce
+//! (a gap) gives nothing to blocks, however much it posts, and its queue is evicted once the gap
+//! is older than [`NONCE_GAP_BLOCKS_MAX`] finalized blocks. Blocks take transactions in arrival
+//! order (first come, first served), each sender's in nonce order.
+//!
+//! A transaction in a proposed or verified block that is not yet final is *in flight*: later
+//! proposals skip it (and continue the sender's queue after it), and it returns to the
+//! candidates if a different block is finalized at that height.
 
+use commonware_codec::EncodeSize as _;
 use consort_types::{
     Account, AccountId, Amount, Block, SignedTx, TxError, TxHash, limits::NONCE_WINDOW_MAX,
 };
@@ -21,29 +28,72 @@ use std::{
 /// Most transactions the pool holds.
 pub const MEMPOOL_TXS_MAX: usize = 200_000;
 
+/// Most bytes (encoded transactions) the pool holds.
+pub const MEMPOOL_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Most bytes (encoded transactions) one sender may have waiting.
+pub const SENDER_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Finalized blocks a sender's queue may wait behind a nonce gap before it is evicted.
+pub const NONCE_GAP_BLOCKS_MAX: u64 = 20;
+
 /// Most rejections remembered for status queries.
 pub const REJECTIONS_REMEMBERED_MAX: usize = 100_000;
+
+/// Per-sender limits of a pool.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolLimits {
+    /// Most transactions of one sender waiting.
+    pub pending_max: usize,
+    /// Most bytes of one sender waiting.
+    pub sender_bytes_max: usize,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            pending_max: NONCE_WINDOW_MAX as usize,
+            sender_bytes_max: SENDER_BYTES_MAX,
+        }
+    }
+}
 
 struct Entry {
     tx: SignedTx,
     /// Arrival order.
     seq: u64,
+    /// Encoded size.
+    bytes: usize,
     /// Height of an unfinalized block that holds it.
     in_flight: Option<u64>,
 }
 
+/// One sender's queue.
+struct Queue {
+    /// The sender's next nonce as of the latest finalized state the pool knows.
+    next: u64,
+    /// Nonce → hash.
+    txs: BTreeMap<u64, TxHash>,
+    /// Encoded bytes queued.
+    bytes: usize,
+    /// Finalized height at which the queue was last seen blocked behind a gap (`None`: no gap).
+    gap_since: Option<u64>,
+}
+
 #[derive(Default)]
 struct Pool {
-    /// Per sender: nonce → hash.
-    by_sender: BTreeMap<AccountId, BTreeMap<u64, TxHash>>,
+    limits: PoolLimits,
+    queues: BTreeMap<AccountId, Queue>,
     entries: BTreeMap<TxHash, Entry>,
+    /// Senders with a runnable transaction not in flight → that transaction's arrival.
+    ready: BTreeMap<AccountId, u64>,
     /// Arrival order → hash.
     arrival: BTreeMap<u64, TxHash>,
     next_seq: u64,
+    bytes: usize,
+    finalized_height: u64,
     /// Height → transactions marked in flight at that height (some may be gone since).
     in_flight: BTreeMap<u64, Vec<TxHash>>,
-    /// Entries now in flight.
-    in_flight_count: usize,
     outbox: Vec<SignedTx>,
     rejected: BTreeMap<TxHash, TxError>,
     rejected_order: VecDeque<TxHash>,
@@ -53,6 +103,19 @@ struct Pool {
 #[derive(Clone, Default)]
 pub struct Mempool {
     inner: Arc<Mutex<Pool>>,
+    eligibility: Arc<Mutex<EligibilityCache>>,
+}
+
+/// Most senders' eligibility results remembered between two finalized blocks.
+pub const ELIGIBILITY_CACHE_MAX: usize = 65_536;
+
+/// Admission's eligibility results (registration, role, freeze, halt) per (sender, call kind),
+/// valid until the next finalized block, which may change any of them.
+#[derive(Default)]
+struct EligibilityCache {
+    /// Bumped by every finalized block; results read before are dropped.
+    generation: u64,
+    results: BTreeMap<(AccountId, &'static str), Result<(), TxError>>,
 }
 
 /// Where a transaction the pool knows of stands.
@@ -65,9 +128,64 @@ pub enum PoolStatus {
 }
 
 impl Mempool {
-    /// An empty pool.
+    /// An empty pool with the default per-sender limits.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty pool with per-sender `limits`.
+    pub fn with_limits(limits: PoolLimits) -> Self {
+        let pool = Pool {
+            limits,
+            ..Pool::default()
+        };
+        Self {
+            inner: Arc::new(Mutex::new(pool)),
+            eligibility: Arc::default(),
+        }
+    }
+
+    /// The eligibility generation: results read from state after this call are cached under it.
+    pub fn eligibility_generation(&self) -> u64 {
+        self.eligibility_lock().generation
+    }
+
+    /// A cached eligibility result for `sender` making a call of `kind`, if one was read since
+    /// the last finalized block.
+    pub fn cached_eligibility(
+        &self,
+        sender: &AccountId,
+        kind: &'static str,
+    ) -> Option<Result<(), TxError>> {
+        self.eligibility_lock()
+            .results
+            .get(&(*sender, kind))
+            .cloned()
+    }
+
+    /// Remember an eligibility result read at `generation` (dropped if a block was finalized
+    /// since: the result may be stale).
+    pub fn cache_eligibility(
+        &self,
+        generation: u64,
+        sender: AccountId,
+        kind: &'static str,
+        result: Result<(), TxError>,
+    ) {
+        let mut cache = self.eligibility_lock();
+        if cache.generation != generation {
+            return;
+        }
+        if cache.results.len() >= ELIGIBILITY_CACHE_MAX {
+            cache.results.clear();
+        }
+        cache.results.insert((sender, kind), result);
+    }
+
+    fn eligibility_lock(&self) -> MutexGuard<'_, EligibilityCache> {
+        self.eligibility
+            .lock()
+            .expect("eligibility lock is never poisoned")
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
@@ -76,14 +194,12 @@ impl Mempool {
 
     /// How many transactions of `sender` wait in the pool.
     pub fn pending_of(&self, sender: &AccountId) -> usize {
-        self.lock()
-            .by_sender
-            .get(sender)
-            .map_or(0, |queue| queue.len())
+        self.lock().queues.get(sender).map_or(0, |q| q.txs.len())
     }
 
-    /// Admit a transaction whose stateless checks and signature already passed, given its
-    /// sender's finalized account (`None`: no such account). `gossip` queues it for peers.
+    /// Admit a transaction whose stateless checks, signature and stateful eligibility already
+    /// passed, given its sender's finalized account (`None`: no such account). `gossip` queues
+    /// it for peers.
     pub fn admit(
         &self,
         tx: SignedTx,
@@ -91,11 +207,15 @@ impl Mempool {
         gossip: bool,
     ) -> Result<TxHash, TxError> {
         let hash = tx.hash();
-        let mut pool = self.lock();
+        let bytes = tx.encode_size();
+        let mut guard = self.lock();
+        let pool = &mut *guard;
         if pool.entries.contains_key(&hash) {
             return Err(TxError::Duplicate);
         }
-        if pool.entries.len() >= MEMPOOL_TXS_MAX {
+        if pool.entries.len() >= MEMPOOL_TXS_MAX
+            || pool.bytes.saturating_add(bytes) > MEMPOOL_BYTES_MAX
+        {
             return Err(TxError::MempoolFull);
         }
         let account = match sender {
@@ -106,27 +226,45 @@ impl Mempool {
             }
             None => Account::default(),
         };
+        let known_next = pool.queues.get(&tx.tx.sender).map_or(0, |q| q.next);
+        let next = account.nonce.max(known_next);
         let nonce = tx.tx.nonce;
-        if nonce < account.nonce {
+        if nonce < next {
             return Err(TxError::NonceReused {
-                expected: account.nonce,
+                expected: next,
                 got: nonce,
             });
         }
-        if nonce >= account.nonce.saturating_add(NONCE_WINDOW_MAX) {
+        if nonce >= next.saturating_add(NONCE_WINDOW_MAX) {
             return Err(TxError::NonceTooHigh {
-                expected: account.nonce,
+                expected: next,
                 got: nonce,
             });
         }
         let mut needed = tx.spend();
-        if let Some(queue) = pool.by_sender.get(&tx.tx.sender) {
-            if queue.contains_key(&nonce) {
+        if let Some(queue) = pool.queues.get(&tx.tx.sender) {
+            if queue.txs.contains_key(&nonce) {
                 return Err(TxError::Duplicate);
             }
-            for pending in queue.range(account.nonce..).map(|(_, h)| &pool.entries[h]) {
+            if queue.txs.len() >= pool.limits.pending_max {
+                return Err(TxError::RateLimited {
+                    limit: u32::try_from(pool.limits.pending_max).unwrap_or(u32::MAX),
+                    scope: "pending",
+                });
+            }
+            if queue.bytes.saturating_add(bytes) > pool.limits.sender_bytes_max {
+                return Err(TxError::RateLimited {
+                    limit: u32::try_from(pool.limits.sender_bytes_max).unwrap_or(u32::MAX),
+                    scope: "bytes pending",
+                });
+            }
+            for hash in queue.txs.values() {
+                let pending = pool
+                    .entries
+                    .get(hash)
+                    .map_or(Amount::ZERO, |e| e.tx.spend());
                 needed = needed
-                    .checked_add(pending.tx.spend())
+                    .checked_add(pending)
                     .ok_or(TxError::InvalidAmount("pending spend overflows"))?;
             }
         }
@@ -138,22 +276,31 @@ impl Mempool {
         }
         let seq = pool.next_seq;
         pool.next_seq += 1;
-        pool.by_sender
-            .entry(tx.tx.sender)
-            .or_default()
-            .insert(nonce, hash);
-        pool.arrival.insert(seq, hash);
+        let sender = tx.tx.sender;
+        let queue = pool.queues.entry(sender).or_insert(Queue {
+            next,
+            txs: BTreeMap::new(),
+            bytes: 0,
+            gap_since: None,
+        });
+        queue.next = next;
+        queue.txs.insert(nonce, hash);
+        queue.bytes += bytes;
+        pool.bytes += bytes;
         if gossip {
             pool.outbox.push(tx.clone());
         }
+        pool.arrival.insert(seq, hash);
         pool.entries.insert(
             hash,
             Entry {
                 tx,
                 seq,
+                bytes,
                 in_flight: None,
             },
         );
+        refresh(pool, &sender);
         Ok(hash)
     }
 
@@ -167,74 +314,103 @@ impl Mempool {
         self.lock().entries.len()
     }
 
+    /// Bytes of pending transactions.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Whether some transaction waits to be proposed (pending and not in flight).
-    pub fn has_candidates(&self) -> bool {
-        let pool = self.lock();
-        pool.entries.len() > pool.in_flight_count
+    /// Whether some transaction can run in the next block (runnable and not in flight).
+    pub fn has_runnable(&self) -> bool {
+        !self.lock().ready.is_empty()
     }
 
-    /// Up to `max` transactions of at most `max_bytes` encoded, not in flight, oldest arrivals
-    /// first, each sender's in nonce order.
-    pub fn candidates(&self, max: usize, max_bytes: usize) -> Vec<SignedTx> {
-        use commonware_codec::EncodeSize as _;
+    /// Runnable transactions for the next block: at most `max` of at most `max_bytes` encoded,
+    /// at most `per_sender_max` of any sender. They come in arrival order, each sender's in
+    /// nonce order from its next nonce: one that arrived before the nonce it follows comes
+    /// right after it. Nothing that cannot run is handed out.
+    pub fn candidates(&self, max: usize, max_bytes: usize, per_sender_max: usize) -> Vec<SignedTx> {
         let pool = self.lock();
+        // Per sender: the nonce it needs next (u64::MAX: done for this block), and how many.
+        let mut expected: BTreeMap<AccountId, (u64, usize)> = BTreeMap::new();
+        let mut chosen = Vec::new();
         let mut bytes = 0usize;
-        let chosen: Vec<&Entry> = pool
-            .arrival
-            .values()
-            .map(|h| &pool.entries[h])
-            .filter(|e| e.in_flight.is_none())
-            .take_while(|e| {
-                bytes = bytes.saturating_add(e.tx.encode_size());
-                bytes <= max_bytes
-            })
-            .take(max)
-            .collect();
-        // Within the chosen set, give each sender's slots to its transactions in nonce order.
-        let mut per_sender: BTreeMap<AccountId, Vec<&Entry>> = BTreeMap::new();
-        for entry in &chosen {
-            per_sender
-                .entry(entry.tx.tx.sender)
-                .or_default()
-                .push(entry);
-        }
-        for queue in per_sender.values_mut() {
-            queue.sort_by_key(|e| std::cmp::Reverse(e.tx.tx.nonce));
+        for (&seq, hash) in &pool.arrival {
+            if chosen.len() >= max {
+                break;
+            }
+            let Some(entry) = pool.entries.get(hash) else {
+                continue;
+            };
+            let sender = entry.tx.tx.sender;
+            if entry.in_flight.is_some() || !pool.ready.contains_key(&sender) {
+                continue;
+            }
+            let Some(queue) = pool.queues.get(&sender) else {
+                continue;
+            };
+            let (next, taken) = expected
+                .entry(sender)
+                .or_insert_with(|| (runnable_from(&pool, queue), 0));
+            if entry.tx.tx.nonce != *next {
+                continue;
+            }
+            // Take it, then its successors that arrived before it.
+            let mut current = entry;
+            loop {
+                if *taken >= per_sender_max
+                    || chosen.len() >= max
+                    || bytes.saturating_add(current.bytes) > max_bytes
+                {
+                    *next = u64::MAX;
+                    break;
+                }
+                bytes += current.bytes;
+                *taken += 1;
+                *next += 1;
+                chosen.push(current.tx.clone());
+                match queue.txs.get(next).and_then(|h| pool.entries.get(h)) {
+                    Some(following) if following.seq < seq && following.in_flight.is_none() => {
+                        current = following;
+                    }
+                    _ => break,
+                }
+            }
         }
         chosen
-            .iter()
-            .filter_map(|e| per_sender.get_mut(&e.tx.tx.sender)?.pop())
-            .map(|e| e.tx.clone())
-            .collect()
     }
 
     /// Mark transactions of a not yet final block at `height` as in flight.
     pub fn mark_in_flight(&self, height: u64, hashes: impl IntoIterator<Item = TxHash>) {
-        let mut pool = self.lock();
+        let mut guard = self.lock();
+        let pool = &mut *guard;
         let mut marked = Vec::new();
+        let mut senders = Vec::new();
         for hash in hashes {
             if let Some(entry) = pool.entries.get_mut(&hash)
                 && entry.in_flight.is_none()
             {
                 entry.in_flight = Some(height);
                 marked.push(hash);
+                senders.push(entry.tx.tx.sender);
             }
         }
-        pool.in_flight_count += marked.len();
         if !marked.is_empty() {
             pool.in_flight.entry(height).or_default().extend(marked);
+        }
+        senders.dedup();
+        for sender in senders {
+            refresh(pool, &sender);
         }
     }
 
     /// Take what was admitted locally and not yet sent to peers: up to `max` transactions of
     /// at most `max_bytes` encoded (at least one, if any waits).
     pub fn drain_outbox(&self, max: usize, max_bytes: usize) -> Vec<SignedTx> {
-        use commonware_codec::EncodeSize as _;
         let mut pool = self.lock();
         let mut n = 0;
         let mut bytes = 0usize;
@@ -248,12 +424,36 @@ impl Mempool {
         pool.outbox.drain(..n).collect()
     }
 
-    /// Remove transactions a proposal found invalid, remembering why.
+    /// Remove transactions block building refused, remembering why. A refused transaction
+    /// leaves its nonce unused, so the sender's later ones can never run: they go too.
     pub fn reject(&self, rejected: Vec<(TxHash, TxError)>) {
-        let mut pool = self.lock();
+        let mut guard = self.lock();
+        let pool = &mut *guard;
         for (hash, error) in rejected {
-            remove(&mut pool, &hash);
-            remember_rejection(&mut pool, hash, error);
+            let Some(entry) = pool.entries.get(&hash) else {
+                continue;
+            };
+            let sender = entry.tx.tx.sender;
+            let nonce = entry.tx.tx.nonce;
+            let later: Vec<TxHash> = pool
+                .queues
+                .get(&sender)
+                .map(|q| q.txs.range(nonce + 1..).map(|(_, h)| *h).collect())
+                .unwrap_or_default();
+            remove(pool, &hash);
+            remember_rejection(pool, hash, error);
+            for hash in later {
+                remove(pool, &hash);
+                remember_rejection(
+                    pool,
+                    hash,
+                    TxError::NonceTooHigh {
+                        expected: nonce,
+                        got: nonce + 1,
+                    },
+                );
+            }
+            refresh(pool, &sender);
         }
     }
 
@@ -272,50 +472,68 @@ impl Mempool {
     }
 
     /// Drop what a finalized block included and anything of its senders now stale; what was in
-    /// flight at this height or below and is still here returns to the candidates.
+    /// flight at this height or below and is still here returns to the candidates; queues
+    /// blocked behind a nonce gap for more than [`NONCE_GAP_BLOCKS_MAX`] blocks are evicted.
     pub fn on_finalized(&self, block: &Block) {
-        let mut pool = self.lock();
+        {
+            let mut cache = self.eligibility_lock();
+            cache.generation += 1;
+            cache.results.clear();
+        }
+        let mut guard = self.lock();
+        let pool = &mut *guard;
+        let height = block.number();
+        pool.finalized_height = pool.finalized_height.max(height);
         let mut next_nonce: BTreeMap<AccountId, u64> = BTreeMap::new();
         for tx in &block.txs {
-            remove(&mut pool, &tx.hash());
-            next_nonce.insert(tx.tx.sender, tx.tx.nonce + 1);
+            remove(pool, &tx.hash());
+            next_nonce.insert(tx.tx.sender, tx.tx.nonce.saturating_add(1));
         }
-        for (sender, next) in next_nonce {
-            let stale: Vec<TxHash> = pool
-                .by_sender
-                .get(&sender)
-                .map(|q| q.range(..next).map(|(_, h)| *h).collect())
-                .unwrap_or_default();
+        for (sender, next) in &next_nonce {
+            let stale: Vec<TxHash> = match pool.queues.get_mut(sender) {
+                Some(queue) => {
+                    queue.next = queue.next.max(*next);
+                    queue.txs.range(..*next).map(|(_, h)| *h).collect()
+                }
+                None => Vec::new(),
+            };
             for hash in stale {
-                remove(&mut pool, &hash);
+                remove(pool, &hash);
             }
         }
-        let height = block.number();
         let released: Vec<u64> = pool.in_flight.range(..=height).map(|(h, _)| *h).collect();
+        let mut touched: Vec<AccountId> = next_nonce.into_keys().collect();
         for h in released {
             for hash in pool.in_flight.remove(&h).unwrap_or_default() {
                 if let Some(entry) = pool.entries.get_mut(&hash)
                     && entry.in_flight == Some(h)
                 {
                     entry.in_flight = None;
-                    pool.in_flight_count -= 1;
+                    touched.push(entry.tx.tx.sender);
                 }
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
+        for sender in &touched {
+            refresh(pool, sender);
+        }
+        evict_gapped(pool);
     }
 
     /// The nonce a new transaction of `sender` should carry: the first at or after its
     /// finalized `nonce` that no pending transaction holds.
     pub fn next_nonce(&self, sender: &AccountId, nonce: u64) -> u64 {
         let pool = self.lock();
-        let mut next = nonce;
-        if let Some(queue) = pool.by_sender.get(sender) {
-            for (&pending, _) in queue.range(nonce..) {
-                if pending != next {
-                    break;
-                }
-                next += 1;
+        let Some(queue) = pool.queues.get(sender) else {
+            return nonce;
+        };
+        let mut next = nonce.max(queue.next);
+        for (&pending, _) in queue.txs.range(next..) {
+            if pending != next {
+                break;
             }
+            next += 1;
         }
         next
     }
@@ -323,11 +541,94 @@ impl Mempool {
     /// Total a sender has pending (for display).
     pub fn pending_spend(&self, sender: &AccountId) -> Amount {
         let pool = self.lock();
-        pool.by_sender.get(sender).map_or(Amount::ZERO, |q| {
-            q.values().fold(Amount::ZERO, |t, h| {
-                t.checked_add(pool.entries[h].tx.spend()).unwrap_or(t)
+        pool.queues.get(sender).map_or(Amount::ZERO, |q| {
+            q.txs.values().fold(Amount::ZERO, |t, h| {
+                let spend = pool.entries.get(h).map_or(Amount::ZERO, |e| e.tx.spend());
+                t.checked_add(spend).unwrap_or(t)
             })
         })
+    }
+}
+
+/// The first nonce of `queue` not in flight, walking from its next nonce over in-flight ones.
+fn runnable_from(pool: &Pool, queue: &Queue) -> u64 {
+    let mut nonce = queue.next;
+    while let Some(hash) = queue.txs.get(&nonce)
+        && pool
+            .entries
+            .get(hash)
+            .is_some_and(|e| e.in_flight.is_some())
+    {
+        nonce += 1;
+    }
+    nonce
+}
+
+/// Recompute whether `sender` has a runnable transaction not in flight, and its gap state.
+fn refresh(pool: &mut Pool, sender: &AccountId) {
+    let Some(queue) = pool.queues.get(sender) else {
+        pool.ready.remove(sender);
+        return;
+    };
+    let head = runnable_from(pool, queue);
+    let runnable = queue
+        .txs
+        .get(&head)
+        .and_then(|hash| pool.entries.get(hash))
+        .map(|entry| entry.seq);
+    let gapped = queue
+        .txs
+        .keys()
+        .next()
+        .is_some_and(|first| *first > queue.next);
+    let finalized = pool.finalized_height;
+    if let Some(queue) = pool.queues.get_mut(sender) {
+        queue.gap_since = match (gapped, queue.gap_since) {
+            (false, _) => None,
+            (true, None) => Some(finalized),
+            (true, since) => since,
+        };
+    }
+    match runnable {
+        Some(seq) => {
+            pool.ready.insert(*sender, seq);
+        }
+        None => {
+            pool.ready.remove(sender);
+        }
+    }
+}
+
+/// Evict every queue blocked behind a nonce gap for more than [`NONCE_GAP_BLOCKS_MAX`].
+fn evict_gapped(pool: &mut Pool) {
+    let height = pool.finalized_height;
+    let expired: Vec<(AccountId, u64)> = pool
+        .queues
+        .iter()
+        .filter(|(_, q)| {
+            q.gap_since
+                .is_some_and(|since| height.saturating_sub(since) > NONCE_GAP_BLOCKS_MAX)
+        })
+        .map(|(sender, q)| (*sender, q.next))
+        .collect();
+    for (sender, next) in expired {
+        let hashes: Vec<(u64, TxHash)> = pool
+            .queues
+            .get(&sender)
+            .map(|q| q.txs.iter().map(|(n, h)| (*n, *h)).collect())
+            .unwrap_or_default();
+        for (nonce, hash) in hashes {
+            remove(pool, &hash);
+            remember_rejection(
+                pool,
+                hash,
+                TxError::NonceTooHigh {
+                    expected: next,
+                    got: nonce,
+                },
+            );
+        }
+        pool.ready.remove(&sender);
     }
 }
 
@@ -335,15 +636,15 @@ fn remove(pool: &mut Pool, hash: &TxHash) {
     let Some(entry) = pool.entries.remove(hash) else {
         return;
     };
+    pool.bytes -= entry.bytes;
     pool.arrival.remove(&entry.seq);
-    if entry.in_flight.is_some() {
-        pool.in_flight_count -= 1;
-    }
     let sender = entry.tx.tx.sender;
-    if let Some(queue) = pool.by_sender.get_mut(&sender) {
-        queue.remove(&entry.tx.tx.nonce);
-        if queue.is_empty() {
-            pool.by_sender.remove(&sender);
+    if let Some(queue) = pool.queues.get_mut(&sender) {
+        queue.txs.remove(&entry.tx.tx.nonce);
+        queue.bytes -= entry.bytes;
+        if queue.txs.is_empty() {
+            pool.queues.remove(&sender);
+            pool.ready.remove(&sender);
         }
     }
 }
@@ -363,23 +664,27 @@ fn remember_rejection(pool: &mut Pool, hash: TxHash, error: TxError) {
 mod tests {
     use super::*;
     use commonware_cryptography::{Signer, ed25519};
-    use consort_types::{Call, Tx};
+    use consort_types::{Call, Outcome, Tx};
 
     fn id(seed: u64) -> AccountId {
         AccountId::new(ed25519::PrivateKey::from_seed(seed).public_key())
     }
 
-    fn transfer(nonce: u64, amount: u64) -> SignedTx {
+    fn transfer_from(sender: u64, nonce: u64, amount: u64) -> SignedTx {
         Tx {
             chain_id: 1,
-            sender: id(1),
+            sender: id(sender),
             nonce,
             call: Call::Transfer {
-                to: id(2),
+                to: id(99),
                 amount: Amount::new(amount),
             },
         }
-        .sign(&ed25519::PrivateKey::from_seed(1))
+        .sign(&ed25519::PrivateKey::from_seed(sender))
+    }
+
+    fn transfer(nonce: u64, amount: u64) -> SignedTx {
+        transfer_from(1, nonce, amount)
     }
 
     fn account(balance: u64, nonce: u64) -> Option<Account> {
@@ -387,6 +692,37 @@ mod tests {
             balance: Amount::new(balance),
             nonce,
         })
+    }
+
+    fn block(height: u64, txs: Vec<SignedTx>) -> Block {
+        use commonware_consensus::types::{Epoch, Height, Round, View};
+        let key = ed25519::PrivateKey::from_seed(0).public_key();
+        let outcomes = vec![Outcome::Applied; txs.len()];
+        let header = consort_types::Header {
+            context: consort_types::BlockContext {
+                round: Round::new(Epoch::zero(), View::new(height)),
+                leader: key,
+                parent: (View::zero(), [0u8; 32].into()),
+            },
+            parent: [0u8; 32].into(),
+            height: Height::new(height),
+            timestamp_ms: 0,
+            tx_count: u32::try_from(txs.len()).expect("small"),
+            tx_root: consort_types::block::tx_root(&txs, &outcomes),
+            state_root: [0u8; 32].into(),
+            ops_root: [0u8; 32].into(),
+            ops_range: commonware_utils::range::NonEmptyRange::new(
+                commonware_storage::mmr::Location::new(0)
+                    ..commonware_storage::mmr::Location::new(1),
+            )
+            .expect("non-empty"),
+            next_committee: None,
+        };
+        Block::new(header, txs, outcomes)
+    }
+
+    fn nonces(txs: &[SignedTx]) -> Vec<(AccountId, u64)> {
+        txs.iter().map(|t| (t.tx.sender, t.tx.nonce)).collect()
     }
 
     #[test]
@@ -420,62 +756,118 @@ mod tests {
         ));
     }
 
-    fn transfer_from(sender: u64, nonce: u64) -> SignedTx {
-        Tx {
-            chain_id: 1,
-            sender: id(sender),
-            nonce,
-            call: Call::Transfer {
-                to: id(99),
-                amount: Amount::new(1),
-            },
-        }
-        .sign(&ed25519::PrivateKey::from_seed(sender))
-    }
-
-    fn block(height: u64, txs: Vec<SignedTx>) -> Block {
-        use commonware_consensus::types::{Epoch, Height, Round, View};
-        let key = ed25519::PrivateKey::from_seed(0).public_key();
-        let header = consort_types::Header {
-            context: consort_types::BlockContext {
-                round: Round::new(Epoch::zero(), View::new(height)),
-                leader: key,
-                parent: (View::zero(), [0u8; 32].into()),
-            },
-            parent: [0u8; 32].into(),
-            height: Height::new(height),
-            timestamp_ms: 0,
-            tx_count: u32::try_from(txs.len()).expect("small"),
-            tx_root: consort_types::block::tx_root(&txs),
-            state_root: [0u8; 32].into(),
-            ops_root: [0u8; 32].into(),
-            ops_range: commonware_utils::range::NonEmptyRange::new(
-                commonware_storage::mmr::Location::new(0)
-                    ..commonware_storage::mmr::Location::new(1),
-            )
-            .expect("non-empty"),
-            next_committee: None,
-        };
-        Block::new(header, txs)
-    }
-
     #[test]
     fn candidates_come_in_arrival_order_each_sender_in_nonce_order() {
         let pool = Mempool::new();
         // Sender 2 arrives first; sender 1's nonces arrive out of order.
-        pool.admit(transfer_from(2, 0), account(100, 0), false)
+        pool.admit(transfer_from(2, 0, 1), account(100, 0), false)
             .expect("admits");
-        pool.admit(transfer_from(1, 1), account(100, 0), false)
+        pool.admit(transfer_from(1, 1, 1), account(100, 0), false)
             .expect("admits");
-        pool.admit(transfer_from(1, 0), account(100, 0), false)
+        pool.admit(transfer_from(1, 0, 1), account(100, 0), false)
             .expect("admits");
-        let order: Vec<(AccountId, u64)> = pool
-            .candidates(10, usize::MAX)
-            .iter()
-            .map(|t| (t.tx.sender, t.tx.nonce))
-            .collect();
-        assert_eq!(order, vec![(id(2), 0), (id(1), 0), (id(1), 1)]);
-        assert_eq!(pool.candidates(1, usize::MAX).len(), 1);
+        // Sender 3 arrives between sender 1's nonces: arrival order holds across senders.
+        pool.admit(transfer_from(3, 0, 1), account(100, 0), false)
+            .expect("admits");
+        pool.admit(transfer_from(1, 2, 1), account(100, 0), false)
+            .expect("admits");
+        assert_eq!(
+            nonces(&pool.candidates(10, usize::MAX, usize::MAX)),
+            vec![(id(2), 0), (id(1), 0), (id(1), 1), (id(3), 0), (id(1), 2)]
+        );
+        assert_eq!(pool.candidates(1, usize::MAX, usize::MAX).len(), 1);
+        assert_eq!(
+            nonces(&pool.candidates(10, usize::MAX, 1)),
+            vec![(id(2), 0), (id(1), 0), (id(3), 0)]
+        );
+    }
+
+    #[test]
+    fn a_sender_behind_a_nonce_gap_gives_blocks_nothing_and_is_evicted() {
+        let pool = Mempool::new();
+        // Nonce 0 never comes: everything from 1 on can never run.
+        for nonce in 1..50 {
+            pool.admit(transfer_from(1, nonce, 1), account(1000, 0), false)
+                .expect("admits");
+        }
+        pool.admit(transfer_from(2, 0, 1), account(100, 0), false)
+            .expect("admits");
+        assert_eq!(
+            nonces(&pool.candidates(10, usize::MAX, usize::MAX)),
+            vec![(id(2), 0)]
+        );
+        pool.on_finalized(&block(1, vec![transfer_from(2, 0, 1)]));
+        assert!(!pool.has_runnable(), "only the gapped sender is left");
+        assert_eq!(pool.len(), 49);
+        for height in 2..=NONCE_GAP_BLOCKS_MAX + 2 {
+            pool.on_finalized(&block(height, Vec::new()));
+        }
+        assert!(pool.is_empty(), "the gapped queue is evicted");
+        assert!(matches!(
+            pool.status(&transfer_from(1, 7, 1).hash()),
+            Some(PoolStatus::Rejected(TxError::NonceTooHigh { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_gap_filled_in_time_makes_the_queue_runnable() {
+        let pool = Mempool::new();
+        pool.admit(transfer(1, 1), account(100, 0), false)
+            .expect("admits");
+        assert!(!pool.has_runnable());
+        pool.on_finalized(&block(1, Vec::new()));
+        pool.admit(transfer(0, 1), account(100, 0), false)
+            .expect("admits");
+        assert!(pool.has_runnable());
+        assert_eq!(pool.candidates(10, usize::MAX, usize::MAX).len(), 2);
+        for height in 2..=NONCE_GAP_BLOCKS_MAX + 3 {
+            pool.on_finalized(&block(height, Vec::new()));
+        }
+        assert_eq!(pool.len(), 2, "no gap, nothing evicted");
+    }
+
+    #[test]
+    fn a_sender_cannot_queue_more_than_its_byte_cap() {
+        let pool = Mempool::with_limits(PoolLimits {
+            pending_max: 1000,
+            sender_bytes_max: 3 * transfer(0, 1).encode_size(),
+        });
+        for nonce in 0..3 {
+            pool.admit(transfer(nonce, 1), account(100, 0), false)
+                .expect("fits");
+        }
+        assert!(matches!(
+            pool.admit(transfer(3, 1), account(100, 0), false),
+            Err(TxError::RateLimited { .. })
+        ));
+        assert_eq!(pool.bytes(), 3 * transfer(0, 1).encode_size());
+    }
+
+    #[test]
+    fn a_refused_transaction_takes_the_senders_later_ones_with_it() {
+        let pool = Mempool::new();
+        for nonce in 0..4 {
+            pool.admit(transfer(nonce, 1), account(100, 0), false)
+                .expect("admits");
+        }
+        pool.admit(transfer_from(2, 0, 1), account(100, 0), false)
+            .expect("admits");
+        pool.reject(vec![(
+            transfer(1, 1).hash(),
+            TxError::Unauthorized {
+                call: "transfer",
+                reason: "test",
+            },
+        )]);
+        assert_eq!(
+            nonces(&pool.candidates(10, usize::MAX, usize::MAX)),
+            vec![(id(1), 0), (id(2), 0)]
+        );
+        assert_eq!(pool.len(), 2);
+        assert!(matches!(
+            pool.status(&transfer(3, 1).hash()),
+            Some(PoolStatus::Rejected(TxError::NonceTooHigh { .. }))
+        ));
     }
 
     #[test]
@@ -487,18 +879,18 @@ mod tests {
         }
         pool.mark_in_flight(5, [transfer(0, 1).hash(), transfer(1, 1).hash()]);
         let left: Vec<u64> = pool
-            .candidates(10, usize::MAX)
+            .candidates(10, usize::MAX, usize::MAX)
             .iter()
             .map(|t| t.tx.nonce)
             .collect();
         assert_eq!(left, vec![2]);
-        assert!(pool.has_candidates());
+        assert!(pool.has_runnable());
         pool.mark_in_flight(6, [transfer(2, 1).hash()]);
-        assert!(!pool.has_candidates());
+        assert!(!pool.has_runnable());
         // Another block (without them) is final at height 5: nonces 0 and 1 come back.
         pool.on_finalized(&block(5, Vec::new()));
         let back: Vec<u64> = pool
-            .candidates(10, usize::MAX)
+            .candidates(10, usize::MAX, usize::MAX)
             .iter()
             .map(|t| t.tx.nonce)
             .collect();
@@ -521,6 +913,7 @@ mod tests {
             pool.status(&transfer(2, 1).hash()),
             Some(PoolStatus::Pending)
         );
+        assert!(pool.has_runnable());
         pool.reject(vec![(
             transfer(2, 1).hash(),
             TxError::InsufficientBalance {
@@ -529,6 +922,7 @@ mod tests {
             },
         )]);
         assert!(pool.is_empty());
+        assert_eq!(pool.bytes(), 0);
         assert!(matches!(
             pool.status(&transfer(2, 1).hash()),
             Some(PoolStatus::Rejected(TxError::InsufficientBalance { .. }))

@@ -21,7 +21,12 @@
 //! * batch confirmed paying `Σ(a - q)` with real fee `f` and change `c`: the inputs leave,
 //!   the change arrives, `pending_peg_outs -= Σa`, `fee_pool += Σq - f`.
 
-use crate::{execute::BlockError, state::Runtime, store::Store};
+use crate::{
+    error::{BlockError, Fail},
+    ledger::{credit, debit},
+    state::Runtime,
+    store::Store,
+};
 use bitcoin::{
     Amount as Sats, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid,
     hashes::Hash as _,
@@ -40,48 +45,9 @@ use consort_types::{
         FEDERATION_UTXOS_MAX, FederationCoin, HeaderEntry, MainTip, Outpoint, PEG_OUT_QUEUE_MAX,
         PENDING_CLAIMS_MAX, PegConfig, PegError, PegOutRequest, PegOutStatus, PegTotals,
     },
-    state_key::{self, peg as key},
+    state_key::peg as key,
 };
 use std::collections::BTreeMap;
-
-/// Why a call failed: refused (changes nothing), or the database failed.
-#[derive(Debug)]
-pub enum Fail {
-    /// The transaction is refused.
-    Tx(TxError),
-    /// The state could not be read.
-    Db(BlockError),
-}
-
-impl From<TxError> for Fail {
-    fn from(error: TxError) -> Self {
-        Self::Tx(error)
-    }
-}
-
-impl From<PegError> for Fail {
-    fn from(error: PegError) -> Self {
-        Self::Tx(TxError::Peg(error))
-    }
-}
-
-impl From<consort_types::gov::GovError> for Fail {
-    fn from(error: consort_types::gov::GovError) -> Self {
-        Self::Tx(TxError::Gov(error))
-    }
-}
-
-impl From<consort_types::sealed::PrivateError> for Fail {
-    fn from(error: consort_types::sealed::PrivateError) -> Self {
-        Self::Tx(TxError::Private(error))
-    }
-}
-
-impl From<BlockError> for Fail {
-    fn from(error: BlockError) -> Self {
-        Self::Db(error)
-    }
-}
 
 /// Lists kept as single records.
 type Outpoints = List<Outpoint, FEDERATION_UTXOS_MAX>;
@@ -1073,57 +1039,4 @@ fn add(a: u64, b: u64) -> Result<u64, BlockError> {
 fn sub(a: u64, b: u64) -> Result<u64, BlockError> {
     a.checked_sub(b)
         .ok_or_else(|| BlockError::Invariant("peg total underflows".into()))
-}
-
-/// The balance of a non-native asset.
-pub async fn balance<E: Runtime>(
-    store: &mut Store<'_, E>,
-    asset: &Asset,
-    account: &AccountId,
-) -> Result<u64, BlockError> {
-    Ok(store
-        .get::<u64>(&state_key::balance(asset, account))
-        .await?
-        .unwrap_or(0))
-}
-
-/// Add to a non-native balance.
-pub async fn credit<E: Runtime>(
-    store: &mut Store<'_, E>,
-    asset: &Asset,
-    account: &AccountId,
-    amount: u64,
-) -> Result<(), Fail> {
-    let now = balance(store, asset, account).await?;
-    let next = now
-        .checked_add(amount)
-        .ok_or(TxError::InvalidAmount("balance would overflow"))?;
-    store
-        .put(&state_key::balance(asset, account), &next)
-        .await?;
-    Ok(())
-}
-
-/// Take from a non-native balance.
-pub async fn debit<E: Runtime>(
-    store: &mut Store<'_, E>,
-    asset: &Asset,
-    account: &AccountId,
-    amount: u64,
-) -> Result<(), Fail> {
-    let now = balance(store, asset, account).await?;
-    let next = now
-        .checked_sub(amount)
-        .ok_or(PegError::InsufficientPegged {
-            balance: now,
-            needed: amount,
-        })?;
-    if next == 0 {
-        store.delete(&state_key::balance(asset, account)).await?;
-    } else {
-        store
-            .put(&state_key::balance(asset, account), &next)
-            .await?;
-    }
-    Ok(())
 }

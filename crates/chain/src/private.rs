@@ -6,7 +6,7 @@
 //! recipient's key: a recipient who cannot open its copy shows the author misbehaved, and the
 //! record, signed by the author, is the evidence.
 
-use crate::{peg::Fail, state::Runtime, store::Store};
+use crate::{error::Fail, state::Runtime, store::Store};
 use consort_types::{
     AccountId, Call,
     gov::role,

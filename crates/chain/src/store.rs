@@ -7,7 +7,7 @@
 //! handed back in key order, so every node writes the same operations.
 
 use crate::{
-    execute::BlockError,
+    error::BlockError,
     state::{Runtime, STATE_VALUE_SIZE, StateValue, Unmerkleized},
 };
 use commonware_codec::{Decode as _, Encode, EncodeSize, Read};

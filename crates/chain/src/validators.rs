@@ -13,7 +13,11 @@
 //! validator-set change. (Committees of fewer than four tolerate no fault; they still grow,
 //! one newcomer per epoch.)
 
-use crate::{execute::BlockError, peg::Fail, state::Runtime, store::Store};
+use crate::{
+    error::{BlockError, Fail},
+    state::Runtime,
+    store::Store,
+};
 use commonware_consensus::types::{Epoch, Epocher, FixedEpocher, Height};
 use commonware_utils::NZU64;
 use consort_types::{

@@ -7,7 +7,7 @@
 //! the main chain. Everything it proposes is checked again by the runtime, so a confused or
 //! malicious watcher can waste a transaction, never move coins.
 
-use crate::{execute::BlockError, peg::Peg, state::Runtime, store::Store};
+use crate::{error::BlockError, peg::Peg, state::Runtime, store::Store};
 use bitcoin::{Block, BlockHash, Transaction, Txid, hashes::Hash as _};
 use consort_mainchain::{RpcClient, RpcError, SigningKey};
 use consort_types::{

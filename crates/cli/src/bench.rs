@@ -227,7 +227,7 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
             balance: Amount::new(BENCH_BALANCE),
         })
         .collect();
-    let configs = devnet::prepare_with(options.validators, &dir, extra, None)?;
+    let configs = devnet::prepare_with(options.validators, &dir, extra, None, None)?;
     let mut children = devnet::spawn(&dir, &configs)?;
     let result = (|| {
         let urls = devnet::wait_until_up(&configs, &mut children, &dir)?;

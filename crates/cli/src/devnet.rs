@@ -41,8 +41,13 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
-pub fn prepare(validators: usize, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    prepare_with(validators, dir, Vec::new(), None)
+/// `empty_block_interval_ms` paces an idle chain (absent: the genesis default).
+pub fn prepare(
+    validators: usize,
+    dir: &Path,
+    empty_block_interval_ms: Option<u64>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    prepare_with(validators, dir, Vec::new(), None, empty_block_interval_ms)
 }
 
 /// The devnet's peg settings: k confirmations, c contest blocks, fee rate.
@@ -114,6 +119,7 @@ pub fn prepare_with(
     dir: &Path,
     extra: Vec<GenesisAccount>,
     main: Option<&crate::mainchain::DevChain>,
+    empty_block_interval_ms: Option<u64>,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
@@ -191,6 +197,7 @@ pub fn prepare_with(
         accounts,
         governance: Some(governance),
         epoch_blocks: Some(DEVNET_EPOCH_BLOCKS),
+        empty_block_interval_ms,
         account_limits: Some(consort_types::AccountLimits {
             txs_per_block: u32::try_from(consort_types::limits::BLOCK_TXS_MAX)?,
             tx_size_max: u32::try_from(consort_types::limits::TX_SIZE_MAX)?,
@@ -332,7 +339,11 @@ fn wait_for_nodes(
 }
 
 /// Run the devnet until Ctrl-C.
-pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
+pub fn run(
+    validators: usize,
+    dir: &Path,
+    empty_block_interval_ms: Option<u64>,
+) -> anyhow::Result<()> {
     let fresh = !dir.join("genesis.json").exists();
     let resumed_with_peg = dir.join("litecoind").exists();
     let main = match crate::mainchain::find() {
@@ -345,7 +356,13 @@ pub fn run(validators: usize, dir: &Path) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let configs = prepare_with(validators, dir, Vec::new(), main.as_deref())?;
+    let configs = prepare_with(
+        validators,
+        dir,
+        Vec::new(),
+        main.as_deref(),
+        empty_block_interval_ms,
+    )?;
     let urls = api_urls(&configs)?;
     std::fs::write(
         dir.join("devnet.json"),

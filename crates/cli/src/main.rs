@@ -45,6 +45,10 @@ enum Command {
         /// Only write keys, genesis and node configs, then exit (to start nodes yourself).
         #[arg(long)]
         init_only: bool,
+        /// How long an idle leader waits before an empty block, in ms (genesis setting of a
+        /// new chain; default 5000). Blocks with transactions are built at once.
+        #[arg(long)]
+        empty_block_interval_ms: Option<u64>,
     },
     /// Benchmarks (run them on a release build).
     Bench {
@@ -249,14 +253,15 @@ fn main() -> anyhow::Result<()> {
             validators,
             dir,
             init_only,
+            empty_block_interval_ms,
         } => {
             if init_only {
-                for config in devnet::prepare(validators, &dir)? {
+                for config in devnet::prepare(validators, &dir, empty_block_interval_ms)? {
                     println!("{}", config.display());
                 }
                 Ok(())
             } else {
-                devnet::run(validators, &dir)
+                devnet::run(validators, &dir, empty_block_interval_ms)
             }
         }
         Command::Bench {

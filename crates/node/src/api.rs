@@ -54,8 +54,10 @@ pub struct Shared {
     pub peers: std::sync::atomic::AtomicUsize,
     /// The peg, if genesis configures one.
     pub peg: Option<crate::peg::PegNode>,
-    /// Governance, if genesis configures it (admission checks permissions with it).
+    /// Governance, if genesis configures it.
     pub gov: Option<consort_chain::gov::Gov>,
+    /// The admission pipeline (shared with gossip).
+    pub admission: Arc<consort_chain::pipeline::Admission<Context>>,
 }
 
 type AppState = State<Arc<Shared>>;
@@ -87,7 +89,7 @@ impl ApiError {
 impl From<TxError> for ApiError {
     fn from(error: TxError) -> Self {
         let status = match error {
-            TxError::MempoolFull => StatusCode::SERVICE_UNAVAILABLE,
+            TxError::MempoolFull | TxError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             TxError::Duplicate => StatusCode::CONFLICT,
             TxError::Gov(consort_types::gov::GovError::Halted) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -267,60 +269,12 @@ pub async fn admit_own(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
 }
 
 async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
-    tx.check_stateless(s.genesis.chain_id)?;
-    admit_verified(s, tx).await
+    s.admission.admit(tx, true).await.map(|_| ())
 }
 
 /// Admit a transaction whose stateless checks and signature passed.
 async fn admit_verified(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
-    if read_tx_location(s, &tx.hash())
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-    {
-        return Err(TxError::Duplicate);
-    }
-    if let Some(limits) = s.genesis.account_limits {
-        let size = commonware_codec::EncodeSize::encode_size(&tx);
-        if size > limits.tx_size_max as usize {
-            return Err(TxError::Oversized {
-                size,
-                max: limits.tx_size_max as usize,
-            });
-        }
-        if s.mempool.pending_of(&tx.tx.sender) >= limits.pending_max as usize {
-            return Err(TxError::RateLimited {
-                limit: limits.pending_max,
-                scope: "pending",
-            });
-        }
-    }
-    if let Some(gov) = &s.gov {
-        // Refuse here what the state machine would refuse as unauthorized or frozen against
-        // the finalized state, instead of accepting it and failing it in a block.
-        use commonware_glue::stateful::db::DatabaseSet as _;
-        use consort_chain::{execute::BlockError, peg::Fail};
-        // A block applied during the check makes the snapshot stale: check again on a fresh one.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let batch = s.databases.new_batches().await;
-            let mut store = consort_chain::store::Store::new(&batch);
-            match gov.authorize(&mut store, &tx.tx.sender, &tx.tx.call).await {
-                Ok(()) => break,
-                Err(Fail::Tx(error)) => return Err(error),
-                Err(Fail::Db(BlockError::StaleRead)) if attempts < 16 => {}
-                Err(Fail::Db(error)) => {
-                    return Err(TxError::Malformed(format!("cannot read state: {error}")));
-                }
-            }
-        }
-    }
-    let sender = state::read_account(&s.databases, &tx.tx.sender)
-        .await
-        .map_err(TxError::Malformed)?;
-    s.mempool.admit(tx, sender, true).map(|_| ())
+    s.admission.admit_verified(tx, true).await.map(|_| ())
 }
 
 async fn read_tx_location(
@@ -328,6 +282,19 @@ async fn read_tx_location(
     hash: &consort_types::TxHash,
 ) -> Result<Option<TxLocation>, String> {
     state::read_record::<_, TxLocation>(&s.databases, &state_key::tx(hash)).await
+}
+
+/// The failure code of the transaction at `location`, from its block's outcomes.
+async fn failure_code(s: &Shared, location: &TxLocation) -> Option<String> {
+    let block = s
+        .marshal
+        .get_block(Identifier::Height(Height::new(location.height)))
+        .await?;
+    let outcome = block
+        .inner()
+        .outcomes
+        .get(usize::try_from(location.index).ok()?)?;
+    outcome.failure().map(|code| code.as_str().to_string())
 }
 
 async fn tx_status(State(s): AppState, Path(hash): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -342,9 +309,21 @@ async fn tx_status(State(s): AppState, Path(hash): Path<String>) -> Result<Json<
         .await
         .map_err(ApiError::internal)?
     {
-        return Ok(Json(
-            json!({"status": "finalized", "height": location.height, "index": location.index}),
-        ));
+        if location.applied {
+            return Ok(Json(json!({
+                "status": "finalized",
+                "height": location.height,
+                "index": location.index,
+            })));
+        }
+        // Included, but its execution failed: it used its nonce and changed nothing else.
+        let code = failure_code(&s, &location).await;
+        return Ok(Json(json!({
+            "status": "failed",
+            "height": location.height,
+            "index": location.index,
+            "error": {"code": code},
+        })));
     }
     match s.mempool.status(&hash) {
         Some(PoolStatus::Pending) => Ok(Json(json!({"status": "pending"}))),
@@ -374,9 +353,10 @@ pub fn block_json(block: &Block) -> Value {
         "tx_root": hex_serde::encode(&h.tx_root),
         "state_root": hex_serde::encode(&h.state_root),
         "header": hex::encode(h.encode()),
-        "txs": block.txs.iter().map(|t| json!({
+        "txs": block.txs.iter().zip(&block.outcomes).map(|(t, outcome)| json!({
             "hash": hex_serde::encode(&t.hash()),
             "tx": t.tx,
+            "outcome": outcome,
         })).collect::<Vec<_>>(),
     })
 }

@@ -7,7 +7,7 @@ use commonware_codec::{Encode, RangeCfg, Read};
 use commonware_cryptography::ed25519;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Spawner};
-use consort_chain::{Mempool, state};
+use consort_chain::{Mempool, pipeline::Admission, state};
 use consort_types::SignedTx;
 use std::time::Duration;
 use tracing::{debug, warn};
@@ -42,7 +42,7 @@ pub async fn send_loop<E: Clock, S: Sender<PublicKey = ed25519::PublicKey>>(
 pub async fn receive_loop<E, R>(
     mut context: E,
     mempool: Mempool,
-    databases: state::Databases<E>,
+    admission: std::sync::Arc<Admission<E>>,
     chain_id: u64,
     mut receiver: R,
 ) where
@@ -66,26 +66,20 @@ pub async fn receive_loop<E, R>(
         if !consort_types::tx::verify_batch(&refs, &mut context) {
             // Fall back to one-by-one so one bad transaction does not sink the rest.
             for tx in fresh.iter().filter(|t| t.verify_signature()) {
-                admit(&mempool, &databases, tx.clone()).await;
+                admit(&admission, tx.clone()).await;
             }
             continue;
         }
         for tx in fresh {
-            admit(&mempool, &databases, tx).await;
+            admit(&admission, tx).await;
         }
     }
 }
 
-async fn admit<E: state::Runtime>(
-    mempool: &Mempool,
-    databases: &state::Databases<E>,
-    tx: SignedTx,
-) {
-    let sender = state::read_account(databases, &tx.tx.sender)
-        .await
-        .ok()
-        .flatten();
-    if let Err(error) = mempool.admit(tx, sender, false) {
+/// Gossiped transactions go through the same pipeline as the API's (signature checked in
+/// the batch above); they are not forwarded again.
+async fn admit<E: state::Runtime>(admission: &Admission<E>, tx: SignedTx) {
+    if let Err(error) = admission.admit_verified(tx, false).await {
         debug!(%error, "gossiped transaction not admitted");
     }
 }

@@ -108,9 +108,32 @@ impl ChainObserver for Observer {
             "hash": hash,
             "timestamp_ms": block.header.timestamp_ms,
             "txs": block.txs.iter().map(|t| hex_serde::encode(&t.hash())).collect::<Vec<_>>(),
+            "failed": block
+                .txs
+                .iter()
+                .zip(&block.outcomes)
+                .filter_map(|(t, outcome)| {
+                    outcome.failure().map(|code| {
+                        serde_json::json!({"tx": hex_serde::encode(&t.hash()), "code": code})
+                    })
+                })
+                .collect::<Vec<_>>(),
         });
         let _ = self.events.send(Arc::new(event.to_string()));
-        for tx in &block.txs {
+        for (tx, outcome) in block.txs.iter().zip(&block.outcomes) {
+            if let Some(code) = outcome.failure() {
+                // A failed transaction moved nothing: no alert, no gov or peg event.
+                let event = serde_json::json!({
+                    "type": "tx_failed",
+                    "height": block.number(),
+                    "tx": hex_serde::encode(&tx.hash()),
+                    "sender": tx.tx.sender,
+                    "call": tx.tx.call.kind(),
+                    "code": code,
+                });
+                let _ = self.events.send(Arc::new(event.to_string()));
+                continue;
+            }
             if let Some(threshold) = self.alert_threshold
                 && let Some(event) = alert_event(tx, threshold, block.number())
             {
@@ -330,7 +353,14 @@ async fn serve(
     network.start();
 
     info!(p2p = %config.p2p_listen, "p2p started");
-    let mempool = Mempool::new();
+    let mempool = Mempool::with_limits(consort_chain::mempool::PoolLimits {
+        pending_max: genesis
+            .account_limits
+            .map_or(consort_types::limits::NONCE_WINDOW_MAX as usize, |l| {
+                l.pending_max as usize
+            }),
+        sender_bytes_max: consort_chain::mempool::SENDER_BYTES_MAX,
+    });
     let (events, _) = tokio::sync::broadcast::channel(EVENTS_BUFFERED);
     let observer = Arc::new(Observer {
         mempool: mempool.clone(),
@@ -359,6 +389,14 @@ async fn serve(
     )
     .await;
     let databases = running.stateful.subscribe_databases().await;
+    let admission = Arc::new(
+        consort_chain::pipeline::Admission::new(
+            genesis.clone(),
+            mempool.clone(),
+            databases.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("genesis peg section: {e}"))?,
+    );
     let (sender, receiver) = txs_channel;
     context.child("gossip_send").spawn({
         let mempool = mempool.clone();
@@ -366,13 +404,14 @@ async fn serve(
     });
     context.child("gossip_receive").spawn({
         let mempool = mempool.clone();
-        let databases = databases.clone();
+        let admission = admission.clone();
         let chain_id = genesis.chain_id;
-        move |ctx| gossip::receive_loop(ctx, mempool, databases, chain_id, receiver)
+        move |ctx| gossip::receive_loop(ctx, mempool, admission, chain_id, receiver)
     });
 
     let shared = Arc::new(api::Shared {
         gov: consort_chain::gov::Gov::from_genesis(&genesis),
+        admission,
         genesis: genesis.clone(),
         mempool,
         databases,

@@ -1,6 +1,6 @@
 //! Blocks: a header that commits to the transactions and to the state after executing them.
 
-use crate::{BlockContext, Digest, SignedTx, limits::BLOCK_TXS_MAX, sha256};
+use crate::{BlockContext, Digest, SignedTx, limits::BLOCK_TXS_MAX, receipt::Outcome, sha256};
 use bytes::BufMut;
 use commonware_codec::{
     Buf, Encode, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, ReadExt, Write,
@@ -25,7 +25,7 @@ pub struct Header {
     pub timestamp_ms: u64,
     /// Number of transactions.
     pub tx_count: u32,
-    /// Binary Merkle root of the transaction hashes.
+    /// Binary Merkle root over each transaction's hash and outcome (see [`tx_root`]).
     pub tx_root: Digest,
     /// Canonical root of the authenticated state after executing this block (proofs verify
     /// against it).
@@ -92,36 +92,49 @@ impl Read for Header {
     }
 }
 
-/// Binary Merkle root over transaction hashes (the empty list has a fixed root).
-pub fn tx_root(txs: &[SignedTx]) -> Digest {
+/// The Merkle leaf of an included transaction: its hash and its outcome, so that one
+/// inclusion proof shows both that a transaction is final and whether it applied.
+pub fn tx_leaf(tx: &SignedTx, outcome: &Outcome) -> Digest {
+    sha256(&[b"consort/tx-leaf", tx.hash().as_ref(), &outcome.encode()])
+}
+
+/// Binary Merkle root over [`tx_leaf`]s (the empty list has a fixed root). `txs` and
+/// `outcomes` pair up by position.
+pub fn tx_root(txs: &[SignedTx], outcomes: &[Outcome]) -> Digest {
+    assert_eq!(txs.len(), outcomes.len(), "one outcome per transaction");
     if txs.is_empty() {
         return sha256(&[b"consort/empty-tx-root"]);
     }
     let mut builder = bmt::Builder::<Sha256>::new(txs.len());
-    for tx in txs {
-        builder.add(&tx.hash());
+    for (tx, outcome) in txs.iter().zip(outcomes) {
+        builder.add(&tx_leaf(tx, outcome));
     }
     builder.build().root()
 }
 
-/// A header and the transactions it commits to.
+/// A header and the transactions it commits to, each with its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
     /// The header.
     pub header: Header,
     /// Transactions in execution order.
     pub txs: Vec<SignedTx>,
+    /// What executing each transaction did, by position (failed ones used only their nonce).
+    pub outcomes: Vec<Outcome>,
     digest: Digest,
 }
 
 impl Block {
-    /// Assemble a block; the header's `tx_count` and `tx_root` must match `txs`.
-    pub fn new(header: Header, txs: Vec<SignedTx>) -> Self {
+    /// Assemble a block; the header's `tx_count` and `tx_root` must match `txs` and
+    /// `outcomes`.
+    pub fn new(header: Header, txs: Vec<SignedTx>, outcomes: Vec<Outcome>) -> Self {
         assert_eq!(header.tx_count as usize, txs.len(), "tx_count matches txs");
+        assert_eq!(txs.len(), outcomes.len(), "one outcome per transaction");
         let digest = header.digest();
         Self {
             header,
             txs,
+            outcomes,
             digest,
         }
     }
@@ -136,12 +149,21 @@ impl Write for Block {
     fn write(&self, buf: &mut impl BufMut) {
         self.header.write(buf);
         self.txs.write(buf);
+        for outcome in &self.outcomes {
+            outcome.write(buf);
+        }
     }
 }
 
 impl EncodeSize for Block {
     fn encode_size(&self) -> usize {
-        self.header.encode_size() + self.txs.encode_size()
+        self.header.encode_size()
+            + self.txs.encode_size()
+            + self
+                .outcomes
+                .iter()
+                .map(EncodeSize::encode_size)
+                .sum::<usize>()
     }
 }
 
@@ -154,13 +176,17 @@ impl Read for Block {
         if txs.len() != header.tx_count as usize {
             return Err(CodecError::Invalid("Block", "tx_count does not match"));
         }
-        if tx_root(&txs) != header.tx_root {
+        let outcomes = (0..txs.len())
+            .map(|_| Outcome::read(buf))
+            .collect::<Result<Vec<_>, _>>()?;
+        if tx_root(&txs, &outcomes) != header.tx_root {
             return Err(CodecError::Invalid("Block", "tx_root does not match"));
         }
         let digest = header.digest();
         Ok(Self {
             header,
             txs,
+            outcomes,
             digest,
         })
     }

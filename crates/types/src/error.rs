@@ -63,6 +63,9 @@ pub enum TxError {
     /// The same transaction is already known.
     #[error("transaction is already pending or finalized")]
     Duplicate,
+    /// The node cannot read its state right now; retry later.
+    #[error("the node cannot read its state right now; retry in a moment")]
+    StateUnavailable,
     /// The node is at capacity; retry later.
     #[error("the mempool is full; retry in a moment")]
     MempoolFull,
@@ -108,6 +111,7 @@ impl TxError {
             Self::InvalidAmount(_) => "invalid_amount",
             Self::Duplicate => "duplicate",
             Self::MempoolFull => "mempool_full",
+            Self::StateUnavailable => "state_unavailable",
             Self::Unauthorized { .. } => "unauthorized",
             Self::RateLimited { .. } => "rate_limited",
             Self::Peg(error) => error.code(),

@@ -58,7 +58,22 @@ pub struct Genesis {
     /// Per-account rate and size limits (absent: only the global limits apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_limits: Option<AccountLimits>,
+    /// How long a leader with nothing runnable waits before proposing an empty block, in ms
+    /// (absent: [`EMPTY_BLOCK_INTERVAL_MS_DEFAULT`]). Blocks with work are built at once; this
+    /// sets what an idle chain costs (blocks and disk) against how fast block-time expiries
+    /// fire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_block_interval_ms: Option<u64>,
 }
+
+/// Default pace of empty blocks (ms).
+pub const EMPTY_BLOCK_INTERVAL_MS_DEFAULT: u64 = 5_000;
+
+/// Shortest allowed empty-block interval (ms).
+pub const EMPTY_BLOCK_INTERVAL_MS_MIN: u64 = 100;
+
+/// Longest allowed empty-block interval (ms).
+pub const EMPTY_BLOCK_INTERVAL_MS_MAX: u64 = 60_000;
 
 /// Why a genesis document is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +110,14 @@ impl Genesis {
             return invalid(
                 "account_limits: txs_per_block and pending_max at least 1, tx_size_max from 256 \
                  to TX_SIZE_MAX",
+            );
+        }
+        if self.empty_block_interval_ms.is_some_and(|ms| {
+            !(EMPTY_BLOCK_INTERVAL_MS_MIN..=EMPTY_BLOCK_INTERVAL_MS_MAX).contains(&ms)
+        }) {
+            return invalid(
+                "empty_block_interval_ms must be from EMPTY_BLOCK_INTERVAL_MS_MIN (100) to \
+                 EMPTY_BLOCK_INTERVAL_MS_MAX (60000)",
             );
         }
         if self.epoch_blocks.is_some_and(|blocks| blocks < 2) {
@@ -178,6 +201,12 @@ impl Genesis {
                     .expect("genesis check rejects invalid validator keys")
             })
             .collect()
+    }
+
+    /// How long an idle leader waits before proposing an empty block (ms).
+    pub fn empty_block_interval_ms(&self) -> u64 {
+        self.empty_block_interval_ms
+            .unwrap_or(EMPTY_BLOCK_INTERVAL_MS_DEFAULT)
     }
 
     /// Blocks per epoch.

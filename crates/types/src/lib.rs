@@ -15,6 +15,7 @@ pub mod gov;
 pub mod hex_serde;
 pub mod limits;
 pub mod peg;
+pub mod receipt;
 pub mod sealed;
 pub mod state_key;
 pub mod tx;
@@ -26,6 +27,7 @@ pub use asset::Asset;
 pub use block::{Block, Header};
 pub use error::TxError;
 pub use genesis::{AccountLimits, Genesis, GenesisAccount, GenesisValidator};
+pub use receipt::{FailureCode, Outcome};
 pub use tx::{Call, SignedTx, Tx, TxHash};
 
 /// The digest used throughout Consort (SHA-256).

@@ -158,25 +158,29 @@ pub mod peg {
     }
 }
 
-/// Where a finalized transaction sits: block height and position in the block.
+/// Where a finalized transaction sits: block height and position in the block, and whether
+/// it applied (a failed one's code is in the block's outcomes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxLocation {
     /// Height of the block.
     pub height: u64,
     /// Position in the block's transaction list.
     pub index: u32,
+    /// Whether it applied; `false`: it failed and used only its nonce.
+    pub applied: bool,
 }
 
 impl commonware_codec::Write for TxLocation {
     fn write(&self, buf: &mut impl bytes::BufMut) {
         self.height.write(buf);
         self.index.write(buf);
+        self.applied.write(buf);
     }
 }
 
 impl commonware_codec::EncodeSize for TxLocation {
     fn encode_size(&self) -> usize {
-        12
+        13
     }
 }
 
@@ -190,6 +194,7 @@ impl commonware_codec::Read for TxLocation {
         Ok(Self {
             height: u64::read(buf)?,
             index: u32::read(buf)?,
+            applied: bool::read(buf)?,
         })
     }
 }

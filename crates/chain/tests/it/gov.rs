@@ -7,8 +7,9 @@ use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Runner as _, deterministic};
 use consort_chain::{
-    execute::{Mode as ExecMode, Rules, execute_block},
+    execute::{Mode as ExecMode, execute_block},
     gov::Gov,
+    rules::{BlockInfo, Rules},
     state::{self, Databases},
     store::Store,
 };
@@ -72,6 +73,7 @@ fn genesis(mode: Mode) -> Genesis {
         }),
         epoch_blocks: None,
         account_limits: None,
+        empty_block_interval_ms: None,
     }
 }
 
@@ -111,7 +113,10 @@ impl Chain {
         self.height += 1;
         let executed = execute_block(
             batch,
-            self.height,
+            BlockInfo {
+                height: self.height,
+                timestamp_ms: self.height * 1_000,
+            },
             txs,
             Rules {
                 genesis: &self.genesis,
@@ -123,7 +128,13 @@ impl Chain {
         .await
         .expect("block executes");
         self.databases.apply(executed.merkleized).await;
-        executed.rejected.into_iter().map(|(_, e)| e).collect()
+        // Refused a place, then failed at execution (included, nonce used).
+        executed
+            .rejected
+            .into_iter()
+            .chain(executed.failures)
+            .map(|(_, e)| e)
+            .collect()
     }
 
     async fn account(&self, who: u64) -> Account {
@@ -986,7 +997,10 @@ fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversiz
         let batch = chain.databases.new_batches().await;
         let result = execute_block(
             batch,
-            chain.height + 1,
+            BlockInfo {
+                height: chain.height + 1,
+                timestamp_ms: (chain.height + 1) * 1_000,
+            },
             (3..6).map(transfer).collect(),
             Rules {
                 genesis: &chain.genesis,
@@ -998,7 +1012,7 @@ fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversiz
         .await;
         assert!(matches!(
             result,
-            Err(consort_chain::execute::BlockError::InvalidTx {
+            Err(consort_chain::error::BlockError::InvalidTx {
                 index: 2,
                 error: TxError::RateLimited { limit: 2, .. }
             })

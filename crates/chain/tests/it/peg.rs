@@ -10,8 +10,9 @@ use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Runner as _, tokio as cw_tokio};
 use consort_chain::{
-    execute::{Mode, Rules, execute_block},
+    execute::{Mode, execute_block},
     peg::Peg,
+    rules::{BlockInfo, Rules},
     state::{self, Databases},
     store::Store,
 };
@@ -71,6 +72,7 @@ fn genesis() -> Genesis {
         governance: None,
         epoch_blocks: None,
         account_limits: None,
+        empty_block_interval_ms: None,
         peg: Some(PegConfig {
             network: "litecoin-regtest".into(),
             asset: "LTC".parse().expect("asset"),
@@ -134,7 +136,10 @@ impl Ledger {
         self.height += 1;
         let executed = execute_block(
             batch,
-            self.height,
+            BlockInfo {
+                height: self.height,
+                timestamp_ms: self.height * 1_000,
+            },
             txs,
             Rules {
                 genesis: &self.genesis,
@@ -146,7 +151,13 @@ impl Ledger {
         .await
         .expect("block executes (the runtime's invariant check included)");
         self.databases.apply(executed.merkleized).await;
-        executed.rejected.into_iter().map(|(_, e)| e).collect()
+        // Refused a place, then failed at execution (included, nonce used).
+        executed
+            .rejected
+            .into_iter()
+            .chain(executed.failures)
+            .map(|(_, e)| e)
+            .collect()
     }
 
     /// Submit calls from `key` in one block; the errors of refused ones.
@@ -188,13 +199,17 @@ impl Ledger {
             call,
         }
         .sign(key);
-        match self.block(vec![tx]).await.pop() {
+        let result = match self.block(vec![tx]).await.pop() {
             Some(error) => Err(error),
-            None => {
-                self.nonces.insert(sender, nonce + 1);
-                Ok(())
-            }
-        }
+            None => Ok(()),
+        };
+        // A failed call uses its nonce too; a refused one does not: ask the state.
+        let account: Option<consort_types::Account> = state::read_account(&self.databases, &sender)
+            .await
+            .ok()
+            .flatten();
+        self.nonces.insert(sender, account.map_or(0, |a| a.nonce));
+        result
     }
 
     async fn read<T: commonware_codec::Read<Cfg = ()>>(

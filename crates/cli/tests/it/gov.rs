@@ -25,6 +25,8 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
     let out = consort(&[
         "devnet",
         "--init-only",
+        "--empty-block-interval-ms",
+        "500",
         "--validators",
         "4",
         "--dir",

@@ -108,7 +108,15 @@ fn height(node: &Node) -> u64 {
 fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BIN)
-        .args(["devnet", "--init-only", "--validators", "4", "--dir"])
+        .args([
+            "devnet",
+            "--init-only",
+            "--empty-block-interval-ms",
+            "500",
+            "--validators",
+            "4",
+            "--dir",
+        ])
         .arg(dir.path())
         .output()
         .expect("devnet --init-only");

@@ -88,7 +88,7 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
     let _devnet = Devnet(
         Command::new(BIN)
-            .args(["devnet", "--dir", path])
+            .args(["devnet", "--empty-block-interval-ms", "500", "--dir", path])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

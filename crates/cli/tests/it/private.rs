@@ -14,6 +14,8 @@ fn a_shipping_address_is_sealed_to_buyer_seller_and_regulator_and_nobody_else() 
     let out = consort(&[
         "devnet",
         "--init-only",
+        "--empty-block-interval-ms",
+        "500",
         "--validators",
         "4",
         "--dir",

@@ -106,6 +106,8 @@ fn a_fifth_validator_joins_a_running_network_by_vote_and_one_is_removed() {
     let out = consort(&[
         "devnet",
         "--init-only",
+        "--empty-block-interval-ms",
+        "500",
         "--validators",
         "4",
         "--dir",

@@ -1,0 +1,79 @@
+//! The stateful checks every path applies before a transaction may take a place in a block:
+//! the API and gossip at admission (against the finalized state), block building and block
+//! verification (against the block's state so far). One function, so the paths cannot
+//! disagree.
+//!
+//! The phases: stateless (size, decode, chain id, signature: [`consort_types::SignedTx`]) →
+//! stateful ([`eligible`], plus the nonce, exact in a block and within a window at
+//! admission) → execute (whose failures become receipts).
+
+use crate::{error::Fail, rules::Rules, state::Runtime, store::Store};
+use consort_types::{AccountId, Call, SignedTx, TxError, peg::PegError};
+
+/// Whether `tx`'s sender may send it now: its size under the per-account limit, then
+/// [`sender_may`]. What depends on other parties (a frozen recipient, a balance) is checked at
+/// execution instead, where failing uses the nonce.
+///
+/// # Errors
+/// [`Fail::Tx`] with why, or [`Fail::Db`] if the state cannot be read.
+pub async fn eligible<E: Runtime>(
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    tx: &SignedTx,
+) -> Result<(), Fail> {
+    check_size(rules, tx)?;
+    sender_may(store, rules, &tx.tx.sender, &tx.tx.call).await
+}
+
+/// The per-account size limit, and the one nonce no transaction may use (it could not be
+/// followed).
+///
+/// # Errors
+/// [`TxError::Oversized`] or [`TxError::InvalidAmount`].
+pub fn check_size(rules: Rules<'_>, tx: &SignedTx) -> Result<(), TxError> {
+    if let Some(limits) = rules.genesis.account_limits {
+        let size = commonware_codec::EncodeSize::encode_size(tx);
+        if size > limits.tx_size_max as usize {
+            return Err(TxError::Oversized {
+                size,
+                max: limits.tx_size_max as usize,
+            });
+        }
+    }
+    if tx.tx.nonce == u64::MAX {
+        return Err(TxError::InvalidAmount("the last nonce can never be used"));
+    }
+    Ok(())
+}
+
+/// Whether `sender` may make `call`: the peg's validator-only calls from a federation
+/// validator, and on a governed chain the sender's registration, role, freeze and the
+/// emergency brake ([`crate::gov::Gov::authorize`]). The answer depends only on the sender and
+/// the call's kind, except for `rotate` (which names the account rotated).
+///
+/// # Errors
+/// [`Fail::Tx`] with why, or [`Fail::Db`] if the state cannot be read.
+pub async fn sender_may<E: Runtime>(
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    sender: &AccountId,
+    call: &Call,
+) -> Result<(), Fail> {
+    if matches!(call, Call::RelayHeaders { .. } | Call::SignBatch { .. }) {
+        match rules.peg {
+            None => return Err(TxError::Peg(PegError::Disabled).into()),
+            Some(peg) if peg.validator_index(sender).is_none() => {
+                return Err(TxError::Unauthorized {
+                    call: call.kind(),
+                    reason: "only federation validators relay headers and sign peg-out batches",
+                }
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(gov) = rules.gov {
+        gov.authorize(store, sender, call).await?;
+    }
+    Ok(())
+}

@@ -92,6 +92,20 @@ proptest! {
     }
 
     #[test]
+    fn random_seal_keys_and_envelopes_never_panic_the_checks_or_the_opener(
+        key in any::<[u8; 32]>(),
+        sealed in sealed(),
+        seed in any::<[u8; 32]>(),
+    ) {
+        let _ = consort_types::sealed::valid_key(&key);
+        let (secret, _) = consort_types::sealed::keypair(&seed);
+        for recipient in sealed.recipients() {
+            let opened = consort_types::sealed::open(&sealed, recipient, &secret, b"info");
+            prop_assert!(opened.is_err(), "random bytes opened as a sealed copy");
+        }
+    }
+
+    #[test]
     fn blobs_and_lists_refuse_one_item_past_their_bound(
         bytes in prop::collection::vec(any::<u8>(), 0..=8),
     ) {

@@ -62,11 +62,11 @@ proptest! {
     ) {
         let original = encoded(&tx);
         let bytes = mutate(original.clone(), &mutations);
-        if let Ok(decoded) = SignedTx::decode_untrusted(&bytes) {
-            if bytes != original {
-                prop_assert_ne!(decoded.hash(), tx.hash());
-                prop_assert!(!decoded.verify_signature(), "a mutated transaction verifies");
-            }
+        if let Ok(decoded) = SignedTx::decode_untrusted(&bytes)
+            && bytes != original
+        {
+            prop_assert_ne!(decoded.hash(), tx.hash());
+            prop_assert!(!decoded.verify_signature(), "a mutated transaction verifies");
         }
     }
 

@@ -231,4 +231,67 @@ mod tests {
         let error = signed_reader(&Method::GET, &uri, &unsigned, now).expect_err("unsigned");
         assert!(format!("{error:?}").contains("unsigned_read"));
     }
+
+    fn mangle(text: &str, flips: &[(prop::sample::Index, char)]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for (index, c) in flips {
+            if !chars.is_empty() {
+                let at = index.index(chars.len());
+                chars[at] = *c;
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn mangled_or_random_read_signatures_never_panic_and_are_refused(
+            account_flips in prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 0..3),
+            time_flips in prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 0..2),
+            signature_flips in prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 0..3),
+            garbage in "[ -~]{0,140}",
+            which in 0..4usize,
+            skew in any::<u64>(),
+        ) {
+            let key = ed25519::PrivateKey::from_seed(5);
+            let now = 1_800_000_000;
+            let (uri, headers) = signed(&key, "/v1/private/3", now);
+            let mut mangled = HeaderMap::new();
+            for (name, flips) in [
+                ("x-consort-account", &account_flips),
+                ("x-consort-time", &time_flips),
+                ("x-consort-signature", &signature_flips),
+            ] {
+                let value = headers[name].to_str().expect("ascii").to_string();
+                let value = if which < 3 && name.ends_with(["account", "time", "signature"][which]) {
+                    garbage.clone()
+                } else {
+                    mangle(&value, flips)
+                };
+                // Header values that HTTP itself refuses never reach the reader.
+                if let Ok(value) = value.parse() {
+                    mangled.insert(name, value);
+                }
+            }
+            // Hex is read in either case: only a change of meaning must be refused.
+            let meaning = |map: &HeaderMap, name: &str| {
+                map.get(name).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase)
+            };
+            let changed = ["x-consort-account", "x-consort-time", "x-consort-signature"]
+                .iter()
+                .any(|name| meaning(&mangled, name) != meaning(&headers, name));
+            let result = signed_reader(&Method::GET, &uri, &mangled, now.wrapping_add(skew % 600));
+            if changed {
+                prop_assert!(result.is_err(), "a mangled signed read was accepted");
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! failure names the install command: the harness never skips silently.
 
 mod custody;
+mod decoders;
 mod node;
 mod proofs;
 

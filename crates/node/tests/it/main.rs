@@ -1,0 +1,3 @@
+//! Integration tests of `consort-node`'s pure parts.
+
+mod api_bodies;

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 fn limits() -> BTreeMap<&'static str, u64> {
     use consort_chain::{application, mempool, state, store};
     use consort_mainchain::{address, federation, keystore, merkle, rpc, spend};
-    use consort_node::{api, gossip, node};
+    use consort_node::{api, gossip, node, serve};
     use consort_types::{gov, limits, peg, sealed};
     let finality_bucket_largest = *node::FINALITY_BUCKETS_MS
         .last()
@@ -56,6 +56,11 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ),
         ("BATCH_TXS_MAX", bytes(api::BATCH_TXS_MAX)),
         ("BATCH_BODY_MAX", bytes(api::BATCH_BODY_MAX)),
+        ("BLOCKING_TASKS_MAX", bytes(api::BLOCKING_TASKS_MAX)),
+        ("BLOCKING_WAIT_MAX_MS", api::BLOCKING_WAIT_MAX_MS),
+        ("EVENT_SUBSCRIBERS_MAX", bytes(api::EVENT_SUBSCRIBERS_MAX)),
+        ("API_CONNECTIONS_MAX", bytes(serve::API_CONNECTIONS_MAX)),
+        ("HEADER_READ_TIMEOUT_MS", serve::HEADER_READ_TIMEOUT_MS),
         ("EVENTS_BUFFERED", bytes(node::EVENTS_BUFFERED)),
         ("FINALITY_BUCKETS_MS", finality_bucket_largest),
         ("ORGS_MAX", bytes(gov::ORGS_MAX)),

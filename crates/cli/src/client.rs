@@ -45,14 +45,18 @@ impl Client {
         Self::check(response)
     }
 
-    /// GET a restricted path with a request signed by `key` (see `consort_node::private`).
+    /// GET a restricted path with a request signed by `key` for the node's chain (see
+    /// `consort_node::private`).
     pub fn get_signed(&self, path: &str, key: &ed25519::PrivateKey) -> anyhow::Result<Value> {
         use commonware_cryptography::Signer as _;
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .context("the clock is before 1970")?
             .as_secs();
-        let message = consort_node::private::read_message("GET", path, time);
+        let chain_id = self.get("/v1/status")?["chain_id"]
+            .as_u64()
+            .context("status has no chain_id")?;
+        let message = consort_node::private::read_message(chain_id, "GET", path, time);
         let signature = key.sign(consort_node::private::READ_NAMESPACE, &message);
         let url = format!("{}{path}", self.base);
         let response = self

@@ -26,7 +26,11 @@ use consort_types::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::{Arc, atomic::Ordering::Relaxed};
+use std::{
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::Duration,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest request body (bytes).
 pub const REQUEST_BODY_MAX: usize = 2 * consort_types::limits::TX_SIZE_MAX + 4096;
@@ -36,6 +40,20 @@ pub const BATCH_TXS_MAX: usize = 4096;
 
 /// Largest batch request body (bytes).
 pub const BATCH_BODY_MAX: usize = 16 * 1024 * 1024;
+
+/// Most CPU-heavy request tasks (batch decoding and signature checks) running at once: the
+/// rest of the node (consensus, execution) keeps the other cores.
+pub const BLOCKING_TASKS_MAX: usize = 2;
+
+/// How long a request waits for one of the [`BLOCKING_TASKS_MAX`] slots before it is answered
+/// 503 `busy` (ms).
+pub const BLOCKING_WAIT_MAX_MS: u64 = 250;
+
+/// Most clients following `/v1/events` at once; more are answered 503 `too_many_subscribers`.
+pub const EVENT_SUBSCRIBERS_MAX: usize = 128;
+
+/// What an internal failure answers: its detail goes to the node's log, not to the client.
+pub const INTERNAL_MESSAGE: &str = "internal error; see the node's log";
 
 /// What handlers share.
 pub struct Shared {
@@ -58,6 +76,10 @@ pub struct Shared {
     pub gov: Option<consort_chain::gov::Gov>,
     /// The admission pipeline (shared with gossip).
     pub admission: Arc<consort_chain::pipeline::Admission<Context>>,
+    /// Slots for CPU-heavy request tasks ([`BLOCKING_TASKS_MAX`]).
+    pub blocking_tasks: Arc<Semaphore>,
+    /// Slots for `/v1/events` subscribers ([`EVENT_SUBSCRIBERS_MAX`]).
+    pub event_subscribers: Arc<Semaphore>,
 }
 
 type AppState = State<Arc<Shared>>;
@@ -80,10 +102,85 @@ impl ApiError {
         }
     }
 
-    /// A failure of the node itself.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    /// A failure of the node itself. `detail` (a database error, a path) is logged, never
+    /// sent: the client learns only that the node failed.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "API request failed inside the node");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            INTERNAL_MESSAGE,
+        )
     }
+
+    /// The node is too busy for this request now; the client retries later.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+}
+
+/// The answer to a JSON body that could not be taken: 413 `payload_too_large` when it is
+/// larger than `body_max` bytes (the route's body limit), else 400 with the expected `shape`.
+pub fn body_error(
+    rejection: axum::extract::rejection::JsonRejection,
+    body_max: usize,
+    shape: &str,
+) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {body_max} bytes, this route's limit; send less"),
+        );
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("{rejection}; send {shape}"),
+    )
+}
+
+/// Run CPU-heavy `work` on the blocking pool, holding one of `slots` until it ends (even if
+/// the client leaves). Without a free slot within [`BLOCKING_WAIT_MAX_MS`]: 503 `busy`.
+///
+/// # Errors
+/// `busy` when no slot frees in time; `internal` when the task panics.
+pub async fn run_blocking<T: Send + 'static>(
+    slots: &Arc<Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let wait = Duration::from_millis(BLOCKING_WAIT_MAX_MS);
+    let permit = tokio::time::timeout(wait, slots.clone().acquire_owned())
+        .await
+        .map_err(|_| {
+            ApiError::busy(format!(
+                "the node is checking {BLOCKING_TASKS_MAX} other batches; retry in a moment"
+            ))
+        })?
+        .map_err(|e| ApiError::internal(format!("blocking task slots closed: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))
+}
+
+/// A slot for one more `/v1/events` subscriber, held while its socket is open.
+///
+/// # Errors
+/// 503 `too_many_subscribers` when all [`EVENT_SUBSCRIBERS_MAX`] slots are taken.
+pub fn subscriber_slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ApiError> {
+    slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_subscribers",
+            format!(
+                "{EVENT_SUBSCRIBERS_MAX} clients already follow /v1/events on this node; \
+                 retry later or follow another node"
+            ),
+        )
+    })
 }
 
 impl From<TxError> for ApiError {
@@ -159,13 +256,7 @@ async fn submit_tx(
     State(s): AppState,
     body: Result<Json<SubmitTx>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("{e}; send {{\"tx\": \"<hex>\"}}"),
-        )
-    })?;
+    let Json(body) = body.map_err(|e| body_error(e, REQUEST_BODY_MAX, r#"{"tx": "<hex>"}"#))?;
     let bytes = hex_serde::decode(&body.tx)
         .map_err(|e| ApiError::from(TxError::Malformed(format!("not hex: {e}"))))?;
     let tx = SignedTx::decode_untrusted(&bytes)?;
@@ -191,13 +282,8 @@ async fn submit_batch(
     State(s): AppState,
     body: Result<Json<SubmitBatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("{e}; send {{\"txs\": [\"<hex>\", ...]}}"),
-        )
-    })?;
+    let Json(body) =
+        body.map_err(|e| body_error(e, BATCH_BODY_MAX, r#"{"txs": ["<hex>", ...]}"#))?;
     if body.txs.len() > BATCH_TXS_MAX {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -210,7 +296,7 @@ async fn submit_batch(
     }
     // Decoding and signature checks are CPU work: keep them off the async workers.
     let chain_id = s.genesis.chain_id;
-    let (decoded, all_verify) = tokio::task::spawn_blocking(move || {
+    let (decoded, all_verify) = run_blocking(&s.blocking_tasks, move || {
         let decoded: Vec<Result<SignedTx, TxError>> = body
             .txs
             .iter()
@@ -226,8 +312,7 @@ async fn submit_batch(
         let all_verify = consort_types::tx::verify_batch(&candidates, &mut rand::rng());
         (decoded, all_verify)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("verification task failed: {e}")))?;
+    .await?;
     let mut results = Vec::with_capacity(decoded.len());
     let mut accepted = 0usize;
     for item in decoded {
@@ -394,7 +479,7 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
         let Some(value) = db
             .get(&key)
             .await
-            .map_err(|e| ApiError::internal(format!("{e:?}")))?
+            .map_err(|e| ApiError::internal(format!("reading account {id}: {e:?}")))?
         else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -405,7 +490,7 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
         let proof = db
             .key_value_proof(key)
             .await
-            .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+            .map_err(|e| ApiError::internal(format!("proving account {id}: {e:?}")))?;
         (db.root(), proof, value)
     };
     let account = state::from_value::<consort_types::Account>(&value)
@@ -440,9 +525,11 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
     })))
 }
 
-async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Response {
+async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+    let slot = subscriber_slot(&s.event_subscribers)?;
     let mut rx = s.observer.events.subscribe();
-    ws.on_upgrade(move |mut socket| async move {
+    Ok(ws.on_upgrade(move |mut socket| async move {
+        let _slot = slot;
         loop {
             let text = match rx.recv().await {
                 Ok(event) => event.as_str().to_owned(),
@@ -456,7 +543,7 @@ async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Response {
                 break;
             }
         }
-    })
+    }))
 }
 
 async fn metrics(State(s): AppState) -> String {
@@ -525,6 +612,104 @@ async fn openapi() -> Json<Value> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt as _;
+
+    /// An answer's status and JSON body.
+    async fn answer(response: Response) -> (StatusCode, Value) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_answered_413_in_our_error_shape() {
+        const LIMIT: usize = 64;
+        let handler = |body: Result<Json<SubmitTx>, axum::extract::rejection::JsonRejection>| async move {
+            body.map(|_| "taken")
+                .map_err(|e| body_error(e, LIMIT, r#"{"tx": "<hex>"}"#))
+        };
+        let router = Router::new()
+            .route("/v1/txs", axum::routing::post(handler))
+            .layer(axum::extract::DefaultBodyLimit::max(LIMIT));
+        let post = |body: String| {
+            Request::post("/v1/txs")
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request")
+        };
+        let big = format!(r#"{{"tx": "{}"}}"#, "ab".repeat(LIMIT));
+        let response = router.clone().oneshot(post(big)).await.expect("answer");
+        let (status, body) = answer(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["error"]["code"], "payload_too_large");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.contains(&LIMIT.to_string()), "{message}");
+        // A small body that is not the expected shape is still a 400.
+        let response = router
+            .clone()
+            .oneshot(post("[]".into()))
+            .await
+            .expect("answer");
+        let (status, body) = answer(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "bad_request");
+        let response = router
+            .oneshot(post(r#"{"tx": "ab"}"#.into()))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn blocking_work_beyond_the_bound_is_answered_busy() {
+        let slots = Arc::new(Semaphore::new(1));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let running = tokio::spawn({
+            let slots = slots.clone();
+            async move { run_blocking(&slots, move || released.recv().is_ok()).await }
+        });
+        while slots.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = run_blocking(&slots, || ()).await.expect_err("no free slot");
+        let (status, body) = answer(refused.into_response()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "busy");
+        release.send(()).expect("the first task waits");
+        assert!(running.await.expect("join").expect("ran"));
+        assert_eq!(run_blocking(&slots, || 7).await.expect("a slot is free"), 7);
+    }
+
+    #[tokio::test]
+    async fn subscribers_beyond_the_bound_are_answered_too_many_subscribers() {
+        let slots = Arc::new(Semaphore::new(2));
+        let first = subscriber_slot(&slots).expect("first");
+        let _second = subscriber_slot(&slots).expect("second");
+        let refused = subscriber_slot(&slots).expect_err("a third is over the bound");
+        let (status, body) = answer(refused.into_response()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "too_many_subscribers");
+        drop(first);
+        assert!(
+            subscriber_slot(&slots).is_ok(),
+            "a closed socket frees its slot"
+        );
+    }
+
+    #[tokio::test]
+    async fn internal_errors_keep_their_detail_out_of_the_answer() {
+        let detail = "qmdb journal /var/lib/consort/state/7 is corrupt: Checksum { .. }";
+        let (status, body) = answer(ApiError::internal(detail).into_response()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["message"], INTERNAL_MESSAGE);
+        assert!(!body.to_string().contains("journal"));
+    }
+
     #[test]
     fn every_route_is_in_the_openapi_document() {
         let doc: serde_json::Value =

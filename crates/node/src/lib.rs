@@ -8,6 +8,7 @@ pub mod gov;
 pub mod node;
 pub mod peg;
 pub mod private;
+pub mod serve;
 
 pub use config::NodeConfig;
 pub use node::run;

@@ -423,6 +423,8 @@ async fn serve(
             watch: std::sync::Mutex::new(crate::peg::load_watch_list(&config.data_dir)),
             data_dir: config.data_dir.clone(),
         }),
+        blocking_tasks: Arc::new(tokio::sync::Semaphore::new(api::BLOCKING_TASKS_MAX)),
+        event_subscribers: Arc::new(tokio::sync::Semaphore::new(api::EVENT_SUBSCRIBERS_MAX)),
     });
     context.child("peer_count").spawn({
         let shared = shared.clone();
@@ -442,9 +444,12 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the API on {}: {e}", config.api_listen))?;
     info!(api = %config.api_listen, p2p = %config.p2p_listen, "node started");
-    axum::serve(listener, api::router(shared))
-        .await
-        .map_err(|e| anyhow::anyhow!("API server failed: {e}"))?;
+    crate::serve::serve(
+        listener,
+        api::router(shared),
+        crate::serve::Limits::default(),
+    )
+    .await;
     Ok(())
 }
 

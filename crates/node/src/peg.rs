@@ -114,9 +114,13 @@ fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 async fn tip(s: &Shared) -> Result<MainTip, ApiError> {
-    read(&s.databases, &key::tip())
-        .await?
-        .ok_or_else(|| ApiError::internal("the peg has no tip yet; wait for block 1"))
+    read(&s.databases, &key::tip()).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the peg has no main-chain tip yet; retry once block 1 is final",
+        )
+    })
 }
 
 async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {

@@ -7,7 +7,8 @@
 //! * `X-Consort-Account`: the reader's account id (hex ed25519 public key);
 //! * `X-Consort-Time`: unix seconds, within [`READ_WINDOW_SECS`] of the node's clock;
 //! * `X-Consort-Signature`: hex ed25519 signature, under the [`READ_NAMESPACE`] namespace, of
-//!   [`read_message`] (method, path with query, time).
+//!   [`read_message`] (chain id, method, path with query, time). The chain id keeps a
+//!   signature made for one chain (a test net, say) from opening records on another.
 //!
 //! Reads are idempotent, so a signature replayed inside the window reveals nothing new; outside
 //! it, it is refused.
@@ -41,9 +42,9 @@ pub const READ_NAMESPACE: &[u8] = b"_CONSORT_READ";
 /// How far a signed request's time may be from the node's clock.
 pub const READ_WINDOW_SECS: u64 = 300;
 
-/// What a reader signs: `METHOD path?query time`.
-pub fn read_message(method: &str, path_and_query: &str, time: u64) -> Vec<u8> {
-    format!("{method} {path_and_query} {time}").into_bytes()
+/// What a reader signs: `chain_id METHOD path?query time`.
+pub fn read_message(chain_id: u64, method: &str, path_and_query: &str, time: u64) -> Vec<u8> {
+    format!("{chain_id} {method} {path_and_query} {time}").into_bytes()
 }
 
 type AppState = State<Arc<Shared>>;
@@ -60,8 +61,9 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", message)
 }
 
-/// The account that signed this request, or why it is refused.
+/// The account that signed this request for chain `chain_id`, or why it is refused.
 pub fn signed_reader(
+    chain_id: u64,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -97,13 +99,13 @@ pub fn signed_reader(
         })
         .ok_or_else(|| unauthorized("x-consort-signature is not a hex ed25519 signature"))?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let message = read_message(method.as_str(), path, time);
+    let message = read_message(chain_id, method.as_str(), path, time);
     let verified = account
         .public_key()
         .is_some_and(|key| key.verify(READ_NAMESPACE, &message, &signature));
     if !verified {
         return Err(unauthorized(
-            "the signature does not verify for this account, method, path and time",
+            "the signature does not verify for this chain id, account, method, path and time",
         ));
     }
     Ok(account)
@@ -157,7 +159,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let reader = signed_reader(&method, &uri, &headers, now_secs())?;
+    let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
     let record: PrivateRecord = read(&s.databases, &key::record(id)).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -191,9 +193,12 @@ mod tests {
     use super::*;
     use commonware_cryptography::{Signer as _, ed25519};
 
-    fn signed(key: &ed25519::PrivateKey, path: &str, time: u64) -> (Uri, HeaderMap) {
+    const CHAIN: u64 = 7;
+
+    fn signed(key: &ed25519::PrivateKey, chain_id: u64, path: &str, time: u64) -> (Uri, HeaderMap) {
         use commonware_codec::Encode as _;
-        let signature = key.sign(READ_NAMESPACE, &read_message("GET", path, time));
+        let message = read_message(chain_id, "GET", path, time);
+        let signature = key.sign(READ_NAMESPACE, &message);
         let mut headers = HeaderMap::new();
         let account = AccountId::new(key.public_key()).to_string();
         headers.insert("x-consort-account", account.parse().expect("header"));
@@ -209,27 +214,46 @@ mod tests {
     fn signed_reads_name_their_account_and_anything_else_is_refused() {
         let key = ed25519::PrivateKey::from_seed(5);
         let now = 1_800_000_000;
-        let (uri, headers) = signed(&key, "/v1/private/3", now);
+        let (uri, headers) = signed(&key, CHAIN, "/v1/private/3", now);
         assert_eq!(
-            signed_reader(&Method::GET, &uri, &headers, now + 10).expect("signed"),
+            signed_reader(CHAIN, &Method::GET, &uri, &headers, now + 10).expect("signed"),
             AccountId::new(key.public_key())
         );
         // Another path, method or account, a stale time, a missing header: refused.
         let other: Uri = "/v1/private/4".parse().expect("uri");
-        assert!(signed_reader(&Method::GET, &other, &headers, now).is_err());
-        assert!(signed_reader(&Method::POST, &uri, &headers, now).is_err());
+        assert!(signed_reader(CHAIN, &Method::GET, &other, &headers, now).is_err());
+        assert!(signed_reader(CHAIN, &Method::POST, &uri, &headers, now).is_err());
         let mut impostor = headers.clone();
         let someone = AccountId::new(ed25519::PrivateKey::from_seed(6).public_key());
         impostor.insert(
             "x-consort-account",
             someone.to_string().parse().expect("header"),
         );
-        assert!(signed_reader(&Method::GET, &uri, &impostor, now).is_err());
-        assert!(signed_reader(&Method::GET, &uri, &headers, now + READ_WINDOW_SECS + 1).is_err());
+        assert!(signed_reader(CHAIN, &Method::GET, &uri, &impostor, now).is_err());
+        assert!(
+            signed_reader(
+                CHAIN,
+                &Method::GET,
+                &uri,
+                &headers,
+                now + READ_WINDOW_SECS + 1
+            )
+            .is_err()
+        );
         let mut unsigned = headers.clone();
         unsigned.remove("x-consort-signature");
-        let error = signed_reader(&Method::GET, &uri, &unsigned, now).expect_err("unsigned");
+        let error = signed_reader(CHAIN, &Method::GET, &uri, &unsigned, now).expect_err("unsigned");
         assert!(format!("{error:?}").contains("unsigned_read"));
+    }
+
+    #[test]
+    fn a_read_signed_for_another_chain_is_refused() {
+        let key = ed25519::PrivateKey::from_seed(5);
+        let now = 1_800_000_000;
+        let (uri, headers) = signed(&key, CHAIN + 1, "/v1/private/3", now);
+        let error = signed_reader(CHAIN, &Method::GET, &uri, &headers, now).expect_err("refused");
+        assert!(format!("{error:?}").contains("chain id"));
+        assert!(signed_reader(CHAIN + 1, &Method::GET, &uri, &headers, now).is_ok());
     }
 
     fn mangle(text: &str, flips: &[(prop::sample::Index, char)]) -> String {
@@ -263,7 +287,7 @@ mod tests {
         ) {
             let key = ed25519::PrivateKey::from_seed(5);
             let now = 1_800_000_000;
-            let (uri, headers) = signed(&key, "/v1/private/3", now);
+            let (uri, headers) = signed(&key, CHAIN, "/v1/private/3", now);
             let mut mangled = HeaderMap::new();
             for (name, flips) in [
                 ("x-consort-account", &account_flips),
@@ -288,7 +312,7 @@ mod tests {
             let changed = ["x-consort-account", "x-consort-time", "x-consort-signature"]
                 .iter()
                 .any(|name| meaning(&mangled, name) != meaning(&headers, name));
-            let result = signed_reader(&Method::GET, &uri, &mangled, now.wrapping_add(skew % 600));
+            let result = signed_reader(CHAIN, &Method::GET, &uri, &mangled, now.wrapping_add(skew % 600));
             if changed {
                 prop_assert!(result.is_err(), "a mangled signed read was accepted");
             }

@@ -28,7 +28,7 @@ proptest! {
         if let Ok(decoded) = decode::<Block>(&bytes) {
             // A block that decodes commits to exactly its transactions.
             prop_assert_eq!(decoded.header.tx_count as usize, decoded.txs.len());
-            prop_assert_eq!(decoded.header.tx_root, consort_types::block::tx_root(&decoded.txs));
+            prop_assert_eq!(decoded.header.tx_root, consort_types::block::tx_root(&decoded.txs, &decoded.outcomes));
             prop_assert_eq!(decoded.digest(), decoded.header.digest());
         }
     }

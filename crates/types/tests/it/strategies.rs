@@ -266,19 +266,26 @@ pub fn block() -> impl Strategy<Value = Block> {
                 next_committee,
                 txs,
             )| {
+                // Applied and failed outcomes alternate, so both encodings are exercised.
+                let outcomes: Vec<consort_types::Outcome> = (0..txs.len())
+                    .map(|i| match i % 2 {
+                        0 => consort_types::Outcome::Applied,
+                        _ => consort_types::Outcome::failed(&consort_types::TxError::Duplicate),
+                    })
+                    .collect();
                 let header = Header {
                     context,
                     parent,
                     height: Height::new(height),
                     timestamp_ms,
                     tx_count: u32::try_from(txs.len()).expect("few"),
-                    tx_root: tx_root(&txs),
+                    tx_root: tx_root(&txs, &outcomes),
                     state_root,
                     ops_root,
                     ops_range,
                     next_committee,
                 };
-                Block::new(header, txs)
+                Block::new(header, txs, outcomes)
             },
         )
 }

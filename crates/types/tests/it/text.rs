@@ -52,6 +52,7 @@ fn a_genesis() -> Genesis {
         peg: None,
         governance: None,
         epoch_blocks: Some(100),
+        empty_block_interval_ms: Some(1_000),
         account_limits: Some(AccountLimits {
             txs_per_block: 8,
             tx_size_max: 4096,

@@ -150,6 +150,10 @@ pub async fn end_block<E: Runtime>(
         .await?
         .ok_or(BlockError::CorruptState(key::committee(epoch)))?;
     let set = next_committee(&current, &registry(store, genesis).await?);
+    assert!(
+        set.members.0.len() <= VALIDATORS_MAX,
+        "next_committee keeps committees within VALIDATORS_MAX"
+    );
     store.put(&key::committee(epoch + 1), &set).await?;
     Ok(Some(set))
 }
@@ -162,7 +166,9 @@ const fn faults(n: usize) -> usize {
 /// The committee that follows `current` towards `registry`: registry members already in
 /// `current` stay; newcomers join, in registry order, while the stayers alone still make a
 /// quorum (`n - f`) of the result, and at least one joins. If no member stays, the current
-/// ones stay until newcomers have joined.
+/// ones stay until newcomers have joined, and then newcomers join only while the committee
+/// stays within [`VALIDATORS_MAX`] (a whole committee of more than 22 replaced at once would
+/// otherwise overflow it).
 pub fn next_committee(current: &ValidatorSet, registry: &ValidatorSet) -> ValidatorSet {
     let mut staying: Vec<ValidatorEntry> = registry
         .members
@@ -184,7 +190,7 @@ pub fn next_committee(current: &ValidatorSet, registry: &ValidatorSet) -> Valida
         // A committee of fewer than four tolerates no fault, so it grows one newcomer at a
         // time: that newcomer must be online for the next epoch to make progress.
         let joined = staying.len() - base + 1;
-        if joined > faults(staying.len() + 1).max(1) {
+        if joined > faults(staying.len() + 1).max(1) || staying.len() >= VALIDATORS_MAX {
             break;
         }
         staying.push(*newcomer);
@@ -257,5 +263,20 @@ mod tests {
         let step = next_committee(&set(&[1, 2, 3]), &replaced);
         assert_eq!(ids(&step), [1, 2, 3, 7]);
         assert_eq!(ids(&next_committee(&step, &replaced)), [7, 8]);
+    }
+
+    #[test]
+    fn replacing_a_whole_committee_of_thirty_never_exceeds_validators_max() {
+        let wanted = set(&(101..=130).collect::<Vec<u8>>());
+        let mut committee = set(&(1..=30).collect::<Vec<u8>>());
+        for _ in 0..64 {
+            committee = next_committee(&committee, &wanted);
+            assert!(
+                committee.members.0.len() <= VALIDATORS_MAX,
+                "a committee of {} exceeds VALIDATORS_MAX",
+                committee.members.0.len()
+            );
+        }
+        assert_eq!(ids(&committee), ids(&wanted), "the replacement completes");
     }
 }

@@ -192,6 +192,13 @@ impl Overlay {
         Ok(())
     }
 
+    /// Add accounts loaded after the block began; those the overlay holds stay as they are.
+    pub fn include(&mut self, accounts: BTreeMap<AccountId, Option<Account>>) {
+        for (id, account) in accounts {
+            self.accounts.entry(id).or_insert(account);
+        }
+    }
+
     /// Changed accounts in key order.
     pub fn changes(&self) -> impl Iterator<Item = (&AccountId, Account)> {
         self.dirty
@@ -308,7 +315,8 @@ async fn apply_other<E: Runtime>(
         | Call::Issue { .. }
         | Call::Redeem { .. }
         | Call::ReserveReport { .. }
-        | Call::Rotate { .. } => match rules.gov {
+        | Call::Rotate { .. }
+        | Call::CancelRotation => match rules.gov {
             Some(gov) => gov.apply(store, &tx.tx.sender, &tx.tx.call, height).await,
             None => Err(Fail::Tx(TxError::Unauthorized {
                 call: tx.tx.call.kind(),
@@ -324,7 +332,11 @@ async fn apply_other<E: Runtime>(
         Ok(()) => {
             store.commit();
             let bumped = overlay.bump_nonce(tx.tx.sender, sender);
-            if let (Ok(()), Call::Rotate { account, new }) = (&bumped, &tx.tx.call) {
+            // An admin's rotation may only be recorded, to apply after a delay (gov moves the
+            // coins then, through `end_block`): move them only if the key moved now.
+            if let (Ok(()), Call::Rotate { account, new }) = (&bumped, &tx.tx.call)
+                && crate::gov::Gov::rotated_to(store, account).await? == Some(*new)
+            {
                 return Ok(overlay.move_all(*account, *new));
             }
             Ok(bumped)
@@ -448,8 +460,16 @@ pub async fn execute_block<E: Runtime>(
         }
     }
     if let Some(gov) = rules.gov {
-        gov.end_block(&mut store, height).await?;
+        let rotations = gov.end_block(&mut store, height).await?;
         store.commit();
+        // Admins' rotations that waited out their delay: the native coins move with the key.
+        let ids = rotations.iter().flat_map(|(old, new)| [*old, *new]);
+        overlay.include(load_accounts(&batch, ids).await?);
+        for (old, new) in rotations {
+            overlay
+                .move_all(old, new)
+                .map_err(|error| BlockError::Invariant(format!("rotation: {error}")))?;
+        }
     }
     if let Some(peg) = rules.peg {
         peg.end_block(&mut store, height).await?;

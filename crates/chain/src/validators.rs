@@ -77,18 +77,24 @@ pub async fn is_validator<E: Runtime>(
     Ok(registry(store, genesis).await?.contains(key))
 }
 
-/// Check that `entry` may join: not a member yet, and room left.
+/// Check that `entry` may join: not a member yet, and room left in the registry for it and
+/// the `pending` additions already proposed (so no enactment can exceed [`VALIDATORS_MAX`]).
 pub async fn check_add<E: Runtime>(
     store: &mut Store<'_, E>,
     genesis: &Genesis,
     entry: &ValidatorEntry,
+    pending: usize,
 ) -> Result<(), Fail> {
     let set = registry(store, genesis).await?;
     if set.contains(&entry.key) {
         return Err(GovError::ValidatorExists(entry.key.to_string()).into());
     }
-    if set.members.0.len() >= VALIDATORS_MAX {
-        return Err(GovError::AtCapacity("validators").into());
+    if set.members.0.len().saturating_add(pending) >= VALIDATORS_MAX {
+        return Err(GovError::AtCapacity(
+            "validators (VALIDATORS_MAX, counting open add_validator proposals); remove one \
+             or wait for the open additions to be decided",
+        )
+        .into());
     }
     Ok(())
 }
@@ -115,7 +121,7 @@ pub async fn add<E: Runtime>(
     genesis: &Genesis,
     entry: ValidatorEntry,
 ) -> Result<(), Fail> {
-    check_add(store, genesis, &entry).await?;
+    check_add(store, genesis, &entry, 0).await?;
     let mut set = registry(store, genesis).await?;
     set.members.0.push(entry);
     store.put(&key::registry(), &set).await?;

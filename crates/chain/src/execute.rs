@@ -174,6 +174,13 @@ impl Overlay {
         Ok(())
     }
 
+    /// Add accounts loaded after the block began; those the overlay holds stay as they are.
+    pub fn include(&mut self, accounts: BTreeMap<AccountId, Option<Account>>) {
+        for (id, account) in accounts {
+            self.accounts.entry(id).or_insert(account);
+        }
+    }
+
     /// Changed accounts in key order.
     pub fn changes(&self) -> impl Iterator<Item = (&AccountId, Account)> {
         self.dirty
@@ -301,7 +308,17 @@ async fn run<E: Runtime>(
     let result = match dispatch(overlay, store, rules, sender, call, block).await {
         // A rotation also moves the native coins, last, so that nothing is left half-done.
         Ok(()) => match call {
-            Call::Rotate { account, new } => overlay.move_all(*account, *new).map_err(Fail::Tx),
+            // An admin's rotation may only be recorded, to apply after a delay (gov hands the
+            // coins over at `end_block` then): move them only if the key moved now.
+            Call::Rotate { account, new } => {
+                match crate::gov::Gov::rotated_to(store, account).await {
+                    Ok(Some(to)) if to == *new => {
+                        overlay.move_all(*account, *new).map_err(Fail::Tx)
+                    }
+                    Ok(_) => Ok(()),
+                    Err(error) => Err(Fail::Db(error)),
+                }
+            }
             _ => Ok(()),
         },
         Err(fail) => Err(fail),
@@ -352,7 +369,8 @@ async fn dispatch<E: Runtime>(
         | Call::Issue { .. }
         | Call::Redeem { .. }
         | Call::ReserveReport { .. }
-        | Call::Rotate { .. } => match rules.gov {
+        | Call::Rotate { .. }
+        | Call::CancelRotation => match rules.gov {
             Some(gov) => gov.apply(store, sender, call, height).await,
             None => Err(Fail::Tx(TxError::Unauthorized {
                 call: call.kind(),
@@ -442,8 +460,16 @@ pub async fn execute_block<E: Runtime>(
         outcomes.push(outcome);
     }
     if let Some(gov) = rules.gov {
-        gov.end_block(&mut store, height).await?;
+        let rotations = gov.end_block(&mut store, height).await?;
         store.commit();
+        // Admins' rotations that waited out their delay: the native coins move with the key.
+        let ids = rotations.iter().flat_map(|(old, new)| [*old, *new]);
+        overlay.include(load_accounts(&batch, ids).await?);
+        for (old, new) in rotations {
+            overlay
+                .move_all(old, new)
+                .map_err(|error| BlockError::Invariant(format!("rotation: {error}")))?;
+        }
     }
     if let Some(peg) = rules.peg {
         peg.end_block(&mut store, height).await?;

@@ -16,8 +16,8 @@ use consort_types::{
     codec_util::List,
     gov::{
         Action, EMoney, FreezeTarget, GovError, GovState, GovernanceConfig, Mode,
-        OPEN_PROPOSALS_MAX, ORGS_MAX, Org, OrgId, OrgKind, Proposal, ProposalStatus, Registration,
-        role,
+        OPEN_PROPOSALS_MAX, OPEN_PROPOSALS_PER_ORG_MAX, ORGS_MAX, Org, OrgId, OrgKind,
+        PendingRotation, Proposal, ProposalStatus, ROTATIONS_DUE_PER_BLOCK_MAX, Registration, role,
     },
     state_key::gov as key,
     validators::ValidatorEntry,
@@ -235,6 +235,34 @@ impl Gov {
         Ok(())
     }
 
+    /// Refuse payments to a key rotated away: nothing sent there could ever be spent.
+    async fn check_recipient<E: Runtime>(
+        store: &mut Store<'_, E>,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        let (Call::Transfer { to, .. } | Call::TransferAsset { to, .. } | Call::Issue { to, .. }) =
+            call
+        else {
+            return Ok(());
+        };
+        match Self::rotated_to(store, to).await? {
+            Some(new) => Err(GovError::RotatedAway {
+                old: to.to_string(),
+                new: new.to_string(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// The key `old` was rotated to, if it was.
+    pub async fn rotated_to<E: Runtime>(
+        store: &mut Store<'_, E>,
+        old: &AccountId,
+    ) -> Result<Option<AccountId>, BlockError> {
+        store.get(&key::rotated_to(old)).await
+    }
+
     /// The height at which governance halted the chain, while the brake holds.
     pub async fn halted<E: Runtime>(store: &mut Store<'_, E>) -> Result<Option<u64>, BlockError> {
         store.get::<u64>(&key::halted()).await
@@ -264,12 +292,17 @@ impl Gov {
     /// |---|---|
     /// | `relay_headers`, `sign_batch` | validators (checked by the peg) |
     /// | `self_register` | an account not yet registered |
+    /// | `cancel_rotation` | an account an admin's rotation waits on |
     /// | `leave_validator` | a validator in the registry |
     /// | `propose`, `vote`, `register`, `revoke` | an admin of a member organisation |
     /// | everything else | any active account of a member organisation, or a validator |
     ///
     /// While governance holds the emergency brake ([`Action::Halt`]), every call but `propose`,
-    /// `vote`, `freeze` and `unfreeze` is refused with `chain_halted`.
+    /// `vote`, `freeze`, `unfreeze` and `cancel_rotation` (an objection moves nothing, and a
+    /// halt must not eat the objection window) is refused with `chain_halted`.
+    ///
+    /// Payments (`transfer`, `transfer_asset`, `issue`) to a key rotated away are refused with
+    /// the new key named.
     ///
     /// # Errors
     /// [`TxError::Unauthorized`] (or a database failure).
@@ -281,12 +314,17 @@ impl Gov {
     ) -> Result<(), Fail> {
         if !matches!(
             call,
-            Call::Propose { .. } | Call::Vote { .. } | Call::Freeze { .. } | Call::Unfreeze { .. }
+            Call::Propose { .. }
+                | Call::Vote { .. }
+                | Call::Freeze { .. }
+                | Call::Unfreeze { .. }
+                | Call::CancelRotation
         ) && Self::halted(store).await?.is_some()
         {
             return Err(GovError::Halted.into());
         }
         Self::check_frozen(store, sender, call).await?;
+        Self::check_recipient(store, call).await?;
         match call {
             Call::Rotate { account, .. } => {
                 let Some(registration) = Self::active(store, account).await? else {
@@ -347,6 +385,17 @@ impl Gov {
             }
             // The peg checks the sender against the federation at admission and execution.
             Call::RelayHeaders { .. } | Call::SignBatch { .. } => Ok(()),
+            Call::CancelRotation => {
+                if store
+                    .get::<PendingRotation>(&key::rotation(sender))
+                    .await?
+                    .is_some()
+                {
+                    Ok(())
+                } else {
+                    Err(GovError::NoPendingRotation(sender.to_string()).into())
+                }
+            }
             Call::SelfRegister => {
                 if store
                     .get::<Registration>(&key::registration(sender))
@@ -536,7 +585,17 @@ impl Gov {
                 store.put(&key::emoney(asset), &money).await?;
                 Ok(())
             }
-            Call::Rotate { account, new } => self.rotate(store, account, new).await,
+            Call::Rotate { account, new } if account == sender => {
+                self.rotate(store, account, new).await
+            }
+            Call::Rotate { account, new } => {
+                self.rotate_by_admin(store, sender, account, new, height)
+                    .await
+            }
+            Call::CancelRotation => {
+                store.delete(&key::rotation(sender)).await?;
+                Ok(())
+            }
             Call::Propose { action } => self.propose(store, sender, action, height).await,
             Call::Vote { proposal, approve } => {
                 let admin = Self::active(store, sender).await?.expect("authorized");
@@ -547,10 +606,8 @@ impl Gov {
         }
     }
 
-    /// Move `account`'s registration and asset balances to `new` (authorized; the native
-    /// balance moves in the execution overlay).
-    async fn rotate<E: Runtime>(
-        &self,
+    /// Refuse a rotation to the same key or to a registered one.
+    async fn check_rotation<E: Runtime>(
         store: &mut Store<'_, E>,
         account: &AccountId,
         new: &AccountId,
@@ -565,6 +622,72 @@ impl Gov {
         {
             return Err(GovError::AlreadyRegistered(new.to_string()).into());
         }
+        Ok(())
+    }
+
+    /// An admin's rotation of another account's key (the key is lost) is the strongest power
+    /// on the chain, so it waits `rotation_delay_blocks`, during which the account may object
+    /// ([`Call::CancelRotation`]); a second, different admin of the organisation sending the
+    /// same rotation confirms it at once. It applies at the end of its due block
+    /// ([`Self::end_block`]).
+    async fn rotate_by_admin<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        admin: &AccountId,
+        account: &AccountId,
+        new: &AccountId,
+        height: u64,
+    ) -> Result<(), Fail> {
+        Self::check_rotation(store, account, new).await?;
+        let delay = self.config.rotation_delay_blocks();
+        if delay == 0 {
+            return self.rotate(store, account, new).await;
+        }
+        match store
+            .get::<PendingRotation>(&key::rotation(account))
+            .await?
+        {
+            Some(pending) if pending.new == *new && pending.admin != *admin => {
+                self.rotate(store, account, new).await
+            }
+            Some(_) => Err(GovError::RotationPending(account.to_string()).into()),
+            None => {
+                let due = height.saturating_add(delay);
+                let mut accounts = store
+                    .get::<List<AccountId, ROTATIONS_DUE_PER_BLOCK_MAX>>(&key::rotations_due(due))
+                    .await?
+                    .unwrap_or_default();
+                if accounts.0.len() >= ROTATIONS_DUE_PER_BLOCK_MAX {
+                    return Err(GovError::AtCapacity(
+                        "rotations falling due in one block (ROTATIONS_DUE_PER_BLOCK_MAX); \
+                         send it again next block",
+                    )
+                    .into());
+                }
+                accounts.0.push(*account);
+                store.put(&key::rotations_due(due), &accounts).await?;
+                let pending = PendingRotation {
+                    new: *new,
+                    admin: *admin,
+                    due,
+                };
+                store.put(&key::rotation(account), &pending).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Move `account`'s registration and asset balances to `new`, and remember where it went
+    /// (authorized; the native balance moves in the execution overlay).
+    async fn rotate<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+        new: &AccountId,
+    ) -> Result<(), Fail> {
+        Self::check_rotation(store, account, new).await?;
+        store.delete(&key::rotation(account)).await?;
+        store.put(&key::rotated_to(account), new).await?;
         let mut registration: Registration = store
             .get(&key::registration(account))
             .await?
@@ -620,13 +743,7 @@ impl Gov {
                     ));
                 }
             }
-            Action::AddValidator { key, address } => {
-                let entry = ValidatorEntry {
-                    key: *key,
-                    address: *address,
-                };
-                validators::check_add(store, &self.genesis, &entry).await?;
-            }
+            Action::AddValidator { .. } => {}
             Action::RemoveValidator { key } => {
                 validators::check_remove(store, &self.genesis, key).await?;
             }
@@ -645,9 +762,8 @@ impl Gov {
             .get(&key::state())
             .await?
             .ok_or(BlockError::CorruptState(key::state()))?;
-        if state.open.0.len() >= OPEN_PROPOSALS_MAX {
-            return Err(GovError::AtCapacity("open proposals").into());
-        }
+        self.check_open(store, &mut state, admin.org, action, height)
+            .await?;
         let id = state.next_proposal;
         state.next_proposal += 1;
         state.open.0.push(id);
@@ -664,6 +780,50 @@ impl Gov {
         store.put(&key::proposal(id), &proposal).await?;
         // The proposer's organisation votes for its own proposal.
         self.vote(store, admin.org, id, true, height).await
+    }
+
+    /// Refuse a proposal that would exceed a cap or that an open one already decides. Open
+    /// proposals past their deadline, which take no more votes, expire first: a slot frees
+    /// the block after a deadline, not only at that block's end.
+    async fn check_open<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        state: &mut GovState,
+        org: OrgId,
+        action: &Action,
+        height: u64,
+    ) -> Result<(), Fail> {
+        Self::expire(store, state, height).await?;
+        let (mut own, mut additions) = (0, 0);
+        for id in &state.open.0 {
+            let open: Proposal = store
+                .get(&key::proposal(*id))
+                .await?
+                .ok_or(BlockError::CorruptState(key::proposal(*id)))?;
+            if open.action.conflicts_with(action) {
+                return Err(GovError::DuplicateProposal(*id).into());
+            }
+            own += usize::from(open.proposer == org);
+            additions += usize::from(matches!(open.action, Action::AddValidator { .. }));
+        }
+        if state.open.0.len() >= OPEN_PROPOSALS_MAX {
+            return Err(GovError::AtCapacity("open proposals (OPEN_PROPOSALS_MAX)").into());
+        }
+        if own >= OPEN_PROPOSALS_PER_ORG_MAX {
+            return Err(GovError::AtCapacity(
+                "open proposals of the proposing organisation (OPEN_PROPOSALS_PER_ORG_MAX); \
+                 wait until one passes, fails or expires",
+            )
+            .into());
+        }
+        if let Action::AddValidator { key, address } = action {
+            let entry = ValidatorEntry {
+                key: *key,
+                address: *address,
+            };
+            validators::check_add(store, &self.genesis, &entry, additions).await?;
+        }
+        Ok(())
     }
 
     async fn vote<E: Runtime>(
@@ -791,15 +951,103 @@ impl Gov {
         Ok(())
     }
 
-    /// End of block: proposals past their deadline expire.
+    /// End of block: proposals past their deadline expire, and admins' rotations due now
+    /// apply. Returns the native balances the execution overlay moves: `(old key, new key)`.
     pub async fn end_block<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
         height: u64,
-    ) -> Result<(), BlockError> {
+    ) -> Result<Vec<(AccountId, AccountId)>, BlockError> {
         let Some(mut state) = store.get::<GovState>(&key::state()).await? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
+        if Self::expire(store, &mut state, height).await? {
+            store.put(&key::state(), &state).await?;
+        }
+        self.apply_due_rotations(store, height).await
+    }
+
+    /// Admins' rotations due at `height` apply if they could still be made now: the chain
+    /// running, the account active and neither it nor its organisation frozen, the admin
+    /// still an unfrozen admin of that organisation, the new key still free. Otherwise they
+    /// are dropped and the admin asks again (a halt drops them too, so that the holder gets a
+    /// whole objection window on a running chain).
+    async fn apply_due_rotations<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        height: u64,
+    ) -> Result<Vec<(AccountId, AccountId)>, BlockError> {
+        let Some(due) = store
+            .get::<List<AccountId, ROTATIONS_DUE_PER_BLOCK_MAX>>(&key::rotations_due(height))
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        store.delete(&key::rotations_due(height)).await?;
+        let mut moves = Vec::new();
+        for account in due.0 {
+            // Cancelled, confirmed, or asked again for a later block meanwhile: skip.
+            let Some(pending) = store
+                .get::<PendingRotation>(&key::rotation(&account))
+                .await?
+                .filter(|p| p.due == height)
+            else {
+                continue;
+            };
+            store.delete(&key::rotation(&account)).await?;
+            if !Self::rotation_allowed(store, &account, &pending).await? {
+                continue;
+            }
+            match self.rotate(store, &account, &pending.new).await {
+                Ok(()) => moves.push((account, pending.new)),
+                Err(Fail::Db(error)) => return Err(error),
+                Err(Fail::Tx(error)) => {
+                    return Err(BlockError::Invariant(format!(
+                        "a checked rotation of {account} failed: {error}"
+                    )));
+                }
+            }
+        }
+        Ok(moves)
+    }
+
+    async fn rotation_allowed<E: Runtime>(
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+        pending: &PendingRotation,
+    ) -> Result<bool, BlockError> {
+        if Self::halted(store).await?.is_some() {
+            return Ok(false);
+        }
+        let Some(registration) = Self::active(store, account).await? else {
+            return Ok(false);
+        };
+        let admin = Self::active(store, &pending.admin)
+            .await?
+            .is_some_and(|a| a.org == registration.org && a.roles & role::ADMIN != 0);
+        let new_free = store
+            .get::<Registration>(&key::registration(&pending.new))
+            .await?
+            .is_none();
+        for target in [
+            FreezeTarget::Account(*account),
+            FreezeTarget::Account(pending.admin),
+            FreezeTarget::Org(registration.org),
+        ] {
+            if Self::frozen(store, target).await? {
+                return Ok(false);
+            }
+        }
+        Ok(admin && new_free)
+    }
+
+    /// Mark open proposals past their deadline expired and drop them from `state.open` (the
+    /// caller writes `state`). Returns whether any expired.
+    async fn expire<E: Runtime>(
+        store: &mut Store<'_, E>,
+        state: &mut GovState,
+        height: u64,
+    ) -> Result<bool, BlockError> {
         let mut expired = Vec::new();
         for id in &state.open.0 {
             let mut proposal: Proposal = store
@@ -812,10 +1060,7 @@ impl Gov {
                 expired.push(*id);
             }
         }
-        if !expired.is_empty() {
-            state.open.0.retain(|id| !expired.contains(id));
-            store.put(&key::state(), &state).await?;
-        }
-        Ok(())
+        state.open.0.retain(|id| !expired.contains(id));
+        Ok(!expired.is_empty())
     }
 }

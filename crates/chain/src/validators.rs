@@ -81,18 +81,24 @@ pub async fn is_validator<E: Runtime>(
     Ok(registry(store, genesis).await?.contains(key))
 }
 
-/// Check that `entry` may join: not a member yet, and room left.
+/// Check that `entry` may join: not a member yet, and room left in the registry for it and
+/// the `pending` additions already proposed (so no enactment can exceed [`VALIDATORS_MAX`]).
 pub async fn check_add<E: Runtime>(
     store: &mut Store<'_, E>,
     genesis: &Genesis,
     entry: &ValidatorEntry,
+    pending: usize,
 ) -> Result<(), Fail> {
     let set = registry(store, genesis).await?;
     if set.contains(&entry.key) {
         return Err(GovError::ValidatorExists(entry.key.to_string()).into());
     }
-    if set.members.0.len() >= VALIDATORS_MAX {
-        return Err(GovError::AtCapacity("validators").into());
+    if set.members.0.len().saturating_add(pending) >= VALIDATORS_MAX {
+        return Err(GovError::AtCapacity(
+            "validators (VALIDATORS_MAX, counting open add_validator proposals); remove one \
+             or wait for the open additions to be decided",
+        )
+        .into());
     }
     Ok(())
 }
@@ -119,7 +125,7 @@ pub async fn add<E: Runtime>(
     genesis: &Genesis,
     entry: ValidatorEntry,
 ) -> Result<(), Fail> {
-    check_add(store, genesis, &entry).await?;
+    check_add(store, genesis, &entry, 0).await?;
     let mut set = registry(store, genesis).await?;
     set.members.0.push(entry);
     store.put(&key::registry(), &set).await?;
@@ -154,6 +160,10 @@ pub async fn end_block<E: Runtime>(
         .await?
         .ok_or(BlockError::CorruptState(key::committee(epoch)))?;
     let set = next_committee(&current, &registry(store, genesis).await?);
+    assert!(
+        set.members.0.len() <= VALIDATORS_MAX,
+        "next_committee keeps committees within VALIDATORS_MAX"
+    );
     store.put(&key::committee(epoch + 1), &set).await?;
     Ok(Some(set))
 }
@@ -166,7 +176,9 @@ const fn faults(n: usize) -> usize {
 /// The committee that follows `current` towards `registry`: registry members already in
 /// `current` stay; newcomers join, in registry order, while the stayers alone still make a
 /// quorum (`n - f`) of the result, and at least one joins. If no member stays, the current
-/// ones stay until newcomers have joined.
+/// ones stay until newcomers have joined, and then newcomers join only while the committee
+/// stays within [`VALIDATORS_MAX`] (a whole committee of more than 22 replaced at once would
+/// otherwise overflow it).
 pub fn next_committee(current: &ValidatorSet, registry: &ValidatorSet) -> ValidatorSet {
     let mut staying: Vec<ValidatorEntry> = registry
         .members
@@ -188,7 +200,7 @@ pub fn next_committee(current: &ValidatorSet, registry: &ValidatorSet) -> Valida
         // A committee of fewer than four tolerates no fault, so it grows one newcomer at a
         // time: that newcomer must be online for the next epoch to make progress.
         let joined = staying.len() - base + 1;
-        if joined > faults(staying.len() + 1).max(1) {
+        if joined > faults(staying.len() + 1).max(1) || staying.len() >= VALIDATORS_MAX {
             break;
         }
         staying.push(*newcomer);
@@ -261,5 +273,20 @@ mod tests {
         let step = next_committee(&set(&[1, 2, 3]), &replaced);
         assert_eq!(ids(&step), [1, 2, 3, 7]);
         assert_eq!(ids(&next_committee(&step, &replaced)), [7, 8]);
+    }
+
+    #[test]
+    fn replacing_a_whole_committee_of_thirty_never_exceeds_validators_max() {
+        let wanted = set(&(101..=130).collect::<Vec<u8>>());
+        let mut committee = set(&(1..=30).collect::<Vec<u8>>());
+        for _ in 0..64 {
+            committee = next_committee(&committee, &wanted);
+            assert!(
+                committee.members.0.len() <= VALIDATORS_MAX,
+                "a committee of {} exceeds VALIDATORS_MAX",
+                committee.members.0.len()
+            );
+        }
+        assert_eq!(ids(&committee), ids(&wanted), "the replacement completes");
     }
 }

@@ -110,6 +110,7 @@ fn devnet_governance(
         vote_period_blocks: 10_000,
         alert_threshold: Some(DEMO_BALANCE / 10),
         customers,
+        rotation_delay_blocks: None,
     }
 }
 

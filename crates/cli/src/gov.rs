@@ -335,8 +335,11 @@ pub enum AccountCommand {
         #[arg(long)]
         account: String,
     },
-    /// Move an account's registration and balances to a new key: your own (default), or, as
-    /// its organisation's admin, an account whose key was lost.
+    /// Move an account's registration and balances to a new key: your own (default, at
+    /// once), or, as its organisation's admin, an account whose key was lost. An admin's
+    /// rotation waits the genesis rotation delay (600 blocks by default), during which the
+    /// account may cancel it; a second admin of the organisation sending the same rotation
+    /// applies it at once.
     Rotate {
         #[command(flatten)]
         signer: Signer,
@@ -350,6 +353,9 @@ pub enum AccountCommand {
         #[arg(long)]
         new: Option<String>,
     },
+    /// Object to a pending rotation of your key by an admin of your organisation (your key is
+    /// not lost): the rotation is dropped. Accepted even while the chain is halted.
+    CancelRotation(Signer),
 }
 
 fn roles(names: &[String]) -> anyhow::Result<u16> {
@@ -429,9 +435,23 @@ pub fn run_account(command: AccountCommand) -> anyhow::Result<()> {
                 (None, None) => bail!("give --new-key FILE or --new ID"),
             };
             send(&signer.node, &signer.key, Call::Rotate { account: id, new })?;
-            println!(
-                "{id} rotated to {new}: registration and balances moved; the old key no longer acts"
-            );
+            if id == own {
+                println!(
+                    "{id} rotated to {new}: registration and balances moved; the old key no \
+                     longer acts"
+                );
+            } else {
+                println!(
+                    "rotation of {id} to {new} sent: if no rotation of {id} was pending it now \
+                     waits the rotation delay (the account may cancel it); if another admin \
+                     asked for the same rotation, it applied at once"
+                );
+            }
+            Ok(())
+        }
+        AccountCommand::CancelRotation(signer) => {
+            send(&signer.node, &signer.key, Call::CancelRotation)?;
+            println!("the pending rotation of your key is cancelled");
             Ok(())
         }
     }

@@ -179,6 +179,7 @@ fn is_governance(call: &consort_types::Call) -> bool {
             | Call::Unfreeze { .. }
             | Call::LeaveValidator
             | Call::Rotate { .. }
+            | Call::CancelRotation
     )
 }
 

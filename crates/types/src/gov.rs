@@ -13,6 +13,16 @@ pub const ORGS_MAX: usize = 256;
 pub const ASSETS_MAX: usize = 256;
 /// Most open proposals at once.
 pub const OPEN_PROPOSALS_MAX: usize = 64;
+/// Most open proposals of one organisation at once: one member cannot fill the global
+/// [`OPEN_PROPOSALS_MAX`] and lock the others out of governance.
+pub const OPEN_PROPOSALS_PER_ORG_MAX: usize = 4;
+/// Blocks an admin's rotation of another account's key waits, during which the account may
+/// cancel it, unless genesis sets [`GovernanceConfig::rotation_delay_blocks`]. At 500 ms to
+/// 6 s a block, 5 minutes to an hour.
+pub const ROTATION_DELAY_BLOCKS_DEFAULT: u64 = 600;
+/// Most delayed rotations that fall due in one block (further ones are refused until the
+/// next block).
+pub const ROTATIONS_DUE_PER_BLOCK_MAX: usize = 64;
 
 /// How membership is decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +235,18 @@ pub struct GovernanceConfig {
     /// Accounts registered at genesis as customers of the registrar.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub customers: Vec<AccountId>,
+    /// Blocks an admin's rotation of another account's key waits before it applies, so the
+    /// account holder can cancel it (absent: [`ROTATION_DELAY_BLOCKS_DEFAULT`]; 0: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_delay_blocks: Option<u64>,
+}
+
+impl GovernanceConfig {
+    /// Blocks an admin's rotation of another account's key waits.
+    pub fn rotation_delay_blocks(&self) -> u64 {
+        self.rotation_delay_blocks
+            .unwrap_or(ROTATION_DELAY_BLOCKS_DEFAULT)
+    }
 }
 
 /// A member organisation.
@@ -366,6 +388,21 @@ impl Read for Action {
     }
 }
 
+impl Action {
+    /// Whether `self` and `other` decide the same thing: equal, or about the same
+    /// organisation or validator key (two admissions of one organisation with different
+    /// admins would both pass and count it twice), or both halts, or both resumes.
+    pub fn conflicts_with(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::AdmitOrg { org: a, .. }, Self::AdmitOrg { org: b, .. })
+            | (Self::RemoveOrg { org: a }, Self::RemoveOrg { org: b }) => a == b,
+            (Self::AddValidator { key: a, .. }, Self::AddValidator { key: b, .. })
+            | (Self::RemoveValidator { key: a }, Self::RemoveValidator { key: b }) => a == b,
+            _ => self == other,
+        }
+    }
+}
+
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -429,6 +466,22 @@ codec_record!(Proposal {
     yes: List<OrgId, ORGS_MAX>,
     no: List<OrgId, ORGS_MAX>,
     status: u8,
+});
+
+/// An admin's rotation of another account's key, waiting out the rotation delay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRotation {
+    /// The new key.
+    pub new: AccountId,
+    /// The admin who asked for it.
+    pub admin: AccountId,
+    /// The height at whose end it applies.
+    pub due: u64,
+}
+codec_record!(PendingRotation {
+    new: AccountId,
+    admin: AccountId,
+    due: u64,
 });
 
 /// Governance counters and lists.
@@ -509,6 +562,26 @@ pub enum GovError {
     /// A halt proposed while halted, or a resume while running.
     #[error("the chain is already {0}")]
     AlreadyInState(&'static str),
+    /// An open proposal already decides the same thing.
+    #[error("proposal {0} already decides this: vote on it instead of proposing it again")]
+    DuplicateProposal(u64),
+    /// An admin's rotation of the account is already waiting.
+    #[error(
+        "a rotation of {0} is already pending: a second admin of its organisation confirms it \
+         by sending the same rotation, or the account cancels it"
+    )]
+    RotationPending(String),
+    /// The sender has no pending rotation to cancel.
+    #[error("no rotation of {0} is pending")]
+    NoPendingRotation(String),
+    /// The recipient's key was rotated away: nothing sent to it could ever be spent.
+    #[error("account {old} rotated its key to {new}: send to {new} instead")]
+    RotatedAway {
+        /// The rotated-away key.
+        old: String,
+        /// Its successor.
+        new: String,
+    },
 }
 
 impl GovError {
@@ -529,6 +602,10 @@ impl GovError {
             Self::LastValidator => "gov_last_validator",
             Self::Halted => "chain_halted",
             Self::AlreadyInState(_) => "gov_already_in_state",
+            Self::DuplicateProposal(_) => "gov_duplicate_proposal",
+            Self::RotationPending(_) => "gov_rotation_pending",
+            Self::NoPendingRotation(_) => "gov_no_pending_rotation",
+            Self::RotatedAway { .. } => "gov_rotated_away",
             Self::Frozen(_) => "frozen",
             Self::NotIssuer(_) => "emoney_not_issuer",
             Self::RedeemTooMuch(_) => "insufficient_balance",

@@ -61,6 +61,22 @@ pub mod gov {
     pub fn proposal(id: u64) -> Digest {
         sha256(&[b"gov/proposals/", &id.to_be_bytes()])
     }
+    /// `gov/rotations/{account}` → the [`crate::gov::PendingRotation`] of an admin's
+    /// rotation of `account`, while it waits.
+    pub fn rotation(account: &AccountId) -> Digest {
+        sha256(&[b"gov/rotations/", &account.encode()])
+    }
+    /// `gov/rotations-due/{height}` → the accounts whose pending rotation falls due at
+    /// `height` (a list of at most [`crate::gov::ROTATIONS_DUE_PER_BLOCK_MAX`]; entries
+    /// cancelled or confirmed meanwhile are skipped).
+    pub fn rotations_due(height: u64) -> Digest {
+        sha256(&[b"gov/rotations-due/", &height.to_be_bytes()])
+    }
+    /// `gov/rotated-to/{old}` → the key `old` was rotated to (written once, kept for ever:
+    /// payments to `old` are refused with the new key named).
+    pub fn rotated_to(old: &AccountId) -> Digest {
+        sha256(&[b"gov/rotated-to/", &old.encode()])
+    }
 }
 
 /// Keys of private records.

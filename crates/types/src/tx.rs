@@ -150,6 +150,9 @@ pub enum Call {
         /// Its new key.
         new: AccountId,
     },
+    /// The sender objects to a pending rotation of its key by an admin of its organisation
+    /// (the key is not lost after all): the rotation is dropped.
+    CancelRotation,
     /// Publish the sender's public sealing key (X25519, derived from its signing key).
     SetSealKey {
         /// The key.
@@ -197,6 +200,7 @@ impl Call {
     const ROTATE: u8 = 18;
     const SET_SEAL_KEY: u8 = 19;
     const PUT_PRIVATE: u8 = 20;
+    const CANCEL_ROTATION: u8 = 21;
 
     /// The call's kind, as named in errors and permissions.
     pub const fn kind(&self) -> &'static str {
@@ -220,6 +224,7 @@ impl Call {
             Self::ReserveReport { .. } => "reserve_report",
             Self::LeaveValidator => "leave_validator",
             Self::Rotate { .. } => "rotate",
+            Self::CancelRotation => "cancel_rotation",
             Self::SetSealKey { .. } => "set_seal_key",
             Self::PutPrivate { .. } => "put_private",
         }
@@ -291,6 +296,7 @@ impl Write for Call {
             }
             Self::SelfRegister => Self::SELF_REGISTER.write(buf),
             Self::LeaveValidator => Self::LEAVE_VALIDATOR.write(buf),
+            Self::CancelRotation => Self::CANCEL_ROTATION.write(buf),
             Self::Freeze { target } => {
                 Self::FREEZE.write(buf);
                 target.write(buf);
@@ -369,7 +375,7 @@ impl EncodeSize for Call {
             Self::Vote { .. } => 8 + 1,
             Self::Register { .. } => 32 + 2,
             Self::Revoke { .. } => 32,
-            Self::SelfRegister | Self::LeaveValidator => 0,
+            Self::SelfRegister | Self::LeaveValidator | Self::CancelRotation => 0,
             Self::Freeze { target } | Self::Unfreeze { target } => target.encode_size(),
             Self::Issue { .. } => 8 + 32 + 8,
             Self::Redeem { .. } => 8 + 8,
@@ -435,6 +441,7 @@ impl Read for Call {
             }),
             Self::SELF_REGISTER => Ok(Self::SelfRegister),
             Self::LEAVE_VALIDATOR => Ok(Self::LeaveValidator),
+            Self::CANCEL_ROTATION => Ok(Self::CancelRotation),
             Self::FREEZE => Ok(Self::Freeze {
                 target: FreezeTarget::read(buf)?,
             }),

@@ -62,6 +62,7 @@ fn genesis() -> Genesis {
         vote_period_blocks: 1_000,
         alert_threshold: None,
         customers: Vec::new(),
+        rotation_delay_blocks: None,
     });
     genesis.epoch_blocks = Some(EPOCH_BLOCKS);
     genesis

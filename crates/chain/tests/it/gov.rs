@@ -18,14 +18,16 @@ use consort_types::{
     TxError,
     codec_util::{Blob, List},
     gov::{
-        Action, GenesisOrg, GovError, GovernanceConfig, Mode, Org, OrgKind, Proposal,
-        ProposalStatus, Registration, role,
+        Action, GenesisOrg, GovError, GovState, GovernanceConfig, Mode, OPEN_PROPOSALS_PER_ORG_MAX,
+        Org, OrgKind, PendingRotation, Proposal, ProposalStatus, Registration, role,
     },
+    limits::VALIDATORS_MAX,
     state_key::gov as key,
 };
 
 const CHAIN_ID: u64 = 11;
 const VOTE_PERIOD: u64 = 5;
+const ROTATION_DELAY: u64 = 3;
 
 fn key(seed: u64) -> ed25519::PrivateKey {
     ed25519::PrivateKey::from_seed(seed)
@@ -70,6 +72,7 @@ fn genesis(mode: Mode) -> Genesis {
             vote_period_blocks: VOTE_PERIOD,
             alert_threshold: None,
             customers: Vec::new(),
+            rotation_delay_blocks: Some(ROTATION_DELAY),
         }),
         epoch_blocks: None,
         account_limits: None,
@@ -1156,6 +1159,9 @@ fn keys_rotate_with_registration_and_every_balance_and_the_old_key_stops_working
             )
             .await
             .expect("the admin rotates a lost key");
+        for _ in 0..ROTATION_DELAY {
+            chain.block(Vec::new()).await;
+        }
         let clerk: Registration = chain
             .read(&key::registration(&id(72)))
             .await
@@ -1301,5 +1307,346 @@ fn the_emergency_brake_halts_everything_but_governance_and_freezes_until_resumed
             chain.account(3).await.balance,
             bank.checked_add(Amount::new(5)).expect("sum")
         );
+    });
+}
+
+fn rotate(account: u64, new: u64) -> Call {
+    Call::Rotate {
+        account: id(account),
+        new: id(new),
+    }
+}
+
+#[test]
+fn an_organisation_holds_at_most_four_open_proposals_and_a_slot_frees_the_block_after_a_deadline() {
+    deterministic::Runner::seeded(13).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let first_at = chain.height + 1;
+        for (admin, name) in (50..).zip(["a", "b", "c", "d"]) {
+            chain
+                .submit(2, admit(name, OrgKind::Seller, admin))
+                .await
+                .expect("proposed");
+        }
+        assert_eq!(OPEN_PROPOSALS_PER_ORG_MAX, 4);
+        // The shop's fifth is refused and changes nothing; another organisation still proposes.
+        let before: GovState = chain.read(&key::state()).await.expect("state");
+        let error = chain
+            .submit(2, admit("e", OrgKind::Seller, 54))
+            .await
+            .expect_err("the shop is at its cap");
+        assert!(
+            matches!(error, TxError::Gov(GovError::AtCapacity(_))),
+            "{error:?}"
+        );
+        assert_eq!(chain.read::<GovState>(&key::state()).await, Some(before));
+        chain
+            .submit(1, admit("f", OrgKind::Seller, 55))
+            .await
+            .expect("the platform proposes");
+        // Votes on the first close at its deadline; the very next block the slot is free.
+        while chain.height < first_at + VOTE_PERIOD {
+            chain.block(Vec::new()).await;
+        }
+        chain
+            .submit(2, admit("e", OrgKind::Seller, 54))
+            .await
+            .expect("the expired proposal no longer counts");
+        assert_eq!(
+            chain.proposal(0).await.status,
+            ProposalStatus::Expired.tag()
+        );
+    });
+}
+
+#[test]
+fn the_same_decision_cannot_be_proposed_twice_while_it_is_open() {
+    deterministic::Runner::seeded(14).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        chain.gov.config.vote_period_blocks = 50;
+        let duplicate = |id| Err(TxError::Gov(GovError::DuplicateProposal(id)));
+        chain
+            .submit(2, admit("ship", OrgKind::Logistics, 50))
+            .await
+            .expect("proposed");
+        assert_eq!(
+            chain.submit(3, admit("ship", OrgKind::Logistics, 50)).await,
+            duplicate(0)
+        );
+        // The same organisation with another kind or admin is the same decision.
+        assert_eq!(
+            chain.submit(3, admit("ship", OrgKind::Seller, 51)).await,
+            duplicate(0)
+        );
+        let halt = Call::Propose {
+            action: Action::Halt,
+        };
+        chain.submit(4, halt.clone()).await.expect("proposed");
+        assert_eq!(chain.submit(1, halt).await, duplicate(1));
+        // Once decided, it may be proposed again.
+        chain.submit(1, vote(0, false)).await.expect("against");
+        chain.submit(3, vote(0, false)).await.expect("against");
+        assert_eq!(
+            chain.proposal(0).await.status,
+            ProposalStatus::Rejected.tag()
+        );
+        chain
+            .submit(3, admit("ship", OrgKind::Logistics, 50))
+            .await
+            .expect("proposed again");
+        assert_eq!(chain.proposal(2).await.status, ProposalStatus::Open.tag());
+    });
+}
+
+#[test]
+fn add_validator_proposals_are_refused_once_the_registry_and_open_additions_reach_validators_max() {
+    use consort_types::{state_key::validators as vkey, validators::ValidatorSet};
+    deterministic::Runner::seeded(15).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        // A governed genesis two validators short of the bound.
+        let count = u64::try_from(VALIDATORS_MAX).expect("small") - 2;
+        chain.genesis.validators = (100..100 + count)
+            .map(|i| GenesisValidator {
+                public_key: id(i),
+                p2p_address: format!("127.0.0.1:{}", 32_000 + i),
+            })
+            .collect();
+        chain.gov = Gov::from_genesis(&chain.genesis).expect("governance");
+        chain.gov.config.vote_period_blocks = 50;
+        let add = |key: u64| Call::Propose {
+            action: Action::AddValidator {
+                key: id(key),
+                address: format!("127.0.0.1:{}", 33_000 + key)
+                    .parse()
+                    .expect("address"),
+            },
+        };
+        let full = |result: Result<(), TxError>| {
+            matches!(result, Err(TxError::Gov(GovError::AtCapacity(_))))
+        };
+        chain.submit(1, add(200)).await.expect("proposed");
+        chain.submit(2, add(201)).await.expect("proposed");
+        assert!(
+            full(chain.submit(3, add(202)).await),
+            "two open additions fill the last two seats"
+        );
+        for admin in [2, 3] {
+            chain.submit(admin, vote(0, true)).await.expect("for");
+        }
+        assert!(full(chain.submit(3, add(202)).await));
+        for admin in [1, 3] {
+            chain.submit(admin, vote(1, true)).await.expect("for");
+        }
+        let registry: ValidatorSet = chain.read(&vkey::registry()).await.expect("registry");
+        assert_eq!(registry.members.0.len(), VALIDATORS_MAX);
+        assert!(full(chain.submit(3, add(202)).await));
+    });
+}
+
+#[test]
+fn an_admins_rotation_of_another_key_waits_unless_the_account_cancels_or_a_second_admin_confirms() {
+    use consort_types::gov::FreezeTarget;
+    deterministic::Runner::seeded(16).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        // The shop (admin 2) has a second admin, 62, and clerks 61, 63, 64, 65 with 100 each.
+        chain
+            .submit(
+                2,
+                Call::Register {
+                    account: id(62),
+                    roles: role::ADMIN | role::SELLER,
+                },
+            )
+            .await
+            .expect("second admin");
+        for clerk in [61, 63, 64, 65] {
+            chain
+                .submit(
+                    2,
+                    Call::Register {
+                        account: id(clerk),
+                        roles: role::SELLER,
+                    },
+                )
+                .await
+                .expect("clerk");
+            chain
+                .submit(
+                    1,
+                    Call::Transfer {
+                        to: id(clerk),
+                        amount: Amount::new(100),
+                    },
+                )
+                .await
+                .expect("funded");
+        }
+        let registered = async |chain: &Chain, who: u64| {
+            chain
+                .read::<Registration>(&key::registration(&id(who)))
+                .await
+                .filter(|r| r.active)
+        };
+
+        // 61 lost its key: the admin's rotation waits, nothing moves yet.
+        let before = chain.account(61).await;
+        chain.submit(2, rotate(61, 71)).await.expect("asked");
+        let due = chain.height + ROTATION_DELAY;
+        assert_eq!(
+            chain.read::<PendingRotation>(&key::rotation(&id(61))).await,
+            Some(PendingRotation {
+                new: id(71),
+                admin: id(2),
+                due
+            })
+        );
+        // The same admin again is no second admin, and another new key is refused.
+        let pending = Err(TxError::Gov(GovError::RotationPending(id(61).to_string())));
+        assert_eq!(chain.submit(2, rotate(61, 71)).await, pending);
+        assert_eq!(chain.submit(62, rotate(61, 72)).await, pending);
+        assert!(chain.height < due);
+        assert!(registered(&chain, 71).await.is_none());
+        assert_eq!(chain.account(61).await, before);
+        while chain.height < due {
+            chain.block(Vec::new()).await;
+        }
+        // Due: registration and coins move; the old key keeps its nonce.
+        assert_eq!(
+            registered(&chain, 71).await.map(|r| r.roles),
+            Some(role::SELLER)
+        );
+        assert!(registered(&chain, 61).await.is_none());
+        assert_eq!(chain.account(71).await.balance, before.balance);
+        assert_eq!(
+            chain.account(61).await,
+            Account {
+                balance: Amount::new(0),
+                nonce: before.nonce
+            }
+        );
+        assert!(
+            chain
+                .read::<PendingRotation>(&key::rotation(&id(61)))
+                .await
+                .is_none()
+        );
+
+        // 63 still holds its key and objects: the rotation is dropped.
+        chain.submit(2, rotate(63, 73)).await.expect("asked");
+        let due = chain.height + ROTATION_DELAY;
+        chain
+            .submit(63, Call::CancelRotation)
+            .await
+            .expect("the account objects");
+        assert_eq!(
+            chain.submit(63, Call::CancelRotation).await,
+            Err(TxError::Gov(GovError::NoPendingRotation(
+                id(63).to_string()
+            )))
+        );
+        while chain.height <= due {
+            chain.block(Vec::new()).await;
+        }
+        assert!(registered(&chain, 73).await.is_none());
+        assert!(registered(&chain, 63).await.is_some());
+        assert_eq!(chain.account(63).await.balance, Amount::new(100));
+
+        // A second admin of the organisation confirms: the rotation applies at once.
+        chain.submit(2, rotate(64, 74)).await.expect("asked");
+        chain.submit(62, rotate(64, 74)).await.expect("confirmed");
+        assert!(registered(&chain, 74).await.is_some());
+        assert!(registered(&chain, 64).await.is_none());
+        assert_eq!(chain.account(74).await.balance, Amount::new(100));
+        assert_eq!(chain.account(64).await.balance, Amount::new(0));
+
+        // An account frozen meanwhile does not rotate away from the freeze.
+        chain.submit(2, rotate(65, 75)).await.expect("asked");
+        let due = chain.height + ROTATION_DELAY;
+        chain
+            .submit(
+                4,
+                Call::Freeze {
+                    target: FreezeTarget::Account(id(65)),
+                },
+            )
+            .await
+            .expect("frozen");
+        while chain.height <= due {
+            chain.block(Vec::new()).await;
+        }
+        assert!(registered(&chain, 75).await.is_none());
+        assert_eq!(chain.account(65).await.balance, Amount::new(100));
+        assert!(
+            chain
+                .read::<PendingRotation>(&key::rotation(&id(65)))
+                .await
+                .is_none(),
+            "dropped"
+        );
+    });
+}
+
+#[test]
+fn payments_to_a_rotated_away_key_are_refused_with_the_new_key_named() {
+    deterministic::Runner::seeded(17).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let cny: consort_types::Asset = "CNY".parse().expect("asset");
+        chain
+            .submit(
+                3,
+                Call::Issue {
+                    asset: cny,
+                    to: id(2),
+                    amount: Amount::new(50),
+                },
+            )
+            .await
+            .expect("issued");
+        chain.submit(1, rotate(1, 70)).await.expect("rotated");
+        let refused = Err(TxError::Gov(GovError::RotatedAway {
+            old: id(1).to_string(),
+            new: id(70).to_string(),
+        }));
+        let before = chain.account(2).await;
+        let calls = [
+            (
+                2,
+                Call::Transfer {
+                    to: id(1),
+                    amount: Amount::new(5),
+                },
+            ),
+            (
+                2,
+                Call::TransferAsset {
+                    asset: cny,
+                    to: id(1),
+                    amount: Amount::new(5),
+                },
+            ),
+            (
+                3,
+                Call::Issue {
+                    asset: cny,
+                    to: id(1),
+                    amount: Amount::new(5),
+                },
+            ),
+        ];
+        for (who, call) in calls {
+            assert_eq!(chain.submit(who, call).await, refused);
+        }
+        assert_eq!(chain.account(2).await, before);
+        assert_eq!(chain.account(1).await.balance, Amount::new(0));
+        chain
+            .submit(
+                2,
+                Call::Transfer {
+                    to: id(70),
+                    amount: Amount::new(5),
+                },
+            )
+            .await
+            .expect("the new key is paid");
     });
 }

@@ -411,6 +411,7 @@ fn consortium_genesis(validators: u64) -> consort_types::Genesis {
         vote_period_blocks: 1_000,
         alert_threshold: None,
         customers: Vec::new(),
+        rotation_delay_blocks: None,
     });
     genesis
 }

@@ -356,3 +356,49 @@ impl<E: Runtime> Application<E> for App {
 
 /// The ed25519 public key type of validators.
 pub type ValidatorKey = ed25519::PublicKey;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_consensus::types::{Epoch, Round, View};
+    use commonware_cryptography::Signer as _;
+
+    fn block(height: u64, parent: consort_types::Digest, timestamp_ms: u64) -> Block {
+        let header = Header {
+            context: BlockContext {
+                round: Round::new(Epoch::zero(), View::new(height)),
+                leader: ed25519::PrivateKey::from_seed(0).public_key(),
+                parent: (View::zero(), parent),
+            },
+            parent,
+            height: Height::new(height),
+            timestamp_ms,
+            tx_count: 0,
+            tx_root: tx_root(&[], &[]),
+            state_root: [0u8; 32].into(),
+            ops_root: [0u8; 32].into(),
+            ops_range: NonEmptyRange::new(
+                commonware_storage::mmr::Location::new(0)
+                    ..commonware_storage::mmr::Location::new(1),
+            )
+            .expect("non-empty"),
+            next_committee: None,
+        };
+        Block::new(header, Vec::new(), Vec::new())
+    }
+
+    #[test]
+    fn a_proposal_from_the_far_future_or_before_its_parent_is_refused_not_waited_for() {
+        let now = 1_800_000_000_000;
+        let parent = block(1, [0u8; 32].into(), now - 1_000);
+        let check = |timestamp_ms| {
+            let child = block(2, parent.digest(), timestamp_ms);
+            check_candidate(&child, &parent, 1, now, None, &mut rand::rng())
+        };
+        assert!(check(now).is_ok());
+        assert!(check(now + limits::BLOCK_FUTURE_DRIFT_MS).is_ok());
+        let far = check(now + limits::BLOCK_FUTURE_DRIFT_MS + 1).expect_err("far future");
+        assert!(far.contains("ahead of this node's clock"), "{far}");
+        assert!(check(now - 2_000).is_err(), "before the parent");
+    }
+}

@@ -15,7 +15,9 @@ use crate::{
     store::Store,
 };
 use commonware_glue::stateful::db::DatabaseSet as _;
-use consort_types::{Account, Call, Genesis, SignedTx, TxError, TxHash};
+use consort_types::{
+    Account, Call, Genesis, SignedTx, TxError, TxHash, state_key, state_key::TxLocation,
+};
 use std::sync::Arc;
 
 /// Reads retried when a block is applied while they run.
@@ -74,7 +76,24 @@ impl<E: Runtime> Admission<E> {
         tx.check_without_signature(self.genesis.chain_id)?;
         check_size(self.rules(), &tx)?;
         let account = self.stateful(&tx).await?;
-        self.mempool.admit(tx, account, gossip)
+        let hash = tx.hash();
+        match self.mempool.admit(tx, account, gossip) {
+            // A used nonce: say so plainly if it is this very transaction, already final (the
+            // index is read only on this error path).
+            Err(TxError::NonceReused { .. })
+                if crate::state::read_record::<_, TxLocation>(
+                    &self.databases,
+                    &state_key::tx(&hash),
+                )
+                .await
+                .ok()
+                .flatten()
+                .is_some() =>
+            {
+                Err(TxError::Duplicate)
+            }
+            result => result,
+        }
     }
 
     /// The sender's eligibility and finalized account, read from one snapshot (retried if a

@@ -140,7 +140,8 @@ impl Client {
             .to_string())
     }
 
-    /// Poll a transaction until it is finalized or rejected.
+    /// Poll a transaction until it is finalized, failed (included, its nonce used, nothing
+    /// else changed) or rejected.
     pub fn wait_finalized(&self, hash: &str, timeout: Duration) -> anyhow::Result<Value> {
         let start = Instant::now();
         loop {
@@ -148,6 +149,12 @@ impl Client {
             match status["status"].as_str() {
                 Some("finalized") => return Ok(status),
                 Some("rejected") => bail!("rejected: {}", status["error"]),
+                Some("failed") => bail!(
+                    "failed at height {} ({}): the transaction was included and used its \
+                     nonce, but changed nothing",
+                    status["height"],
+                    status["error"]["code"].as_str().unwrap_or("unknown code")
+                ),
                 _ if start.elapsed() > timeout => bail!("not finalized after {timeout:?}"),
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }

@@ -8,6 +8,7 @@ use std::{
 };
 
 mod gov;
+mod jam;
 mod peg;
 mod private;
 mod validators;

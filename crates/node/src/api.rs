@@ -1,7 +1,7 @@
 //! The HTTP/WebSocket API: thin handlers over the mempool, the finalized state and marshal.
 //! Every error is JSON `{code, message}` with a stable code.
 
-use crate::node::Observer;
+pub use crate::shared::{ApiError, INTERNAL_MESSAGE, Shared};
 use axum::{
     Json, Router,
     extract::{
@@ -9,20 +9,15 @@ use axum::{
         ws::{Message, WebSocketUpgrade},
     },
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
 };
 use commonware_codec::Encode;
-use commonware_consensus::{
-    marshal::{Identifier, core::Mailbox as MarshalMailbox, standard::Standard},
-    simplex::scheme::ed25519::Scheme,
-    types::Height,
-};
+use commonware_consensus::{marshal::Identifier, types::Height};
 use commonware_cryptography::Digestible;
-use commonware_runtime::tokio::Context;
-use consort_chain::{Mempool, mempool::PoolStatus, state};
+use consort_chain::{mempool::PoolStatus, state};
 use consort_types::{
-    AccountId, Block, Genesis, SignedTx, TxError, hex_serde, state_key, state_key::TxLocation,
+    AccountId, Block, SignedTx, TxError, hex_serde, state_key, state_key::TxLocation,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,72 +47,7 @@ pub const BLOCKING_WAIT_MAX_MS: u64 = 250;
 /// Most clients following `/v1/events` at once; more are answered 503 `too_many_subscribers`.
 pub const EVENT_SUBSCRIBERS_MAX: usize = 128;
 
-/// What an internal failure answers: its detail goes to the node's log, not to the client.
-pub const INTERNAL_MESSAGE: &str = "internal error; see the node's log";
-
-/// What handlers share.
-pub struct Shared {
-    /// The chain's genesis.
-    pub genesis: Arc<Genesis>,
-    /// The node's mempool.
-    pub mempool: Mempool,
-    /// The finalized state.
-    pub databases: state::Databases<Context>,
-    /// Finalized blocks and certificates.
-    pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
-    /// Tip, events, counters.
-    pub observer: Arc<Observer>,
-    /// Validators this node is connected to right now (p2p sessions), refreshed every
-    /// second from the p2p layer's metrics.
-    pub peers: std::sync::atomic::AtomicUsize,
-    /// The peg, if genesis configures one.
-    pub peg: Option<crate::peg::PegNode>,
-    /// Governance, if genesis configures it.
-    pub gov: Option<consort_chain::gov::Gov>,
-    /// The admission pipeline (shared with gossip).
-    pub admission: Arc<consort_chain::pipeline::Admission<Context>>,
-    /// Slots for CPU-heavy request tasks ([`BLOCKING_TASKS_MAX`]).
-    pub blocking_tasks: Arc<Semaphore>,
-    /// Slots for `/v1/events` subscribers ([`EVENT_SUBSCRIBERS_MAX`]).
-    pub event_subscribers: Arc<Semaphore>,
-}
-
 type AppState = State<Arc<Shared>>;
-
-/// An API error: an HTTP status and a stable code.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    /// An error answer.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// A failure of the node itself. `detail` (a database error, a path) is logged, never
-    /// sent: the client learns only that the node failed.
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(%detail, "API request failed inside the node");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            INTERNAL_MESSAGE,
-        )
-    }
-
-    /// The node is too busy for this request now; the client retries later.
-    pub fn busy(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
-    }
-}
 
 /// The answer to a JSON body that could not be taken: 413 `payload_too_large` when it is
 /// larger than `body_max` bytes (the route's body limit), else 400 with the expected `shape`.
@@ -181,25 +111,6 @@ pub fn subscriber_slot(slots: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, A
             ),
         )
     })
-}
-
-impl From<TxError> for ApiError {
-    fn from(error: TxError) -> Self {
-        let status = match error {
-            TxError::MempoolFull | TxError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            TxError::Duplicate => StatusCode::CONFLICT,
-            TxError::Gov(consort_types::gov::GovError::Halted) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Self::new(status, error.code(), error.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
-    }
 }
 
 /// The API's routes.
@@ -343,14 +254,6 @@ async fn submit_batch(
         });
     }
     Ok(Json(json!({"accepted": accepted, "results": results})))
-}
-
-/// Admit a transaction the node made itself (e.g. a validator's peg duty).
-///
-/// # Errors
-/// Why the mempool refused it.
-pub async fn admit_own(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
-    admit(s, tx).await
 }
 
 async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
@@ -590,7 +493,7 @@ async fn metrics(State(s): AppState) -> String {
     let mut cumulative = 0;
     for (i, bucket) in c.finality_buckets.iter().enumerate() {
         cumulative += bucket.load(Relaxed);
-        let bound = crate::node::FINALITY_BUCKETS_MS
+        let bound = crate::observer::FINALITY_BUCKETS_MS
             .get(i)
             .map_or_else(|| "+Inf".to_string(), u64::to_string);
         let _ = writeln!(
@@ -613,7 +516,7 @@ async fn openapi() -> Json<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::{body::Body, http::Request};
+    use axum::{body::Body, http::Request, response::IntoResponse as _};
     use tower::ServiceExt as _;
 
     /// An answer's status and JSON body.

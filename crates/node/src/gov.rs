@@ -1,9 +1,6 @@
 //! Read routes over governance records: organisations, proposals, registrations, e-money.
 
-use crate::{
-    api::{ApiError, Shared},
-    peg::read,
-};
+use crate::shared::{ApiError, Shared, read};
 use axum::{
     Json, Router,
     extract::{Path, State},

@@ -6,9 +6,11 @@ pub mod config;
 pub mod gossip;
 pub mod gov;
 pub mod node;
+pub mod observer;
 pub mod peg;
 pub mod private;
 pub mod serve;
+pub mod shared;
 
 pub use config::NodeConfig;
 pub use node::run;

@@ -2,7 +2,7 @@
 //! loop, which submits its duties (header relays, claims, signatures, confirmations) through
 //! the node's own mempool.
 
-use crate::api::{ApiError, Shared};
+use crate::shared::{ApiError, PegNode, Shared, read};
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -13,7 +13,7 @@ use bitcoin::hashes::Hash as _;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Clock as _, tokio::Context};
-use consort_chain::{error::BlockError, peg::Peg, state, store::Store, watcher::Watcher};
+use consort_chain::{state, store::Store, watcher::Watcher};
 use consort_mainchain::Custody;
 use consort_types::{
     AccountId, Asset, Tx,
@@ -30,17 +30,6 @@ use tracing::{debug, warn};
 
 /// How often the watcher looks at the main chain.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The peg's part of the node.
-pub struct PegNode {
-    /// The peg, from genesis.
-    pub peg: Peg,
-    /// Accounts whose deposit address someone asked for: the watcher claims for them. Kept
-    /// in `data_dir/peg-watch.json`, written before the address is answered.
-    pub watch: std::sync::Mutex<BTreeSet<AccountId>>,
-    /// Where the watch list is kept.
-    pub data_dir: std::path::PathBuf,
-}
 
 const WATCH_FILE: &str = "peg-watch.json";
 
@@ -76,23 +65,6 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/v1/peg/requests/{id}", get(request))
         .route("/v1/peg/batches/{id}", get(batch))
         .route("/v1/accounts/{id}/balances/{asset}", get(balance))
-}
-
-/// Read a record from the finalized state.
-pub async fn read<T: commonware_codec::Read<Cfg = ()>>(
-    databases: &state::Databases<Context>,
-    key: &consort_types::Digest,
-) -> Result<Option<T>, ApiError> {
-    // A block applied during the read makes the snapshot stale: read again from a fresh one.
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let batch = databases.new_batches().await;
-        match Store::new(&batch).get(key).await {
-            Err(BlockError::StaleRead) if attempts < 16 => {}
-            result => return result.map_err(|e| ApiError::internal(e.to_string())),
-        }
-    }
 }
 
 fn peg_of(s: &Shared) -> Result<&PegNode, ApiError> {
@@ -364,7 +336,7 @@ pub async fn watch_loop(
                 call,
             }
             .sign(&signer);
-            match crate::api::admit_own(&shared, tx).await {
+            match crate::shared::admit_own(&shared, tx).await {
                 Ok(()) => debug!(kind, nonce, "peg duty submitted"),
                 Err(error) => debug!(kind, %error, "peg duty not admitted"),
             }

@@ -13,10 +13,7 @@
 //! Reads are idempotent, so a signature replayed inside the window reveals nothing new; outside
 //! it, it is refused.
 
-use crate::{
-    api::{ApiError, Shared},
-    peg::read,
-};
+use crate::shared::{ApiError, Shared, read};
 use axum::{
     Json, Router,
     extract::{Path, State},

@@ -7,9 +7,9 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 fn limits() -> BTreeMap<&'static str, u64> {
     use consort_chain::{mempool, pipeline, state, store};
     use consort_mainchain::{address, federation, keystore, merkle, rpc, spend};
-    use consort_node::{api, gossip, node, serve};
+    use consort_node::{api, gossip, observer, serve};
     use consort_types::{genesis, gov, limits, peg, receipt, sealed};
-    let finality_bucket_largest = *node::FINALITY_BUCKETS_MS
+    let finality_bucket_largest = *observer::FINALITY_BUCKETS_MS
         .last()
         .expect("finality buckets are not empty");
     BTreeMap::from([
@@ -81,7 +81,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("EVENT_SUBSCRIBERS_MAX", bytes(api::EVENT_SUBSCRIBERS_MAX)),
         ("API_CONNECTIONS_MAX", bytes(serve::API_CONNECTIONS_MAX)),
         ("HEADER_READ_TIMEOUT_MS", serve::HEADER_READ_TIMEOUT_MS),
-        ("EVENTS_BUFFERED", bytes(node::EVENTS_BUFFERED)),
+        ("EVENTS_BUFFERED", bytes(observer::EVENTS_BUFFERED)),
         ("FINALITY_BUCKETS_MS", finality_bucket_largest),
         ("ORGS_MAX", bytes(gov::ORGS_MAX)),
         ("ASSETS_MAX", bytes(gov::ASSETS_MAX)),

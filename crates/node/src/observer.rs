@@ -1,0 +1,238 @@
+//! What a node does with each finalized block outside consensus: the tip, the mempool's
+//! pruning, the events stream (blocks, failures, alerts, governance and peg events) and the
+//! metrics.
+
+use consort_chain::{ChainObserver, Mempool};
+use consort_types::{Block, hex_serde};
+use std::{
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+/// Finalized-block events buffered for slow WebSocket readers (who are told what they missed).
+pub const EVENTS_BUFFERED: usize = 4096;
+
+/// The latest finalized block as the node knows it.
+#[derive(Clone, Debug, Default)]
+pub struct Tip {
+    /// Height of the latest finalized block.
+    pub height: u64,
+    /// Its digest (hex).
+    pub hash: String,
+    /// Its timestamp (ms).
+    pub timestamp_ms: u64,
+}
+
+/// Upper bounds (ms) of the finality latency histogram's buckets; the last bucket is +Inf.
+pub const FINALITY_BUCKETS_MS: [u64; 11] = [10, 25, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000];
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Blocks per finality latency bucket (see [`FINALITY_BUCKETS_MS`]; the last is +Inf).
+    pub finality_buckets: [std::sync::atomic::AtomicU64; FINALITY_BUCKETS_MS.len() + 1],
+    /// Finalized transactions since start.
+    pub txs_finalized: std::sync::atomic::AtomicU64,
+    /// Sum of finality latencies of blocks this node finalized (ms), and their count.
+    pub finality_ms_sum: std::sync::atomic::AtomicU64,
+    /// Blocks finalized since start.
+    pub blocks_finalized: std::sync::atomic::AtomicU64,
+}
+
+/// Hears finalized blocks: updates the tip, prunes the mempool, feeds events and metrics.
+pub struct Observer {
+    /// The node's mempool.
+    pub mempool: Mempool,
+    /// The tip.
+    pub tip: Mutex<Tip>,
+    /// Finalized-block events for WebSocket subscribers (JSON).
+    pub events: tokio::sync::broadcast::Sender<Arc<String>>,
+    /// Metrics.
+    pub counters: Counters,
+    /// Amounts from which the regulator gets an alert.
+    pub alert_threshold: Option<u64>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+impl ChainObserver for Observer {
+    fn finalized(&self, block: &Arc<Block>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.mempool.on_finalized(block);
+        let hash = hex_serde::encode(&commonware_cryptography::Digestible::digest(block.as_ref()));
+        {
+            let mut tip = self.tip.lock().expect("tip lock");
+            if block.number() <= tip.height && !tip.hash.is_empty() {
+                return;
+            }
+            *tip = Tip {
+                height: block.number(),
+                hash: hash.clone(),
+                timestamp_ms: block.header.timestamp_ms,
+            };
+        }
+        let latency = wall_ms().saturating_sub(block.header.timestamp_ms);
+        self.counters
+            .txs_finalized
+            .fetch_add(block.txs.len() as u64, Relaxed);
+        self.counters.blocks_finalized.fetch_add(1, Relaxed);
+        self.counters.finality_ms_sum.fetch_add(latency, Relaxed);
+        let bucket = FINALITY_BUCKETS_MS
+            .iter()
+            .position(|&bound| latency <= bound)
+            .unwrap_or(FINALITY_BUCKETS_MS.len());
+        self.counters.finality_buckets[bucket].fetch_add(1, Relaxed);
+        let event = serde_json::json!({
+            "type": "block_finalized",
+            "height": block.number(),
+            "hash": hash,
+            "timestamp_ms": block.header.timestamp_ms,
+            "txs": block.txs.iter().map(|t| hex_serde::encode(&t.hash())).collect::<Vec<_>>(),
+            "failed": block
+                .txs
+                .iter()
+                .zip(&block.outcomes)
+                .filter_map(|(t, outcome)| {
+                    outcome.failure().map(|code| {
+                        serde_json::json!({"tx": hex_serde::encode(&t.hash()), "code": code})
+                    })
+                })
+                .collect::<Vec<_>>(),
+        });
+        let _ = self.events.send(Arc::new(event.to_string()));
+        for (tx, outcome) in block.txs.iter().zip(&block.outcomes) {
+            if let Some(code) = outcome.failure() {
+                // A failed transaction moved nothing: no alert, no gov or peg event.
+                let event = serde_json::json!({
+                    "type": "tx_failed",
+                    "height": block.number(),
+                    "tx": hex_serde::encode(&tx.hash()),
+                    "sender": tx.tx.sender,
+                    "call": tx.tx.call.kind(),
+                    "code": code,
+                });
+                let _ = self.events.send(Arc::new(event.to_string()));
+                continue;
+            }
+            if let Some(threshold) = self.alert_threshold
+                && let Some(event) = alert_event(tx, threshold, block.number())
+            {
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
+            if is_governance(&tx.tx.call) {
+                let event = serde_json::json!({
+                    "type": "gov",
+                    "height": block.number(),
+                    "tx": hex_serde::encode(&tx.hash()),
+                    "sender": tx.tx.sender,
+                    "call": tx.tx.call,
+                });
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
+            if let Some(detail) = peg_event(tx) {
+                let event = serde_json::json!({
+                    "type": "peg",
+                    "height": block.number(),
+                    "tx": hex_serde::encode(&tx.hash()),
+                    "sender": tx.tx.sender,
+                    "call": tx.tx.call.kind(),
+                    "detail": detail,
+                });
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
+        }
+    }
+}
+
+/// Governance and supervision calls, which the events stream reports as `gov` events (a
+/// passed proposal's effect, e.g. a halt, shows in `GET /v1/gov` and the proposal).
+fn is_governance(call: &consort_types::Call) -> bool {
+    use consort_types::Call;
+    matches!(
+        call,
+        Call::Propose { .. }
+            | Call::Vote { .. }
+            | Call::Register { .. }
+            | Call::Revoke { .. }
+            | Call::SelfRegister
+            | Call::Freeze { .. }
+            | Call::Unfreeze { .. }
+            | Call::LeaveValidator
+            | Call::Rotate { .. }
+            | Call::CancelRotation
+    )
+}
+
+/// An alert for the regulator if `tx` moves at least `threshold` base units.
+pub(crate) fn alert_event(
+    tx: &consort_types::SignedTx,
+    threshold: u64,
+    height: u64,
+) -> Option<serde_json::Value> {
+    use consort_types::Call;
+    let (amount, asset, to) = match &tx.tx.call {
+        Call::Transfer { to, amount } => (*amount, None, Some(*to)),
+        Call::TransferAsset { asset, to, amount } | Call::Issue { asset, to, amount } => {
+            (*amount, Some(*asset), Some(*to))
+        }
+        Call::Redeem { asset, amount } => (*amount, Some(*asset), None),
+        Call::PegOut { amount, .. } => (*amount, None, None),
+        _ => return None,
+    };
+    (amount.units() >= threshold).then(|| {
+        serde_json::json!({
+            "type": "alert",
+            "reason": "large_transfer",
+            "threshold": threshold,
+            "height": height,
+            "tx": hex_serde::encode(&tx.hash()),
+            "call": tx.tx.call.kind(),
+            "sender": tx.tx.sender,
+            "to": to,
+            "asset": asset.map(|a| a.to_string()),
+            "amount": amount,
+        })
+    })
+}
+
+/// What the events stream says about a finalized peg transaction (none for other calls).
+fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
+    use consort_types::Call;
+    Some(match &tx.tx.call {
+        Call::RelayHeaders { headers } => serde_json::json!({"headers": headers.0.len()}),
+        Call::ClaimDeposit {
+            account,
+            transaction,
+            vout,
+            ..
+        } => {
+            let txid =
+                bitcoin::consensus::deserialize::<bitcoin::Transaction>(transaction.as_slice())
+                    .map(|t| t.compute_txid().to_string())
+                    .unwrap_or_default();
+            serde_json::json!({
+                "account": account,
+                "deposit": format!("{txid}:{vout}"),
+                "status_url": format!("/v1/peg/claims/{txid}/{vout}"),
+            })
+        }
+        Call::PegOut { amount, script } => serde_json::json!({
+            "amount": amount,
+            "script_pubkey": hex::encode(script.as_slice()),
+        }),
+        Call::SignBatch { batch, .. } => serde_json::json!({
+            "batch": batch,
+            "status_url": format!("/v1/peg/batches/{batch}"),
+        }),
+        Call::ConfirmBatch { batch, .. } => serde_json::json!({
+            "batch": batch,
+            "status_url": format!("/v1/peg/batches/{batch}"),
+        }),
+        _ => return None,
+    })
+}

@@ -160,6 +160,9 @@ impl Overlay {
     /// Move all of `from`'s native balance to `to` (a key rotation). On error nothing changes;
     /// two balances never sum past the total supply, so it does not fail in practice.
     pub fn move_all(&mut self, from: AccountId, to: AccountId) -> Result<(), TxError> {
+        if from == to {
+            return Ok(());
+        }
         let mut source = self.get(&from).unwrap_or_default();
         let mut target = self.get(&to).unwrap_or_default();
         target.balance = target

@@ -165,6 +165,9 @@ impl Gov {
         store: &mut Store<'_, E>,
         call: &Call,
     ) -> Result<(), Fail> {
+        // Payments to a rotated-away key: refused when the call runs (its nonce used), since
+        // the answer depends on the recipient, not on the sender that admission checks.
+        Self::check_recipient(store, call).await?;
         let mut targets = Vec::new();
         let mut accounts = Vec::new();
         match call {
@@ -324,7 +327,6 @@ impl Gov {
             return Err(GovError::Halted.into());
         }
         Self::check_frozen(store, sender, call).await?;
-        Self::check_recipient(store, call).await?;
         match call {
             Call::Rotate { account, .. } => {
                 let Some(registration) = Self::active(store, account).await? else {

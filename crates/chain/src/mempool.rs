@@ -402,6 +402,7 @@ impl Mempool {
         if !marked.is_empty() {
             pool.in_flight.entry(height).or_default().extend(marked);
         }
+        senders.sort_unstable();
         senders.dedup();
         for sender in senders {
             refresh(pool, &sender);

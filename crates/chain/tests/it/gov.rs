@@ -1653,3 +1653,78 @@ fn payments_to_a_rotated_away_key_are_refused_with_the_new_key_named() {
             .expect("the new key is paid");
     });
 }
+
+#[test]
+fn freezes_reach_recipients_organisations_and_rotations_but_never_governance_votes() {
+    use consort_types::gov::FreezeTarget;
+    deterministic::Runner::default().start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let cny: consort_types::Asset = "CNY".parse().expect("asset");
+        let frozen =
+            |result: Result<(), TxError>| matches!(result, Err(TxError::Gov(GovError::Frozen(_))));
+        chain
+            .submit(60, Call::SelfRegister)
+            .await
+            .expect("customer");
+        chain
+            .submit(
+                3,
+                Call::Issue {
+                    asset: cny,
+                    to: id(60),
+                    amount: Amount::new(100),
+                },
+            )
+            .await
+            .expect("issued");
+
+        // A rotation does not carry a frozen asset away from the regulator's hold.
+        let asset = FreezeTarget::Asset(cny);
+        chain
+            .submit(4, Call::Freeze { target: asset })
+            .await
+            .expect("asset frozen");
+        assert!(frozen(chain.submit(60, rotate(60, 70)).await));
+        let held: Option<u64> = chain
+            .read(&consort_types::state_key::balance(&cny, &id(60)))
+            .await;
+        assert_eq!(held, Some(100), "the frozen balance stays where it is");
+        chain
+            .submit(4, Call::Unfreeze { target: asset })
+            .await
+            .expect("unfrozen");
+
+        // A recipient's frozen organisation stops payments to it.
+        let bank = FreezeTarget::Org("bank".parse().expect("org"));
+        chain
+            .submit(4, Call::Freeze { target: bank })
+            .await
+            .expect("bank frozen");
+        let pay_bank = || Call::Transfer {
+            to: id(3),
+            amount: Amount::new(1),
+        };
+        assert!(frozen(chain.submit(1, pay_bank()).await));
+        assert!(frozen(chain.submit(3, pay_bank()).await), "nor may it send");
+
+        // But its admin still votes: the regulator cannot silence the organisations whose
+        // votes can overrule it.
+        chain
+            .submit(1, admit("ship", OrgKind::Logistics, 81))
+            .await
+            .expect("proposed");
+        chain
+            .submit(3, vote(0, true))
+            .await
+            .expect("a frozen organisation's admin still votes");
+        chain
+            .submit(3, admit("rail", OrgKind::Logistics, 82))
+            .await
+            .expect("and still proposes");
+        chain
+            .submit(4, Call::Unfreeze { target: bank })
+            .await
+            .expect("unfrozen");
+        chain.submit(1, pay_bank()).await.expect("paid again");
+    });
+}

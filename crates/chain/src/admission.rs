@@ -7,7 +7,8 @@
 //! stateful ([`eligible`], plus the nonce, exact in a block and within a window at
 //! admission) → execute (whose failures become receipts).
 
-use crate::{error::Fail, rules::Rules, state::Runtime, store::Store};
+use crate::rules::Rules;
+use consort_execution::{Fail, Open, Permissions as _, Runtime, Store};
 use consort_types::{AccountId, Call, SignedTx, TxError, peg::PegError};
 
 /// Whether `tx`'s sender may send it now: its size under the per-account limit, then
@@ -48,7 +49,7 @@ pub fn check_size(rules: Rules<'_>, tx: &SignedTx) -> Result<(), TxError> {
 
 /// Whether `sender` may make `call`: the peg's validator-only calls from a federation
 /// validator, and on a governed chain the sender's registration, role, freeze and the
-/// emergency brake ([`crate::gov::Gov::authorize`]). The answer depends only on the sender and
+/// emergency brake ([`consort_governance::Gov::authorize`]). The answer depends only on the sender and
 /// the call's kind, except for `rotate` (which names the account rotated).
 ///
 /// # Errors
@@ -72,8 +73,8 @@ pub async fn sender_may<E: Runtime>(
             Some(_) => {}
         }
     }
-    if let Some(gov) = rules.gov {
-        gov.authorize(store, sender, call).await?;
+    match rules.gov {
+        Some(gov) => gov.authorize(store, sender, call).await,
+        None => Open.authorize(store, sender, call).await,
     }
-    Ok(())
 }

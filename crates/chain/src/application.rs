@@ -2,11 +2,11 @@
 //! re-executes peers' blocks, committing each block to the resulting state root.
 
 use crate::{
-    execute::{self, Mode},
     mempool::Mempool,
     rules::{BlockInfo, Rules},
-    state::{Databases, Merkleized, Runtime, Unmerkleized},
+    runtime::{self as execute, Mode},
 };
+use consort_state::{Databases, Merkleized, Runtime, Unmerkleized};
 use commonware_consensus::{marshal::ancestry::Ancestry, types::Height};
 use commonware_cryptography::{Digestible, ed25519};
 use commonware_glue::stateful::{
@@ -52,8 +52,8 @@ impl ChainObserver for NoObserver {
 #[derive(Clone)]
 pub struct App {
     genesis: Arc<Genesis>,
-    peg: Option<Arc<crate::peg::Peg>>,
-    gov: Option<Arc<crate::gov::Gov>>,
+    peg: Option<Arc<consort_peg::Peg>>,
+    gov: Option<Arc<consort_governance::Gov>>,
     genesis_block: Block,
     observer: Arc<dyn ChainObserver>,
     mempool: Mempool,
@@ -92,10 +92,10 @@ impl App {
         observer: Arc<dyn ChainObserver>,
         mempool: Mempool,
     ) -> Self {
-        let peg = crate::peg::Peg::from_genesis(&genesis)
+        let peg = consort_peg::Peg::from_genesis(&genesis)
             .expect("the node checks the peg configuration before starting")
             .map(Arc::new);
-        let gov = crate::gov::Gov::from_genesis(&genesis).map(Arc::new);
+        let gov = consort_governance::Gov::from_genesis(&genesis).map(Arc::new);
         Self {
             genesis,
             gov,

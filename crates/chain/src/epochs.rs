@@ -17,12 +17,9 @@
 //! orchestrator of `commonware-glue`'s threshold reshare, without the DKG: ed25519 committees
 //! are read from governance state.
 
-use crate::{
-    application::{App, ChainObserver},
-    state::Runtime,
-    store::Store,
-    validators,
-};
+use crate::application::{App, ChainObserver};
+use consort_state::{Runtime, Store};
+use consort_validators as validators;
 use commonware_consensus::{
     marshal::{core::Mailbox as MarshalMailbox, standard::Deferred, standard::Standard},
     simplex::{
@@ -47,7 +44,7 @@ use commonware_p2p::{
 use commonware_parallel::Sequential;
 use commonware_runtime::{Handle, buffer::paged::CacheRef};
 use commonware_utils::{
-    NZDuration, NZUsize, TryFromIterator as _, channel::mpsc, ordered::Set, vec::NonEmptyVec,
+    NZDuration, NZUsize, channel::mpsc, ordered::Set, vec::NonEmptyVec,
 };
 use consort_types::{Block, CONSENSUS_NAMESPACE, Digest, Genesis, validators::ValidatorSet};
 use std::{
@@ -118,11 +115,7 @@ pub fn scheme_for(committee: &ValidatorSet, me: &ed25519::PrivateKey) -> Scheme 
         .unwrap_or_else(|| Scheme::verifier(CONSENSUS_NAMESPACE, participants))
 }
 
-/// A committee's keys as consensus orders them.
-pub fn participants(committee: &ValidatorSet) -> Set<ed25519::PublicKey> {
-    Set::try_from_iter(committee.keys().filter_map(|k| k.public_key()))
-        .expect("committees hold distinct valid keys")
-}
+pub use consort_validators::participants;
 
 /// Forwards the heights of finalized epoch-boundary blocks to the orchestrator, then passes
 /// every block on.
@@ -421,7 +414,7 @@ async fn read_committee<E: Runtime>(
                 return None;
             }
             // A block applied during the read: read again from a fresh snapshot.
-            Err(crate::error::BlockError::StaleRead) if attempt < 600 => {}
+            Err(consort_execution::BlockError::StaleRead) if attempt < 600 => {}
             Err(error) => {
                 warn!(epoch = epoch.get(), %error, "cannot read the committee");
                 return None;

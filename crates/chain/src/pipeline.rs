@@ -5,15 +5,13 @@
 
 use crate::{
     admission::{check_size, sender_may},
-    error::{BlockError, Fail},
-    execute::load_accounts,
-    gov::Gov,
     mempool::Mempool,
-    peg::Peg,
     rules::Rules,
-    state::{Databases, Runtime},
-    store::Store,
 };
+use consort_execution::{BlockError, Fail, Runtime, Store, accounts};
+use consort_governance::Gov;
+use consort_peg::Peg;
+use consort_state::Databases;
 use commonware_glue::stateful::db::DatabaseSet as _;
 use consort_types::{
     Account, Call, Genesis, SignedTx, TxError, TxHash, state_key, state_key::TxLocation,
@@ -81,7 +79,7 @@ impl<E: Runtime> Admission<E> {
             // A used nonce: say so plainly if it is this very transaction, already final (the
             // index is read only on this error path).
             Err(TxError::NonceReused { .. })
-                if crate::state::read_record::<_, TxLocation>(
+                if consort_state::read_record::<_, TxLocation>(
                     &self.databases,
                     &state_key::tx(&hash),
                 )
@@ -125,9 +123,10 @@ impl<E: Runtime> Admission<E> {
                 }
             };
             let read = match eligible {
-                Ok(eligible) => load_accounts(&batch, [sender])
+                Ok(eligible) => accounts::get(&mut Store::new(&batch), &sender)
                     .await
-                    .map(|accounts| (eligible, accounts.get(&sender).copied().flatten())),
+                    .map(|account| (eligible, account))
+                    .map_err(BlockError::from),
                 Err(error) => Err(error),
             };
             match read {

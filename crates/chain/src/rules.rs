@@ -1,7 +1,12 @@
-//! What a block executes under besides its parent state: the chain's rules from genesis and
-//! the block's own height and time.
+//! What a block executes under besides its parent state: the chain's rules from genesis (the
+//! modules it configures). The block's own height and time are
+//! [`consort_execution::BlockInfo`].
 
+use consort_governance::Gov;
+use consort_peg::Peg;
 use consort_types::Genesis;
+
+pub use consort_execution::BlockInfo;
 
 /// The chain's rules, from genesis.
 #[derive(Clone, Copy)]
@@ -9,18 +14,7 @@ pub struct Rules<'a> {
     /// The chain's genesis (credited in block 1).
     pub genesis: &'a Genesis,
     /// The peg, if genesis configures one.
-    pub peg: Option<&'a crate::peg::Peg>,
+    pub peg: Option<&'a Peg>,
     /// Governance and permissions, if genesis configures them.
-    pub gov: Option<&'a crate::gov::Gov>,
-}
-
-/// The block being executed: its height and the proposer's timestamp, which consensus checked
-/// (never before the parent's, never more than the allowed drift ahead of a verifier's clock).
-/// Expiries and deadlines run on this time, never on a node's clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockInfo {
-    /// Height of the block.
-    pub height: u64,
-    /// Block time, ms since the Unix epoch.
-    pub timestamp_ms: u64,
+    pub gov: Option<&'a Gov>,
 }

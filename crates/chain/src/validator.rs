@@ -7,8 +7,8 @@ use crate::{
     application::{App, ChainObserver, genesis_block},
     epochs::{BoundaryObserver, PeerTracker, Schemes},
     mempool::Mempool,
-    state::{self, Runtime, StateDb},
 };
+use consort_state::{self as state, Runtime, StateDb};
 use commonware_broadcast::buffered;
 use commonware_consensus::{
     Reporter,
@@ -104,8 +104,16 @@ impl<S, R> Channels<S, R> {
 
 /// The validator set of a genesis, sorted as consensus indexes it.
 pub fn participants(genesis: &Genesis) -> Set<ed25519::PublicKey> {
-    <Set<_> as commonware_utils::TryFromIterator<_>>::try_from_iter(genesis.validator_keys())
-        .expect("genesis validators are distinct")
+    consort_validators::genesis_participants(genesis)
+}
+
+/// How many views of notarized blocks and certificates marshal keeps behind the latest
+/// finalization: half an epoch (at least 8, at most 1024). Marshal keeps whole earlier epochs
+/// to stand in for the views the current epoch has not reached yet (one per view), so a window
+/// longer than an epoch would keep about that many old epochs' caches on disk for ever (≈ 165
+/// KB each on the devnet). Peers further behind catch up from the finalized archives.
+pub fn marshal_view_retention(genesis: &Genesis) -> ViewDelta {
+    ViewDelta::new((genesis.epoch_blocks() / 2).clamp(8, 1024))
 }
 
 /// The largest p2p message a validator sends (consensus, blocks, state sync).
@@ -199,7 +207,7 @@ where
         tracker,
     } = config;
     let public_key = signer.public_key();
-    let epocher = crate::validators::epocher(&genesis);
+    let epocher = consort_validators::epocher(&genesis);
     let schemes = Schemes::default();
     let (boundary_sender, boundaries) = commonware_utils::channel::mpsc::unbounded_channel();
     let observer: Arc<dyn ChainObserver> = Arc::new(BoundaryObserver {
@@ -271,7 +279,7 @@ where
                 )),
                 partition_prefix: prefix.clone(),
                 mailbox_size: MAILBOX,
-                view_retention: ViewDelta::new(1024),
+                view_retention: marshal_view_retention(&genesis),
                 prunable_items_per_section: NZU64!(4096),
                 page_cache: page_cache.clone(),
                 replay_buffer: IO_BUFFER,

@@ -2,7 +2,7 @@
 
 use crate::client::Client;
 use anyhow::{Context as _, bail};
-use consort_chain::light::{AccountEvidence, Verified, verify_account};
+use consort_client::light::{AccountEvidence, Verified, verify_account};
 use consort_types::{Account, AccountId, Amount, Genesis};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ pub fn account(client: &Client, genesis: &Genesis, id: &str) -> anyhow::Result<V
         let header = field(&block, "header")?;
         let finalization = field(&block, "finalization")?;
         let proof_bytes = field(proof, "proof")?;
-        let epoch = consort_chain::validators::epoch_of(genesis, height).get();
+        let epoch = consort_validators::epoch_of(genesis, height).get();
         let blocks = genesis.epoch_blocks();
         let mut boundaries = Vec::new();
         for e in 0..epoch {

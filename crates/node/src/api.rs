@@ -15,7 +15,8 @@ use axum::{
 use commonware_codec::Encode;
 use commonware_consensus::{marshal::Identifier, types::Height};
 use commonware_cryptography::Digestible;
-use consort_chain::{mempool::PoolStatus, state};
+use consort_chain::mempool::PoolStatus;
+use consort_state as state;
 use consort_types::{
     AccountId, Block, SignedTx, TxError, hex_serde, state_key, state_key::TxLocation,
 };

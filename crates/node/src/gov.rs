@@ -129,7 +129,7 @@ async fn emoney(State(s): AppState, Path(asset): Path<String>) -> Result<Json<Va
 async fn validator_sets(State(s): AppState) -> Result<Json<Value>, ApiError> {
     use consort_types::{state_key::validators as vkey, validators::ValidatorSet};
     let height = s.observer.tip.lock().expect("tip lock").height;
-    let epoch = consort_chain::validators::epoch_of(&s.genesis, height + 1).get();
+    let epoch = consort_validators::epoch_of(&s.genesis, height + 1).get();
     let blocks = s.genesis.epoch_blocks();
     let registry: ValidatorSet = read(&s.databases, &vkey::registry())
         .await?

@@ -147,7 +147,7 @@ async fn serve(
         counters: Counters::default(),
         alert_threshold: genesis.governance.as_ref().and_then(|g| g.alert_threshold),
     });
-    let peg = consort_chain::peg::Peg::from_genesis(&genesis)
+    let peg = consort_peg::Peg::from_genesis(&genesis)
         .map_err(|e| anyhow::anyhow!("genesis peg section: {e}"))?;
     let watch_signer = signer.clone();
     let running = validator::start(
@@ -188,7 +188,7 @@ async fn serve(
     });
 
     let shared = Arc::new(api::Shared {
-        gov: consort_chain::gov::Gov::from_genesis(&genesis),
+        gov: consort_governance::Gov::from_genesis(&genesis),
         admission,
         genesis: genesis.clone(),
         mempool,
@@ -233,11 +233,11 @@ async fn serve(
 
 /// The peg watcher of this validator: its main-chain RPC client and unlocked federation key.
 fn start_watcher(
-    peg: consort_chain::peg::Peg,
+    peg: consort_peg::Peg,
     main: &crate::config::MainchainConfig,
     genesis: &Genesis,
     signer: &ed25519::PrivateKey,
-) -> anyhow::Result<consort_chain::watcher::Watcher> {
+) -> anyhow::Result<consort_watcher::Watcher> {
     use consort_mainchain::{Keystore, RpcAuth, RpcClient, RpcConfig};
     let auth = match (&main.rpc_cookie, &main.rpc_user, &main.rpc_password) {
         (Some(cookie), _, _) => RpcAuth::CookieFile(cookie.clone()),
@@ -267,7 +267,7 @@ fn start_watcher(
             "the keystore's key is not this validator's federation key in genesis; check keystore"
         );
     }
-    Ok(consort_chain::watcher::Watcher::new(
+    Ok(consort_watcher::Watcher::new(
         peg,
         rpc,
         Some((index, key)),

@@ -13,7 +13,8 @@ use bitcoin::hashes::Hash as _;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Clock as _, tokio::Context};
-use consort_chain::{state, store::Store, watcher::Watcher};
+use consort_state::{self as state, Store};
+use consort_watcher::Watcher;
 use consort_mainchain::Custody;
 use consort_types::{
     AccountId, Asset, Tx,

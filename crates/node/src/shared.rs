@@ -13,7 +13,9 @@ use commonware_consensus::{
 };
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::tokio::Context;
-use consort_chain::{Mempool, error::BlockError, peg::Peg, state, store::Store};
+use consort_chain::Mempool;
+use consort_peg::Peg;
+use consort_state::{self as state, StateError, Store};
 use consort_types::{AccountId, Block, Genesis, SignedTx, TxError};
 use serde_json::json;
 use std::{collections::BTreeSet, sync::Arc};
@@ -40,7 +42,7 @@ pub struct Shared {
     /// The peg, if genesis configures one.
     pub peg: Option<PegNode>,
     /// Governance, if genesis configures it.
-    pub gov: Option<consort_chain::gov::Gov>,
+    pub gov: Option<consort_governance::Gov>,
     /// The admission pipeline (shared with gossip).
     pub admission: Arc<consort_chain::pipeline::Admission<Context>>,
     /// Slots for CPU-heavy request tasks ([`BLOCKING_TASKS_MAX`]).
@@ -125,7 +127,7 @@ pub async fn read<T: commonware_codec::Read<Cfg = ()>>(
         attempts += 1;
         let batch = databases.new_batches().await;
         match Store::new(&batch).get(key).await {
-            Err(BlockError::StaleRead) if attempts < 16 => {}
+            Err(StateError::StaleRead) if attempts < 16 => {}
             result => return result.map_err(|e| ApiError::internal(e.to_string())),
         }
     }

@@ -483,14 +483,6 @@ pub enum PegError {
         /// The quoted fee.
         fee: u64,
     },
-    /// Not enough pegged coin.
-    #[error("pegged balance {balance} is less than {needed}")]
-    InsufficientPegged {
-        /// Balance.
-        balance: u64,
-        /// Needed.
-        needed: u64,
-    },
     /// No such batch, or not in a state that takes this call.
     #[error("batch {0} does not exist or does not take this call now")]
     BadBatch(u64),
@@ -520,7 +512,6 @@ impl PegError {
             Self::AtCapacity(_) => "peg_at_capacity",
             Self::BadDestination => "peg_bad_destination",
             Self::BelowMinimum { .. } => "peg_below_minimum",
-            Self::InsufficientPegged { .. } => "insufficient_balance",
             Self::BadBatch(_) => "peg_bad_batch",
             Self::BadSignatures(_) => "peg_bad_signatures",
             Self::AlreadySigned(_) => "peg_already_signed",

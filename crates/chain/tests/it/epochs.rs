@@ -101,7 +101,7 @@ impl Node {
         use commonware_glue::stateful::db::DatabaseSet as _;
         let databases = self.stateful.subscribe_databases().await;
         let batch = databases.new_batches().await;
-        consort_chain::store::Store::new(&batch)
+        consort_state::Store::new(&batch)
             .get(&state_key::validators::committee(epoch))
             .await
             .expect("state reads")
@@ -414,7 +414,7 @@ fn a_validator_joins_by_vote_and_another_is_removed_on_the_running_network() {
             .await
             .expect("tip finalization");
         let header = block.inner().header.encode().to_vec();
-        let (verified, _) = consort_chain::light::verify_header(
+        let (verified, _) = consort_client::light::verify_header(
             &genesis,
             &header,
             &finalization.encode(),
@@ -435,7 +435,7 @@ fn a_validator_joins_by_vote_and_another_is_removed_on_the_running_network() {
         forged.next_committee = nodes[1].committee(removed - 1).await;
         stale[removed as usize - 1].0 = forged.encode().to_vec();
         assert!(
-            consort_chain::light::verify_header(&genesis, &header, &finalization.encode(), &stale)
+            consort_client::light::verify_header(&genesis, &header, &finalization.encode(), &stale)
                 .is_err(),
             "a boundary header naming another committee does not match its finalization"
         );

@@ -7,12 +7,11 @@ use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Runner as _, deterministic};
 use consort_chain::{
-    execute::{Mode as ExecMode, execute_block},
-    gov::Gov,
     rules::{BlockInfo, Rules},
-    state::{self, Databases},
-    store::Store,
+    runtime::{Mode as ExecMode, execute_block},
 };
+use consort_governance::Gov;
+use consort_state::{self as state, Databases, Store};
 use consort_types::{
     Account, AccountId, Amount, Call, Genesis, GenesisAccount, GenesisValidator, SignedTx, Tx,
     TxError,
@@ -1015,7 +1014,7 @@ fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversiz
         .await;
         assert!(matches!(
             result,
-            Err(consort_chain::error::BlockError::InvalidTx {
+            Err(consort_execution::BlockError::InvalidTx {
                 index: 2,
                 error: TxError::RateLimited { limit: 2, .. }
             })

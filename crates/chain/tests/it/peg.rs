@@ -10,12 +10,11 @@ use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Runner as _, tokio as cw_tokio};
 use consort_chain::{
-    execute::{Mode, execute_block},
-    peg::Peg,
     rules::{BlockInfo, Rules},
-    state::{self, Databases},
-    store::Store,
+    runtime::{Mode, execute_block},
 };
+use consort_peg::Peg;
+use consort_state::{self as state, Databases, Store};
 use consort_mainchain::{
     RpcClient, SigningKey,
     regtest::{LitecoindRegtest, RegtestOptions},
@@ -404,13 +403,13 @@ fn three_watchers(
     ledger: &Ledger,
     rpc: &RpcClient,
     account: AccountId,
-) -> Vec<(u64, consort_chain::watcher::Watcher)> {
+) -> Vec<(u64, consort_watcher::Watcher)> {
     [0u64, 1, 3]
         .into_iter()
         .map(|i| {
             let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
             let mut watcher =
-                consort_chain::watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer));
+                consort_watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer));
             watcher.watch(account, 0);
             (i, watcher)
         })
@@ -622,10 +621,10 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     };
     let error = peg_error(ledger.submit(&alice, out(minimum - 1)).await);
     assert!(matches!(error, PegError::BelowMinimum { .. }), "{error:?}");
-    let error = peg_error(ledger.submit(&alice, out(100_000_001)).await);
+    let result = ledger.submit(&alice, out(100_000_001)).await;
     assert!(
-        matches!(error, PegError::InsufficientPegged { .. }),
-        "{error:?}"
+        matches!(result, Err(TxError::InsufficientBalance { .. })),
+        "{result:?}"
     );
     let amount = 40_000_000;
     ledger
@@ -806,7 +805,7 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
 /// One round of every watcher's duties, each validator's calls in one block.
 async fn watcher_round(
     ledger: &mut Ledger,
-    watchers: &mut [(u64, consort_chain::watcher::Watcher)],
+    watchers: &mut [(u64, consort_watcher::Watcher)],
 ) -> anyhow::Result<()> {
     for (i, watcher) in watchers.iter_mut() {
         let calls = {

@@ -17,10 +17,10 @@ use commonware_utils::{NZU32, channel::mpsc};
 use consort_chain::{
     Mempool,
     application::NoObserver,
-    execute::Overlay,
-    state,
+
     validator::{self, Channels},
 };
+use consort_state as state;
 use consort_types::{
     Account, AccountId, Amount, Block, Call, Genesis, GenesisAccount, GenesisValidator, SignedTx,
     Tx,
@@ -92,13 +92,36 @@ pub fn transfers(per_sender: u64) -> Vec<SignedTx> {
 
 /// Balances after `txs` apply to genesis, computed without the chain.
 pub fn expected_accounts(genesis: &Genesis, txs: &[SignedTx]) -> Vec<(AccountId, Account)> {
-    let mut overlay = Overlay::default();
-    overlay.credit_genesis(&genesis.accounts);
+    // A model of the ledger, independent of the chain's code.
+    let mut accounts: std::collections::BTreeMap<AccountId, Account> = genesis
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.id,
+                Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            )
+        })
+        .collect();
     for tx in txs {
-        overlay.apply(tx).expect("scenario transfers are valid");
+        let Call::Transfer { to, amount } = tx.tx.call else {
+            panic!("scenario transactions are transfers");
+        };
+        let sender = accounts.entry(tx.tx.sender).or_default();
+        assert_eq!(sender.nonce, tx.tx.nonce, "scenario nonces are consecutive");
+        sender.balance = sender
+            .balance
+            .checked_sub(amount)
+            .expect("scenario transfers are funded");
+        sender.nonce += 1;
+        let recipient = accounts.entry(to).or_default();
+        recipient.balance = recipient.balance.checked_add(amount).expect("no overflow");
     }
     (0..FUNDED)
-        .map(|i| (user(i), overlay.get(&user(i)).expect("funded")))
+        .map(|i| (user(i), accounts.get(&user(i)).copied().expect("funded")))
         .collect()
 }
 
@@ -129,7 +152,7 @@ impl State {
         use commonware_glue::stateful::db::DatabaseSet as _;
         let databases = self.stateful.subscribe_databases().await;
         let batch = databases.new_batches().await;
-        consort_chain::store::Store::new(&batch)
+        consort_state::Store::new(&batch)
             .get(key)
             .await
             .expect("state reads")

@@ -403,7 +403,7 @@ fn height_of(api: &str) -> u64 {
 /// `consort verify` accepts what an honest node serves; the light client refuses the same
 /// evidence with a tampered balance, state root or signature, or against another validator set.
 fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, id: &str) {
-    use consort_chain::light::{AccountEvidence, LightError, verify_account};
+    use consort_client::light::{AccountEvidence, LightError, verify_account};
     let out = Command::new(BIN)
         .args(["verify", "--node", api, "--genesis"])
         .arg(genesis_path)

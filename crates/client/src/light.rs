@@ -7,10 +7,8 @@
 //! of the header served → the header commits to a state root → the QMDB proof shows the
 //! account's value under that root.
 
-use crate::{
-    state::{CHUNK_BYTES, StateValue, from_value},
-    validator::participants,
-};
+use consort_state::{CHUNK_BYTES, StateValue, from_value};
+use consort_validators::participants;
 use commonware_codec::{Copying, Decode as _, DecodeExt as _};
 use commonware_consensus::simplex::{scheme::ed25519::Scheme, types::Finalization};
 use commonware_cryptography::{Sha256, sha256};
@@ -129,8 +127,8 @@ fn follow_committees(
 ) -> Result<commonware_utils::ordered::Set<commonware_cryptography::ed25519::PublicKey>, LightError>
 {
     use commonware_consensus::types::{Epoch, Epocher as _};
-    let epocher = crate::validators::epocher(genesis);
-    let mut committee = participants(genesis);
+    let epocher = consort_validators::epocher(genesis);
+    let mut committee = consort_validators::genesis_participants(genesis);
     for (epoch, (header, finalization)) in boundaries.iter().enumerate() {
         let epoch = epoch as u64;
         let header = Header::decode(Copying(header.as_slice()))
@@ -146,7 +144,7 @@ fn follow_committees(
         let next = header.next_committee.ok_or_else(|| {
             LightError::BadBoundary(format!("epoch {epoch}'s last block names no committee"))
         })?;
-        committee = crate::epochs::participants(&next);
+        committee = participants(&next);
     }
     Ok(committee)
 }
@@ -162,7 +160,7 @@ pub fn verify_header(
 ) -> Result<(Header, Finalization<Scheme, sha256::Digest>), LightError> {
     let header =
         Header::decode(Copying(header)).map_err(|e| LightError::BadHeader(e.to_string()))?;
-    let epoch = crate::validators::epoch_of(genesis, header.height.get()).get();
+    let epoch = consort_validators::epoch_of(genesis, header.height.get()).get();
     if boundaries.len() as u64 != epoch {
         return Err(LightError::BadBoundary(format!(
             "block {} is in epoch {epoch}, but {} boundaries were given",
@@ -190,7 +188,7 @@ pub fn verify_account(
     let proof = StateProof::decode_cfg(Copying(evidence.proof), &(PROOF_DIGESTS_MAX, ()))
         .map_err(|e| LightError::BadProof(e.to_string()))?;
     let key = state_key::account(&evidence.id);
-    let value: StateValue = crate::state::to_value(&evidence.account);
+    let value: StateValue = consort_state::to_value(&evidence.account);
     if from_value::<Account>(&value) != Some(evidence.account)
         || !proof.verify::<Sha256, FixedEncoding<StateValue>>(key, value, &header.state_root)
     {

@@ -1,4 +1,4 @@
-//! The authenticated state: one QMDB `current::ordered::variable` database keyed by
+//! The authenticated state database: one QMDB `current::ordered::variable` database keyed by
 //! [`consort_types::state_key`] digests, valued by canonical encodings.
 
 use commonware_cryptography::{Sha256, sha256};

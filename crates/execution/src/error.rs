@@ -1,6 +1,7 @@
 //! The execution layer's two kinds of failure: a transaction's ([`Fail::Tx`], which becomes
 //! its receipt) and the node's ([`BlockError`]: storage, corruption, broken invariants).
 
+use consort_state::StateError;
 use consort_types::{Digest, TxError};
 
 /// Why a block cannot be executed.
@@ -29,6 +30,16 @@ pub enum BlockError {
     Invariant(String),
 }
 
+impl From<StateError> for BlockError {
+    fn from(error: StateError) -> Self {
+        match error {
+            StateError::CorruptState(key) => Self::CorruptState(key),
+            StateError::Database(error) => Self::Database(error),
+            StateError::StaleRead => Self::StaleRead,
+        }
+    }
+}
+
 /// Why a call failed: refused (changes nothing), or the database failed.
 #[derive(Debug)]
 pub enum Fail {
@@ -41,6 +52,12 @@ pub enum Fail {
 impl From<TxError> for Fail {
     fn from(error: TxError) -> Self {
         Self::Tx(error)
+    }
+}
+
+impl From<StateError> for Fail {
+    fn from(error: StateError) -> Self {
+        Self::Db(error.into())
     }
 }
 

@@ -7,7 +7,8 @@
 //! the main chain. Everything it proposes is checked again by the runtime, so a confused or
 //! malicious watcher can waste a transaction, never move coins.
 
-use crate::{error::BlockError, peg::Peg, state::Runtime, store::Store};
+use consort_execution::{BlockError, Runtime, Store};
+use consort_peg::Peg;
 use bitcoin::{Block, BlockHash, Transaction, Txid, hashes::Hash as _};
 use consort_mainchain::{RpcClient, RpcError, SigningKey};
 use consort_types::{
@@ -36,6 +37,12 @@ pub enum WatchError {
     /// Main-chain data did not decode.
     #[error("main-chain data: {0}")]
     Decode(String),
+}
+
+impl From<consort_execution::StateError> for WatchError {
+    fn from(error: consort_execution::StateError) -> Self {
+        Self::State(error.into())
+    }
 }
 
 /// A deposit seen on the main chain.

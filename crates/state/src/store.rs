@@ -7,8 +7,8 @@
 //! handed back in key order, so every node writes the same operations.
 
 use crate::{
-    error::BlockError,
-    state::{Runtime, STATE_VALUE_SIZE, StateValue, Unmerkleized},
+    db::{Runtime, STATE_VALUE_SIZE, StateValue, Unmerkleized, from_value, to_value},
+    error::StateError,
 };
 use commonware_codec::{Decode as _, Encode, EncodeSize, Read};
 use consort_types::{Digest, sha256};
@@ -41,6 +41,8 @@ pub struct Store<'a, E: Runtime> {
     journal: BTreeMap<Digest, Option<StateValue>>,
     /// Chunks the block's committed transactions wrote.
     written: std::collections::BTreeSet<Digest>,
+    /// Commits that kept at least one write.
+    commits: u64,
 }
 
 impl<'a, E: Runtime> Store<'a, E> {
@@ -51,42 +53,86 @@ impl<'a, E: Runtime> Store<'a, E> {
             block: BTreeMap::new(),
             journal: BTreeMap::new(),
             written: std::collections::BTreeSet::new(),
+            commits: 0,
         }
     }
 
-    async fn raw(&mut self, key: &Digest) -> Result<Option<StateValue>, BlockError> {
+    async fn raw(&mut self, key: &Digest) -> Result<Option<StateValue>, StateError> {
         if let Some(value) = self.journal.get(key) {
             return Ok(value.clone());
         }
         if let Some(value) = self.block.get(key) {
             return Ok(value.clone());
         }
-        let value = self.parent.get(key).await.map_err(|e| match e {
-            commonware_storage::qmdb::Error::StaleRead => BlockError::StaleRead,
-            e => BlockError::Database(format!("{e:?}")),
-        })?;
+        let value = self.parent.get(key).await?;
         self.block.insert(*key, value.clone());
         Ok(value)
     }
 
+    /// Read `keys` from the parent state in one pass, so later reads of them are served from
+    /// memory (a block's accounts, loaded before its transactions run).
+    ///
+    /// # Errors
+    /// If the database fails.
+    pub async fn prefetch(&mut self, keys: &[Digest]) -> Result<(), StateError> {
+        let missing: Vec<&Digest> = keys
+            .iter()
+            .filter(|key| !self.journal.contains_key(*key) && !self.block.contains_key(*key))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let values = self.parent.get_many(&missing).await?;
+        for (key, value) in missing.into_iter().zip(values) {
+            self.block.insert(*key, value);
+        }
+        Ok(())
+    }
+
+    /// A fixed-size record (one [`StateValue`], as [`to_value`] pads it) under `key`, if any.
+    ///
+    /// # Errors
+    /// If the database fails or the value does not decode.
+    pub async fn get_fixed<T: Read<Cfg = ()> + EncodeSize>(
+        &mut self,
+        key: &Digest,
+    ) -> Result<Option<T>, StateError> {
+        match self.raw(key).await? {
+            Some(value) => from_value(&value)
+                .map(Some)
+                .ok_or(StateError::CorruptState(*key)),
+            None => Ok(None),
+        }
+    }
+
+    /// Write a fixed-size record under `key` (in the current transaction).
+    pub fn put_fixed<T: Encode>(&mut self, key: &Digest, record: &T) {
+        self.journal.insert(*key, Some(to_value(record)));
+    }
+
+    /// Remove a fixed-size record (in the current transaction).
+    pub fn delete_fixed(&mut self, key: &Digest) {
+        self.journal.insert(*key, None);
+    }
+
     /// The record under `key`, if any.
-    pub async fn get<T: Read<Cfg = ()>>(&mut self, key: &Digest) -> Result<Option<T>, BlockError> {
+    pub async fn get<T: Read<Cfg = ()>>(&mut self, key: &Digest) -> Result<Option<T>, StateError> {
         let Some(bytes) = self.get_bytes(key).await? else {
             return Ok(None);
         };
         T::decode_cfg(commonware_codec::Copying(bytes.as_slice()), &())
             .map(Some)
-            .map_err(|_| BlockError::CorruptState(*key))
+            .map_err(|_| StateError::CorruptState(*key))
     }
 
-    async fn get_bytes(&mut self, key: &Digest) -> Result<Option<Vec<u8>>, BlockError> {
+    async fn get_bytes(&mut self, key: &Digest) -> Result<Option<Vec<u8>>, StateError> {
         let Some(first) = self.raw(key).await? else {
             return Ok(None);
         };
         let first: &[u8] = first.as_ref();
         let len = u32::from_be_bytes(first[..HEAD_BYTES].try_into().expect("4 bytes")) as usize;
         if len > RECORD_SIZE_MAX {
-            return Err(BlockError::CorruptState(*key));
+            return Err(StateError::CorruptState(*key));
         }
         let mut bytes = Vec::with_capacity(len);
         bytes.extend_from_slice(&first[HEAD_BYTES..HEAD_BYTES + len.min(FIRST_CHUNK_DATA)]);
@@ -94,7 +140,7 @@ impl<'a, E: Runtime> Store<'a, E> {
             let chunk = self
                 .raw(&chunk_key(key, index))
                 .await?
-                .ok_or(BlockError::CorruptState(*key))?;
+                .ok_or(StateError::CorruptState(*key))?;
             let take = (len - bytes.len()).min(STATE_VALUE_SIZE);
             bytes.extend_from_slice(&chunk.as_ref()[..take]);
         }
@@ -106,7 +152,7 @@ impl<'a, E: Runtime> Store<'a, E> {
         &mut self,
         key: &Digest,
         record: &T,
-    ) -> Result<(), BlockError> {
+    ) -> Result<(), StateError> {
         let bytes = record.encode();
         assert!(
             bytes.len() <= RECORD_SIZE_MAX,
@@ -133,14 +179,14 @@ impl<'a, E: Runtime> Store<'a, E> {
     }
 
     /// Remove the record under `key` (in the current transaction).
-    pub async fn delete(&mut self, key: &Digest) -> Result<(), BlockError> {
+    pub async fn delete(&mut self, key: &Digest) -> Result<(), StateError> {
         for index in 0..self.chunks_of(key).await? {
             self.journal.insert(chunk_key(key, index), None);
         }
         Ok(())
     }
 
-    async fn chunks_of(&mut self, key: &Digest) -> Result<u32, BlockError> {
+    async fn chunks_of(&mut self, key: &Digest) -> Result<u32, StateError> {
         Ok(match self.raw(key).await? {
             Some(first) => {
                 let len = u32::from_be_bytes(first.as_ref()[..HEAD_BYTES].try_into().expect("4"));
@@ -153,6 +199,9 @@ impl<'a, E: Runtime> Store<'a, E> {
     /// Keep the current transaction's writes.
     pub fn commit(&mut self) {
         let journal = std::mem::take(&mut self.journal);
+        if !journal.is_empty() {
+            self.commits += 1;
+        }
         self.written.extend(journal.keys().copied());
         self.block.extend(journal);
     }
@@ -165,6 +214,12 @@ impl<'a, E: Runtime> Store<'a, E> {
     /// Whether any transaction of the block wrote a record.
     pub fn touched(&self) -> bool {
         !self.written.is_empty()
+    }
+
+    /// How many commits kept a write so far: compare two readings to learn whether a step
+    /// wrote anything.
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// Every chunk the block wrote or deleted, in key order.

@@ -1,0 +1,320 @@
+//! The runtime: deterministic block execution over the modules.
+//!
+//! A block's transactions run against one [`Store`] over the parent's state (the accounts they
+//! touch read in one pass first); each call goes to its module through [`dispatch`], the one
+//! exhaustive `match` on calls; everything written is handed back in key order. No clock, no
+//! floats, no unordered iteration: the same parent state and transactions give the same root on
+//! every node.
+
+use crate::{admission, rules::Rules};
+use commonware_glue::stateful::db::Unmerkleized as _;
+use consort_execution::{
+    BlockError, BlockInfo, Context, Fail, Open, Permissions as _, Runtime, Store, accounts,
+    ledger::{self, Denom},
+};
+use consort_state::{Merkleized, Unmerkleized, to_value};
+use consort_types::{
+    AccountId, Call, Digest, Outcome, SignedTx, TxError, TxHash, peg::PegError, state_key,
+    state_key::TxLocation,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Whether transactions that may not take a place in the block are skipped (building a
+/// block) or make the block invalid (verifying a peer's block). Either way a transaction that
+/// takes its place and then fails is included with its failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Build: skip what may not be included and report what never can be.
+    Propose,
+    /// Verify: a transaction that may not be included rejects the whole block.
+    Verify,
+}
+
+/// The accounts every transaction of `txs` reads or writes, in order.
+pub fn touched(txs: &[SignedTx]) -> BTreeSet<AccountId> {
+    let mut ids = BTreeSet::new();
+    for tx in txs {
+        ids.insert(tx.tx.sender);
+        match &tx.tx.call {
+            Call::Transfer { to, .. } => {
+                ids.insert(*to);
+            }
+            Call::Rotate { account, new } => {
+                ids.insert(*account);
+                ids.insert(*new);
+            }
+            _ => {}
+        }
+    }
+    ids
+}
+
+/// What executing a block produced.
+pub struct Executed<E: Runtime> {
+    /// The state after the block.
+    pub merkleized: Merkleized<E>,
+    /// Transactions included, in order (applied or failed).
+    pub included: Vec<SignedTx>,
+    /// Each included transaction's outcome, by position.
+    pub outcomes: Vec<Outcome>,
+    /// Transactions building refused a place, with why (not those that merely wait: out of
+    /// nonce order for this parent, or over the per-block rate).
+    pub rejected: Vec<(TxHash, TxError)>,
+    /// Included transactions that failed, with the whole error (the block keeps its code).
+    pub failures: Vec<(TxHash, TxError)>,
+    /// The next epoch's committee, if this is the last block of an epoch.
+    pub next_committee: Option<consort_types::validators::ValidatorSet>,
+}
+
+/// Why a transaction does not take a place in the block being built.
+enum Skip {
+    /// It may fit a later block (out of nonce order for this parent, or over the per-block
+    /// rate): the pool keeps it.
+    Wait(TxError),
+    /// It can never take a place as it stands: the pool drops it.
+    Refuse(TxError),
+}
+
+/// Whether `tx` may take the next place in the block: size, per-block rate, exact nonce and
+/// the sender's eligibility ([`admission::eligible`]) against the block's state so far.
+async fn place<E: Runtime>(
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    per_sender: &BTreeMap<AccountId, u32>,
+    tx: &SignedTx,
+) -> Result<Result<(), Skip>, BlockError> {
+    if let Some(limits) = rules.genesis.account_limits
+        && per_sender.get(&tx.tx.sender).copied().unwrap_or(0) >= limits.txs_per_block
+    {
+        return Ok(Err(Skip::Wait(TxError::RateLimited {
+            limit: limits.txs_per_block,
+            scope: "in this block",
+        })));
+    }
+    let eligible = admission::eligible(store, rules, tx).await;
+    // Eligibility only reads; nothing to keep from its journal.
+    store.rollback();
+    match eligible {
+        Ok(()) => {}
+        Err(Fail::Tx(error)) => return Ok(Err(Skip::Refuse(error))),
+        Err(Fail::Db(error)) => return Err(error),
+    }
+    match accounts::check_nonce(store, tx).await? {
+        Ok(_) => Ok(Ok(())),
+        Err(error @ (TxError::NonceTooHigh { .. } | TxError::NonceReused { .. })) => {
+            Ok(Err(Skip::Wait(error)))
+        }
+        Err(error) => Ok(Err(Skip::Refuse(error))),
+    }
+}
+
+/// Run a placed transaction's call through `store`'s journal: kept if it applies, dropped if
+/// it fails. The outer `Result` is for database failures.
+async fn run<E: Runtime>(
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    tx: &SignedTx,
+    block: BlockInfo,
+) -> Result<Result<(), TxError>, BlockError> {
+    let ctx = Context {
+        sender: &tx.tx.sender,
+        block,
+    };
+    match dispatch(store, rules, ctx, &tx.tx.call).await {
+        Ok(()) => {
+            store.commit();
+            Ok(Ok(()))
+        }
+        Err(Fail::Tx(error)) => {
+            store.rollback();
+            Ok(Err(error))
+        }
+        Err(Fail::Db(error)) => Err(error),
+    }
+}
+
+/// The one place that routes each call to its module. Every arm is written out, grouped by
+/// module: a new call does not compile until it has a home.
+async fn dispatch<E: Runtime>(
+    store: &mut Store<'_, E>,
+    rules: Rules<'_>,
+    ctx: Context<'_>,
+    call: &Call,
+) -> Result<(), Fail> {
+    match rules.gov {
+        Some(gov) => gov.check_targets(store, call).await?,
+        None => Open.check_targets(store, call).await?,
+    }
+    let sender = ctx.sender;
+    match call {
+        // Accounts and assets: one ledger for every asset.
+        Call::Transfer { to, amount } => {
+            ledger::transfer(store, Denom::Native, sender, to, amount.units()).await
+        }
+        Call::TransferAsset { asset, to, amount } => {
+            ledger::transfer(store, asset, sender, to, amount.units()).await
+        }
+        // Private records.
+        Call::SetSealKey { .. } | Call::PutPrivate { .. } => match rules.gov {
+            Some(gov) => consort_private::apply(store, gov, ctx, call).await,
+            None => consort_private::apply(store, &Open, ctx, call).await,
+        },
+        // Validators.
+        Call::LeaveValidator => consort_validators::remove(store, rules.genesis, sender).await,
+        // Governance, supervision, banks' e-money, key rotation.
+        Call::Propose { .. }
+        | Call::Vote { .. }
+        | Call::Register { .. }
+        | Call::Revoke { .. }
+        | Call::SelfRegister
+        | Call::Freeze { .. }
+        | Call::Unfreeze { .. }
+        | Call::Issue { .. }
+        | Call::Redeem { .. }
+        | Call::ReserveReport { .. }
+        | Call::Rotate { .. }
+        | Call::CancelRotation => match rules.gov {
+            Some(gov) => gov.apply(store, ctx, call).await,
+            None => Err(Fail::Tx(TxError::Unauthorized {
+                call: call.kind(),
+                reason: "this chain has no governance section in genesis",
+            })),
+        },
+        // The two-way peg.
+        Call::RelayHeaders { .. }
+        | Call::ClaimDeposit { .. }
+        | Call::PegOut { .. }
+        | Call::SignBatch { .. }
+        | Call::ConfirmBatch { .. } => match rules.peg {
+            Some(peg) => peg.apply(store, ctx, call).await,
+            None => Err(Fail::Tx(TxError::Peg(PegError::Disabled))),
+        },
+    }
+}
+
+/// Execute `txs` as `block` on `batch` under `rules` (block 1 also credits genesis).
+///
+/// Each transaction first needs a place ([`place`]): while building, one without is skipped
+/// (and reported in [`Executed::rejected`] if it can never have one); while verifying, one
+/// without makes the block invalid. A placed transaction runs; applied or failed, it is
+/// included with its [`Outcome`] and uses its nonce.
+///
+/// # Errors
+/// A database failure, a broken invariant, or (verifying) a transaction without a place.
+pub async fn execute_block<E: Runtime>(
+    batch: Unmerkleized<E>,
+    block: BlockInfo,
+    txs: Vec<SignedTx>,
+    rules: Rules<'_>,
+    mode: Mode,
+) -> Result<Executed<E>, BlockError> {
+    let height = block.height;
+    let genesis = (height == 1).then_some(rules.genesis);
+    let mut store = Store::new(&batch);
+    // The accounts the block touches, read in one pass.
+    let mut ids = touched(&txs);
+    if let Some(genesis) = genesis {
+        ids.extend(genesis.accounts.iter().map(|a| a.id));
+        ids.extend(genesis.validators.iter().map(|v| v.public_key));
+    }
+    let keys: Vec<Digest> = ids.iter().map(state_key::account).collect();
+    store.prefetch(&keys).await?;
+    if let Some(genesis) = genesis {
+        for allocation in &genesis.accounts {
+            ledger::allocate(&mut store, &allocation.id, allocation.balance).await?;
+        }
+        for validator in &genesis.validators {
+            accounts::create(&mut store, &validator.public_key).await?;
+        }
+        store.commit();
+        if let Some(peg) = rules.peg {
+            peg.init(&mut store).await?;
+            store.commit();
+        }
+        if let Some(gov) = rules.gov {
+            gov.init(&mut store).await?;
+            store.commit();
+        }
+    }
+    let mut included = Vec::with_capacity(txs.len());
+    let mut outcomes = Vec::with_capacity(txs.len());
+    let mut rejected = Vec::new();
+    let mut failures = Vec::new();
+    // Transactions of each sender in this block, for the per-account rate limit.
+    let mut per_sender: BTreeMap<AccountId, u32> = BTreeMap::new();
+    for (index, tx) in txs.into_iter().enumerate() {
+        match (place(&mut store, rules, &per_sender, &tx).await?, mode) {
+            (Ok(()), _) => {}
+            (Err(Skip::Wait(_)), Mode::Propose) => continue,
+            (Err(Skip::Refuse(error)), Mode::Propose) => {
+                rejected.push((tx.hash(), error));
+                continue;
+            }
+            (Err(Skip::Wait(error) | Skip::Refuse(error)), Mode::Verify) => {
+                return Err(BlockError::InvalidTx { index, error });
+            }
+        }
+        let outcome = match run(&mut store, rules, &tx, block).await? {
+            Ok(()) => Outcome::Applied,
+            Err(error) => {
+                let outcome = Outcome::failed(&error);
+                failures.push((tx.hash(), error));
+                outcome
+            }
+        };
+        // Placed means the nonce is the next one and not u64::MAX: this cannot fail.
+        accounts::bump_nonce(&mut store, &tx.tx.sender)
+            .await?
+            .map_err(|e| BlockError::Invariant(format!("placed transaction's nonce: {e}")))?;
+        store.commit();
+        *per_sender.entry(tx.tx.sender).or_default() += 1;
+        included.push(tx);
+        outcomes.push(outcome);
+    }
+    if let Some(gov) = rules.gov {
+        gov.end_block(&mut store, height).await?;
+        store.commit();
+    }
+    if let Some(peg) = rules.peg {
+        let before = store.commits();
+        peg.end_block(&mut store, height).await?;
+        store.commit();
+        // The conservation check runs in blocks that may have moved pegged value: a call
+        // other than a native transfer, or the peg's own end of block.
+        let moved = included
+            .iter()
+            .any(|tx| !matches!(tx.tx.call, Call::Transfer { .. }));
+        if moved || store.commits() != before {
+            peg.check_invariant(&mut store).await?;
+        }
+    }
+    let next_committee = consort_validators::end_block(&mut store, rules.genesis, height).await?;
+    store.commit();
+    let records = store.into_writes();
+    let mut batch = batch;
+    for (key, value) in records {
+        batch = batch.write(key, value);
+    }
+    for (index, (tx, outcome)) in included.iter().zip(&outcomes).enumerate() {
+        let location = TxLocation {
+            height,
+            index: u32::try_from(index).map_err(|_| {
+                BlockError::Invariant("a block holds more than u32::MAX transactions".into())
+            })?,
+            applied: outcome.is_applied(),
+        };
+        batch = batch.write(state_key::tx(&tx.hash()), Some(to_value(&location)));
+    }
+    let merkleized = batch
+        .merkleize()
+        .await
+        .map_err(|e| BlockError::Database(format!("{e:?}")))?;
+    Ok(Executed {
+        merkleized,
+        included,
+        outcomes,
+        rejected,
+        failures,
+        next_committee,
+    })
+}

@@ -1,0 +1,367 @@
+//! Who may make which call, and what is frozen: the [`Permissions`] of a governed chain.
+
+use crate::unauthorized;
+use consort_execution::{BlockError, Fail, Runtime, Store, ledger};
+use consort_types::{
+    AccountId, Call,
+    codec_util::List,
+    gov::{
+        FreezeTarget, GovError, Org,
+        PendingRotation, Registration, role,
+    },
+    state_key::gov as key,
+};
+use crate::Gov;
+use consort_execution::Permissions;
+
+impl Gov {
+    /// The sender's registration if it is active and its organisation is a member.
+    pub(crate) async fn active<E: Runtime>(
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+    ) -> Result<Option<Registration>, BlockError> {
+        let Some(registration) = store
+            .get::<Registration>(&key::registration(sender))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !registration.active {
+            return Ok(None);
+        }
+        let org: Option<Org> = store.get(&key::org(&registration.org)).await?;
+        Ok(org.filter(|o| o.active).map(|_| registration))
+    }
+
+    pub(crate) async fn frozen<E: Runtime>(
+        store: &mut Store<'_, E>,
+        target: FreezeTarget,
+    ) -> Result<bool, BlockError> {
+        Ok(store
+            .get::<bool>(&key::frozen(&target))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// Refuse a sender whose account or organisation is frozen. The regulator's own calls and
+    /// governance votes pass: a regulator must never be able to silence the organisations
+    /// whose votes can overrule it.
+    pub(crate) async fn check_frozen<E: Runtime>(
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        if matches!(
+            call,
+            Call::Freeze { .. } | Call::Unfreeze { .. } | Call::Propose { .. } | Call::Vote { .. }
+        ) {
+            return Ok(());
+        }
+        let mut targets = vec![FreezeTarget::Account(*sender)];
+        if let Some(registration) = store
+            .get::<Registration>(&key::registration(sender))
+            .await?
+        {
+            targets.push(FreezeTarget::Org(registration.org));
+        }
+        Self::refuse_frozen(store, targets).await
+    }
+
+    /// Refuse a call that touches a frozen account, organisation or asset other than its
+    /// sender: a recipient (and its organisation), an asset moved, issued, redeemed, pegged
+    /// out or claimed, a rotated account and any frozen asset it holds. Checked when the call
+    /// executes: a refusal is the transaction's failure, its nonce used.
+    pub async fn check_targets<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        // Payments to a rotated-away key: refused when the call runs (its nonce used), since
+        // the answer depends on the recipient, not on the sender that admission checks.
+        Self::check_recipient(store, call).await?;
+        let mut targets = Vec::new();
+        let mut accounts = Vec::new();
+        match call {
+            Call::Transfer { to, .. } => accounts.push(*to),
+            Call::TransferAsset { asset, to, .. } | Call::Issue { asset, to, .. } => {
+                accounts.push(*to);
+                targets.push(FreezeTarget::Asset(*asset));
+            }
+            Call::Redeem { asset, .. } => targets.push(FreezeTarget::Asset(*asset)),
+            Call::PegOut { .. } => targets.extend(self.pegged.map(FreezeTarget::Asset)),
+            Call::ClaimDeposit { account, .. } => {
+                accounts.push(*account);
+                targets.extend(self.pegged.map(FreezeTarget::Asset));
+            }
+            Call::Rotate { account, .. } => {
+                accounts.push(*account);
+                for asset in self.assets(store).await? {
+                    if ledger::balance(store, &asset, account).await? > 0 {
+                        targets.push(FreezeTarget::Asset(asset));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for account in accounts {
+            targets.push(FreezeTarget::Account(account));
+            if let Some(registration) = store
+                .get::<Registration>(&key::registration(&account))
+                .await?
+            {
+                targets.push(FreezeTarget::Org(registration.org));
+            }
+        }
+        Self::refuse_frozen(store, targets).await
+    }
+
+    /// The pegged coin and every issued e-money asset.
+    pub(crate) async fn assets<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<Vec<consort_types::Asset>, BlockError> {
+        let mut assets: Vec<consort_types::Asset> = self.pegged.into_iter().collect();
+        if let Some(issued) = store
+            .get::<List<consort_types::Asset, { consort_types::gov::ASSETS_MAX }>>(
+                &key::emoney_assets(),
+            )
+            .await?
+        {
+            assets.extend(issued.0);
+        }
+        Ok(assets)
+    }
+
+    pub(crate) async fn refuse_frozen<E: Runtime>(
+        store: &mut Store<'_, E>,
+        targets: Vec<FreezeTarget>,
+    ) -> Result<(), Fail> {
+        for target in targets {
+            if Self::frozen(store, target).await? {
+                let what = match target {
+                    FreezeTarget::Account(id) => format!("account {id}"),
+                    FreezeTarget::Asset(asset) => format!("asset {asset}"),
+                    FreezeTarget::Org(org) => format!("organisation {org}"),
+                };
+                return Err(GovError::Frozen(what).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuse payments to a key rotated away: nothing sent there could ever be spent.
+    pub(crate) async fn check_recipient<E: Runtime>(
+        store: &mut Store<'_, E>,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        let (Call::Transfer { to, .. } | Call::TransferAsset { to, .. } | Call::Issue { to, .. }) =
+            call
+        else {
+            return Ok(());
+        };
+        match Self::rotated_to(store, to).await? {
+            Some(new) => Err(GovError::RotatedAway {
+                old: to.to_string(),
+                new: new.to_string(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn has_role<E: Runtime>(
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        bits: u16,
+    ) -> Result<Option<Registration>, BlockError> {
+        Ok(Self::active(store, sender)
+            .await?
+            .filter(|r| r.roles & bits != 0))
+    }
+
+    /// Check that `sender` may make `call`. Every call kind names who may make it:
+    ///
+    /// | call | who |
+    /// |---|---|
+    /// | `relay_headers`, `sign_batch` | validators (checked by the peg) |
+    /// | `self_register` | an account not yet registered |
+    /// | `cancel_rotation` | an account an admin's rotation waits on |
+    /// | `leave_validator` | a validator in the registry |
+    /// | `propose`, `vote`, `register`, `revoke` | an admin of a member organisation |
+    /// | everything else | any active account of a member organisation, or a validator |
+    ///
+    /// While governance holds the emergency brake ([`Action::Halt`]), every call but `propose`,
+    /// `vote`, `freeze`, `unfreeze` and `cancel_rotation` (an objection moves nothing, and a
+    /// halt must not eat the objection window) is refused with `chain_halted`.
+    ///
+    /// Payments (`transfer`, `transfer_asset`, `issue`) to a key rotated away are refused with
+    /// the new key named.
+    ///
+    /// # Errors
+    /// [`TxError::Unauthorized`] (or a database failure).
+    pub async fn authorize<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        if !matches!(
+            call,
+            Call::Propose { .. }
+                | Call::Vote { .. }
+                | Call::Freeze { .. }
+                | Call::Unfreeze { .. }
+                | Call::CancelRotation
+        ) && Self::halted(store).await?.is_some()
+        {
+            return Err(GovError::Halted.into());
+        }
+        Self::check_frozen(store, sender, call).await?;
+        match call {
+            Call::Rotate { account, .. } => {
+                let Some(registration) = Self::active(store, account).await? else {
+                    return Err(GovError::NotRegistered(account.to_string()).into());
+                };
+                if sender == account {
+                    return Ok(());
+                }
+                match Self::active(store, sender).await? {
+                    Some(admin)
+                        if admin.org == registration.org && admin.roles & role::ADMIN != 0 =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(unauthorized(
+                        call,
+                        "only the account itself or an admin of its organisation rotates its key",
+                    )),
+                }
+            }
+            Call::LeaveValidator => {
+                if consort_validators::is_validator(store, &self.genesis, sender).await? {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        call,
+                        "only a validator leaves the validator set",
+                    ))
+                }
+            }
+            Call::Freeze { .. } | Call::Unfreeze { .. } => {
+                match Self::has_role(store, sender, role::REGULATOR).await? {
+                    Some(_) => Ok(()),
+                    None => Err(unauthorized(
+                        call,
+                        "only the regulator freezes and unfreezes",
+                    )),
+                }
+            }
+            Call::Issue { .. } | Call::ReserveReport { .. } => {
+                match Self::has_role(store, sender, role::BANK).await? {
+                    Some(_) => Ok(()),
+                    None => Err(unauthorized(
+                        call,
+                        "only a bank account of a member bank issues e-money and reports reserves",
+                    )),
+                }
+            }
+            Call::Redeem { .. } => {
+                if Self::active(store, sender).await?.is_some() {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        call,
+                        "only registered accounts redeem e-money",
+                    ))
+                }
+            }
+            // The peg checks the sender against the federation at admission and execution.
+            Call::RelayHeaders { .. } | Call::SignBatch { .. } => Ok(()),
+            Call::CancelRotation => {
+                if store
+                    .get::<PendingRotation>(&key::rotation(sender))
+                    .await?
+                    .is_some()
+                {
+                    Ok(())
+                } else {
+                    Err(GovError::NoPendingRotation(sender.to_string()).into())
+                }
+            }
+            Call::SelfRegister => {
+                if store
+                    .get::<Registration>(&key::registration(sender))
+                    .await?
+                    .is_some()
+                {
+                    return Err(GovError::AlreadyRegistered(sender.to_string()).into());
+                }
+                Ok(())
+            }
+            Call::Propose { .. }
+            | Call::Vote { .. }
+            | Call::Register { .. }
+            | Call::Revoke { .. } => match Self::active(store, sender).await? {
+                Some(r) if r.roles & role::ADMIN != 0 => Ok(()),
+                _ => Err(unauthorized(
+                    call,
+                    "only an admin of a member organisation may do this",
+                )),
+            },
+            Call::Transfer { .. }
+            | Call::TransferAsset { .. }
+            | Call::ClaimDeposit { .. }
+            | Call::PegOut { .. }
+            | Call::ConfirmBatch { .. }
+            | Call::SetSealKey { .. }
+            | Call::PutPrivate { .. } => {
+                if consort_validators::is_validator(store, &self.genesis, sender).await?
+                    || Self::active(store, sender).await?.is_some()
+                {
+                    Ok(())
+                } else {
+                    Err(unauthorized(
+                        call,
+                        "the sender is not a registered account of a member organisation; \
+                         register first (self_register for customers)",
+                    ))
+                }
+            }
+        }
+    }
+
+}
+
+impl Permissions for Gov {
+    fn governed(&self) -> bool {
+        true
+    }
+
+    async fn holds_role<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+        role: u16,
+    ) -> Result<bool, BlockError> {
+        Ok(Self::active_roles(store, account)
+            .await?
+            .is_some_and(|roles| roles & role != 0))
+    }
+
+    async fn authorize<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        Gov::authorize(self, store, sender, call).await
+    }
+
+    async fn check_targets<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        Gov::check_targets(self, store, call).await
+    }
+}

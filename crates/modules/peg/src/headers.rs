@@ -1,0 +1,152 @@
+//! The on-chain light client of the main chain: relayed headers, the best chain, reorganisations.
+
+use crate::Peg;
+use consort_execution::{BlockError, Fail, Runtime, Store};
+use bitcoin::{
+    BlockHash,
+    hashes::Hash as _,
+    pow::{CompactTarget, Work},
+};
+use consort_mainchain::{
+    self as mc, HeaderRecord,
+};
+use consort_types::{
+    peg::{
+        HeaderEntry, MainTip, PegError,
+    },
+    state_key::peg as key,
+};
+use std::collections::BTreeMap;
+
+
+impl Peg {
+    pub(crate) async fn tip<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<MainTip, BlockError> {
+        store
+            .get(&key::tip())
+            .await?
+            .ok_or(BlockError::CorruptState(key::tip()))
+    }
+
+    pub(crate) async fn best_at<E: Runtime>(
+        store: &mut Store<'_, E>,
+        height: u32,
+    ) -> Result<Option<[u8; 32]>, BlockError> {
+        Ok(store.get(&key::height(height)).await?)
+    }
+
+    pub(crate) async fn relay<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        headers: &[[u8; 80]],
+    ) -> Result<(), Fail> {
+        let tip = self.tip(store).await?;
+        let mut best: HeaderEntry = store
+            .get(&key::header(&tip.hash))
+            .await?
+            .ok_or(BlockError::CorruptState(key::header(&tip.hash)))?;
+        let mut last: Option<HeaderEntry> = None;
+        let mut added = 0usize;
+        for (index, raw) in headers.iter().enumerate() {
+            let bad = |reason: String| PegError::BadHeader { index, reason };
+            let header = mc::decode_header(raw).map_err(|e| bad(e.to_string()))?;
+            let hash = header.block_hash().to_byte_array();
+            if let Some(known) = store.get::<HeaderEntry>(&key::header(&hash)).await? {
+                last = Some(known);
+                continue;
+            }
+            let prev = header.prev_blockhash.to_byte_array();
+            let parent = match last {
+                Some(entry) if entry.hash == prev => entry,
+                _ => store
+                    .get::<HeaderEntry>(&key::header(&prev))
+                    .await?
+                    .ok_or(PegError::UnknownParent { index })?,
+            };
+            // The retarget reads the period's first timestamp on the best chain: forks deeper
+            // than a retarget period do not happen on the networks we peg to.
+            let mut times = BTreeMap::new();
+            let interval = self.network.retarget_interval_blocks();
+            for back in [interval - 1, interval] {
+                if let Some(at) = parent.height.checked_sub(back)
+                    && let Some(hash) = Self::best_at(store, at).await?
+                    && let Some(entry) = store.get::<HeaderEntry>(&key::header(&hash)).await?
+                {
+                    times.insert(at, entry.time);
+                }
+            }
+            let record = mc::verify_header(&self.network, &to_record(&parent), &header, &times)
+                .map_err(|e| bad(e.to_string()))?;
+            let entry = HeaderEntry {
+                hash,
+                prev,
+                height: record.height,
+                bits: record.bits.to_consensus(),
+                time: record.time,
+                chainwork: record.chainwork.to_be_bytes(),
+                last_regular_bits: record.last_regular_bits.to_consensus(),
+            };
+            store.put(&key::header(&hash), &entry).await?;
+            added += 1;
+            if entry.chainwork > best.chainwork {
+                best = entry;
+            }
+            last = Some(entry);
+        }
+        if added == 0 {
+            return Err(PegError::NothingNew.into());
+        }
+        if best.hash != tip.hash {
+            self.reorganize(store, &tip, &best).await?;
+        }
+        self.settle_claims(store).await
+    }
+
+    /// Point the height index at `best`'s chain.
+    pub(crate) async fn reorganize<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        old: &MainTip,
+        best: &HeaderEntry,
+    ) -> Result<(), BlockError> {
+        let mut cursor = *best;
+        loop {
+            if Self::best_at(store, cursor.height).await? == Some(cursor.hash) {
+                break;
+            }
+            store.put(&key::height(cursor.height), &cursor.hash).await?;
+            if cursor.height == self.checkpoint.height {
+                break;
+            }
+            cursor = store
+                .get(&key::header(&cursor.prev))
+                .await?
+                .ok_or(BlockError::CorruptState(key::header(&cursor.prev)))?;
+        }
+        for stale in best.height.saturating_add(1)..=old.height {
+            store.delete(&key::height(stale)).await?;
+        }
+        store
+            .put(
+                &key::tip(),
+                &MainTip {
+                    hash: best.hash,
+                    height: best.height,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+}
+
+pub(crate) fn to_record(entry: &HeaderEntry) -> HeaderRecord {
+    HeaderRecord {
+        hash: BlockHash::from_byte_array(entry.hash),
+        height: entry.height,
+        bits: CompactTarget::from_consensus(entry.bits),
+        time: entry.time,
+        chainwork: Work::from_be_bytes(entry.chainwork),
+        last_regular_bits: CompactTarget::from_consensus(entry.last_regular_bits),
+    }
+}
+

@@ -1,0 +1,152 @@
+//! The two-way peg's state machine: an on-chain light client of the main chain's headers,
+//! deposit claims with a contest period, peg-out requests paid in batches the validators sign
+//! on chain, and the conservation invariant.
+//!
+//! Everything here is deterministic: it reads only the block's transactions and the state, and
+//! every check of main-chain data (proof of work, difficulty, merkle proofs, scripts, ECDSA
+//! signatures) is a pure function from `consort-mainchain`.
+//!
+//! Accounting, in satoshis, kept in [`PegTotals`] and re-derived from the records after every
+//! block that touches the peg:
+//!
+//! ```text
+//! supply + pending_claims + fee_pool + pending_peg_outs
+//!     = Σ federation coins + Σ inputs of the batch in flight   (+ Σ pending claim values)
+//! ```
+//!
+//! * claim: `pending_claims += v` and a pending claim record of `v`;
+//! * maturity: `pending_claims -= v`, `supply += v`, a coin record of `v`;
+//! * void (reorg): `pending_claims -= v`, the claim record is void;
+//! * peg-out request of `a` with quoted fee `q`: `supply -= a`, `pending_peg_outs += a`;
+//! * batch confirmed paying `Σ(a - q)` with real fee `f` and change `c`: the inputs leave,
+//!   the change arrives, `pending_peg_outs -= Σa`, `fee_pool += Σq - f`.
+//!
+//! * [`params`]: the federation, deposit addresses, fees and quotes, from genesis.
+//! * [`genesis`]: the peg's records in block 1.
+//! * [`headers`]: the light client of the main chain.
+//! * [`deposit`]: deposit claims and their contest period.
+//! * [`withdraw`]: peg-out requests and the batches that pay them.
+//! * [`block`]: end of block and the conservation invariant.
+
+pub mod block;
+pub mod deposit;
+pub mod genesis;
+pub mod headers;
+pub mod params;
+pub mod withdraw;
+
+pub(crate) use block::{add, sub};
+pub(crate) use params::spend_params;
+pub(crate) use withdraw::to_utxo;
+
+use consort_execution::{Context, Fail, Runtime, Store};
+use bitcoin::secp256k1::PublicKey;
+use consort_mainchain::{
+    Federation, Network,
+};
+use consort_types::{
+    AccountId, Call, TxError,
+    codec_util::List,
+    peg::{
+        FEDERATION_UTXOS_MAX, HeaderEntry, Outpoint, PEG_OUT_QUEUE_MAX, PegConfig,
+    },
+};
+
+/// Lists kept as single records.
+type Outpoints = List<Outpoint, FEDERATION_UTXOS_MAX>;
+type Ids = List<u64, PEG_OUT_QUEUE_MAX>;
+
+/// Regtest genesis blocks (Litecoin and Bitcoin share the timestamp and bits).
+const REGTEST_GENESIS_TIME: u32 = 1_296_688_602;
+const REGTEST_BITS: u32 = 0x207f_ffff;
+
+/// Parse `litecoin-regtest`, `bitcoin-mainnet` and the like.
+pub fn parse_network(name: &str) -> Option<Network> {
+    Some(match name {
+        "litecoin-regtest" => Network::LITECOIN_REGTEST,
+        "litecoin-testnet" => Network::LITECOIN_TESTNET,
+        "litecoin-mainnet" => Network::LITECOIN_MAINNET,
+        "bitcoin-regtest" => Network::BITCOIN_REGTEST,
+        "bitcoin-testnet" => Network::BITCOIN_TESTNET,
+        "bitcoin-mainnet" => Network::BITCOIN_MAINNET,
+        _ => return None,
+    })
+}
+
+/// The peg of a chain: its configuration, parsed and checked once.
+#[derive(Clone, Debug)]
+pub struct Peg {
+    /// The configuration from genesis.
+    pub config: PegConfig,
+    /// The main chain.
+    pub network: Network,
+    /// The custody scripts' keys.
+    pub federation: Federation,
+    /// Federation keys in validator order.
+    keys: Vec<PublicKey>,
+    /// Validator accounts in genesis order.
+    validators: Vec<AccountId>,
+    checkpoint: HeaderEntry,
+}
+
+fn parse_key(text: &str) -> Result<PublicKey, String> {
+    text.parse()
+        .map_err(|e| format!("{text:?} is not a compressed secp256k1 public key: {e}"))
+}
+
+impl Peg {
+    /// Apply a peg call by `sender` in block `height`.
+    pub async fn apply<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        ctx: Context<'_>,
+        call: &Call,
+    ) -> Result<(), Fail> {
+        let (sender, height) = (ctx.sender, ctx.height());
+        match call {
+            Call::RelayHeaders { headers } => {
+                self.validator_index(sender).ok_or(TxError::Unauthorized {
+                    call: call.kind(),
+                    reason: "only validators relay main-chain headers",
+                })?;
+                self.relay(store, &headers.0).await
+            }
+            Call::ClaimDeposit {
+                account,
+                transaction,
+                proof,
+                vout,
+            } => {
+                self.claim(
+                    store,
+                    account,
+                    transaction.as_slice(),
+                    proof.as_slice(),
+                    *vout,
+                    height,
+                )
+                .await
+            }
+            Call::PegOut { amount, script } => {
+                self.peg_out(store, sender, amount.units(), script, height)
+                    .await
+            }
+            Call::SignBatch { batch, signatures } => {
+                let index = self.validator_index(sender).ok_or(TxError::Unauthorized {
+                    call: call.kind(),
+                    reason: "only validators sign peg-out batches",
+                })?;
+                self.sign(store, index, *batch, signatures).await
+            }
+            Call::ConfirmBatch { batch, proof } => {
+                self.confirm(store, *batch, proof.as_slice()).await
+            }
+            _ => Err(TxError::Unauthorized {
+                call: call.kind(),
+                reason: "not a peg call",
+            }
+            .into()),
+        }
+    }
+
+}

@@ -1,0 +1,260 @@
+//! Peg-outs: requests queued and paid in batches the validators sign on chain, confirmed from
+//! the main chain.
+
+use crate::{Ids, Outpoints, Peg, add, sub};
+use consort_execution::{BlockError, Fail, Runtime, Store, ledger::debit};
+use bitcoin::{
+    Amount as Sats, OutPoint, ScriptBuf, TxOut, Txid,
+    hashes::Hash as _,
+};
+use consort_mainchain::{
+    Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo,
+};
+use consort_types::{
+    AccountId,
+    codec_util::{Blob, List},
+    peg::{
+        Batch, BatchStatus, FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegError, PegOutRequest, PegOutStatus,
+    },
+    state_key::peg as key,
+};
+
+
+impl Peg {
+    pub(crate) async fn peg_out<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        amount: u64,
+        script: &Blob<{ consort_types::peg::PAYOUT_SCRIPT_SIZE_MAX }>,
+        height: u64,
+    ) -> Result<(), Fail> {
+        let tip = self.tip(store).await?;
+        let script_buf = ScriptBuf::from_bytes(script.0.clone());
+        if script_buf == self.deposit_script(sender) {
+            return Err(PegError::BadDestination.into());
+        }
+        let (fee, minimum) = self.quote(&script_buf, tip.height)?;
+        if amount < minimum {
+            return Err(PegError::BelowMinimum { minimum, fee }.into());
+        }
+        let mut queue: Ids = store.get(&key::queue()).await?.unwrap_or_default();
+        if queue.0.len() >= PEG_OUT_QUEUE_MAX {
+            return Err(PegError::AtCapacity("peg-out queue").into());
+        }
+        debit(store, &self.asset(), sender, amount).await?;
+        let mut totals = self.totals(store).await?;
+        totals.supply = sub(totals.supply, amount)?;
+        totals.pending_peg_outs = add(totals.pending_peg_outs, amount)?;
+        let id = totals.next_request;
+        totals.next_request += 1;
+        store
+            .put(
+                &key::request(id),
+                &PegOutRequest {
+                    id,
+                    account: *sender,
+                    amount,
+                    fee,
+                    script: script.clone(),
+                    status: PegOutStatus::Queued.tag(),
+                    batch: None,
+                    requested_at: height,
+                },
+            )
+            .await?;
+        queue.0.push(id);
+        store.put(&key::queue(), &queue).await?;
+        store.put(&key::totals(), &totals).await?;
+        Ok(())
+    }
+
+    pub(crate) fn rebuild(&self, batch: &Batch) -> UnsignedSpend {
+        let inputs = batch.inputs.0.iter().map(to_utxo).collect();
+        let outputs = batch
+            .outputs
+            .0
+            .iter()
+            .map(|o| TxOut {
+                value: Sats::from_sat(o.value),
+                script_pubkey: ScriptBuf::from_bytes(o.script.0.clone()),
+            })
+            .collect();
+        UnsignedSpend::rebuild(&self.federation, inputs, outputs)
+            .expect("a recorded batch was built from these coins and outputs")
+    }
+
+    /// The unsigned transaction of a batch (what validators sign).
+    pub fn unsigned(&self, batch: &Batch) -> UnsignedSpend {
+        self.rebuild(batch)
+    }
+
+    pub(crate) async fn sign<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        index: u16,
+        id: u64,
+        signatures: &List<
+            Blob<{ consort_types::peg::PEG_SIGNATURE_SIZE_MAX }>,
+            { consort_types::peg::BATCH_INPUTS_MAX },
+        >,
+    ) -> Result<(), Fail> {
+        let mut batch: Batch = store
+            .get(&key::batch(id))
+            .await?
+            .ok_or(PegError::BadBatch(id))?;
+        if batch.status == BatchStatus::Confirmed.tag() {
+            return Err(PegError::BadBatch(id).into());
+        }
+        if batch.signers.0.contains(&index) {
+            return Err(PegError::AlreadySigned(id).into());
+        }
+        let parsed = signatures
+            .0
+            .iter()
+            .map(|s| bitcoin::ecdsa::Signature::from_slice(s.as_slice()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PegError::BadSignatures(e.to_string()))?;
+        let signer = *self
+            .federation_key(index)
+            .expect("validator indexes have keys");
+        self.rebuild(&batch)
+            .verify(&PartialSignatures {
+                signer,
+                signatures: parsed,
+            })
+            .map_err(|e| PegError::BadSignatures(e.to_string()))?;
+        store
+            .put(&key::batch_signatures(id, index), signatures)
+            .await?;
+        batch.signers.0.push(index);
+        batch.signers.0.sort_unstable();
+        if batch.signers.0.len() >= self.federation.threshold() {
+            batch.status = BatchStatus::Signed.tag();
+        }
+        store.put(&key::batch(id), &batch).await?;
+        Ok(())
+    }
+
+    /// The signatures on chain for batch `id`, as partial signatures for assembly.
+    pub async fn signatures<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        batch: &Batch,
+    ) -> Result<Vec<PartialSignatures>, BlockError> {
+        let mut partials = Vec::new();
+        for index in &batch.signers.0 {
+            let key = key::batch_signatures(batch.id, *index);
+            let list: List<
+                Blob<{ consort_types::peg::PEG_SIGNATURE_SIZE_MAX }>,
+                { consort_types::peg::BATCH_INPUTS_MAX },
+            > = store
+                .get(&key)
+                .await?
+                .ok_or(BlockError::CorruptState(key))?;
+            let signatures = list
+                .0
+                .iter()
+                .map(|s| bitcoin::ecdsa::Signature::from_slice(s.as_slice()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| BlockError::CorruptState(key))?;
+            partials.push(PartialSignatures {
+                signer: *self.federation_key(*index).expect("validator"),
+                signatures,
+            });
+        }
+        Ok(partials)
+    }
+
+    pub(crate) async fn confirm<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        id: u64,
+        proof: &[u8],
+    ) -> Result<(), Fail> {
+        let mut batch: Batch = store
+            .get(&key::batch(id))
+            .await?
+            .ok_or(PegError::BadBatch(id))?;
+        if batch.status != BatchStatus::Signed.tag() {
+            return Err(PegError::BadBatch(id).into());
+        }
+        let txid = Txid::from_byte_array(batch.txid);
+        let (block, confirmations) = self.locate(store, proof, txid).await?;
+        if confirmations < self.config.confirmations {
+            return Err(PegError::TooFewConfirmations {
+                have: confirmations,
+                need: self.config.confirmations,
+            }
+            .into());
+        }
+        let mut totals = self.totals(store).await?;
+        let mut burned = 0u64;
+        for request_id in &batch.requests.0 {
+            let mut request: PegOutRequest = store
+                .get(&key::request(*request_id))
+                .await?
+                .ok_or(BlockError::CorruptState(key::request(*request_id)))?;
+            burned = add(burned, request.amount)?;
+            request.status = PegOutStatus::Completed.tag();
+            store.put(&key::request(*request_id), &request).await?;
+        }
+        for input in &batch.inputs.0 {
+            store.delete(&key::coin(&input.outpoint)).await?;
+        }
+        let base = self.federation.script_pubkey(&Custody::Base);
+        let mut coins: Outpoints = store.get(&key::coins()).await?.unwrap_or_default();
+        if let Some((vout, change)) = batch
+            .outputs
+            .0
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.script.as_slice() == base.as_bytes())
+        {
+            let outpoint = Outpoint {
+                txid: batch.txid,
+                vout: u32::try_from(vout).expect("few outputs"),
+            };
+            store
+                .put(
+                    &key::coin(&outpoint),
+                    &FederationCoin {
+                        outpoint,
+                        value: change.value,
+                        custody: None,
+                        height: block.height,
+                        mweb: false,
+                    },
+                )
+                .await?;
+            coins.0.push(outpoint);
+            store.put(&key::coins(), &coins).await?;
+        }
+        totals.pending_peg_outs = sub(totals.pending_peg_outs, burned)?;
+        totals.fee_pool = sub(add(totals.fee_pool, batch.quoted)?, batch.fee)?;
+        totals.in_flight = None;
+        store.put(&key::totals(), &totals).await?;
+        batch.status = BatchStatus::Confirmed.tag();
+        batch.confirmed_height = block.height;
+        store.put(&key::batch(id), &batch).await?;
+        Ok(())
+    }
+
+}
+
+pub(crate) fn to_utxo(coin: &FederationCoin) -> Utxo {
+    Utxo {
+        outpoint: OutPoint::new(
+            Txid::from_byte_array(coin.outpoint.txid),
+            coin.outpoint.vout,
+        ),
+        value: Sats::from_sat(coin.value),
+        custody: match coin.custody {
+            Some(account) => Custody::Deposit(DepositAccount::new(*account.as_bytes())),
+            None => Custody::Base,
+        },
+        height: coin.height,
+        mweb_peg_out: coin.mweb,
+    }
+}
+

@@ -149,22 +149,13 @@ impl ChainObserver for Observer {
     }
 }
 
-/// Governance and supervision calls, which the events stream reports as `gov` events (a
-/// passed proposal's effect, e.g. a halt, shows in `GET /v1/gov` and the proposal).
+/// Governance, supervision and validator calls, which the events stream reports as `gov`
+/// events (a passed proposal's effect, e.g. a halt, shows in `GET /v1/gov` and the proposal).
 fn is_governance(call: &consort_types::Call) -> bool {
-    use consort_types::Call;
+    use consort_types::tx::Module;
     matches!(
-        call,
-        Call::Propose { .. }
-            | Call::Vote { .. }
-            | Call::Register { .. }
-            | Call::Revoke { .. }
-            | Call::SelfRegister
-            | Call::Freeze { .. }
-            | Call::Unfreeze { .. }
-            | Call::LeaveValidator
-            | Call::Rotate { .. }
-            | Call::CancelRotation
+        call.module(),
+        Module::Governance | Module::Supervision | Module::Validators
     )
 }
 
@@ -202,7 +193,10 @@ pub(crate) fn alert_event(
 
 /// What the events stream says about a finalized peg transaction (none for other calls).
 fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
-    use consort_types::Call;
+    use consort_types::{Call, tx::Module};
+    if tx.tx.call.module() != Module::Peg {
+        return None;
+    }
     Some(match &tx.tx.call {
         Call::RelayHeaders { headers } => serde_json::json!({"headers": headers.0.len()}),
         Call::ClaimDeposit {

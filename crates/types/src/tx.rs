@@ -202,6 +202,31 @@ impl Call {
     const PUT_PRIVATE: u8 = 20;
     const CANCEL_ROTATION: u8 = 21;
 
+    /// The module the call belongs to. Written out for every call: a new call does not compile
+    /// until it has a home, and everything that groups calls by module (routing, events) asks
+    /// here.
+    pub const fn module(&self) -> Module {
+        match self {
+            Self::Transfer { .. } | Self::TransferAsset { .. } => Module::Assets,
+            Self::RelayHeaders { .. }
+            | Self::ClaimDeposit { .. }
+            | Self::PegOut { .. }
+            | Self::SignBatch { .. }
+            | Self::ConfirmBatch { .. } => Module::Peg,
+            Self::Propose { .. }
+            | Self::Vote { .. }
+            | Self::Register { .. }
+            | Self::Revoke { .. }
+            | Self::SelfRegister
+            | Self::Rotate { .. }
+            | Self::CancelRotation => Module::Governance,
+            Self::Freeze { .. } | Self::Unfreeze { .. } => Module::Supervision,
+            Self::Issue { .. } | Self::Redeem { .. } | Self::ReserveReport { .. } => Module::Bank,
+            Self::LeaveValidator => Module::Validators,
+            Self::SetSealKey { .. } | Self::PutPrivate { .. } => Module::Private,
+        }
+    }
+
     /// The call's kind, as named in errors and permissions.
     pub const fn kind(&self) -> &'static str {
         match self {
@@ -227,6 +252,40 @@ impl Call {
             Self::CancelRotation => "cancel_rotation",
             Self::SetSealKey { .. } => "set_seal_key",
             Self::PutPrivate { .. } => "put_private",
+        }
+    }
+}
+
+/// The modules calls belong to ([`Call::module`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Module {
+    /// Native and asset transfers.
+    Assets,
+    /// Organisations, accounts, roles, proposals and votes, key rotation.
+    Governance,
+    /// The regulator's freezes.
+    Supervision,
+    /// Banks' e-money: issue, redeem, reserve reports.
+    Bank,
+    /// The two-way peg.
+    Peg,
+    /// Records sealed to their recipients.
+    Private,
+    /// The validator registry.
+    Validators,
+}
+
+impl Module {
+    /// The module's name, as the API and events stream show it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Assets => "assets",
+            Self::Governance => "governance",
+            Self::Supervision => "supervision",
+            Self::Bank => "bank",
+            Self::Peg => "peg",
+            Self::Private => "private",
+            Self::Validators => "validators",
         }
     }
 }

@@ -3,6 +3,7 @@
 mod epochs;
 mod equivocator;
 mod gov;
+mod ledger;
 mod peg;
 mod sim;
 mod simulation;

@@ -4,16 +4,12 @@
 //! chain keeps its idle pace while only stuck transactions wait, the pools shed them, and a
 //! transaction that fails at execution is included with its code and uses its nonce.
 
-use super::{BIN, Node, get, height_of, http, key_id, wait_for};
+use super::{get, height_of, http, key_id, start_devnet, wait_for};
 use commonware_codec::Encode as _;
 use commonware_cryptography::{Signer as _, ed25519};
 use consort_types::{AccountId, Amount, Call, SignedTx, Tx, codec_util::Blob};
 use serde_json::{Value, json};
-use std::{
-    path::PathBuf,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 /// The devnet's empty-block interval in this test (ms): an idle chain builds ~1 block/s.
 const IDLE_INTERVAL_MS: u64 = 1_000;
@@ -53,38 +49,7 @@ fn nonce_of(api: &str, id: &str) -> u64 {
 #[test]
 fn transactions_that_can_never_run_do_not_jam_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .args(["devnet", "--init-only", "--validators", "4"])
-        .args(["--empty-block-interval-ms", &IDLE_INTERVAL_MS.to_string()])
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .expect("devnet --init-only");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut nodes: Vec<Node> = String::from_utf8(out.stdout)
-        .expect("utf8")
-        .lines()
-        .enumerate()
-        .map(|(i, line)| {
-            let config = PathBuf::from(line);
-            let value: Value =
-                serde_json::from_str(&std::fs::read_to_string(&config).expect("config"))
-                    .expect("json");
-            Node {
-                api: format!("http://{}", value["api_listen"].as_str().expect("api")),
-                config,
-                child: None,
-                log: dir.path().join(format!("node-{i}.log")),
-            }
-        })
-        .collect();
-    for node in &mut nodes {
-        node.start();
-    }
+    let nodes = start_devnet(dir.path(), 4, IDLE_INTERVAL_MS);
     let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     wait_for("every node to finalize", Duration::from_secs(60), || {
         apis.iter().all(|api| height_of(api) >= 2)

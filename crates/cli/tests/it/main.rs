@@ -101,24 +101,15 @@ fn transfer(node: &str, key: &Path, to: &str, amount: u64) -> String {
     text.trim().trim_start_matches("submitted ").to_string()
 }
 
-fn height(node: &Node) -> u64 {
-    height_of(&node.api)
-}
-
-#[test]
-fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Write a devnet of `validators` node processes into `dir` (`consort devnet --init-only`,
+/// idle blocks every `idle_ms`) and start every node; they stop when dropped.
+pub(crate) fn start_devnet(dir: &Path, validators: usize, idle_ms: u64) -> Vec<Node> {
     let out = Command::new(BIN)
-        .args([
-            "devnet",
-            "--init-only",
-            "--empty-block-interval-ms",
-            "500",
-            "--validators",
-            "4",
-            "--dir",
-        ])
-        .arg(dir.path())
+        .args(["devnet", "--init-only"])
+        .args(["--validators", &validators.to_string()])
+        .args(["--empty-block-interval-ms", &idle_ms.to_string()])
+        .arg("--dir")
+        .arg(dir)
         .output()
         .expect("devnet --init-only");
     assert!(
@@ -139,13 +130,24 @@ fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
                 api: format!("http://{}", value["api_listen"].as_str().expect("api")),
                 config,
                 child: None,
-                log: dir.path().join(format!("node-{i}.log")),
+                log: dir.join(format!("node-{i}.log")),
             }
         })
         .collect();
     for node in &mut nodes {
         node.start();
     }
+    nodes
+}
+
+fn height(node: &Node) -> u64 {
+    height_of(&node.api)
+}
+
+#[test]
+fn devnet_survives_a_sigkilled_node_and_all_nodes_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nodes = start_devnet(dir.path(), 4, 500);
     wait_for(
         "every node to finalize blocks",
         Duration::from_secs(60),

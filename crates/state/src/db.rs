@@ -166,7 +166,10 @@ mod tests {
             index: u32::MAX,
             applied: true,
         };
-        assert_eq!(from_value::<TxLocation>(&to_value(&location)), Some(location));
+        assert_eq!(
+            from_value::<TxLocation>(&to_value(&location)),
+            Some(location)
+        );
     }
 
     #[test]

@@ -267,7 +267,8 @@ pub async fn execute_block<E: Runtime>(
             .await?
             .map_err(|e| BlockError::Invariant(format!("placed transaction's nonce: {e}")))?;
         store.commit();
-        *per_sender.entry(tx.tx.sender).or_default() += 1;
+        let sent = per_sender.entry(tx.tx.sender).or_default();
+        *sent = sent.saturating_add(1);
         included.push(tx);
         outcomes.push(outcome);
     }

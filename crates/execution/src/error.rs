@@ -36,6 +36,7 @@ impl From<StateError> for BlockError {
             StateError::CorruptState(key) => Self::CorruptState(key),
             StateError::Database(error) => Self::Database(error),
             StateError::StaleRead => Self::StaleRead,
+            error @ StateError::RecordTooLarge { .. } => Self::Invariant(error.to_string()),
         }
     }
 }

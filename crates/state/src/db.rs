@@ -56,6 +56,10 @@ pub type StateDb<E> =
 pub type StateValue = commonware_utils::sequence::FixedBytes<STATE_VALUE_SIZE>;
 
 /// Pad a record's encoding into a state value.
+///
+/// # Panics
+/// If the encoding is longer than [`STATE_VALUE_SIZE`]: only fixed-size records (an account,
+/// a transaction's location) are stored this way, and their sizes are tested below.
 pub fn to_value(record: &impl commonware_codec::Encode) -> StateValue {
     let bytes = record.encode();
     assert!(
@@ -74,7 +78,9 @@ pub fn from_value<T: commonware_codec::Read<Cfg = ()> + commonware_codec::Encode
     let bytes: &[u8] = value.as_ref();
     let mut reader = bytes;
     let record = T::read_cfg(&mut commonware_codec::Copying(reader), &()).ok()?;
-    reader = &bytes[record.encode_size()..];
+    // A stored value is outside input: a record claiming more bytes than the value holds is
+    // corrupt, not a reason to panic.
+    reader = bytes.get(record.encode_size()..)?;
     reader.iter().all(|b| *b == 0).then_some(record)
 }
 
@@ -141,4 +147,35 @@ pub async fn read_account<E: Runtime>(
     id: &consort_types::AccountId,
 ) -> Result<Option<consort_types::Account>, String> {
     read_record(databases, &consort_types::state_key::account(id)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_types::{Account, Amount, state_key::TxLocation};
+
+    #[test]
+    fn the_fixed_records_fit_a_state_value() {
+        let account = Account {
+            balance: Amount::new(u64::MAX),
+            nonce: u64::MAX,
+        };
+        assert_eq!(from_value::<Account>(&to_value(&account)), Some(account));
+        let location = TxLocation {
+            height: u64::MAX,
+            index: u32::MAX,
+            applied: true,
+        };
+        assert_eq!(
+            from_value::<TxLocation>(&to_value(&location)),
+            Some(location)
+        );
+    }
+
+    #[test]
+    fn a_value_with_trailing_bytes_does_not_decode() {
+        let mut value = [0u8; STATE_VALUE_SIZE];
+        value[STATE_VALUE_SIZE - 1] = 1;
+        assert_eq!(from_value::<u64>(&StateValue::new(value)), None);
+    }
 }

@@ -11,6 +11,15 @@ pub enum StateError {
     /// The database failed.
     #[error("state database: {0}")]
     Database(String),
+    /// A record to write encodes larger than [`crate::RECORD_SIZE_MAX`]: a module wrote a list
+    /// past its cap (a bug, never a transaction's fault). Nothing was written.
+    #[error("record under {key} is {size} bytes, over RECORD_SIZE_MAX")]
+    RecordTooLarge {
+        /// Where it was to be written.
+        key: Digest,
+        /// Its encoded size (bytes).
+        size: usize,
+    },
     /// A read-only snapshot went stale: a block was applied while it was read. Read again
     /// from a fresh snapshot.
     #[error("the state moved on while it was read")]

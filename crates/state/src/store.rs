@@ -27,9 +27,21 @@ fn chunk_key(key: &Digest, index: u32) -> Digest {
     sha256(&[b"chunk/", key.as_ref(), &index.to_be_bytes()])
 }
 
+/// Chunks of a record of `len` bytes (callers check `len <= RECORD_SIZE_MAX`, whose chunk count
+/// fits a `u32` with room to spare).
 fn chunk_count(len: usize) -> u32 {
     let rest = len.saturating_sub(FIRST_CHUNK_DATA);
-    u32::try_from(1 + rest.div_ceil(STATE_VALUE_SIZE)).expect("RECORD_SIZE_MAX fits u32 chunks")
+    u32::try_from(1 + rest.div_ceil(STATE_VALUE_SIZE)).unwrap_or(u32::MAX)
+}
+
+/// The record length in a first chunk's head.
+fn head_len(first: &StateValue) -> usize {
+    let first: &[u8] = first.as_ref();
+    let head = first
+        .first_chunk::<HEAD_BYTES>()
+        .copied()
+        .unwrap_or_default();
+    u32::from_be_bytes(head) as usize
 }
 
 /// The records a block reads and writes.
@@ -129,46 +141,65 @@ impl<'a, E: Runtime> Store<'a, E> {
         let Some(first) = self.raw(key).await? else {
             return Ok(None);
         };
-        let first: &[u8] = first.as_ref();
-        let len = u32::from_be_bytes(first[..HEAD_BYTES].try_into().expect("4 bytes")) as usize;
+        let len = head_len(&first);
         if len > RECORD_SIZE_MAX {
             return Err(StateError::CorruptState(*key));
         }
+        let corrupt = || StateError::CorruptState(*key);
+        let first: &[u8] = first.as_ref();
         let mut bytes = Vec::with_capacity(len);
-        bytes.extend_from_slice(&first[HEAD_BYTES..HEAD_BYTES + len.min(FIRST_CHUNK_DATA)]);
+        bytes.extend_from_slice(
+            first
+                .get(HEAD_BYTES..HEAD_BYTES + len.min(FIRST_CHUNK_DATA))
+                .ok_or_else(corrupt)?,
+        );
         for index in 1..chunk_count(len) {
             let chunk = self
                 .raw(&chunk_key(key, index))
                 .await?
-                .ok_or(StateError::CorruptState(*key))?;
-            let take = (len - bytes.len()).min(STATE_VALUE_SIZE);
-            bytes.extend_from_slice(&chunk.as_ref()[..take]);
+                .ok_or_else(corrupt)?;
+            let take = len.saturating_sub(bytes.len()).min(STATE_VALUE_SIZE);
+            bytes.extend_from_slice(chunk.as_ref().get(..take).ok_or_else(corrupt)?);
         }
         Ok(Some(bytes))
     }
 
     /// Write `record` under `key` (in the current transaction).
+    ///
+    /// # Errors
+    /// [`StateError::RecordTooLarge`] (nothing written) if it encodes larger than
+    /// [`RECORD_SIZE_MAX`], or a database failure.
     pub async fn put<T: Encode + EncodeSize>(
         &mut self,
         key: &Digest,
         record: &T,
     ) -> Result<(), StateError> {
         let bytes = record.encode();
-        assert!(
-            bytes.len() <= RECORD_SIZE_MAX,
-            "records fit RECORD_SIZE_MAX"
-        );
+        let too_large = || StateError::RecordTooLarge {
+            key: *key,
+            size: bytes.len(),
+        };
+        if bytes.len() > RECORD_SIZE_MAX {
+            return Err(too_large());
+        }
+        let len = u32::try_from(bytes.len()).map_err(|_| too_large())?;
         let old = self.chunks_of(key).await?;
         let new = chunk_count(bytes.len());
+        let (head, rest) = bytes.split_at(bytes.len().min(FIRST_CHUNK_DATA));
         let mut first = [0u8; STATE_VALUE_SIZE];
-        first[..HEAD_BYTES].copy_from_slice(&(bytes.len() as u32).to_be_bytes());
-        let head = bytes.len().min(FIRST_CHUNK_DATA);
-        first[HEAD_BYTES..HEAD_BYTES + head].copy_from_slice(&bytes[..head]);
+        let (first_len, first_data) = first.split_at_mut(HEAD_BYTES);
+        first_len.copy_from_slice(&len.to_be_bytes());
+        first_data
+            .iter_mut()
+            .zip(head)
+            .for_each(|(slot, byte)| *slot = *byte);
         self.journal.insert(*key, Some(StateValue::new(first)));
-        for (i, chunk) in bytes[head..].chunks(STATE_VALUE_SIZE).enumerate() {
+        for (index, chunk) in (1u32..).zip(rest.chunks(STATE_VALUE_SIZE)) {
             let mut value = [0u8; STATE_VALUE_SIZE];
-            value[..chunk.len()].copy_from_slice(chunk);
-            let index = u32::try_from(i + 1).expect("fits");
+            value
+                .iter_mut()
+                .zip(chunk)
+                .for_each(|(slot, byte)| *slot = *byte);
             self.journal
                 .insert(chunk_key(key, index), Some(StateValue::new(value)));
         }
@@ -189,8 +220,12 @@ impl<'a, E: Runtime> Store<'a, E> {
     async fn chunks_of(&mut self, key: &Digest) -> Result<u32, StateError> {
         Ok(match self.raw(key).await? {
             Some(first) => {
-                let len = u32::from_be_bytes(first.as_ref()[..HEAD_BYTES].try_into().expect("4"));
-                chunk_count(len as usize)
+                // A corrupt head must not send a delete through four billion chunks.
+                let len = head_len(&first);
+                if len > RECORD_SIZE_MAX {
+                    return Err(StateError::CorruptState(*key));
+                }
+                chunk_count(len)
             }
             None => 0,
         })
@@ -230,5 +265,29 @@ impl<'a, E: Runtime> Store<'a, E> {
             .into_iter()
             .map(|key| (key, block.get(&key).cloned().flatten()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_record_has_a_u32_chunk_count() {
+        assert_eq!(chunk_count(0), 1);
+        assert_eq!(chunk_count(FIRST_CHUNK_DATA), 1);
+        assert_eq!(chunk_count(FIRST_CHUNK_DATA + 1), 2);
+        let largest = RECORD_SIZE_MAX - FIRST_CHUNK_DATA;
+        assert_eq!(
+            chunk_count(RECORD_SIZE_MAX) as usize,
+            1 + largest.div_ceil(STATE_VALUE_SIZE)
+        );
+    }
+
+    #[test]
+    fn a_head_reads_its_length_big_endian() {
+        let mut value = [0u8; STATE_VALUE_SIZE];
+        value[..HEAD_BYTES].copy_from_slice(&0x0102_0304u32.to_be_bytes());
+        assert_eq!(head_len(&StateValue::new(value)), 0x0102_0304);
     }
 }

@@ -1727,3 +1727,63 @@ fn freezes_reach_recipients_organisations_and_rotations_but_never_governance_vot
         chain.submit(1, pay_bank()).await.expect("paid again");
     });
 }
+
+#[test]
+fn an_admins_rotation_falling_due_does_not_carry_a_frozen_asset_away() {
+    use consort_types::gov::FreezeTarget;
+    deterministic::Runner::seeded(18).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let cny: consort_types::Asset = "CNY".parse().expect("asset");
+        chain
+            .submit(60, Call::SelfRegister)
+            .await
+            .expect("customer");
+        chain
+            .submit(
+                3,
+                Call::Issue {
+                    asset: cny,
+                    to: id(60),
+                    amount: Amount::new(100),
+                },
+            )
+            .await
+            .expect("issued");
+        // The platform's admin rotates its customer's lost key; the regulator then freezes the
+        // asset it holds before the rotation falls due.
+        chain.submit(1, rotate(60, 70)).await.expect("asked");
+        let due = chain.height + ROTATION_DELAY;
+        chain
+            .submit(
+                4,
+                Call::Freeze {
+                    target: FreezeTarget::Asset(cny),
+                },
+            )
+            .await
+            .expect("asset frozen");
+        while chain.height <= due {
+            assert!(chain.block(Vec::new()).await.is_empty());
+        }
+        let held = async |chain: &Chain, who: u64| -> Option<u64> {
+            chain
+                .read(&consort_types::state_key::balance(&cny, &id(who)))
+                .await
+        };
+        assert_eq!(held(&chain, 60).await, Some(100), "the frozen balance stays");
+        assert_eq!(held(&chain, 70).await, None);
+        assert!(
+            chain
+                .read::<Registration>(&key::registration(&id(70)))
+                .await
+                .is_none(),
+            "the rotation is dropped"
+        );
+        assert!(
+            chain
+                .read::<PendingRotation>(&key::rotation(&id(60)))
+                .await
+                .is_none()
+        );
+    });
+}

@@ -1,6 +1,6 @@
 //! End of block: proposals past their deadline expire, admins' rotations due now apply.
 
-use consort_execution::{BlockError, Fail, Runtime, Store};
+use consort_execution::{BlockError, Fail, Runtime, Store, ledger};
 use consort_types::{
     AccountId,
     codec_util::List,
@@ -58,7 +58,7 @@ impl Gov {
                 continue;
             };
             store.delete(&key::rotation(&account)).await?;
-            if !Self::rotation_allowed(store, &account, &pending).await? {
+            if !self.rotation_allowed(store, &account, &pending).await? {
                 continue;
             }
             match self.rotate(store, &account, &pending.new).await {
@@ -75,6 +75,7 @@ impl Gov {
     }
 
     pub(crate) async fn rotation_allowed<E: Runtime>(
+        &self,
         store: &mut Store<'_, E>,
         account: &AccountId,
         pending: &PendingRotation,
@@ -92,11 +93,19 @@ impl Gov {
             .get::<Registration>(&key::registration(&pending.new))
             .await?
             .is_none();
-        for target in [
+        // As `check_targets` refuses a rotation now: a frozen asset the account holds must not
+        // move with the key either.
+        let mut targets = vec![
             FreezeTarget::Account(*account),
             FreezeTarget::Account(pending.admin),
             FreezeTarget::Org(registration.org),
-        ] {
+        ];
+        for asset in self.assets(store).await? {
+            if ledger::balance(store, &asset, account).await? > 0 {
+                targets.push(FreezeTarget::Asset(asset));
+            }
+        }
+        for target in targets {
             if Self::frozen(store, target).await? {
                 return Ok(false);
             }

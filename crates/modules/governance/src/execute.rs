@@ -149,7 +149,10 @@ impl Gov {
                     return Err(GovError::RedeemTooMuch(asset.to_string()).into());
                 }
                 ledger::debit(store, asset, sender, amount.units()).await?;
-                money.redeemed += amount.units();
+                // Never more is redeemed than was issued, which fits a u64.
+                money.redeemed = money.redeemed.checked_add(amount.units()).ok_or_else(|| {
+                    BlockError::Invariant(format!("{asset}: redeemed exceeds u64"))
+                })?;
                 store.put(&key::emoney(asset), &money).await?;
                 Ok(())
             }
@@ -304,7 +307,7 @@ impl Gov {
                     .await?
                     .ok_or_else(|| GovError::NotRegistered(sender.to_string()))?;
         let call = Call::Propose { action: *action };
-        if self.config.mode == Mode::Private && admin.org != self.founder() {
+        if self.config.mode == Mode::Private && Some(admin.org) != self.founder() {
             return Err(unauthorized(
                 &call,
                 "in private mode only the founding organisation decides",
@@ -324,7 +327,7 @@ impl Gov {
                 if !member {
                     return Err(GovError::UnknownOrg(org.to_string()).into());
                 }
-                if self.config.mode == Mode::Private && *org == self.founder() {
+                if self.config.mode == Mode::Private && Some(*org) == self.founder() {
                     return Err(unauthorized(
                         &call,
                         "the founding organisation of a private chain cannot be removed",
@@ -353,7 +356,9 @@ impl Gov {
         self.check_open(store, &mut state, admin.org, action, height)
             .await?;
         let id = state.next_proposal;
-        state.next_proposal += 1;
+        state.next_proposal = id
+            .checked_add(1)
+            .ok_or_else(|| BlockError::Invariant("proposal ids exhausted".into()))?;
         state.open.0.push(id);
         store.put(&key::state(), &state).await?;
         let proposal = Proposal {
@@ -430,15 +435,23 @@ impl Gov {
         if proposal.yes.0.contains(&org) || proposal.no.0.contains(&org) {
             return Err(GovError::AlreadyVoted(org.to_string()).into());
         }
-        if approve {
-            proposal.yes.0.push(org);
-        } else {
-            proposal.no.0.push(org);
-        }
         let mut state: GovState = store
             .get(&key::state())
             .await?
             .ok_or(BlockError::CorruptState(key::state()))?;
+        let votes = if approve {
+            &mut proposal.yes
+        } else {
+            &mut proposal.no
+        };
+        // A list past ORGS_MAX would never decode again, and organisations may come and go
+        // while a proposal is open. Votes of those removed count for nothing: drop them when
+        // the list is full (a removed organisation is never admitted again, so it cannot vote
+        // twice). The voter is a member not in the list, so there is room after.
+        if votes.0.len() >= ORGS_MAX {
+            votes.0.retain(|o| state.members.0.contains(o));
+        }
+        votes.0.push(org);
         let members = state.members.0.len();
         let counted = |list: &List<OrgId, ORGS_MAX>| {
             list.0
@@ -448,7 +461,7 @@ impl Gov {
         };
         let (yes, no) = (counted(&proposal.yes), counted(&proposal.no));
         let passes = match self.config.mode {
-            Mode::Private => proposal.proposer == self.founder(),
+            Mode::Private => Some(proposal.proposer) == self.founder(),
             Mode::Consortium => 3 * yes > 2 * members,
         };
         let hopeless = 3 * (members - no.min(members)) <= 2 * members;

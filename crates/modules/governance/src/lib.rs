@@ -53,8 +53,10 @@ impl Gov {
         })
     }
 
-    pub(crate) fn founder(&self) -> OrgId {
-        self.config.organisations[0].id
+    /// The founding organisation (the first listed; genesis validation requires one, and
+    /// without one nobody is the founder).
+    pub(crate) fn founder(&self) -> Option<OrgId> {
+        self.config.organisations.first().map(|o| o.id)
     }
 
 }

@@ -56,37 +56,46 @@ impl Peg {
             records.push(coin);
         }
         let utxos: Vec<Utxo> = records.iter().map(to_utxo).collect();
-        let payments: Vec<mc::Payment> = requests
+        // A request's amount is at least its quote's minimum, the fee plus dust.
+        let payments = requests
             .iter()
-            .map(|r| mc::Payment {
-                script_pubkey: ScriptBuf::from_bytes(r.script.0.clone()),
-                value: Sats::from_sat(r.amount - r.fee),
+            .map(|r| {
+                Ok(mc::Payment {
+                    script_pubkey: ScriptBuf::from_bytes(r.script.0.clone()),
+                    value: Sats::from_sat(sub(r.amount, r.fee)?),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, BlockError>>()?;
         let params = spend_params(self.network, &self.config, tip.height);
         // Not enough spendable coins yet (deposits still in their contest period): wait.
         let Ok(spend) = mc::build_spend(&self.federation, &params, &utxos, &payments) else {
             return Ok(());
         };
-        let quoted = requests.iter().map(|r| r.fee).sum::<u64>();
+        let quoted = requests.iter().try_fold(0, |sum, r| add(sum, r.fee))?;
         let fee = spend.fee().to_sat();
         if fee > quoted.saturating_add(totals.fee_pool) {
             return Ok(());
         }
         let id = totals.next_batch;
-        let inputs: Vec<FederationCoin> = spend
+        let inputs = spend
             .inputs()
             .iter()
             .map(|(utxo, _)| {
-                *records
+                records
                     .iter()
                     .find(|c| {
                         c.outpoint.txid == utxo.outpoint.txid.to_byte_array()
                             && c.outpoint.vout == utxo.outpoint.vout
                     })
-                    .expect("spends only given coins")
+                    .copied()
+                    .ok_or_else(|| {
+                        BlockError::Invariant(format!(
+                            "a batch spends {}, not a federation coin",
+                            utxo.outpoint
+                        ))
+                    })
             })
-            .collect();
+            .collect::<Result<Vec<FederationCoin>, BlockError>>()?;
         let outputs = spend
             .transaction()
             .output
@@ -133,7 +142,7 @@ impl Peg {
             .put(&key::coins(), &List::<Outpoint, FEDERATION_UTXOS_MAX>(left))
             .await?;
         totals.in_flight = Some(id);
-        totals.next_batch += 1;
+        totals.next_batch = add(id, 1)?;
         store.put(&key::totals(), &totals).await?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use consort_mainchain::{
     self as mc,
 };
 use consort_types::{
-    AccountId,
+    AccountId, TxError,
     codec_util::List,
     peg::{
         ClaimRecord, ClaimStatus,
@@ -100,7 +100,18 @@ impl Peg {
             return Err(not_best().into());
         }
         let tip = self.tip(store).await?;
-        Ok((entry, tip.height - entry.height + 1))
+        // The block is on the best chain, so at most the tip's height.
+        let confirmations = tip
+            .height
+            .checked_sub(entry.height)
+            .and_then(|depth| depth.checked_add(1))
+            .ok_or_else(|| {
+                BlockError::Invariant(format!(
+                    "best-chain block at main-chain height {} above the tip at {}",
+                    entry.height, tip.height
+                ))
+            })?;
+        Ok((entry, confirmations))
     }
 
     pub(crate) async fn claim<E: Runtime>(
@@ -176,6 +187,23 @@ impl Peg {
         pending.0.push(outpoint);
         store.put(&key::pending(), &pending).await?;
         let mut totals = self.totals(store).await?;
+        // Deposits are the only way in, and every total is a share of what came in: refusing
+        // a deposit that would take the sum past u64 keeps every later total addition (in
+        // transactions and at the end of blocks) from overflowing. Only a forged main-chain
+        // block (cheap on a test network) carries such a value.
+        let owed = [
+            totals.supply,
+            totals.fee_pool,
+            totals.pending_peg_outs,
+            totals.pending_claims,
+        ]
+        .into_iter()
+        .try_fold(value, u64::checked_add);
+        if owed.is_none() {
+            return Err(
+                TxError::InvalidAmount("the deposit would overflow the peg's totals").into(),
+            );
+        }
         totals.pending_claims = add(totals.pending_claims, value)?;
         store.put(&key::totals(), &totals).await?;
         self.settle_claims(store).await

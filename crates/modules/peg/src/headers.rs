@@ -66,7 +66,7 @@ impl Peg {
             // than a retarget period do not happen on the networks we peg to.
             let mut times = BTreeMap::new();
             let interval = self.network.retarget_interval_blocks();
-            for back in [interval - 1, interval] {
+            for back in [interval.saturating_sub(1), interval] {
                 if let Some(at) = parent.height.checked_sub(back)
                     && let Some(hash) = Self::best_at(store, at).await?
                     && let Some(entry) = store.get::<HeaderEntry>(&key::header(&hash)).await?

@@ -47,7 +47,7 @@ impl Peg {
         totals.supply = sub(totals.supply, amount)?;
         totals.pending_peg_outs = add(totals.pending_peg_outs, amount)?;
         let id = totals.next_request;
-        totals.next_request += 1;
+        totals.next_request = add(id, 1)?;
         store
             .put(
                 &key::request(id),
@@ -69,7 +69,12 @@ impl Peg {
         Ok(())
     }
 
-    pub(crate) fn rebuild(&self, batch: &Batch) -> UnsignedSpend {
+    /// The unsigned transaction of a recorded batch.
+    ///
+    /// # Errors
+    /// [`BlockError::Invariant`] if the recorded coins and outputs no longer make one (they
+    /// were built into one when the batch was recorded).
+    pub(crate) fn rebuild(&self, batch: &Batch) -> Result<UnsignedSpend, BlockError> {
         let inputs = batch.inputs.0.iter().map(to_utxo).collect();
         let outputs = batch
             .outputs
@@ -80,13 +85,20 @@ impl Peg {
                 script_pubkey: ScriptBuf::from_bytes(o.script.0.clone()),
             })
             .collect();
-        UnsignedSpend::rebuild(&self.federation, inputs, outputs)
-            .expect("a recorded batch was built from these coins and outputs")
+        UnsignedSpend::rebuild(&self.federation, inputs, outputs).map_err(|e| {
+            BlockError::Invariant(format!("recorded batch {} does not rebuild: {e}", batch.id))
+        })
     }
 
-    /// The unsigned transaction of a batch (what validators sign).
+    /// The unsigned transaction of a batch (what validators sign). For the node and tools,
+    /// on batches read from the finalized state; execution uses the fallible `rebuild`.
+    ///
+    /// # Panics
+    /// If the recorded batch does not rebuild (a broken invariant: it was built from these
+    /// coins and outputs).
     pub fn unsigned(&self, batch: &Batch) -> UnsignedSpend {
         self.rebuild(batch)
+            .expect("a recorded batch was built from these coins and outputs")
     }
 
     pub(crate) async fn sign<E: Runtime>(
@@ -115,10 +127,11 @@ impl Peg {
             .map(|s| bitcoin::ecdsa::Signature::from_slice(s.as_slice()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PegError::BadSignatures(e.to_string()))?;
-        let signer = *self
-            .federation_key(index)
-            .expect("validator indexes have keys");
-        self.rebuild(&batch)
+        // Genesis holds one federation key per validator, so a validator index has one.
+        let signer = *self.federation_key(index).ok_or_else(|| {
+            BlockError::Invariant(format!("validator {index} has no federation key"))
+        })?;
+        self.rebuild(&batch)?
             .verify(&PartialSignatures {
                 signer,
                 signatures: parsed,
@@ -159,7 +172,9 @@ impl Peg {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| BlockError::CorruptState(key))?;
             partials.push(PartialSignatures {
-                signer: *self.federation_key(*index).expect("validator"),
+                signer: *self
+                    .federation_key(*index)
+                    .ok_or(BlockError::CorruptState(key))?,
                 signatures,
             });
         }
@@ -213,7 +228,9 @@ impl Peg {
         {
             let outpoint = Outpoint {
                 txid: batch.txid,
-                vout: u32::try_from(vout).expect("few outputs"),
+                vout: u32::try_from(vout).map_err(|_| {
+                    BlockError::Invariant(format!("batch {id} has over u32::MAX outputs"))
+                })?,
             };
             store
                 .put(

@@ -44,11 +44,8 @@ pub async fn put_private<E: Runtime>(
     if recipients.is_empty() {
         return Err(PrivateError::BadEnvelope("no recipients").into());
     }
-    if recipients
-        .iter()
-        .enumerate()
-        .any(|(i, r)| recipients[..i].contains(r))
-    {
+    let mut seen = std::collections::BTreeSet::new();
+    if !recipients.iter().all(|r| seen.insert(*r)) {
         return Err(PrivateError::BadEnvelope("a recipient holds two copies").into());
     }
     if !recipients.contains(&sender) {

@@ -47,11 +47,16 @@ pub async fn end_block<E: Runtime>(
         .await?
         .ok_or(BlockError::CorruptState(key::committee(epoch)))?;
     let set = next_committee(&current, &registry(store, genesis).await?);
-    assert!(
-        set.members.0.len() <= VALIDATORS_MAX,
-        "next_committee keeps committees within VALIDATORS_MAX"
-    );
-    store.put(&key::committee(epoch + 1), &set).await?;
+    if set.members.0.len() > VALIDATORS_MAX {
+        return Err(BlockError::Invariant(format!(
+            "next committee of {} members exceeds VALIDATORS_MAX",
+            set.members.0.len()
+        )));
+    }
+    let next = epoch
+        .checked_add(1)
+        .ok_or_else(|| BlockError::Invariant("epoch number overflows".into()))?;
+    store.put(&key::committee(next), &set).await?;
     Ok(Some(set))
 }
 

@@ -6,7 +6,6 @@ use crate::{
     rules::{BlockInfo, Rules},
     runtime::{self as execute, Mode},
 };
-use consort_state::{Databases, Merkleized, Runtime, Unmerkleized};
 use commonware_consensus::{marshal::ancestry::Ancestry, types::Height};
 use commonware_cryptography::{Digestible, ed25519};
 use commonware_glue::stateful::{
@@ -16,6 +15,7 @@ use commonware_glue::stateful::{
 use commonware_runtime::Clock;
 use commonware_storage::qmdb::sync::Target;
 use commonware_utils::range::NonEmptyRange;
+use consort_state::{Databases, Merkleized, Runtime, Unmerkleized};
 use consort_types::{
     Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits,
     receipt::FAILURE_CODE_MAX,

@@ -18,8 +18,6 @@
 //! are read from governance state.
 
 use crate::application::{App, ChainObserver};
-use consort_state::{Runtime, Store};
-use consort_validators as validators;
 use commonware_consensus::{
     marshal::{core::Mailbox as MarshalMailbox, standard::Deferred, standard::Standard},
     simplex::{
@@ -43,10 +41,10 @@ use commonware_p2p::{
 };
 use commonware_parallel::Sequential;
 use commonware_runtime::{Handle, buffer::paged::CacheRef};
-use commonware_utils::{
-    NZDuration, NZUsize, channel::mpsc, ordered::Set, vec::NonEmptyVec,
-};
+use commonware_utils::{NZDuration, NZUsize, channel::mpsc, ordered::Set, vec::NonEmptyVec};
+use consort_state::{Runtime, Store};
 use consort_types::{Block, CONSENSUS_NAMESPACE, Digest, Genesis, validators::ValidatorSet};
+use consort_validators as validators;
 use std::{
     collections::BTreeMap,
     num::NonZeroUsize,

@@ -8,11 +8,11 @@ use crate::{
     mempool::Mempool,
     rules::Rules,
 };
+use commonware_glue::stateful::db::DatabaseSet as _;
 use consort_execution::{BlockError, Fail, Runtime, Store, accounts};
 use consort_governance::Gov;
 use consort_peg::Peg;
 use consort_state::Databases;
-use commonware_glue::stateful::db::DatabaseSet as _;
 use consort_types::{
     Account, Call, Genesis, SignedTx, TxError, TxHash, state_key, state_key::TxLocation,
 };

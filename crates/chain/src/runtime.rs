@@ -254,13 +254,23 @@ pub async fn execute_block<E: Runtime>(
                 return Err(BlockError::InvalidTx { index, error });
             }
         }
-        let outcome = match run(&mut store, rules, &tx, block).await? {
-            Ok(()) => Outcome::Applied,
-            Err(error) => {
+        let outcome = match run(&mut store, rules, &tx, block).await {
+            Ok(Ok(())) => Outcome::Applied,
+            Ok(Err(error)) => {
                 let outcome = Outcome::failed(&error);
                 failures.push((tx.hash(), error));
                 outcome
             }
+            // A broken invariant while building: a bug, but one transaction must not stop
+            // every proposal. Leave it out (its writes dropped) and let the pool forget it;
+            // verifiers never see it.
+            Err(BlockError::Invariant(reason)) if mode == Mode::Propose => {
+                store.rollback();
+                tracing::error!(tx = %tx.hash(), %reason, "left out a transaction that breaks an invariant");
+                rejected.push((tx.hash(), TxError::StateUnavailable));
+                continue;
+            }
+            Err(error) => return Err(error),
         };
         // Placed means the nonce is the next one and not u64::MAX: this cannot fail.
         accounts::bump_nonce(&mut store, &tx.tx.sender)

@@ -8,7 +8,6 @@ use crate::{
     epochs::{BoundaryObserver, PeerTracker, Schemes},
     mempool::Mempool,
 };
-use consort_state::{self as state, Runtime, StateDb};
 use commonware_broadcast::buffered;
 use commonware_consensus::{
     Reporter,
@@ -31,6 +30,7 @@ use commonware_parallel::Sequential;
 use commonware_runtime::{Handle, buffer::paged::CacheRef};
 use commonware_storage::{archive::prunable, mmr, translator::TwoCap};
 use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
+use consort_state::{self as state, Runtime, StateDb};
 use consort_types::{Block, Genesis};
 use std::{
     num::{NonZeroU64, NonZeroUsize},

@@ -7,8 +7,6 @@
 //! of the header served → the header commits to a state root → the QMDB proof shows the
 //! account's value under that root.
 
-use consort_state::{CHUNK_BYTES, StateValue, from_value};
-use consort_validators::participants;
 use commonware_codec::{Copying, Decode as _, DecodeExt as _};
 use commonware_consensus::simplex::{scheme::ed25519::Scheme, types::Finalization};
 use commonware_cryptography::{Sha256, sha256};
@@ -16,7 +14,9 @@ use commonware_storage::{
     mmr,
     qmdb::{any::value::FixedEncoding, current::ordered::proof::KeyValueProof},
 };
+use consort_state::{CHUNK_BYTES, StateValue, from_value};
 use consort_types::{Account, AccountId, CONSENSUS_NAMESPACE, Genesis, Header, state_key};
+use consort_validators::participants;
 
 /// Most digests accepted in a decoded state proof (the proof of a database of 2^64 operations
 /// needs far fewer).

@@ -24,7 +24,10 @@ pub fn put<E: Runtime>(store: &mut Store<'_, E>, id: &AccountId, account: &Accou
 ///
 /// # Errors
 /// If the state cannot be read.
-pub async fn create<E: Runtime>(store: &mut Store<'_, E>, id: &AccountId) -> Result<(), StateError> {
+pub async fn create<E: Runtime>(
+    store: &mut Store<'_, E>,
+    id: &AccountId,
+) -> Result<(), StateError> {
     if get(store, id).await?.is_none() {
         put(store, id, &Account::default());
     }

@@ -267,11 +267,7 @@ fn start_watcher(
             "the keystore's key is not this validator's federation key in genesis; check keystore"
         );
     }
-    Ok(consort_watcher::Watcher::new(
-        peg,
-        rpc,
-        Some((index, key)),
-    ))
+    Ok(consort_watcher::Watcher::new(peg, rpc, Some((index, key))))
 }
 
 /// Keep `shared.peers` at the number of live p2p sessions: the p2p tracker publishes one

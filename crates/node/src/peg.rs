@@ -13,9 +13,8 @@ use bitcoin::hashes::Hash as _;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Clock as _, tokio::Context};
-use consort_state::{self as state, Store};
-use consort_watcher::Watcher;
 use consort_mainchain::Custody;
+use consort_state::{self as state, Store};
 use consort_types::{
     AccountId, Asset, Tx,
     codec_util::List,
@@ -25,6 +24,7 @@ use consort_types::{
     },
     state_key::{self, peg as key},
 };
+use consort_watcher::Watcher;
 use serde_json::{Value, json};
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use tracing::{debug, warn};

@@ -7,10 +7,10 @@
 //! the main chain. Everything it proposes is checked again by the runtime, so a confused or
 //! malicious watcher can waste a transaction, never move coins.
 
-use consort_execution::{BlockError, Runtime, Store};
-use consort_peg::Peg;
 use bitcoin::{Block, BlockHash, Transaction, Txid, hashes::Hash as _};
+use consort_execution::{BlockError, Runtime, Store};
 use consort_mainchain::{RpcClient, RpcError, SigningKey};
+use consort_peg::Peg;
 use consort_types::{
     AccountId, Call,
     codec_util::{Blob, List},

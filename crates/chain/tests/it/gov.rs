@@ -1770,7 +1770,11 @@ fn an_admins_rotation_falling_due_does_not_carry_a_frozen_asset_away() {
                 .read(&consort_types::state_key::balance(&cny, &id(who)))
                 .await
         };
-        assert_eq!(held(&chain, 60).await, Some(100), "the frozen balance stays");
+        assert_eq!(
+            held(&chain, 60).await,
+            Some(100),
+            "the frozen balance stays"
+        );
         assert_eq!(held(&chain, 70).await, None);
         assert!(
             chain

@@ -134,9 +134,7 @@ impl Chain {
     }
 
     async fn balance(&self, who: u64) -> u64 {
-        self.account(who)
-            .await
-            .map_or(0, |a| a.balance.units())
+        self.account(who).await.map_or(0, |a| a.balance.units())
     }
 
     async fn nonce(&self, who: u64) -> u64 {
@@ -176,13 +174,20 @@ fn an_overdraft_is_included_as_failed_uses_its_nonce_and_moves_nothing() {
         let block = chain.block(vec![transfer(1, 2, 0, FUNDS + 1)]).await;
         assert_eq!(block.included, 1);
         assert!(
-            matches!(block.failed.as_slice(), [TxError::InsufficientBalance { .. }]),
+            matches!(
+                block.failed.as_slice(),
+                [TxError::InsufficientBalance { .. }]
+            ),
             "{:?}",
             block.failed
         );
         assert_eq!(chain.balance(1).await, FUNDS);
         assert_eq!(chain.balance(2).await, FUNDS);
-        assert_eq!(chain.nonce(1).await, 1, "a failed transaction uses its nonce");
+        assert_eq!(
+            chain.nonce(1).await,
+            1,
+            "a failed transaction uses its nonce"
+        );
         // The next nonce runs.
         let next = chain.block(vec![transfer(1, 2, 1, 5)]).await;
         assert_eq!((next.included, next.failed.len()), (1, 0));

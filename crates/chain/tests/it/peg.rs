@@ -13,13 +13,13 @@ use consort_chain::{
     rules::{BlockInfo, Rules},
     runtime::{Mode, execute_block},
 };
-use consort_peg::Peg;
-use consort_state::{self as state, Databases, Store};
 use consort_mainchain::{
     RpcClient, SigningKey,
     regtest::{LitecoindRegtest, RegtestOptions},
     script_pubkey_for_address,
 };
+use consort_peg::Peg;
+use consort_state::{self as state, Databases, Store};
 use consort_types::{
     AccountId, Amount, Call, Genesis, GenesisValidator, SignedTx, Tx, TxError,
     codec_util::{Blob, List},

@@ -17,7 +17,6 @@ use commonware_utils::{NZU32, channel::mpsc};
 use consort_chain::{
     Mempool,
     application::NoObserver,
-
     validator::{self, Channels},
 };
 use consort_state as state;

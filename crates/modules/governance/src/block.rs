@@ -1,16 +1,16 @@
 //! End of block: proposals past their deadline expire, admins' rotations due now apply.
 
+use crate::Gov;
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger};
 use consort_types::{
     AccountId,
     codec_util::List,
     gov::{
-        FreezeTarget, GovState,
-        PendingRotation, Proposal, ProposalStatus, ROTATIONS_DUE_PER_BLOCK_MAX, Registration, role,
+        FreezeTarget, GovState, PendingRotation, Proposal, ProposalStatus,
+        ROTATIONS_DUE_PER_BLOCK_MAX, Registration, role,
     },
     state_key::gov as key,
 };
-use crate::Gov;
 
 impl Gov {
     /// End of block: proposals past their deadline expire, and admins' rotations due now

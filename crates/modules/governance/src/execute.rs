@@ -1,20 +1,20 @@
 //! The governance calls: registration, proposals and votes, supervision (freezes), banks'
 //! e-money, key rotations.
 
+use crate::Gov;
 use crate::unauthorized;
 use consort_execution::{BlockError, Context, Fail, Runtime, Store, ledger, ledger::Denom};
 use consort_types::{
     AccountId, Call, TxError,
     codec_util::List,
     gov::{
-        Action, EMoney, GovError, GovState, Mode,
-        OPEN_PROPOSALS_MAX, OPEN_PROPOSALS_PER_ORG_MAX, ORGS_MAX, Org, OrgId, OrgKind,
-        PendingRotation, Proposal, ProposalStatus, ROTATIONS_DUE_PER_BLOCK_MAX, Registration, role,
+        Action, EMoney, GovError, GovState, Mode, OPEN_PROPOSALS_MAX, OPEN_PROPOSALS_PER_ORG_MAX,
+        ORGS_MAX, Org, OrgId, OrgKind, PendingRotation, Proposal, ProposalStatus,
+        ROTATIONS_DUE_PER_BLOCK_MAX, Registration, role,
     },
     state_key::gov as key,
     validators::ValidatorEntry,
 };
-use crate::Gov;
 
 impl Gov {
     /// Apply a governance call already authorized.
@@ -304,8 +304,8 @@ impl Gov {
         height: u64,
     ) -> Result<(), Fail> {
         let admin = Self::active(store, sender)
-                    .await?
-                    .ok_or_else(|| GovError::NotRegistered(sender.to_string()))?;
+            .await?
+            .ok_or_else(|| GovError::NotRegistered(sender.to_string()))?;
         let call = Call::Propose { action: *action };
         if self.config.mode == Mode::Private && Some(admin.org) != self.founder() {
             return Err(unauthorized(
@@ -551,5 +551,4 @@ impl Gov {
         }
         Ok(())
     }
-
 }

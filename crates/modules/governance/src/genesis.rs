@@ -1,13 +1,11 @@
 //! The founding organisations and their admins, written in block 1.
 
+use crate::Gov;
 use consort_execution::{BlockError, Runtime, Store};
 use consort_types::{
-    gov::{
-        GovState, Org, Registration, role,
-    },
+    gov::{GovState, Org, Registration, role},
     state_key::gov as key,
 };
-use crate::Gov;
 
 impl Gov {
     /// Write the founding organisations and their admins (block 1).
@@ -59,5 +57,4 @@ impl Gov {
         }
         Ok(store.put(&key::state(), &state).await?)
     }
-
 }

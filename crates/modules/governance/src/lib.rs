@@ -21,9 +21,7 @@ pub mod query;
 use consort_execution::Fail;
 use consort_types::{
     Call, Genesis, TxError,
-    gov::{
-        GovernanceConfig, OrgId,
-    },
+    gov::{GovernanceConfig, OrgId},
 };
 
 /// Governance of a chain, from genesis.
@@ -58,5 +56,4 @@ impl Gov {
     pub(crate) fn founder(&self) -> Option<OrgId> {
         self.config.organisations.first().map(|o| o.id)
     }
-
 }

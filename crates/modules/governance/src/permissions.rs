@@ -1,18 +1,15 @@
 //! Who may make which call, and what is frozen: the [`Permissions`] of a governed chain.
 
+use crate::Gov;
 use crate::unauthorized;
+use consort_execution::Permissions;
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger};
 use consort_types::{
     AccountId, Call,
     codec_util::List,
-    gov::{
-        FreezeTarget, GovError, Org,
-        PendingRotation, Registration, role,
-    },
+    gov::{FreezeTarget, GovError, Org, PendingRotation, Registration, role},
     state_key::gov as key,
 };
-use crate::Gov;
-use consort_execution::Permissions;
 
 impl Gov {
     /// The sender's registration if it is active and its organisation is a member.
@@ -329,7 +326,6 @@ impl Gov {
             }
         }
     }
-
 }
 
 impl Permissions for Gov {

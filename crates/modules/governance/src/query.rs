@@ -1,11 +1,8 @@
 //! Reads other modules and the node make of governance state.
 
-use consort_execution::{BlockError, Runtime, Store};
-use consort_types::{
-    AccountId,
-    state_key::gov as key,
-};
 use crate::Gov;
+use consort_execution::{BlockError, Runtime, Store};
+use consort_types::{AccountId, state_key::gov as key};
 
 impl Gov {
     /// The key `old` was rotated to, if it was.
@@ -28,5 +25,4 @@ impl Gov {
     ) -> Result<Option<u16>, BlockError> {
         Ok(Self::active(store, account).await?.map(|r| r.roles))
     }
-
 }

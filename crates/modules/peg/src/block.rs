@@ -1,23 +1,17 @@
 //! End of block (batches built, claims settled) and the conservation invariant.
 
-use crate::{Ids, Outpoints, Peg, to_utxo, spend_params};
+use crate::{Ids, Outpoints, Peg, spend_params, to_utxo};
+use bitcoin::{Amount as Sats, ScriptBuf, hashes::Hash as _};
 use consort_execution::{BlockError, Runtime, Store};
-use bitcoin::{
-    Amount as Sats, ScriptBuf,
-    hashes::Hash as _,
-};
-use consort_mainchain::{
-    self as mc, Utxo,
-};
+use consort_mainchain::{self as mc, Utxo};
 use consort_types::{
     codec_util::{Blob, List},
     peg::{
-        BATCH_REQUESTS_MAX, Batch, BatchOutput, BatchStatus, ClaimRecord,
-        FEDERATION_UTXOS_MAX, FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegOutRequest, PegOutStatus, PegTotals,
+        BATCH_REQUESTS_MAX, Batch, BatchOutput, BatchStatus, ClaimRecord, FEDERATION_UTXOS_MAX,
+        FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegOutRequest, PegOutStatus, PegTotals,
     },
     state_key::peg as key,
 };
-
 
 impl Peg {
     /// End of block: batch queued peg-outs when no batch is in flight.
@@ -198,13 +192,15 @@ impl Peg {
         }
         Ok(())
     }
-    pub(crate) async fn totals<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<PegTotals, BlockError> {
+    pub(crate) async fn totals<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<PegTotals, BlockError> {
         store
             .get(&key::totals())
             .await?
             .ok_or(BlockError::CorruptState(key::totals()))
     }
-
 }
 
 pub(crate) fn add(a: u64, b: u64) -> Result<u64, BlockError> {
@@ -216,4 +212,3 @@ pub(crate) fn sub(a: u64, b: u64) -> Result<u64, BlockError> {
     a.checked_sub(b)
         .ok_or_else(|| BlockError::Invariant("peg total underflows".into()))
 }
-

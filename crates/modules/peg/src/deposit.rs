@@ -2,29 +2,25 @@
 //! chain moves on.
 
 use crate::{Outpoints, Peg, add, sub};
+use bitcoin::{Amount as Sats, OutPoint, Transaction, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger::credit};
-use bitcoin::{
-    Amount as Sats, OutPoint, Transaction, Txid,
-    hashes::Hash as _,
-};
-use consort_mainchain::{
-    self as mc,
-};
+use consort_mainchain::{self as mc};
 use consort_types::{
     AccountId, TxError,
     codec_util::List,
     peg::{
-        ClaimRecord, ClaimStatus,
-        FEDERATION_UTXOS_MAX, FederationCoin, HeaderEntry, Outpoint,
+        ClaimRecord, ClaimStatus, FEDERATION_UTXOS_MAX, FederationCoin, HeaderEntry, Outpoint,
         PENDING_CLAIMS_MAX, PegError,
     },
     state_key::peg as key,
 };
 
-
 impl Peg {
     /// Credit claims whose contest period is over; void those whose block left the best chain.
-    pub(crate) async fn settle_claims<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<(), Fail> {
+    pub(crate) async fn settle_claims<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<(), Fail> {
         let tip = self.tip(store).await?;
         let pending: Outpoints = store.get(&key::pending()).await?.unwrap_or_default();
         if pending.0.is_empty() {
@@ -208,5 +204,4 @@ impl Peg {
         store.put(&key::totals(), &totals).await?;
         self.settle_claims(store).await
     }
-
 }

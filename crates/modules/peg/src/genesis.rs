@@ -3,12 +3,9 @@
 use crate::Peg;
 use consort_execution::{BlockError, Runtime, Store};
 use consort_types::{
-    peg::{
-        MainTip, PegTotals,
-    },
+    peg::{MainTip, PegTotals},
     state_key::peg as key,
 };
-
 
 impl Peg {
     /// Write the light client's starting header and empty totals (block 1).
@@ -27,5 +24,4 @@ impl Peg {
             .await?;
         Ok(store.put(&key::totals(), &PegTotals::default()).await?)
     }
-
 }

@@ -1,26 +1,24 @@
 //! The on-chain light client of the main chain: relayed headers, the best chain, reorganisations.
 
 use crate::Peg;
-use consort_execution::{BlockError, Fail, Runtime, Store};
 use bitcoin::{
     BlockHash,
     hashes::Hash as _,
     pow::{CompactTarget, Work},
 };
-use consort_mainchain::{
-    self as mc, HeaderRecord,
-};
+use consort_execution::{BlockError, Fail, Runtime, Store};
+use consort_mainchain::{self as mc, HeaderRecord};
 use consort_types::{
-    peg::{
-        HeaderEntry, MainTip, PegError,
-    },
+    peg::{HeaderEntry, MainTip, PegError},
     state_key::peg as key,
 };
 use std::collections::BTreeMap;
 
-
 impl Peg {
-    pub(crate) async fn tip<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<MainTip, BlockError> {
+    pub(crate) async fn tip<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<MainTip, BlockError> {
         store
             .get(&key::tip())
             .await?
@@ -136,7 +134,6 @@ impl Peg {
             .await?;
         Ok(())
     }
-
 }
 
 pub(crate) fn to_record(entry: &HeaderEntry) -> HeaderRecord {
@@ -149,4 +146,3 @@ pub(crate) fn to_record(entry: &HeaderEntry) -> HeaderRecord {
         last_regular_bits: CompactTarget::from_consensus(entry.last_regular_bits),
     }
 }
-

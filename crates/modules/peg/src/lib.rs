@@ -39,17 +39,13 @@ pub(crate) use block::{add, sub};
 pub(crate) use params::spend_params;
 pub(crate) use withdraw::to_utxo;
 
-use consort_execution::{Context, Fail, Runtime, Store};
 use bitcoin::secp256k1::PublicKey;
-use consort_mainchain::{
-    Federation, Network,
-};
+use consort_execution::{Context, Fail, Runtime, Store};
+use consort_mainchain::{Federation, Network};
 use consort_types::{
     AccountId, Call, TxError,
     codec_util::List,
-    peg::{
-        FEDERATION_UTXOS_MAX, HeaderEntry, Outpoint, PEG_OUT_QUEUE_MAX, PegConfig,
-    },
+    peg::{FEDERATION_UTXOS_MAX, HeaderEntry, Outpoint, PEG_OUT_QUEUE_MAX, PegConfig},
 };
 
 /// Lists kept as single records.
@@ -148,5 +144,4 @@ impl Peg {
             .into()),
         }
     }
-
 }

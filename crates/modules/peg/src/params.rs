@@ -1,23 +1,14 @@
 //! The peg's parameters from genesis: the federation, deposit addresses, fees and quotes.
 
 use crate::{Peg, REGTEST_BITS, REGTEST_GENESIS_TIME, parse_key, parse_network};
-use bitcoin::{
-    FeeRate, ScriptBuf,
-    hashes::Hash as _,
-    pow::CompactTarget,
-    secp256k1::PublicKey,
-};
+use bitcoin::{FeeRate, ScriptBuf, hashes::Hash as _, pow::CompactTarget, secp256k1::PublicKey};
 use consort_mainchain::{
-    self as mc, Custody, DepositAccount, Federation, Network,
-    Recovery, SpendParams,
+    self as mc, Custody, DepositAccount, Federation, Network, Recovery, SpendParams,
 };
 use consort_types::{
     AccountId, Asset, Genesis,
-    peg::{
-        HeaderEntry, PegConfig, PegError,
-    },
+    peg::{HeaderEntry, PegConfig, PegError},
 };
-
 
 impl Peg {
     /// The peg `genesis` configures, if any.
@@ -185,7 +176,6 @@ impl Peg {
             .map_err(|_| PegError::BadDestination)?;
         Ok((fee.to_sat(), minimum.to_sat()))
     }
-
 }
 
 pub(crate) fn spend_params(network: Network, config: &PegConfig, tip_height: u32) -> SpendParams {
@@ -195,4 +185,3 @@ pub(crate) fn spend_params(network: Network, config: &PegConfig, tip_height: u32
         next_block_height: tip_height.saturating_add(1),
     }
 }
-

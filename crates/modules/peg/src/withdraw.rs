@@ -2,23 +2,18 @@
 //! the main chain.
 
 use crate::{Ids, Outpoints, Peg, add, sub};
+use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, TxOut, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger::debit};
-use bitcoin::{
-    Amount as Sats, OutPoint, ScriptBuf, TxOut, Txid,
-    hashes::Hash as _,
-};
-use consort_mainchain::{
-    Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo,
-};
+use consort_mainchain::{Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo};
 use consort_types::{
     AccountId,
     codec_util::{Blob, List},
     peg::{
-        Batch, BatchStatus, FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegError, PegOutRequest, PegOutStatus,
+        Batch, BatchStatus, FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegError, PegOutRequest,
+        PegOutStatus,
     },
     state_key::peg as key,
 };
-
 
 impl Peg {
     pub(crate) async fn peg_out<E: Runtime>(
@@ -256,7 +251,6 @@ impl Peg {
         store.put(&key::batch(id), &batch).await?;
         Ok(())
     }
-
 }
 
 pub(crate) fn to_utxo(coin: &FederationCoin) -> Utxo {
@@ -274,4 +268,3 @@ pub(crate) fn to_utxo(coin: &FederationCoin) -> Utxo {
         mweb_peg_out: coin.mweb,
     }
 }
-

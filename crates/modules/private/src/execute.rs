@@ -3,8 +3,8 @@
 use consort_execution::{Context, Fail, Permissions, Runtime, Store};
 use consort_types::{
     AccountId,
-    gov::role,
     codec_util::Blob,
+    gov::role,
     sealed::{LABEL_MAX, PrivateError, PrivateRecord, SealKey, Sealed, valid_key},
     state_key::private as key,
 };
@@ -75,7 +75,9 @@ pub async fn put_private<E: Runtime>(
     let id = store.get::<u64>(&key::next()).await?.unwrap_or(0);
     let next = id
         .checked_add(1)
-        .ok_or(consort_types::TxError::InvalidAmount("private record ids exhausted"))?;
+        .ok_or(consort_types::TxError::InvalidAmount(
+            "private record ids exhausted",
+        ))?;
     store
         .put(
             &key::record(id),

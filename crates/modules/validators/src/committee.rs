@@ -1,6 +1,9 @@
 //! The committee that follows the current one towards the registry.
 
-use consort_types::{limits::VALIDATORS_MAX, validators::{ValidatorEntry, ValidatorSet}};
+use consort_types::{
+    limits::VALIDATORS_MAX,
+    validators::{ValidatorEntry, ValidatorSet},
+};
 
 /// Faults a committee of `n` tolerates: `n = 3f + 1`, rounded down.
 const fn faults(n: usize) -> usize {
@@ -47,8 +50,8 @@ pub fn next_committee(current: &ValidatorSet, registry: &ValidatorSet) -> Valida
 #[cfg(test)]
 mod tests {
     use super::*;
-    use consort_types::AccountId;
     use commonware_cryptography::Signer;
+    use consort_types::AccountId;
 
     fn set(ids: &[u8]) -> ValidatorSet {
         let mut set = ValidatorSet::default();

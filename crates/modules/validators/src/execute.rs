@@ -70,4 +70,3 @@ pub async fn remove<E: Runtime>(
     store.put(&key::registry(), &set).await?;
     Ok(())
 }
-

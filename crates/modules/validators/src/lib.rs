@@ -30,7 +30,9 @@ pub use execute::{add, check_add, check_remove, remove};
 pub use query::{committee, is_validator, registry};
 
 use consort_execution::{BlockError, Runtime, Store};
-use consort_types::{Genesis, limits::VALIDATORS_MAX, state_key::validators as key, validators::ValidatorSet};
+use consort_types::{
+    Genesis, limits::VALIDATORS_MAX, state_key::validators as key, validators::ValidatorSet,
+};
 
 /// End of block: the last block of epoch `e` fixes the committee of epoch `e + 1` (returned,
 /// for the block header).
@@ -59,4 +61,3 @@ pub async fn end_block<E: Runtime>(
     store.put(&key::committee(next), &set).await?;
     Ok(Some(set))
 }
-

@@ -34,4 +34,3 @@ pub async fn is_validator<E: Runtime>(
 ) -> Result<bool, BlockError> {
     Ok(registry(store, genesis).await?.contains(key))
 }
-

@@ -6,9 +6,9 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 /// Every documented limit by the name its row shows, with its value in the row's unit.
 fn limits() -> BTreeMap<&'static str, u64> {
     use consort_chain::{mempool, pipeline};
-    use consort_state::{self as state, store};
     use consort_mainchain::{address, federation, keystore, merkle, rpc, spend};
     use consort_node::{api, gossip, observer, serve};
+    use consort_state::{self as state, store};
     use consort_types::{genesis, gov, limits, peg, receipt, sealed};
     let finality_bucket_largest = *observer::FINALITY_BUCKETS_MS
         .last()

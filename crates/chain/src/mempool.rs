@@ -21,7 +21,7 @@ use consort_types::{
     Account, AccountId, Amount, Block, SignedTx, TxError, TxHash, limits::NONCE_WINDOW_MAX,
 };
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -76,6 +76,9 @@ struct Queue {
     txs: BTreeMap<u64, TxHash>,
     /// Encoded bytes queued.
     bytes: usize,
+    /// What the queued transactions spend of the native balance, together (kept up to date
+    /// so that admission does not visit every queued transaction).
+    spend: Amount,
     /// Finalized height at which the queue was last seen blocked behind a gap (`None`: no gap).
     gap_since: Option<u64>,
 }
@@ -84,7 +87,10 @@ struct Queue {
 struct Pool {
     limits: PoolLimits,
     queues: BTreeMap<AccountId, Queue>,
-    entries: BTreeMap<TxHash, Entry>,
+    /// Hash → transaction. A hash map: it is only looked up, never iterated (so its order
+    /// cannot leak into anything), and its entries are large, which a B-tree would shift on
+    /// every insert and removal.
+    entries: HashMap<TxHash, Entry>,
     /// Senders with a runnable transaction not in flight → that transaction's arrival.
     ready: BTreeMap<AccountId, u64>,
     /// Arrival order → hash.
@@ -182,6 +188,36 @@ impl Mempool {
         cache.results.insert((sender, kind), result);
     }
 
+    /// [`Mempool::cached_eligibility`] for many `(sender, kind)` pairs under one lock (`None`
+    /// asks nothing).
+    pub fn cached_eligibilities<'a>(
+        &self,
+        keys: impl IntoIterator<Item = Option<(&'a AccountId, &'static str)>>,
+    ) -> Vec<Option<Result<(), TxError>>> {
+        let cache = self.eligibility_lock();
+        keys.into_iter()
+            .map(|key| key.and_then(|(sender, kind)| cache.results.get(&(*sender, kind)).cloned()))
+            .collect()
+    }
+
+    /// [`Mempool::cache_eligibility`] for many results under one lock.
+    pub fn cache_eligibilities(
+        &self,
+        generation: u64,
+        results: impl IntoIterator<Item = (AccountId, &'static str, Result<(), TxError>)>,
+    ) {
+        let mut cache = self.eligibility_lock();
+        if cache.generation != generation {
+            return;
+        }
+        for (sender, kind, result) in results {
+            if cache.results.len() >= ELIGIBILITY_CACHE_MAX {
+                cache.results.clear();
+            }
+            cache.results.insert((sender, kind), result);
+        }
+    }
+
     fn eligibility_lock(&self) -> MutexGuard<'_, EligibilityCache> {
         self.eligibility
             .lock()
@@ -206,107 +242,33 @@ impl Mempool {
         sender: Option<Account>,
         gossip: bool,
     ) -> Result<TxHash, TxError> {
-        let hash = tx.hash();
-        let bytes = tx.encode_size();
-        let mut guard = self.lock();
-        let pool = &mut *guard;
-        if pool.entries.contains_key(&hash) {
-            return Err(TxError::Duplicate);
-        }
-        if pool.entries.len() >= MEMPOOL_TXS_MAX
-            || pool.bytes.saturating_add(bytes) > MEMPOOL_BYTES_MAX
-        {
-            return Err(TxError::MempoolFull);
-        }
-        let account = match sender {
-            Some(account) => account,
-            // A never-seen sender may make any call but a native transfer.
-            None if matches!(tx.tx.call, consort_types::Call::Transfer { .. }) => {
-                return Err(TxError::UnknownAccount(tx.tx.sender));
-            }
-            None => Account::default(),
-        };
-        let known_next = pool.queues.get(&tx.tx.sender).map_or(0, |q| q.next);
-        let next = account.nonce.max(known_next);
-        let nonce = tx.tx.nonce;
-        if nonce < next {
-            return Err(TxError::NonceReused {
-                expected: next,
-                got: nonce,
-            });
-        }
-        if nonce >= next.saturating_add(NONCE_WINDOW_MAX) {
-            return Err(TxError::NonceTooHigh {
-                expected: next,
-                got: nonce,
-            });
-        }
-        let mut needed = tx.spend();
-        if let Some(queue) = pool.queues.get(&tx.tx.sender) {
-            if queue.txs.contains_key(&nonce) {
-                return Err(TxError::Duplicate);
-            }
-            if queue.txs.len() >= pool.limits.pending_max {
-                return Err(TxError::RateLimited {
-                    limit: u32::try_from(pool.limits.pending_max).unwrap_or(u32::MAX),
-                    scope: "pending",
-                });
-            }
-            if queue.bytes.saturating_add(bytes) > pool.limits.sender_bytes_max {
-                return Err(TxError::RateLimited {
-                    limit: u32::try_from(pool.limits.sender_bytes_max).unwrap_or(u32::MAX),
-                    scope: "bytes pending",
-                });
-            }
-            for hash in queue.txs.values() {
-                let pending = pool
-                    .entries
-                    .get(hash)
-                    .map_or(Amount::ZERO, |e| e.tx.spend());
-                needed = needed
-                    .checked_add(pending)
-                    .ok_or(TxError::InvalidAmount("pending spend overflows"))?;
-            }
-        }
-        if needed > account.balance {
-            return Err(TxError::InsufficientBalance {
-                balance: account.balance,
-                needed,
-            });
-        }
-        let seq = pool.next_seq;
-        pool.next_seq += 1;
-        let sender = tx.tx.sender;
-        let queue = pool.queues.entry(sender).or_insert(Queue {
-            next,
-            txs: BTreeMap::new(),
-            bytes: 0,
-            gap_since: None,
-        });
-        queue.next = next;
-        queue.txs.insert(nonce, hash);
-        queue.bytes += bytes;
-        pool.bytes += bytes;
-        if gossip {
-            pool.outbox.push(tx.clone());
-        }
-        pool.arrival.insert(seq, hash);
-        pool.entries.insert(
-            hash,
-            Entry {
-                tx,
-                seq,
-                bytes,
-                in_flight: None,
-            },
-        );
-        refresh(pool, &sender);
-        Ok(hash)
+        admit(&mut self.lock(), tx, sender, gossip)
+    }
+
+    /// [`Mempool::admit`] many transactions under one lock, in order: each with its sender's
+    /// finalized account. The answers come in the same order.
+    pub fn admit_many(
+        &self,
+        txs: impl IntoIterator<Item = (SignedTx, Option<Account>)>,
+        gossip: bool,
+    ) -> Vec<Result<TxHash, TxError>> {
+        let mut pool = self.lock();
+        txs.into_iter()
+            .map(|(tx, sender)| admit(&mut pool, tx, sender, gossip))
+            .collect()
     }
 
     /// Whether the pool holds this transaction (its signature was verified on admission).
     pub fn contains(&self, hash: &TxHash) -> bool {
         self.lock().entries.contains_key(hash)
+    }
+
+    /// `txs` less those the pool holds, under one lock.
+    pub fn unknown(&self, txs: Vec<SignedTx>) -> Vec<SignedTx> {
+        let pool = self.lock();
+        txs.into_iter()
+            .filter(|tx| !pool.entries.contains_key(&tx.hash()))
+            .collect()
     }
 
     /// Number of pending transactions (in flight or not).
@@ -463,6 +425,14 @@ impl Mempool {
         remember_rejection(&mut self.lock(), hash, error);
     }
 
+    /// [`Mempool::remember_rejection`] for many refusals under one lock.
+    pub fn remember_rejections(&self, rejections: impl IntoIterator<Item = (TxHash, TxError)>) {
+        let mut pool = self.lock();
+        for (hash, error) in rejections {
+            remember_rejection(&mut pool, hash, error);
+        }
+    }
+
     /// The pool's view of a transaction.
     pub fn status(&self, hash: &TxHash) -> Option<PoolStatus> {
         let pool = self.lock();
@@ -541,14 +511,117 @@ impl Mempool {
 
     /// Total a sender has pending (for display).
     pub fn pending_spend(&self, sender: &AccountId) -> Amount {
-        let pool = self.lock();
-        pool.queues.get(sender).map_or(Amount::ZERO, |q| {
-            q.txs.values().fold(Amount::ZERO, |t, h| {
-                let spend = pool.entries.get(h).map_or(Amount::ZERO, |e| e.tx.spend());
-                t.checked_add(spend).unwrap_or(t)
-            })
-        })
+        self.lock()
+            .queues
+            .get(sender)
+            .map_or(Amount::ZERO, |q| q.spend)
     }
+}
+
+/// Admit `tx` into `pool` (see [`Mempool::admit`]).
+fn admit(
+    pool: &mut Pool,
+    tx: SignedTx,
+    sender: Option<Account>,
+    gossip: bool,
+) -> Result<TxHash, TxError> {
+    let hash = tx.hash();
+    let bytes = tx.encode_size();
+    if pool.entries.contains_key(&hash) {
+        return Err(TxError::Duplicate);
+    }
+    if pool.entries.len() >= MEMPOOL_TXS_MAX || pool.bytes.saturating_add(bytes) > MEMPOOL_BYTES_MAX
+    {
+        return Err(TxError::MempoolFull);
+    }
+    let account = match sender {
+        Some(account) => account,
+        // A never-seen sender may make any call but a native transfer.
+        None if matches!(tx.tx.call, consort_types::Call::Transfer { .. }) => {
+            return Err(TxError::UnknownAccount(tx.tx.sender));
+        }
+        None => Account::default(),
+    };
+    let known_next = pool.queues.get(&tx.tx.sender).map_or(0, |q| q.next);
+    let next = account.nonce.max(known_next);
+    let nonce = tx.tx.nonce;
+    if nonce < next {
+        return Err(TxError::NonceReused {
+            expected: next,
+            got: nonce,
+        });
+    }
+    if nonce >= next.saturating_add(NONCE_WINDOW_MAX) {
+        return Err(TxError::NonceTooHigh {
+            expected: next,
+            got: nonce,
+        });
+    }
+    let mut needed = tx.spend();
+    if let Some(queue) = pool.queues.get(&tx.tx.sender) {
+        if queue.txs.contains_key(&nonce) {
+            return Err(TxError::Duplicate);
+        }
+        if queue.txs.len() >= pool.limits.pending_max {
+            return Err(TxError::RateLimited {
+                limit: u32::try_from(pool.limits.pending_max).unwrap_or(u32::MAX),
+                scope: "pending",
+            });
+        }
+        if queue.bytes.saturating_add(bytes) > pool.limits.sender_bytes_max {
+            return Err(TxError::RateLimited {
+                limit: u32::try_from(pool.limits.sender_bytes_max).unwrap_or(u32::MAX),
+                scope: "bytes pending",
+            });
+        }
+        needed = needed
+            .checked_add(queue.spend)
+            .ok_or(TxError::InvalidAmount("pending spend overflows"))?;
+    }
+    if needed > account.balance {
+        return Err(TxError::InsufficientBalance {
+            balance: account.balance,
+            needed,
+        });
+    }
+    let seq = pool.next_seq;
+    pool.next_seq += 1;
+    let sender = tx.tx.sender;
+    let queue = pool.queues.entry(sender).or_insert(Queue {
+        next,
+        txs: BTreeMap::new(),
+        bytes: 0,
+        spend: Amount::ZERO,
+        gap_since: None,
+    });
+    // Whether the sender already had a runnable transaction: then this one, later in its
+    // nonce order, changes neither what runs first nor the gap.
+    let was_ready = queue.next == next && pool.ready.contains_key(&sender);
+    queue.next = next;
+    queue.txs.insert(nonce, hash);
+    queue.bytes += bytes;
+    queue.spend = queue
+        .spend
+        .checked_add(tx.spend())
+        .expect("the queue's spend is at most the balance checked above");
+    pool.bytes += bytes;
+    if gossip {
+        pool.outbox.push(tx.clone());
+    }
+    pool.arrival.insert(seq, hash);
+    pool.entries.insert(
+        hash,
+        Entry {
+            tx,
+            seq,
+            bytes,
+            in_flight: None,
+        },
+    );
+    if !was_ready {
+        refresh(pool, &sender);
+    }
+    Ok(hash)
 }
 
 /// The first nonce of `queue` not in flight, walking from its next nonce over in-flight ones.
@@ -643,6 +716,10 @@ fn remove(pool: &mut Pool, hash: &TxHash) {
     if let Some(queue) = pool.queues.get_mut(&sender) {
         queue.txs.remove(&entry.tx.tx.nonce);
         queue.bytes -= entry.bytes;
+        queue.spend = queue
+            .spend
+            .checked_sub(entry.tx.spend())
+            .expect("the queue's spend counts each of its transactions");
         if queue.txs.is_empty() {
             pool.queues.remove(&sender);
             pool.ready.remove(&sender);
@@ -736,6 +813,30 @@ mod tests {
             Err(TxError::InsufficientBalance { .. })
         ));
         assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn finalized_spends_no_longer_count_against_the_balance() {
+        let pool = Mempool::new();
+        let admitted = pool.admit_many(
+            [
+                (transfer(0, 40), account(100, 0)),
+                (transfer(1, 40), account(100, 0)),
+                (transfer(2, 40), account(100, 0)),
+            ],
+            false,
+        );
+        assert!(admitted[0].is_ok() && admitted[1].is_ok());
+        assert!(matches!(
+            admitted[2],
+            Err(TxError::InsufficientBalance { .. })
+        ));
+        assert_eq!(pool.pending_spend(&id(1)), Amount::new(80));
+        pool.on_finalized(&block(1, vec![transfer(0, 40)]));
+        assert_eq!(pool.pending_spend(&id(1)), Amount::new(40));
+        pool.admit(transfer(2, 20), account(60, 1), false)
+            .expect("only nonce 1 is still pending");
+        assert_eq!(pool.pending_spend(&id(1)), Amount::new(60));
     }
 
     #[test]

@@ -83,6 +83,12 @@ pub struct Report {
     pub ratio_to_batched_verify: f64,
     /// Cores the machine reports.
     pub cores: usize,
+    /// What signature checks alone would allow: every validator verifies every transaction
+    /// once (block verification skips those its pool admitted), so
+    /// `ed25519_verify_per_s_batched * cores / validators`.
+    pub ceiling_tps: f64,
+    /// `finalized_tps / ceiling_tps`.
+    pub ratio_to_ceiling: f64,
 }
 
 fn bench_key(i: usize) -> ed25519::PrivateKey {
@@ -244,6 +250,7 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
         latencies[i] as f64 / 1e6
     };
     let finalized_tps = finalized_in_window as f64 / window_s;
+    let ceiling_tps = verify_batched * cores as f64 / options.validators as f64;
     Ok(Report {
         validators: options.validators,
         window_s,
@@ -260,6 +267,8 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
         ratio_to_single_verify: finalized_tps / verify_single,
         ratio_to_batched_verify: finalized_tps / verify_batched,
         cores,
+        ceiling_tps,
+        ratio_to_ceiling: finalized_tps / ceiling_tps,
     })
 }
 
@@ -535,6 +544,13 @@ pub fn print(report: &Report) {
     println!(
         "  throughput / verify    {:.2}× single-core, {:.2}× batched single-core",
         report.ratio_to_single_verify, report.ratio_to_batched_verify
+    );
+    println!(
+        "  signature ceiling      {:>10.0} tx/s  (batched × {} cores / {} validators): {:.0}% of it",
+        report.ceiling_tps,
+        report.cores,
+        report.validators,
+        report.ratio_to_ceiling * 100.0
     );
     if report.rejected > 0 {
         println!("  refused by nodes       {}", report.rejected);

@@ -18,7 +18,7 @@ use commonware_cryptography::Digestible;
 use consort_chain::mempool::PoolStatus;
 use consort_state as state;
 use consort_types::{
-    AccountId, Block, SignedTx, TxError, hex_serde, state_key, state_key::TxLocation,
+    AccountId, Block, SignedTx, TxError, TxHash, hex_serde, state_key, state_key::TxLocation,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -208,6 +208,7 @@ async fn submit_batch(
     }
     // Decoding and signature checks are CPU work: keep them off the async workers.
     let chain_id = s.genesis.chain_id;
+    let admission = s.admission.clone();
     let (decoded, all_verify) = run_blocking(&s.blocking_tasks, move || {
         let decoded: Vec<Result<SignedTx, TxError>> = body
             .txs
@@ -221,31 +222,42 @@ async fn submit_batch(
             })
             .collect();
         let candidates: Vec<&SignedTx> = decoded.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let all_verify = consort_types::tx::verify_batch(&candidates, &mut rand::rng());
+        let all_verify = admission.verify_signatures(&candidates, &mut rand::rng());
         (decoded, all_verify)
     })
     .await?;
-    let mut results = Vec::with_capacity(decoded.len());
-    let mut accepted = 0usize;
+    // Refused before the pool (`Some`), or verified and admitted together below (`None`).
+    let mut answers: Vec<Option<Result<TxHash, TxError>>> = Vec::with_capacity(decoded.len());
+    let mut verified = Vec::with_capacity(decoded.len());
+    let mut rejections = Vec::new();
     for item in decoded {
-        let result = match item {
-            Err(error) => Err(error),
+        answers.push(match item {
+            Err(error) => Some(Err(error)),
             Ok(tx) if !all_verify && !tx.verify_signature() => {
-                let error = TxError::BadSignature;
-                s.mempool.remember_rejection(tx.hash(), error.clone());
-                Err(error)
+                rejections.push((tx.hash(), TxError::BadSignature));
+                Some(Err(TxError::BadSignature))
             }
             Ok(tx) => {
-                let hash = tx.hash();
-                match admit_verified(&s, tx).await {
-                    Ok(()) => Ok(hash),
-                    Err(error) => {
-                        s.mempool.remember_rejection(hash, error.clone());
-                        Err(error)
-                    }
-                }
+                verified.push(tx);
+                None
             }
-        };
+        });
+    }
+    let hashes: Vec<TxHash> = verified.iter().map(SignedTx::hash).collect();
+    let admitted = s.admission.admit_verified_many(verified, true).await;
+    let mut admitted = admitted.into_iter().zip(hashes);
+    let mut results = Vec::with_capacity(answers.len());
+    let mut accepted = 0usize;
+    for answer in answers {
+        let result = answer.unwrap_or_else(|| {
+            let (result, hash) = admitted
+                .next()
+                .expect("one answer per verified transaction");
+            if let Err(error) = &result {
+                rejections.push((hash, error.clone()));
+            }
+            result
+        });
         results.push(match result {
             Ok(hash) => {
                 accepted += 1;
@@ -254,16 +266,12 @@ async fn submit_batch(
             Err(error) => json!({"error": error}),
         });
     }
+    s.mempool.remember_rejections(rejections);
     Ok(Json(json!({"accepted": accepted, "results": results})))
 }
 
 async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     s.admission.admit(tx, true).await.map(|_| ())
-}
-
-/// Admit a transaction whose stateless checks and signature passed.
-async fn admit_verified(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
-    s.admission.admit_verified(tx, true).await.map(|_| ())
 }
 
 async fn read_tx_location(

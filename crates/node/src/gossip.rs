@@ -73,31 +73,30 @@ pub async fn receive_loop<E, R>(
             warn!(?peer, "peer sent malformed transactions");
             continue;
         };
-        let fresh: Vec<SignedTx> = txs
+        let fresh: Vec<SignedTx> = mempool
+            .unknown(txs)
             .into_iter()
-            .filter(|tx| {
-                !mempool.contains(&tx.hash()) && tx.check_without_signature(chain_id).is_ok()
-            })
+            .filter(|tx| tx.check_without_signature(chain_id).is_ok())
             .collect();
         let refs: Vec<&SignedTx> = fresh.iter().collect();
-        if !consort_types::tx::verify_batch(&refs, &mut context) {
+        let verified = if admission.verify_signatures(&refs, &mut context) {
+            fresh
+        } else {
             // Fall back to one-by-one so one bad transaction does not sink the rest.
-            for tx in fresh.iter().filter(|t| t.verify_signature()) {
-                admit(&admission, tx.clone()).await;
-            }
-            continue;
+            fresh
+                .into_iter()
+                .filter(SignedTx::verify_signature)
+                .collect()
+        };
+        // The same pipeline as the API's (signatures checked above); not forwarded again.
+        for error in admission
+            .admit_verified_many(verified, false)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+        {
+            debug!(%error, "gossiped transaction not admitted");
         }
-        for tx in fresh {
-            admit(&admission, tx).await;
-        }
-    }
-}
-
-/// Gossiped transactions go through the same pipeline as the API's (signature checked in
-/// the batch above); they are not forwarded again.
-async fn admit<E: state::Runtime>(admission: &Admission<E>, tx: SignedTx) {
-    if let Err(error) = admission.admit_verified(tx, false).await {
-        debug!(%error, "gossiped transaction not admitted");
     }
 }
 

@@ -50,6 +50,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "ELIGIBILITY_CACHE_MAX",
             bytes(mempool::ELIGIBILITY_CACHE_MAX),
         ),
+        ("DECODED_KEYS_MAX", bytes(pipeline::DECODED_KEYS_MAX)),
         (
             "STALE_READ_RETRIES_MAX",
             u64::from(pipeline::STALE_READ_RETRIES_MAX),

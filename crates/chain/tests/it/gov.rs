@@ -88,16 +88,7 @@ struct Chain {
 
 impl Chain {
     async fn new(context: deterministic::Context, mode: Mode) -> Self {
-        let page_cache = commonware_runtime::buffer::paged::CacheRef::new(
-            commonware_utils::NZU16!(4096),
-            commonware_utils::NZUsize!(256),
-        );
-        let databases = <Databases<_> as commonware_glue::stateful::db::DatabaseSet<_>>::init(
-            context,
-            state::db_config("gov-test", page_cache),
-            None,
-        )
-        .await;
+        let databases = crate::harness::open(context, "gov-test").await;
         let genesis = genesis(mode);
         let gov = Gov::from_genesis(&genesis).expect("governance");
         let mut chain = Self {
@@ -111,32 +102,16 @@ impl Chain {
     }
 
     async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
-        let batch = self.databases.new_batches().await;
         self.height += 1;
-        let executed = execute_block(
-            batch,
-            BlockInfo {
-                height: self.height,
-                timestamp_ms: self.height * 1_000,
-            },
-            txs,
-            Rules {
-                genesis: &self.genesis,
-                peg: None,
-                gov: Some(&self.gov),
-            },
-            ExecMode::Propose,
-        )
-        .await
-        .expect("block executes");
-        self.databases.apply(executed.merkleized).await;
+        let rules = Rules {
+            genesis: &self.genesis,
+            peg: None,
+            gov: Some(&self.gov),
+        };
         // Refused a place, then failed at execution (included, nonce used).
-        executed
-            .rejected
-            .into_iter()
-            .chain(executed.failures)
-            .map(|(_, e)| e)
-            .collect()
+        crate::harness::block(&self.databases, self.height, txs, rules)
+            .await
+            .errors()
     }
 
     async fn account(&self, who: u64) -> Account {

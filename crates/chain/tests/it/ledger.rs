@@ -2,13 +2,10 @@
 //! transfers move value and use nonces; a replay, an overdraft or an unknown sender changes
 //! nothing else; supply is conserved.
 
+use crate::harness;
 use commonware_cryptography::{Signer as _, ed25519};
-use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Runner as _, deterministic};
-use consort_chain::{
-    rules::{BlockInfo, Rules},
-    runtime::{Mode, execute_block},
-};
+use consort_chain::rules::Rules;
 use consort_state::{self as state, Databases};
 use consort_types::{
     Account, AccountId, Amount, Call, Genesis, GenesisAccount, GenesisValidator, SignedTx, Tx,
@@ -80,16 +77,7 @@ struct Chain {
 
 impl Chain {
     async fn new(context: deterministic::Context) -> Self {
-        let page_cache = commonware_runtime::buffer::paged::CacheRef::new(
-            commonware_utils::NZU16!(4096),
-            commonware_utils::NZUsize!(256),
-        );
-        let databases = <Databases<_> as commonware_glue::stateful::db::DatabaseSet<_>>::init(
-            context,
-            state::db_config("ledger-test", page_cache),
-            None,
-        )
-        .await;
+        let databases = harness::open(context, "ledger-test").await;
         let mut chain = Self {
             databases,
             genesis: genesis(),
@@ -100,31 +88,18 @@ impl Chain {
     }
 
     async fn block(&mut self, txs: Vec<SignedTx>) -> Outcome {
-        let batch = self.databases.new_batches().await;
         self.height += 1;
-        let executed = execute_block(
-            batch,
-            BlockInfo {
-                height: self.height,
-                timestamp_ms: self.height * 1_000,
-            },
-            txs,
-            Rules {
-                genesis: &self.genesis,
-                peg: None,
-                gov: None,
-            },
-            Mode::Propose,
-        )
-        .await
-        .expect("block executes");
-        let outcome = Outcome {
-            included: executed.included.len(),
-            rejected: executed.rejected.into_iter().map(|(_, e)| e).collect(),
-            failed: executed.failures.into_iter().map(|(_, e)| e).collect(),
+        let rules = Rules {
+            genesis: &self.genesis,
+            peg: None,
+            gov: None,
         };
-        self.databases.apply(executed.merkleized).await;
-        outcome
+        let ran = harness::block(&self.databases, self.height, txs, rules).await;
+        Outcome {
+            included: ran.included.len(),
+            rejected: ran.rejected.into_iter().map(|(_, e)| e).collect(),
+            failed: ran.failures.into_iter().map(|(_, e)| e).collect(),
+        }
     }
 
     async fn account(&self, who: u64) -> Option<Account> {

@@ -3,6 +3,7 @@
 mod epochs;
 mod equivocator;
 mod gov;
+mod harness;
 mod ledger;
 mod peg;
 mod sim;

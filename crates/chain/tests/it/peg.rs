@@ -9,10 +9,7 @@ use bitcoin::{BlockHash, Txid, hashes::Hash as _};
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Runner as _, tokio as cw_tokio};
-use consort_chain::{
-    rules::{BlockInfo, Rules},
-    runtime::{Mode, execute_block},
-};
+use consort_chain::rules::Rules;
 use consort_mainchain::{
     RpcClient, SigningKey,
     regtest::{LitecoindRegtest, RegtestOptions},
@@ -103,16 +100,7 @@ struct Ledger {
 
 impl Ledger {
     async fn new(context: cw_tokio::Context) -> Self {
-        let page_cache = commonware_runtime::buffer::paged::CacheRef::new(
-            commonware_utils::NZU16!(4096),
-            commonware_utils::NZUsize!(1024),
-        );
-        let databases = <Databases<_> as commonware_glue::stateful::db::DatabaseSet<_>>::init(
-            context,
-            state::db_config("peg-test", page_cache),
-            None,
-        )
-        .await;
+        let databases = crate::harness::open(context, "peg-test").await;
         let genesis = genesis();
         let peg = Peg::from_genesis(&genesis)
             .expect("valid peg")
@@ -131,32 +119,16 @@ impl Ledger {
 
     /// Execute one block; the errors of refused transactions, in order.
     async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
-        let batch = self.databases.new_batches().await;
         self.height += 1;
-        let executed = execute_block(
-            batch,
-            BlockInfo {
-                height: self.height,
-                timestamp_ms: self.height * 1_000,
-            },
-            txs,
-            Rules {
-                genesis: &self.genesis,
-                peg: Some(&self.peg),
-                gov: None,
-            },
-            Mode::Propose,
-        )
-        .await
-        .expect("block executes (the runtime's invariant check included)");
-        self.databases.apply(executed.merkleized).await;
+        let rules = Rules {
+            genesis: &self.genesis,
+            peg: Some(&self.peg),
+            gov: None,
+        };
         // Refused a place, then failed at execution (included, nonce used).
-        executed
-            .rejected
-            .into_iter()
-            .chain(executed.failures)
-            .map(|(_, e)| e)
-            .collect()
+        crate::harness::block(&self.databases, self.height, txs, rules)
+            .await
+            .errors()
     }
 
     /// Submit calls from `key` in one block; the errors of refused ones.

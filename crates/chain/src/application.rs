@@ -218,6 +218,8 @@ impl<E: Runtime> Application<E> for App {
         let parent = ancestry.next().await?;
         let parent = parent.inner();
         let mempool = input.provider;
+        // What sat in a proposal at this height or above (a skipped view's) may run again.
+        mempool.release_in_flight_from(parent.number() + 1);
         // Pace empty blocks: build at once for runnable work, else wait out the interval.
         let deadline = parent
             .header

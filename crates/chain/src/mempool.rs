@@ -474,22 +474,34 @@ impl Mempool {
         }
         let released: Vec<u64> = pool.in_flight.range(..=height).map(|(h, _)| *h).collect();
         let mut touched: Vec<AccountId> = next_nonce.into_keys().collect();
-        for h in released {
-            for hash in pool.in_flight.remove(&h).unwrap_or_default() {
-                if let Some(entry) = pool.entries.get_mut(&hash)
-                    && entry.in_flight == Some(h)
-                {
-                    entry.in_flight = None;
-                    touched.push(entry.tx.tx.sender);
-                }
-            }
-        }
+        release(pool, released, &mut touched);
         touched.sort_unstable();
         touched.dedup();
         for sender in &touched {
             refresh(pool, sender);
         }
         evict_gapped(pool);
+    }
+
+    /// Return to the candidates what is in flight at `height` or above. Building block
+    /// `height`, those proposals are not its ancestors (a view that was skipped, or a block that
+    /// lost): without this, a pool whose every transaction sat in such a proposal would have
+    /// nothing runnable and wait out the empty-block interval. Execution refuses a place to
+    /// anything already in an ancestor, so releasing too much costs only candidate budget.
+    pub fn release_in_flight_from(&self, height: u64) {
+        let mut guard = self.lock();
+        let pool = &mut *guard;
+        let released: Vec<u64> = pool.in_flight.range(height..).map(|(h, _)| *h).collect();
+        if released.is_empty() {
+            return;
+        }
+        let mut touched = Vec::new();
+        release(pool, released, &mut touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for sender in &touched {
+            refresh(pool, sender);
+        }
     }
 
     /// The nonce a new transaction of `sender` should carry: the first at or after its
@@ -639,6 +651,20 @@ fn runnable_from(pool: &Pool, queue: &Queue) -> u64 {
 }
 
 /// Recompute whether `sender` has a runnable transaction not in flight, and its gap state.
+/// Clear the in-flight marks of `heights`, adding the senders whose transactions return.
+fn release(pool: &mut Pool, heights: Vec<u64>, touched: &mut Vec<AccountId>) {
+    for h in heights {
+        for hash in pool.in_flight.remove(&h).unwrap_or_default() {
+            if let Some(entry) = pool.entries.get_mut(&hash)
+                && entry.in_flight == Some(h)
+            {
+                entry.in_flight = None;
+                touched.push(entry.tx.tx.sender);
+            }
+        }
+    }
+}
+
 fn refresh(pool: &mut Pool, sender: &AccountId) {
     let Some(queue) = pool.queues.get(sender) else {
         pool.ready.remove(sender);
@@ -998,6 +1024,37 @@ mod tests {
             .collect();
         assert_eq!(back, vec![0, 1]);
         assert_eq!(pool.len(), 3);
+    }
+
+    #[test]
+    fn building_a_height_takes_back_what_sat_in_a_skipped_proposal_at_that_height() {
+        let pool = Mempool::new();
+        for nonce in 0..3 {
+            pool.admit(transfer(nonce, 1), account(100, 0), false)
+                .expect("admits");
+        }
+        // Block 5 (an ancestor of what is built next) holds nonce 0; a proposal at height 6,
+        // whose view was then skipped, held nonces 1 and 2: nothing is runnable.
+        pool.mark_in_flight(5, [transfer(0, 1).hash()]);
+        pool.mark_in_flight(6, [transfer(1, 1).hash(), transfer(2, 1).hash()]);
+        assert!(!pool.has_runnable());
+        // Building height 6 again: the skipped proposal's transactions run again, the
+        // ancestor's stay in flight.
+        let candidates = |pool: &Mempool| -> Vec<u64> {
+            pool.candidates(10, usize::MAX, usize::MAX)
+                .iter()
+                .map(|t| t.tx.nonce)
+                .collect()
+        };
+        assert!(candidates(&pool).is_empty());
+        pool.release_in_flight_from(6);
+        assert!(pool.has_runnable());
+        assert_eq!(candidates(&pool), vec![1, 2]);
+        // Building height 7 while block 6 is in flight keeps its marks, and height 5's.
+        pool.mark_in_flight(6, [transfer(1, 1).hash(), transfer(2, 1).hash()]);
+        pool.release_in_flight_from(7);
+        assert!(!pool.has_runnable());
+        assert!(candidates(&pool).is_empty());
     }
 
     #[test]

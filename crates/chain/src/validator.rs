@@ -28,7 +28,7 @@ use commonware_glue::stateful::{
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Handle, buffer::paged::CacheRef};
-use commonware_storage::{archive::prunable, mmr, translator::TwoCap};
+use commonware_storage::{archive::prunable, mmr, translator::EightCap};
 use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
 use consort_state::{self as state, Runtime, StateDb};
 use consort_types::{Block, Genesis};
@@ -163,9 +163,9 @@ fn archive_config<C>(
     name: &str,
     page_cache: CacheRef,
     codec_config: C,
-) -> prunable::Config<TwoCap, C> {
+) -> prunable::Config<EightCap, C> {
     prunable::Config {
-        translator: TwoCap,
+        translator: EightCap,
         metadata_partition: format!("{prefix}-{name}-metadata"),
         key_partition: format!("{prefix}-{name}-key"),
         key_page_cache: page_cache,

@@ -9,7 +9,7 @@ use commonware_storage::{
     journal::contiguous::fixed::Config as FixedLogConfig,
     mmr::{self, full::Config as MmrJournalConfig},
     qmdb::current::{FixedConfig, ordered::fixed},
-    translator::TwoCap,
+    translator::EightCap,
 };
 use commonware_utils::{NZU64, NZUsize};
 use std::num::{NonZeroU64, NonZeroUsize};
@@ -48,7 +48,7 @@ pub const CHUNK_BYTES: usize = 32;
 
 /// The state database.
 pub type StateDb<E> =
-    fixed::Db<mmr::Family, E, sha256::Digest, StateValue, Sha256, TwoCap, CHUNK_BYTES, Sequential>;
+    fixed::Db<mmr::Family, E, sha256::Digest, StateValue, Sha256, EightCap, CHUNK_BYTES, Sequential>;
 
 /// A value in the state: the canonical encoding of a record, zero-padded to
 /// [`STATE_VALUE_SIZE`] bytes. Records larger than that live off the authenticated state with
@@ -97,7 +97,7 @@ const IO_BUFFER: NonZeroUsize = NZUsize!(1 << 16);
 const ITEMS_PER_BLOB: NonZeroU64 = NZU64!(1 << 16);
 
 /// Storage configuration of the state database under partition prefix `prefix`.
-pub fn db_config(prefix: &str, page_cache: CacheRef) -> FixedConfig<TwoCap, Sequential> {
+pub fn db_config(prefix: &str, page_cache: CacheRef) -> FixedConfig<EightCap, Sequential> {
     FixedConfig {
         merkle_config: MmrJournalConfig {
             journal_partition: format!("{prefix}-state-mmr-journal"),
@@ -116,7 +116,7 @@ pub fn db_config(prefix: &str, page_cache: CacheRef) -> FixedConfig<TwoCap, Sequ
             replay_buffer: IO_BUFFER,
         },
         grafted_metadata_partition: format!("{prefix}-state-grafted-metadata"),
-        translator: TwoCap,
+        translator: EightCap,
         init_cache: Some(NZUsize!(1 << 16)),
         init_buffer: NZUsize!(1 << 21),
         init_concurrency: (),

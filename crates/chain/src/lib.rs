@@ -22,6 +22,7 @@ pub mod mempool;
 pub mod pipeline;
 pub mod rules;
 pub mod runtime;
+pub mod txindex;
 pub mod validator;
 
 pub use application::{App, ChainObserver};

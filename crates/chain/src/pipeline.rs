@@ -7,6 +7,7 @@ use crate::{
     admission::{check_size, sender_may},
     mempool::Mempool,
     rules::Rules,
+    txindex::TxIndex,
 };
 use commonware_cryptography::ed25519;
 use commonware_glue::stateful::db::DatabaseSet as _;
@@ -14,9 +15,7 @@ use consort_execution::{BlockError, Fail, Runtime, Store, accounts};
 use consort_governance::Gov;
 use consort_peg::Peg;
 use consort_state::Databases;
-use consort_types::{
-    Account, AccountId, Call, Genesis, SignedTx, TxError, TxHash, state_key, state_key::TxLocation,
-};
+use consort_types::{Account, AccountId, Call, Genesis, SignedTx, TxError, TxHash, state_key};
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
@@ -39,6 +38,9 @@ pub struct Admission<E: Runtime> {
     /// Senders' keys, decoded: decoding (point decompression) costs about as much as a
     /// batched signature check, and senders send again and again.
     keys: Mutex<BTreeMap<AccountId, ed25519::PublicKey>>,
+    /// The node's index of finalized transactions, to tell a resent final transaction from
+    /// another one reusing its nonce.
+    txindex: Option<Arc<TxIndex<E>>>,
 }
 
 impl<E: Runtime> Admission<E> {
@@ -58,7 +60,15 @@ impl<E: Runtime> Admission<E> {
             mempool,
             databases,
             keys: Mutex::default(),
+            txindex: None,
         })
+    }
+
+    /// Answer [`TxError::Duplicate`] for a transaction `txindex` holds as finalized.
+    #[must_use]
+    pub fn with_tx_index(mut self, txindex: Arc<TxIndex<E>>) -> Self {
+        self.txindex = Some(txindex);
+        self
     }
 
     /// Whether every one of `txs`' signatures verifies, checked in one batch with the
@@ -208,20 +218,13 @@ impl<E: Runtime> Admission<E> {
         result: Result<TxHash, TxError>,
         hash: &TxHash,
     ) -> Result<TxHash, TxError> {
-        match result {
-            Err(TxError::NonceReused { .. })
-                if consort_state::read_record::<_, TxLocation>(
-                    &self.databases,
-                    &state_key::tx(hash),
-                )
-                .await
-                .ok()
-                .flatten()
-                .is_some() =>
+        match (result, &self.txindex) {
+            (Err(TxError::NonceReused { .. }), Some(txindex))
+                if txindex.get(hash).await.ok().flatten().is_some() =>
             {
                 Err(TxError::Duplicate)
             }
-            result => result,
+            (result, _) => result,
         }
     }
 

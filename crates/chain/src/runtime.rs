@@ -12,10 +12,9 @@ use consort_execution::{
     BlockError, BlockInfo, Context, Fail, Open, Permissions as _, Runtime, Store, accounts,
     ledger::{self, Denom},
 };
-use consort_state::{Merkleized, Unmerkleized, to_value};
+use consort_state::{Merkleized, Unmerkleized};
 use consort_types::{
     AccountId, Call, Digest, Outcome, SignedTx, TxError, TxHash, peg::PegError, state_key,
-    state_key::TxLocation,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -305,16 +304,6 @@ pub async fn execute_block<E: Runtime>(
     let mut batch = batch;
     for (key, value) in records {
         batch = batch.write(key, value);
-    }
-    for (index, (tx, outcome)) in included.iter().zip(&outcomes).enumerate() {
-        let location = TxLocation {
-            height,
-            index: u32::try_from(index).map_err(|_| {
-                BlockError::Invariant("a block holds more than u32::MAX transactions".into())
-            })?,
-            applied: outcome.is_applied(),
-        };
-        batch = batch.write(state_key::tx(&tx.hash()), Some(to_value(&location)));
     }
     let merkleized = batch
         .merkleize()

@@ -274,12 +274,32 @@ async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     s.admission.admit(tx, true).await.map(|_| ())
 }
 
+/// Where a finalized transaction sits, from the node's index. The index follows finalization
+/// a moment behind (while the pool already forgot the transaction): a transaction neither
+/// indexed nor pending is looked up again once the index reaches the tip seen at the start.
 async fn read_tx_location(
     s: &Shared,
     hash: &consort_types::TxHash,
-) -> Result<Option<TxLocation>, String> {
-    state::read_record::<_, TxLocation>(&s.databases, &state_key::tx(hash)).await
+) -> Result<Option<TxLocation>, ApiError> {
+    let tip = s.observer.tip.lock().expect("tip lock").height;
+    let found = s.txindex.get(hash).await.map_err(ApiError::internal)?;
+    if found.is_some() || s.txindex.indexed() >= tip || s.mempool.status(hash).is_some() {
+        return Ok(found);
+    }
+    for _ in 0..INDEX_WAIT_POLLS {
+        tokio::time::sleep(INDEX_WAIT_POLL).await;
+        if s.txindex.indexed() >= tip {
+            break;
+        }
+    }
+    s.txindex.get(hash).await.map_err(ApiError::internal)
 }
+
+/// How long a transaction lookup waits for the index to reach the tip: polls of
+/// [`INDEX_WAIT_POLL`].
+const INDEX_WAIT_POLLS: u32 = 100;
+/// See [`INDEX_WAIT_POLLS`].
+const INDEX_WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The failure code of the transaction at `location`, from its block's outcomes.
 async fn failure_code(s: &Shared, location: &TxLocation) -> Option<String> {
@@ -302,10 +322,7 @@ async fn tx_status(State(s): AppState, Path(hash): Path<String>) -> Result<Json<
             format!("hash is not 32 bytes of hex: {e}"),
         )
     })?;
-    if let Some(location) = read_tx_location(&s, &hash)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    if let Some(location) = read_tx_location(&s, &hash).await? {
         if location.applied {
             return Ok(Json(json!({
                 "status": "finalized",

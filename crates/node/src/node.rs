@@ -140,7 +140,15 @@ async fn serve(
         sender_bytes_max: consort_chain::mempool::SENDER_BYTES_MAX,
     });
     let (events, _) = tokio::sync::broadcast::channel(EVENTS_BUFFERED);
+    let txindex = Arc::new(
+        consort_chain::txindex::TxIndex::open(context.child("txindex"), "consort")
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the transaction index: {e}"))?,
+    );
+    let (indexer, indexed_blocks) =
+        futures::channel::mpsc::channel(consort_chain::txindex::FOLLOW_QUEUE);
     let observer = Arc::new(Observer {
+        indexer: Mutex::new(indexer),
         mempool: mempool.clone(),
         tip: Mutex::new(Tip::default()),
         events,
@@ -173,8 +181,14 @@ async fn serve(
             mempool.clone(),
             databases.clone(),
         )
-        .map_err(|e| anyhow::anyhow!("genesis peg section: {e}"))?,
+        .map_err(|e| anyhow::anyhow!("genesis peg section: {e}"))?
+        .with_tx_index(txindex.clone()),
     );
+    context.child("txindex_follow").spawn({
+        let txindex = txindex.clone();
+        let marshal = running.marshal.clone();
+        move |ctx| consort_chain::txindex::follow(ctx, txindex, marshal, indexed_blocks)
+    });
     let (sender, receiver) = txs_channel;
     context.child("gossip_send").spawn({
         let mempool = mempool.clone();
@@ -194,6 +208,7 @@ async fn serve(
         mempool,
         databases,
         marshal: running.marshal,
+        txindex,
         observer,
         peers: std::sync::atomic::AtomicUsize::new(0),
         peg: peg.clone().map(|peg| crate::shared::PegNode {

@@ -51,6 +51,9 @@ pub struct Observer {
     pub counters: Counters,
     /// Amounts from which the regulator gets an alert.
     pub alert_threshold: Option<u64>,
+    /// Hands each finalized block to the transaction index's follower (which reads from
+    /// marshal whatever a full queue dropped).
+    pub indexer: Mutex<futures::channel::mpsc::Sender<Arc<Block>>>,
 }
 
 fn wall_ms() -> u64 {
@@ -76,6 +79,12 @@ impl ChainObserver for Observer {
                 timestamp_ms: block.header.timestamp_ms,
             };
         }
+        // Full: the follower is behind and reads the block from marshal.
+        let _ = self
+            .indexer
+            .lock()
+            .expect("indexer lock")
+            .try_send(block.clone());
         let latency = wall_ms().saturating_sub(block.header.timestamp_ms);
         self.counters
             .txs_finalized

@@ -34,6 +34,8 @@ pub struct Shared {
     pub databases: state::Databases<Context>,
     /// Finalized blocks and certificates.
     pub marshal: MarshalMailbox<Scheme, Standard<Block>>,
+    /// Finalized transactions by hash.
+    pub txindex: Arc<consort_chain::txindex::TxIndex<Context>>,
     /// Tip, events, counters.
     pub observer: Arc<Observer>,
     /// Validators this node is connected to right now (p2p sessions), refreshed every

@@ -47,8 +47,16 @@ pub const STATE_VALUE_SIZE: usize = 32;
 pub const CHUNK_BYTES: usize = 32;
 
 /// The state database.
-pub type StateDb<E> =
-    fixed::Db<mmr::Family, E, sha256::Digest, StateValue, Sha256, EightCap, CHUNK_BYTES, Sequential>;
+pub type StateDb<E> = fixed::Db<
+    mmr::Family,
+    E,
+    sha256::Digest,
+    StateValue,
+    Sha256,
+    EightCap,
+    CHUNK_BYTES,
+    Sequential,
+>;
 
 /// A value in the state: the canonical encoding of a record, zero-padded to
 /// [`STATE_VALUE_SIZE`] bytes. Records larger than that live off the authenticated state with

@@ -1,17 +1,12 @@
 //! Every key of the authenticated state in one place. A key is the SHA-256 of a readable path,
 //! so that keys of different kinds never collide.
 
-use crate::{AccountId, Digest, TxHash, sha256};
+use crate::{AccountId, Digest, sha256};
 use commonware_codec::Encode;
 
 /// `accounts/{id}` → [`crate::Account`].
 pub fn account(id: &AccountId) -> Digest {
     sha256(&[b"accounts/", &id.encode()])
-}
-
-/// `txs/{hash}` → [`TxLocation`]: where a finalized transaction sits.
-pub fn tx(hash: &TxHash) -> Digest {
-    sha256(&[b"txs/", hash.as_ref()])
 }
 
 /// `balances/{asset}/{id}` → `u64` base units of a non-native asset.

@@ -177,7 +177,7 @@ fn check_candidate<R: rand_core::CryptoRng>(
         return Err("too many transactions".into());
     }
     let mut unverified = Vec::new();
-    for tx in &block.txs {
+    for tx in block.txs.iter() {
         tx.check_without_signature(chain_id)
             .map_err(|e| format!("transaction {}: {e}", tx.hash()))?;
         if !mempool.is_some_and(|m| m.contains(&tx.hash())) {
@@ -324,7 +324,7 @@ impl<E: Runtime> Application<E> for App {
             block.header.timestamp_ms,
             &executed,
         );
-        if expected != block.header || executed.outcomes != block.outcomes {
+        if expected != block.header || executed.outcomes != *block.outcomes {
             warn!(
                 height,
                 "rejecting block: header or outcomes do not match execution"

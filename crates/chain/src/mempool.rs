@@ -456,7 +456,7 @@ impl Mempool {
         let height = block.number();
         pool.finalized_height = pool.finalized_height.max(height);
         let mut next_nonce: BTreeMap<AccountId, u64> = BTreeMap::new();
-        for tx in &block.txs {
+        for tx in block.txs.iter() {
             remove(pool, &tx.hash());
             next_nonce.insert(tx.tx.sender, tx.tx.nonce.saturating_add(1));
         }

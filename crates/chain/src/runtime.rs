@@ -52,8 +52,9 @@ pub fn touched(txs: &[SignedTx]) -> BTreeSet<AccountId> {
 pub struct Executed<E: Runtime> {
     /// The state after the block.
     pub merkleized: Merkleized<E>,
-    /// Transactions included, in order (applied or failed).
-    pub included: Vec<SignedTx>,
+    /// Transactions included, in order (applied or failed): the very list given when every
+    /// one was included (always when verifying), so a verified block copies no transaction.
+    pub included: std::sync::Arc<Vec<SignedTx>>,
     /// Each included transaction's outcome, by position.
     pub outcomes: Vec<Outcome>,
     /// Transactions building refused a place, with why (not those that merely wait: out of
@@ -203,10 +204,11 @@ async fn dispatch<E: Runtime>(
 pub async fn execute_block<E: Runtime>(
     batch: Unmerkleized<E>,
     block: BlockInfo,
-    txs: Vec<SignedTx>,
+    txs: impl Into<std::sync::Arc<Vec<SignedTx>>>,
     rules: Rules<'_>,
     mode: Mode,
 ) -> Result<Executed<E>, BlockError> {
+    let txs: std::sync::Arc<Vec<SignedTx>> = txs.into();
     let height = block.height;
     let genesis = (height == 1).then_some(rules.genesis);
     let mut store = Store::new(&batch);
@@ -235,14 +237,15 @@ pub async fn execute_block<E: Runtime>(
             store.commit();
         }
     }
+    // Positions in `txs` of the included transactions.
     let mut included = Vec::with_capacity(txs.len());
     let mut outcomes = Vec::with_capacity(txs.len());
     let mut rejected = Vec::new();
     let mut failures = Vec::new();
     // Transactions of each sender in this block, for the per-account rate limit.
     let mut per_sender: BTreeMap<AccountId, u32> = BTreeMap::new();
-    for (index, tx) in txs.into_iter().enumerate() {
-        match (place(&mut store, rules, &per_sender, &tx).await?, mode) {
+    for (index, tx) in txs.iter().enumerate() {
+        match (place(&mut store, rules, &per_sender, tx).await?, mode) {
             (Ok(()), _) => {}
             (Err(Skip::Wait(_)), Mode::Propose) => continue,
             (Err(Skip::Refuse(error)), Mode::Propose) => {
@@ -253,7 +256,7 @@ pub async fn execute_block<E: Runtime>(
                 return Err(BlockError::InvalidTx { index, error });
             }
         }
-        let outcome = match run(&mut store, rules, &tx, block).await {
+        let outcome = match run(&mut store, rules, tx, block).await {
             Ok(Ok(())) => Outcome::Applied,
             Ok(Err(error)) => {
                 let outcome = Outcome::failed(&error);
@@ -278,9 +281,14 @@ pub async fn execute_block<E: Runtime>(
         store.commit();
         let sent = per_sender.entry(tx.tx.sender).or_default();
         *sent = sent.saturating_add(1);
-        included.push(tx);
+        included.push(index);
         outcomes.push(outcome);
     }
+    let included = if included.len() == txs.len() {
+        txs
+    } else {
+        std::sync::Arc::new(included.into_iter().map(|i| txs[i].clone()).collect())
+    };
     if let Some(gov) = rules.gov {
         gov.end_block(&mut store, height).await?;
         store.commit();

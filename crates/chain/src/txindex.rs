@@ -195,7 +195,7 @@ impl<E: Runtime> TxIndex<E> {
         let mut next = cursor.next;
         for (index, (tx, outcome)) in block
             .iter()
-            .flat_map(|b| b.txs.iter().zip(&b.outcomes))
+            .flat_map(|b| b.txs.iter().zip(b.outcomes.iter()))
             .enumerate()
         {
             let location = TxLocation {

@@ -367,7 +367,7 @@ pub fn block_json(block: &Block) -> Value {
         "tx_root": hex_serde::encode(&h.tx_root),
         "state_root": hex_serde::encode(&h.state_root),
         "header": hex::encode(h.encode()),
-        "txs": block.txs.iter().zip(&block.outcomes).map(|(t, outcome)| json!({
+        "txs": block.txs.iter().zip(block.outcomes.iter()).map(|(t, outcome)| json!({
             "hash": hex_serde::encode(&t.hash()),
             "tx": t.tx,
             "outcome": outcome,

@@ -109,7 +109,7 @@ impl ChainObserver for Observer {
             "failed": block
                 .txs
                 .iter()
-                .zip(&block.outcomes)
+                .zip(block.outcomes.iter())
                 .filter_map(|(t, outcome)| {
                     outcome.failure().map(|code| {
                         serde_json::json!({"tx": hex_serde::encode(&t.hash()), "code": code})
@@ -118,7 +118,7 @@ impl ChainObserver for Observer {
                 .collect::<Vec<_>>(),
         });
         let _ = self.events.send(Arc::new(event.to_string()));
-        for (tx, outcome) in block.txs.iter().zip(&block.outcomes) {
+        for (tx, outcome) in block.txs.iter().zip(block.outcomes.iter()) {
             if let Some(code) = outcome.failure() {
                 // A failed transaction moved nothing: no alert, no gov or peg event.
                 let event = serde_json::json!({

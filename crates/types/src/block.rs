@@ -117,24 +117,30 @@ pub fn tx_root(txs: &[SignedTx], outcomes: &[Outcome]) -> Digest {
 pub struct Block {
     /// The header.
     pub header: Header,
-    /// Transactions in execution order.
-    pub txs: Vec<SignedTx>,
+    /// Transactions in execution order, shared: clones of a block (marshal's caches, the
+    /// observers) copy no transaction.
+    pub txs: std::sync::Arc<Vec<SignedTx>>,
     /// What executing each transaction did, by position (failed ones used only their nonce).
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: std::sync::Arc<Vec<Outcome>>,
     digest: Digest,
 }
 
 impl Block {
     /// Assemble a block; the header's `tx_count` and `tx_root` must match `txs` and
     /// `outcomes`.
-    pub fn new(header: Header, txs: Vec<SignedTx>, outcomes: Vec<Outcome>) -> Self {
+    pub fn new(
+        header: Header,
+        txs: impl Into<std::sync::Arc<Vec<SignedTx>>>,
+        outcomes: Vec<Outcome>,
+    ) -> Self {
+        let txs = txs.into();
         assert_eq!(header.tx_count as usize, txs.len(), "tx_count matches txs");
         assert_eq!(txs.len(), outcomes.len(), "one outcome per transaction");
         let digest = header.digest();
         Self {
             header,
             txs,
-            outcomes,
+            outcomes: std::sync::Arc::new(outcomes),
             digest,
         }
     }
@@ -149,7 +155,7 @@ impl Write for Block {
     fn write(&self, buf: &mut impl BufMut) {
         self.header.write(buf);
         self.txs.write(buf);
-        for outcome in &self.outcomes {
+        for outcome in self.outcomes.iter() {
             outcome.write(buf);
         }
     }
@@ -185,8 +191,8 @@ impl Read for Block {
         let digest = header.digest();
         Ok(Self {
             header,
-            txs,
-            outcomes,
+            txs: std::sync::Arc::new(txs),
+            outcomes: std::sync::Arc::new(outcomes),
             digest,
         })
     }

@@ -978,7 +978,7 @@ fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversiz
                 height: chain.height + 1,
                 timestamp_ms: (chain.height + 1) * 1_000,
             },
-            (3..6).map(transfer).collect(),
+            (3..6).map(transfer).collect::<Vec<_>>(),
             Rules {
                 genesis: &chain.genesis,
                 peg: None,

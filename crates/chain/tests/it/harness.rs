@@ -67,7 +67,7 @@ pub async fn block<E: Runtime>(
     .expect("block executes (the runtime's invariant checks included)");
     databases.apply(executed.merkleized).await;
     Ran {
-        included: executed.included,
+        included: executed.included.to_vec(),
         rejected: executed.rejected,
         failures: executed.failures,
     }

@@ -26,7 +26,9 @@ pub mod gov {
 
     /// `gov/state` → [`crate::gov::GovState`].
     pub fn state() -> Digest {
-        sha256(&[b"gov/state"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"gov/state"]));
+        *KEY
     }
     /// `gov/orgs/{id}` → [`crate::gov::Org`].
     pub fn org(id: &OrgId) -> Digest {
@@ -46,11 +48,15 @@ pub mod gov {
     }
     /// `emoney/assets` → the list of e-money asset codes ever issued.
     pub fn emoney_assets() -> Digest {
-        sha256(&[b"emoney/assets"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"emoney/assets"]));
+        *KEY
     }
     /// `gov/halted` → the height at which the emergency brake was pulled, while it holds.
     pub fn halted() -> Digest {
-        sha256(&[b"gov/halted"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"gov/halted"]));
+        *KEY
     }
     /// `gov/proposals/{id}` → [`crate::gov::Proposal`].
     pub fn proposal(id: u64) -> Digest {
@@ -89,7 +95,9 @@ pub mod private {
     }
     /// `private/next` → `u64`, the next record number.
     pub fn next() -> Digest {
-        sha256(&[b"private/next"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"private/next"]));
+        *KEY
     }
 }
 
@@ -100,7 +108,9 @@ pub mod validators {
     /// `validators/registry` → [`crate::validators::ValidatorSet`]: the live registry
     /// (absent: the genesis set).
     pub fn registry() -> Digest {
-        sha256(&[b"validators/registry"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"validators/registry"]));
+        *KEY
     }
     /// `validators/epochs/{e}` → [`crate::validators::ValidatorSet`]: the committee of epoch
     /// `e` (absent for epoch 0: the genesis set).
@@ -116,11 +126,15 @@ pub mod peg {
 
     /// `peg/totals` → [`crate::peg::PegTotals`].
     pub fn totals() -> Digest {
-        sha256(&[b"peg/totals"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"peg/totals"]));
+        *KEY
     }
     /// `peg/tip` → [`crate::peg::MainTip`].
     pub fn tip() -> Digest {
-        sha256(&[b"peg/tip"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"peg/tip"]));
+        *KEY
     }
     /// `peg/headers/{hash}` → [`crate::peg::HeaderEntry`].
     pub fn header(hash: &[u8; 32]) -> Digest {
@@ -136,7 +150,9 @@ pub mod peg {
     }
     /// `peg/pending` → the outpoints of claims in their contest period.
     pub fn pending() -> Digest {
-        sha256(&[b"peg/pending"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"peg/pending"]));
+        *KEY
     }
     /// `peg/coins/{outpoint}` → [`crate::peg::FederationCoin`].
     pub fn coin(outpoint: &Outpoint) -> Digest {
@@ -144,7 +160,9 @@ pub mod peg {
     }
     /// `peg/coins` → the outpoints of the federation's spendable coins.
     pub fn coins() -> Digest {
-        sha256(&[b"peg/coins"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"peg/coins"]));
+        *KEY
     }
     /// `peg/requests/{id}` → [`crate::peg::PegOutRequest`].
     pub fn request(id: u64) -> Digest {
@@ -152,7 +170,9 @@ pub mod peg {
     }
     /// `peg/queue` → ids of queued peg-out requests, oldest first.
     pub fn queue() -> Digest {
-        sha256(&[b"peg/queue"])
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"peg/queue"]));
+        *KEY
     }
     /// `peg/batches/{id}` → [`crate::peg::Batch`].
     pub fn batch(id: u64) -> Digest {

@@ -17,10 +17,18 @@ impl Gov {
         store: &mut Store<'_, E>,
         sender: &AccountId,
     ) -> Result<Option<Registration>, BlockError> {
-        let Some(registration) = store
+        let registration = store
             .get::<Registration>(&key::registration(sender))
-            .await?
-        else {
+            .await?;
+        Self::active_of(store, registration).await
+    }
+
+    /// [`Gov::active`] with the registration already read.
+    async fn active_of<E: Runtime>(
+        store: &mut Store<'_, E>,
+        registration: Option<Registration>,
+    ) -> Result<Option<Registration>, BlockError> {
+        let Some(registration) = registration else {
             return Ok(None);
         };
         if !registration.active {
@@ -40,25 +48,17 @@ impl Gov {
             .unwrap_or(false))
     }
 
-    /// Refuse a sender whose account or organisation is frozen. The regulator's own calls and
-    /// governance votes pass: a regulator must never be able to silence the organisations
-    /// whose votes can overrule it.
-    pub(crate) async fn check_frozen<E: Runtime>(
+    /// Refuse a sender whose account or organisation is frozen (`registration`: its
+    /// registration, read by the caller). The regulator's own calls and governance votes skip
+    /// this check ([`Gov::authorize`]): a regulator must never be able to silence the
+    /// organisations whose votes can overrule it.
+    async fn check_frozen_registered<E: Runtime>(
         store: &mut Store<'_, E>,
         sender: &AccountId,
-        call: &Call,
+        registration: Option<&Registration>,
     ) -> Result<(), Fail> {
-        if matches!(
-            call,
-            Call::Freeze { .. } | Call::Unfreeze { .. } | Call::Propose { .. } | Call::Vote { .. }
-        ) {
-            return Ok(());
-        }
         let mut targets = vec![FreezeTarget::Account(*sender)];
-        if let Some(registration) = store
-            .get::<Registration>(&key::registration(sender))
-            .await?
-        {
+        if let Some(registration) = registration {
             targets.push(FreezeTarget::Org(registration.org));
         }
         Self::refuse_frozen(store, targets).await
@@ -213,7 +213,16 @@ impl Gov {
         {
             return Err(GovError::Halted.into());
         }
-        Self::check_frozen(store, sender, call).await?;
+        // The sender's registration, read once for the freeze check and the role checks.
+        let registration = store
+            .get::<Registration>(&key::registration(sender))
+            .await?;
+        if !matches!(
+            call,
+            Call::Freeze { .. } | Call::Unfreeze { .. } | Call::Propose { .. } | Call::Vote { .. }
+        ) {
+            Self::check_frozen_registered(store, sender, registration.as_ref()).await?;
+        }
         match call {
             Call::Rotate { account, .. } => {
                 let Some(registration) = Self::active(store, account).await? else {
@@ -312,8 +321,9 @@ impl Gov {
             | Call::ConfirmBatch { .. }
             | Call::SetSealKey { .. }
             | Call::PutPrivate { .. } => {
-                if consort_validators::is_validator(store, &self.genesis, sender).await?
-                    || Self::active(store, sender).await?.is_some()
+                // Most senders are registered: the registry (a list) is read only for others.
+                if Self::active_of(store, registration).await?.is_some()
+                    || consort_validators::is_validator(store, &self.genesis, sender).await?
                 {
                     Ok(())
                 } else {

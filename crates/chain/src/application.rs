@@ -176,14 +176,14 @@ fn check_candidate<R: rand_core::CryptoRng>(
     if block.txs.len() > limits::BLOCK_TXS_MAX {
         return Err("too many transactions".into());
     }
-    let mut unverified = Vec::new();
     for tx in block.txs.iter() {
         tx.check_without_signature(chain_id)
             .map_err(|e| format!("transaction {}: {e}", tx.hash()))?;
-        if !mempool.is_some_and(|m| m.contains(&tx.hash())) {
-            unverified.push(tx);
-        }
     }
+    let unverified: Vec<&SignedTx> = match mempool {
+        Some(mempool) => mempool.unknown_refs(&block.txs),
+        None => block.txs.iter().collect(),
+    };
     if !consort_types::tx::verify_batch(&unverified, rng) {
         return Err("a transaction signature does not verify".into());
     }

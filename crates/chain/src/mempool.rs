@@ -271,6 +271,14 @@ impl Mempool {
             .collect()
     }
 
+    /// Those of `txs` the pool does not hold, under one lock.
+    pub fn unknown_refs<'a>(&self, txs: &'a [SignedTx]) -> Vec<&'a SignedTx> {
+        let pool = self.lock();
+        txs.iter()
+            .filter(|tx| !pool.entries.contains_key(&tx.hash()))
+            .collect()
+    }
+
     /// Number of pending transactions (in flight or not).
     pub fn len(&self) -> usize {
         self.lock().entries.len()

@@ -236,11 +236,22 @@ pub async fn follow<E: Runtime>(
     marshal: MarshalMailbox<Scheme, Standard<Block>>,
     mut blocks: mpsc::Receiver<Arc<Block>>,
 ) {
+    let mut feed_open = true;
     loop {
-        let sleep = Box::pin(context.sleep(FOLLOW_POLL));
-        let handed = match futures::future::select(blocks.next(), sleep).await {
-            futures::future::Either::Left((block, _)) => block,
-            futures::future::Either::Right(((), _)) => None,
+        let handed = if feed_open {
+            let sleep = Box::pin(context.sleep(FOLLOW_POLL));
+            match futures::future::select(blocks.next(), sleep).await {
+                futures::future::Either::Left((Some(block), _)) => Some(block),
+                // The node stopped handing blocks over: follow marshal alone.
+                futures::future::Either::Left((None, _)) => {
+                    feed_open = false;
+                    None
+                }
+                futures::future::Either::Right(((), _)) => None,
+            }
+        } else {
+            context.sleep(FOLLOW_POLL).await;
+            None
         };
         let result = match handed {
             Some(block) if block.number() <= index.indexed() => Ok(()),

@@ -362,31 +362,9 @@ pub type ValidatorKey = ed25519::PublicKey;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commonware_consensus::types::{Epoch, Round, View};
-    use commonware_cryptography::Signer as _;
 
     fn block(height: u64, parent: consort_types::Digest, timestamp_ms: u64) -> Block {
-        let header = Header {
-            context: BlockContext {
-                round: Round::new(Epoch::zero(), View::new(height)),
-                leader: ed25519::PrivateKey::from_seed(0).public_key(),
-                parent: (View::zero(), parent),
-            },
-            parent,
-            height: Height::new(height),
-            timestamp_ms,
-            tx_count: 0,
-            tx_root: tx_root(&[], &[]),
-            state_root: [0u8; 32].into(),
-            ops_root: [0u8; 32].into(),
-            ops_range: NonEmptyRange::new(
-                commonware_storage::mmr::Location::new(0)
-                    ..commonware_storage::mmr::Location::new(1),
-            )
-            .expect("non-empty"),
-            next_committee: None,
-        };
-        Block::new(header, Vec::new(), Vec::new())
+        crate::test_blocks::block(height, parent, timestamp_ms, Vec::new(), Vec::new())
     }
 
     #[test]

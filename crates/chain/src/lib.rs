@@ -22,6 +22,8 @@ pub mod mempool;
 pub mod pipeline;
 pub mod rules;
 pub mod runtime;
+#[cfg(test)]
+mod test_blocks;
 pub mod txindex;
 pub mod validator;
 

@@ -258,11 +258,6 @@ impl Mempool {
             .collect()
     }
 
-    /// Whether the pool holds this transaction (its signature was verified on admission).
-    pub fn contains(&self, hash: &TxHash) -> bool {
-        self.lock().entries.contains_key(hash)
-    }
-
     /// `txs` less those the pool holds, under one lock.
     pub fn unknown(&self, txs: Vec<SignedTx>) -> Vec<SignedTx> {
         let pool = self.lock();

@@ -309,14 +309,11 @@ async fn catch_up<E: Runtime>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commonware_consensus::types::{Epoch, Round, View};
+
     use commonware_cryptography::{Signer as _, ed25519};
     use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
-    use commonware_utils::range::NonEmptyRange;
-    use consort_types::{
-        AccountId, Amount, BlockContext, Call, Header, Outcome, SignedTx, Tx, TxError,
-        block::tx_root,
-    };
+
+    use consort_types::{AccountId, Amount, Call, Outcome, SignedTx, Tx, TxError};
 
     fn tx(seed: u64, nonce: u64) -> SignedTx {
         let key = ed25519::PrivateKey::from_seed(seed);
@@ -343,27 +340,7 @@ mod tests {
                 }
             })
             .collect();
-        let header = Header {
-            context: BlockContext {
-                round: Round::new(Epoch::zero(), View::new(height)),
-                leader: ed25519::PrivateKey::from_seed(0).public_key(),
-                parent: (View::zero(), [0u8; 32].into()),
-            },
-            parent: [0u8; 32].into(),
-            height: Height::new(height),
-            timestamp_ms: height,
-            tx_count: u32::try_from(txs.len()).expect("small"),
-            tx_root: tx_root(&txs, &outcomes),
-            state_root: [0u8; 32].into(),
-            ops_root: [0u8; 32].into(),
-            ops_range: NonEmptyRange::new(
-                commonware_storage::mmr::Location::new(0)
-                    ..commonware_storage::mmr::Location::new(1),
-            )
-            .expect("non-empty"),
-            next_committee: None,
-        };
-        Block::new(header, txs, outcomes)
+        crate::test_blocks::block(height, [0u8; 32].into(), height, txs, outcomes)
     }
 
     #[test]

@@ -42,6 +42,14 @@ pub mod gov {
     pub fn frozen(target: &crate::gov::FreezeTarget) -> Digest {
         sha256(&[b"gov/frozen/", &target.encode()])
     }
+
+    /// How many freezes are in force (absent: none), so that the common case, nothing frozen,
+    /// costs one read per block instead of one per target per transaction.
+    pub fn frozen_count() -> Digest {
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"gov/frozen-count"]));
+        *KEY
+    }
     /// `emoney/{asset}` → [`crate::gov::EMoney`].
     pub fn emoney(asset: &crate::Asset) -> Digest {
         sha256(&[b"emoney/", &asset.encode()])

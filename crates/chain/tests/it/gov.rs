@@ -662,6 +662,32 @@ fn e_money_supply_tracks_issue_and_redeem_and_freezes_stop_what_they_cover() {
         chain.submit(60, pay(61, 1)).await.expect("pays again");
         supply_holds(&chain, &cny, &holders).await;
 
+        // Freezes are counted once each (the count spares unfrozen chains their freeze
+        // reads): a second freeze of the same target, or an unfreeze of a target not frozen,
+        // changes nothing, and lifting one freeze leaves the others in force.
+        let bob = FreezeTarget::Account(id(61));
+        chain.submit(4, freeze(alice)).await.expect("frozen");
+        chain.submit(4, freeze(alice)).await.expect("frozen again");
+        chain
+            .submit(4, unfreeze(bob))
+            .await
+            .expect("bob was not frozen");
+        assert!(matches!(
+            chain.submit(60, pay(61, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        chain.submit(4, freeze(bob)).await.expect("bob frozen");
+        chain
+            .submit(4, unfreeze(alice))
+            .await
+            .expect("alice unfrozen");
+        assert!(matches!(
+            chain.submit(60, pay(61, 1)).await,
+            Err(TxError::Gov(GovError::Frozen(_)))
+        ));
+        chain.submit(4, unfreeze(bob)).await.expect("bob unfrozen");
+        chain.submit(60, pay(61, 1)).await.expect("pays again");
+
         // A frozen asset does not move or issue; a frozen issuer cannot issue.
         chain
             .submit(4, freeze(FreezeTarget::Asset(cny)))

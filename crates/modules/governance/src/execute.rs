@@ -89,11 +89,17 @@ impl Gov {
                 Ok(())
             }
             Call::Freeze { target } => {
-                store.put(&key::frozen(target), &true).await?;
+                if !Self::frozen(store, *target).await? {
+                    store.put(&key::frozen(target), &true).await?;
+                    Self::count_freezes(store, 1).await?;
+                }
                 Ok(())
             }
             Call::Unfreeze { target } => {
-                store.delete(&key::frozen(target)).await?;
+                if Self::frozen(store, *target).await? {
+                    store.delete(&key::frozen(target)).await?;
+                    Self::count_freezes(store, -1).await?;
+                }
                 Ok(())
             }
             Call::Issue { asset, to, amount } => {

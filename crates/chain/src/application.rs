@@ -17,12 +17,13 @@ use commonware_storage::qmdb::sync::Target;
 use commonware_utils::range::NonEmptyRange;
 use consort_state::{Databases, Merkleized, Runtime, Unmerkleized};
 use consort_types::{
-    Block, BlockContext, Genesis, Header, SignedTx, block::tx_root, limits,
+    Block, BlockContext, Digest, Genesis, Header, SignedTx, block::tx_root, limits,
     receipt::FAILURE_CODE_MAX,
 };
 use futures::StreamExt;
 use std::{
-    sync::Arc,
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
     time::{Duration, UNIX_EPOCH},
 };
 use tracing::{debug, warn};
@@ -31,6 +32,14 @@ use tracing::{debug, warn};
 /// every transaction's outcome.
 const CANDIDATE_BYTES_MAX: usize =
     limits::BLOCK_SIZE_MAX - 4096 - limits::BLOCK_TXS_MAX * (2 + FAILURE_CODE_MAX);
+
+/// Most executed but not yet finalized blocks whose written keys are remembered (for the
+/// mempool's eligibility cache; a block finalized without them clears the cache).
+const WRITES_REMEMBERED_MAX: usize = 64;
+
+/// How long a leader building on a block that carried transactions waits for runnable work
+/// before it proposes what it has (possibly nothing).
+const BUSY_PARENT_WAIT_MS: u64 = 20;
 
 /// How often a waiting leader looks at the mempool.
 const PROPOSE_POLL: Duration = Duration::from_millis(2);
@@ -57,7 +66,13 @@ pub struct App {
     genesis_block: Block,
     observer: Arc<dyn ChainObserver>,
     mempool: Mempool,
+    /// Block digest → (height, the state keys the block wrote), for blocks executed and not
+    /// yet finalized.
+    writes: Arc<Mutex<BlockWrites>>,
 }
+
+/// Block digest → (height, the state keys the block wrote).
+type BlockWrites = BTreeMap<Digest, (u64, Vec<Digest>)>;
 
 /// The genesis block of `genesis`: height 0, empty state, its parent field committing to the
 /// genesis document so that chains with different genesis never share a block.
@@ -103,7 +118,35 @@ impl App {
             genesis_block,
             observer,
             mempool,
+            writes: Arc::default(),
         }
+    }
+
+    /// Remember what block `digest` at `height` wrote, until it or a block at its height is
+    /// finalized.
+    fn remember_writes(&self, digest: Digest, height: u64, written: Vec<Digest>) {
+        let mut writes = self.writes.lock().expect("writes lock is never poisoned");
+        writes.insert(digest, (height, written));
+        while writes.len() > WRITES_REMEMBERED_MAX {
+            let Some(lowest) = writes
+                .iter()
+                .min_by_key(|(digest, (height, _))| (*height, **digest))
+                .map(|(digest, _)| *digest)
+            else {
+                break;
+            };
+            writes.remove(&lowest);
+        }
+    }
+
+    /// What finalized `block` wrote, if it was executed here; forgets it and everything at its
+    /// height or below.
+    fn take_writes(&self, block: &Block) -> Option<Vec<Digest>> {
+        let mut writes = self.writes.lock().expect("writes lock is never poisoned");
+        let written = writes.remove(&block.digest()).map(|(_, written)| written);
+        let height = block.number();
+        writes.retain(|_, (h, _)| *h > height);
+        written
     }
 
     fn rules(&self) -> Rules<'_> {
@@ -220,11 +263,19 @@ impl<E: Runtime> Application<E> for App {
         let mempool = input.provider;
         // What sat in a proposal at this height or above (a skipped view's) may run again.
         mempool.release_in_flight_from(parent.number() + 1);
-        // Pace empty blocks: build at once for runnable work, else wait out the interval.
-        let deadline = parent
-            .header
-            .timestamp_ms
-            .saturating_add(self.genesis.empty_block_interval_ms());
+        // Pace empty blocks: build at once for runnable work, else wait out the interval. After
+        // a block that carried transactions wait only briefly: while this build runs, the node
+        // holds back the finalizations it hears (its pool keeps the parent's transactions in
+        // flight, its clients hear nothing final), so waiting for new work here would stall
+        // the very clients that bring it.
+        let deadline = if parent.txs.is_empty() {
+            parent
+                .header
+                .timestamp_ms
+                .saturating_add(self.genesis.empty_block_interval_ms())
+        } else {
+            now_ms(&context).saturating_add(BUSY_PARENT_WAIT_MS)
+        };
         while !mempool.has_runnable() && now_ms(&context) < deadline {
             context.sleep(PROPOSE_POLL).await;
         }
@@ -267,8 +318,10 @@ impl<E: Runtime> Application<E> for App {
         let header = header_for(consensus, parent, timestamp_ms, &executed);
         let failed = executed.outcomes.iter().filter(|o| !o.is_applied()).count();
         debug!(height, txs = executed.included.len(), failed, "proposing");
+        let block = Block::new(header, executed.included, executed.outcomes);
+        self.remember_writes(block.digest(), height, executed.written);
         Some(Proposed {
-            block: Block::new(header, executed.included, executed.outcomes),
+            block,
             merkleized: executed.merkleized,
         })
     }
@@ -333,6 +386,7 @@ impl<E: Runtime> Application<E> for App {
         }
         self.mempool
             .mark_in_flight(height, block.txs.iter().map(SignedTx::hash));
+        self.remember_writes(block.digest(), height, executed.written);
         Some(executed.merkleized)
     }
 
@@ -352,6 +406,9 @@ impl<E: Runtime> Application<E> for App {
         _captured: (),
         _readers: <Databases<E> as DatabaseSet<E>>::Readers,
     ) {
+        // Admission's cached eligibility results that read what this block wrote are stale.
+        let written = self.take_writes(block);
+        self.mempool.forget_eligibility(written.as_deref());
         self.observer.finalized(&Arc::new(block.clone()));
     }
 }

@@ -18,7 +18,7 @@
 
 use commonware_codec::EncodeSize as _;
 use consort_types::{
-    Account, AccountId, Amount, Block, SignedTx, TxError, TxHash, limits::NONCE_WINDOW_MAX,
+    Account, AccountId, Amount, Block, Digest, SignedTx, TxError, TxHash, limits::NONCE_WINDOW_MAX,
 };
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -112,16 +112,23 @@ pub struct Mempool {
     eligibility: Arc<Mutex<EligibilityCache>>,
 }
 
-/// Most senders' eligibility results remembered between two finalized blocks.
+/// Most eligibility results remembered (when full, the cache starts over).
 pub const ELIGIBILITY_CACHE_MAX: usize = 65_536;
 
 /// Admission's eligibility results (registration, role, freeze, halt) per (sender, call kind),
-/// valid until the next finalized block, which may change any of them.
+/// each with the state keys it was read from. A finalized block drops the results it may have
+/// changed: those that read a key it wrote (all of them when its writes are unknown).
 #[derive(Default)]
 struct EligibilityCache {
-    /// Bumped by every finalized block; results read before are dropped.
+    /// Bumped by every finalized block; results read before and handed in after are dropped.
     generation: u64,
-    results: BTreeMap<(AccountId, &'static str), Result<(), TxError>>,
+    results: BTreeMap<(AccountId, &'static str), Eligibility>,
+}
+
+struct Eligibility {
+    result: Result<(), TxError>,
+    /// The state keys the result was read from, sorted, without repeats.
+    reads: Vec<Digest>,
 }
 
 /// Where a transaction the pool knows of stands.
@@ -156,65 +163,54 @@ impl Mempool {
         self.eligibility_lock().generation
     }
 
-    /// A cached eligibility result for `sender` making a call of `kind`, if one was read since
-    /// the last finalized block.
-    pub fn cached_eligibility(
-        &self,
-        sender: &AccountId,
-        kind: &'static str,
-    ) -> Option<Result<(), TxError>> {
-        self.eligibility_lock()
-            .results
-            .get(&(*sender, kind))
-            .cloned()
-    }
-
-    /// Remember an eligibility result read at `generation` (dropped if a block was finalized
-    /// since: the result may be stale).
-    pub fn cache_eligibility(
+    /// Remember eligibility results read at `generation`, each with the state keys it was read
+    /// from (dropped if a block was finalized since: they may be stale).
+    pub fn cache_eligibilities(
         &self,
         generation: u64,
-        sender: AccountId,
-        kind: &'static str,
-        result: Result<(), TxError>,
+        results: impl IntoIterator<Item = (AccountId, &'static str, Result<(), TxError>, Vec<Digest>)>,
     ) {
         let mut cache = self.eligibility_lock();
         if cache.generation != generation {
             return;
         }
-        if cache.results.len() >= ELIGIBILITY_CACHE_MAX {
-            cache.results.clear();
+        for (sender, kind, result, mut reads) in results {
+            if cache.results.len() >= ELIGIBILITY_CACHE_MAX {
+                cache.results.clear();
+            }
+            reads.sort_unstable();
+            reads.dedup();
+            cache
+                .results
+                .insert((sender, kind), Eligibility { result, reads });
         }
-        cache.results.insert((sender, kind), result);
     }
 
-    /// [`Mempool::cached_eligibility`] for many `(sender, kind)` pairs under one lock (`None`
-    /// asks nothing).
+    /// Cached eligibility results for many `(sender, kind)` pairs under one lock (`None` asks
+    /// nothing).
     pub fn cached_eligibilities<'a>(
         &self,
         keys: impl IntoIterator<Item = Option<(&'a AccountId, &'static str)>>,
     ) -> Vec<Option<Result<(), TxError>>> {
         let cache = self.eligibility_lock();
         keys.into_iter()
-            .map(|key| key.and_then(|(sender, kind)| cache.results.get(&(*sender, kind)).cloned()))
+            .map(|key| {
+                key.and_then(|(sender, kind)| cache.results.get(&(*sender, kind)))
+                    .map(|e| e.result.clone())
+            })
             .collect()
     }
 
-    /// [`Mempool::cache_eligibility`] for many results under one lock.
-    pub fn cache_eligibilities(
-        &self,
-        generation: u64,
-        results: impl IntoIterator<Item = (AccountId, &'static str, Result<(), TxError>)>,
-    ) {
+    /// A block was finalized that wrote the state keys `written` (sorted; `None`: not known):
+    /// drop the eligibility results that read any of them (all of them if not known).
+    pub fn forget_eligibility(&self, written: Option<&[Digest]>) {
         let mut cache = self.eligibility_lock();
-        if cache.generation != generation {
-            return;
-        }
-        for (sender, kind, result) in results {
-            if cache.results.len() >= ELIGIBILITY_CACHE_MAX {
-                cache.results.clear();
-            }
-            cache.results.insert((sender, kind), result);
+        cache.generation += 1;
+        match written {
+            Some(written) => cache
+                .results
+                .retain(|_, e| !e.reads.iter().any(|key| written.binary_search(key).is_ok())),
+            None => cache.results.clear(),
         }
     }
 
@@ -449,11 +445,6 @@ impl Mempool {
     /// flight at this height or below and is still here returns to the candidates; queues
     /// blocked behind a nonce gap for more than [`NONCE_GAP_BLOCKS_MAX`] blocks are evicted.
     pub fn on_finalized(&self, block: &Block) {
-        {
-            let mut cache = self.eligibility_lock();
-            cache.generation += 1;
-            cache.results.clear();
-        }
         let mut guard = self.lock();
         let pool = &mut *guard;
         let height = block.number();
@@ -1089,5 +1080,48 @@ mod tests {
             pool.status(&transfer(2, 1).hash()),
             Some(PoolStatus::Rejected(TxError::InsufficientBalance { .. }))
         ));
+    }
+
+    #[test]
+    fn an_eligibility_result_lasts_until_a_block_writes_a_key_it_was_read_from() {
+        let pool = Mempool::new();
+        let (alice, bob) = (id(1), id(2));
+        let key = |n: u8| Digest::from([n; 32]);
+        let refused = Err(TxError::Unauthorized {
+            call: "transfer",
+            reason: "test",
+        });
+        let cache = |generation| {
+            pool.cache_eligibilities(
+                generation,
+                vec![
+                    (alice, "transfer", Ok(()), vec![key(3), key(1), key(3)]),
+                    (bob, "transfer", refused.clone(), vec![key(2)]),
+                ],
+            );
+        };
+        let ask = || {
+            pool.cached_eligibilities([
+                Some((&alice, "transfer")),
+                Some((&bob, "transfer")),
+                Some((&alice, "vote")),
+                None,
+            ])
+        };
+        cache(pool.eligibility_generation());
+        assert_eq!(ask(), vec![Some(Ok(())), Some(refused.clone()), None, None]);
+        // A block writing neither key keeps both; one writing alice's drops only hers.
+        pool.forget_eligibility(Some(&[key(0), key(9)]));
+        assert_eq!(ask()[..2], [Some(Ok(())), Some(refused.clone())]);
+        pool.forget_eligibility(Some(&[key(0), key(3)]));
+        assert_eq!(ask()[..2], [None, Some(refused.clone())]);
+        // A block whose writes are unknown drops everything.
+        pool.forget_eligibility(None);
+        assert_eq!(ask(), vec![None, None, None, None]);
+        // Results read before a block was finalized and handed in after it are dropped.
+        let stale = pool.eligibility_generation();
+        pool.forget_eligibility(Some(&[]));
+        cache(stale);
+        assert_eq!(ask(), vec![None, None, None, None]);
     }
 }

@@ -1,7 +1,7 @@
 //! A node's one admission pipeline, used by the API and by gossip alike: stateless checks
 //! (size, chain id, signature), then the stateful ones against the finalized state (the
-//! sender's eligibility, cached until the next finalized block; the nonce window, per-sender
-//! limits and pending spends in the pool), then the pool.
+//! sender's eligibility, cached until a finalized block writes a key it was read from; the
+//! nonce window, per-sender limits and pending spends in the pool), then the pool.
 
 use crate::{
     admission::{check_size, sender_may},
@@ -15,7 +15,9 @@ use consort_execution::{BlockError, Fail, Runtime, Store, accounts};
 use consort_governance::Gov;
 use consort_peg::Peg;
 use consort_state::Databases;
-use consort_types::{Account, AccountId, Call, Genesis, SignedTx, TxError, TxHash, state_key};
+use consort_types::{
+    Account, AccountId, Call, Digest, Genesis, SignedTx, TxError, TxHash, state_key,
+};
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
@@ -228,8 +230,8 @@ impl<E: Runtime> Admission<E> {
         }
     }
 
-    /// Each transaction's sender eligibility (cached per sender and call kind until the next
-    /// finalized block) and finalized account, all read from one snapshot (retried if a block
+    /// Each transaction's sender eligibility (cached per sender and call kind until a
+    /// finalized block writes what it was read from) and finalized account, all read from one snapshot (retried if a block
     /// lands while it is read).
     async fn stateful_many(
         &self,
@@ -246,13 +248,7 @@ impl<E: Runtime> Admission<E> {
             attempt += 1;
             let batch = self.databases.new_batches().await;
             match self.read_many(&batch, txs, &cached).await {
-                Ok((eligible, accounts)) => {
-                    let fresh = txs
-                        .iter()
-                        .zip(&eligible)
-                        .zip(&cached)
-                        .filter(|((tx, _), cached)| cacheable(&tx.tx.call) && cached.is_none())
-                        .map(|((tx, result), _)| (tx.tx.sender, tx.tx.call.kind(), result.clone()));
+                Ok((eligible, accounts, fresh)) => {
                     self.mempool.cache_eligibilities(generation, fresh);
                     return Ok(txs
                         .iter()
@@ -272,21 +268,17 @@ impl<E: Runtime> Admission<E> {
     }
 
     /// Eligibility of each transaction (`cached` where known, one read per sender and call
-    /// kind otherwise) and the senders' accounts, from `batch`.
+    /// kind otherwise) and the senders' accounts, from `batch`; and the results read, each
+    /// with the state keys it was read from, for the cache.
     async fn read_many(
         &self,
         batch: &consort_state::Unmerkleized<E>,
         txs: &[SignedTx],
         cached: &[Option<Result<(), TxError>>],
-    ) -> Result<
-        (
-            Vec<Result<(), TxError>>,
-            BTreeMap<AccountId, Option<Account>>,
-        ),
-        BlockError,
-    > {
+    ) -> Result<ReadMany, BlockError> {
         let mut store = Store::new(batch);
         let mut read: BTreeMap<(AccountId, &'static str), Result<(), TxError>> = BTreeMap::new();
+        let mut fresh = Vec::new();
         let mut eligible = Vec::with_capacity(txs.len());
         for (tx, cached) in txs.iter().zip(cached) {
             let (sender, call) = (tx.tx.sender, &tx.tx.call);
@@ -296,15 +288,21 @@ impl<E: Runtime> Admission<E> {
                 .or_else(|| cacheable(call).then(|| read.get(&key).cloned()).flatten());
             let result = match known {
                 Some(result) => result,
-                None => match sender_may(&mut store, self.rules(), &sender, call).await {
-                    Ok(()) => Ok(()),
-                    Err(Fail::Tx(error)) => Err(error),
-                    Err(Fail::Db(error)) => return Err(error),
-                },
+                None => {
+                    store.record_reads();
+                    let result = match sender_may(&mut store, self.rules(), &sender, call).await {
+                        Ok(()) => Ok(()),
+                        Err(Fail::Tx(error)) => Err(error),
+                        Err(Fail::Db(error)) => return Err(error),
+                    };
+                    let reads = store.take_reads();
+                    if cacheable(call) {
+                        read.insert(key, result.clone());
+                        fresh.push((sender, call.kind(), result.clone(), reads));
+                    }
+                    result
+                }
             };
-            if cacheable(call) {
-                read.entry(key).or_insert_with(|| result.clone());
-            }
             eligible.push(result);
         }
         let senders: BTreeSet<AccountId> = txs.iter().map(|tx| tx.tx.sender).collect();
@@ -315,9 +313,17 @@ impl<E: Runtime> Admission<E> {
             let account = accounts::get(&mut store, &sender).await?;
             found.insert(sender, account);
         }
-        Ok((eligible, found))
+        Ok((eligible, found, fresh))
     }
 }
+
+/// What [`Admission::read_many`] read: each transaction's eligibility, the senders' accounts,
+/// and the eligibility results read fresh with the keys they were read from.
+type ReadMany = (
+    Vec<Result<(), TxError>>,
+    BTreeMap<AccountId, Option<Account>>,
+    Vec<(AccountId, &'static str, Result<(), TxError>, Vec<Digest>)>,
+);
 
 /// Whether a call's eligibility depends only on its sender and kind (not `rotate`, which
 /// names the account rotated), so it may be cached.

@@ -64,6 +64,8 @@ pub struct Executed<E: Runtime> {
     pub failures: Vec<(TxHash, TxError)>,
     /// The next epoch's committee, if this is the last block of an epoch.
     pub next_committee: Option<consort_types::validators::ValidatorSet>,
+    /// Every state key the block wrote or deleted (raw chunk keys), in key order.
+    pub written: Vec<consort_types::Digest>,
 }
 
 /// Why a transaction does not take a place in the block being built.
@@ -309,6 +311,7 @@ pub async fn execute_block<E: Runtime>(
     let next_committee = consort_validators::end_block(&mut store, rules.genesis, height).await?;
     store.commit();
     let records = store.into_writes();
+    let written = records.iter().map(|(key, _)| *key).collect();
     let mut batch = batch;
     for (key, value) in records {
         batch = batch.write(key, value);
@@ -324,5 +327,6 @@ pub async fn execute_block<E: Runtime>(
         rejected,
         failures,
         next_committee,
+        written,
     })
 }

@@ -55,6 +55,8 @@ pub struct Store<'a, E: Runtime> {
     written: std::collections::BTreeSet<Digest>,
     /// Commits that kept at least one write.
     commits: u64,
+    /// Every chunk key read since [`Store::record_reads`], if recording.
+    reads: Option<Vec<Digest>>,
 }
 
 impl<'a, E: Runtime> Store<'a, E> {
@@ -66,10 +68,25 @@ impl<'a, E: Runtime> Store<'a, E> {
             journal: BTreeMap::new(),
             written: std::collections::BTreeSet::new(),
             commits: 0,
+            reads: None,
         }
     }
 
+    /// Start recording the keys read (anew): what a result computed from them depends on.
+    pub fn record_reads(&mut self) {
+        self.reads = Some(Vec::new());
+    }
+
+    /// Stop recording and hand back the keys read since [`Store::record_reads`] (raw chunk
+    /// keys, as [`Store::into_writes`] names them; repeats possible).
+    pub fn take_reads(&mut self) -> Vec<Digest> {
+        self.reads.take().unwrap_or_default()
+    }
+
     async fn raw(&mut self, key: &Digest) -> Result<Option<StateValue>, StateError> {
+        if let Some(reads) = &mut self.reads {
+            reads.push(*key);
+        }
         if let Some(value) = self.journal.get(key) {
             return Ok(value.clone());
         }

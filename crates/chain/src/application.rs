@@ -35,7 +35,11 @@ const CANDIDATE_BYTES_MAX: usize =
 
 /// Most executed but not yet finalized blocks whose written keys are remembered (for the
 /// mempool's eligibility cache; a block finalized without them clears the cache).
-const WRITES_REMEMBERED_MAX: usize = 64;
+const WRITES_REMEMBERED_MAX: usize = 16;
+
+/// Most written keys remembered of one block (about 2 MB); a block that wrote more clears the
+/// eligibility cache when it is finalized.
+const WRITES_TRACKED_MAX: usize = 65_536;
 
 /// How long a leader building on a block that carried transactions waits for runnable work
 /// before it proposes what it has (possibly nothing).
@@ -71,8 +75,8 @@ pub struct App {
     writes: Arc<Mutex<BlockWrites>>,
 }
 
-/// Block digest → (height, the state keys the block wrote).
-type BlockWrites = BTreeMap<Digest, (u64, Vec<Digest>)>;
+/// Block digest → (height, the state keys the block wrote; `None`: too many to track).
+type BlockWrites = BTreeMap<Digest, (u64, Option<Vec<Digest>>)>;
 
 /// The genesis block of `genesis`: height 0, empty state, its parent field committing to the
 /// genesis document so that chains with different genesis never share a block.
@@ -125,6 +129,7 @@ impl App {
     /// Remember what block `digest` at `height` wrote, until it or a block at its height is
     /// finalized.
     fn remember_writes(&self, digest: Digest, height: u64, written: Vec<Digest>) {
+        let written = (written.len() <= WRITES_TRACKED_MAX).then_some(written);
         let mut writes = self.writes.lock().expect("writes lock is never poisoned");
         writes.insert(digest, (height, written));
         while writes.len() > WRITES_REMEMBERED_MAX {
@@ -143,7 +148,9 @@ impl App {
     /// height or below.
     fn take_writes(&self, block: &Block) -> Option<Vec<Digest>> {
         let mut writes = self.writes.lock().expect("writes lock is never poisoned");
-        let written = writes.remove(&block.digest()).map(|(_, written)| written);
+        let written = writes
+            .remove(&block.digest())
+            .and_then(|(_, written)| written);
         let height = block.number();
         writes.retain(|_, (h, _)| *h > height);
         written

@@ -115,6 +115,14 @@ pub struct Mempool {
 /// Most eligibility results remembered (when full, the cache starts over).
 pub const ELIGIBILITY_CACHE_MAX: usize = 65_536;
 
+/// Most state keys one cached eligibility result may have been read from (a registered
+/// sender's takes 4 to 7): a result that read more (an unregistered key checked against a
+/// large validator registry) is not cached.
+pub const ELIGIBILITY_READS_MAX: usize = 16;
+
+/// Most (state key, result) links the cache keeps (when full, it starts over): about 40 MB.
+pub const ELIGIBILITY_LINKS_MAX: usize = 8 * ELIGIBILITY_CACHE_MAX;
+
 /// Admission's eligibility results (registration, role, freeze, halt) per (sender, call kind),
 /// each with the state keys it was read from. A finalized block drops the results it may have
 /// changed: those that read a key it wrote (all of them when its writes are unknown).
@@ -122,13 +130,23 @@ pub const ELIGIBILITY_CACHE_MAX: usize = 65_536;
 struct EligibilityCache {
     /// Bumped by every finalized block; results read before and handed in after are dropped.
     generation: u64,
-    results: BTreeMap<(AccountId, &'static str), Eligibility>,
+    results: BTreeMap<EligibilityKey, Result<(), TxError>>,
+    /// State key → the results read from it, so a block's writes find what they make stale
+    /// without visiting the whole cache. Entries of results replaced or dropped since may
+    /// linger (dropping a result again is harmless); the index starts over with the cache.
+    readers: BTreeMap<Digest, Vec<EligibilityKey>>,
+    /// Entries in `readers`, lingering ones included.
+    indexed: usize,
 }
 
-struct Eligibility {
-    result: Result<(), TxError>,
-    /// The state keys the result was read from, sorted, without repeats.
-    reads: Vec<Digest>,
+type EligibilityKey = (AccountId, &'static str);
+
+impl EligibilityCache {
+    fn clear(&mut self) {
+        self.results.clear();
+        self.readers.clear();
+        self.indexed = 0;
+    }
 }
 
 /// Where a transaction the pool knows of stands.
@@ -164,25 +182,37 @@ impl Mempool {
     }
 
     /// Remember eligibility results read at `generation`, each with the state keys it was read
-    /// from (dropped if a block was finalized since: they may be stale).
+    /// from (dropped if a block was finalized since: they may be stale; not kept if read from
+    /// more than [`ELIGIBILITY_READS_MAX`] keys).
     pub fn cache_eligibilities(
         &self,
         generation: u64,
         results: impl IntoIterator<Item = (AccountId, &'static str, Result<(), TxError>, Vec<Digest>)>,
     ) {
-        let mut cache = self.eligibility_lock();
+        let results: Vec<_> = results
+            .into_iter()
+            .filter_map(|(sender, kind, result, mut reads)| {
+                reads.sort_unstable();
+                reads.dedup();
+                (reads.len() <= ELIGIBILITY_READS_MAX).then_some((sender, kind, result, reads))
+            })
+            .collect();
+        let mut guard = self.eligibility_lock();
+        let cache = &mut *guard;
         if cache.generation != generation {
             return;
         }
-        for (sender, kind, result, mut reads) in results {
-            if cache.results.len() >= ELIGIBILITY_CACHE_MAX {
-                cache.results.clear();
+        for (sender, kind, result, reads) in results {
+            if cache.results.len() >= ELIGIBILITY_CACHE_MAX
+                || cache.indexed.saturating_add(reads.len()) > ELIGIBILITY_LINKS_MAX
+            {
+                cache.clear();
             }
-            reads.sort_unstable();
-            reads.dedup();
-            cache
-                .results
-                .insert((sender, kind), Eligibility { result, reads });
+            for key in reads {
+                cache.readers.entry(key).or_default().push((sender, kind));
+                cache.indexed += 1;
+            }
+            cache.results.insert((sender, kind), result);
         }
     }
 
@@ -196,7 +226,7 @@ impl Mempool {
         keys.into_iter()
             .map(|key| {
                 key.and_then(|(sender, kind)| cache.results.get(&(*sender, kind)))
-                    .map(|e| e.result.clone())
+                    .cloned()
             })
             .collect()
     }
@@ -204,13 +234,20 @@ impl Mempool {
     /// A block was finalized that wrote the state keys `written` (sorted; `None`: not known):
     /// drop the eligibility results that read any of them (all of them if not known).
     pub fn forget_eligibility(&self, written: Option<&[Digest]>) {
-        let mut cache = self.eligibility_lock();
+        let mut guard = self.eligibility_lock();
+        let cache = &mut *guard;
         cache.generation += 1;
-        match written {
-            Some(written) => cache
-                .results
-                .retain(|_, e| !e.reads.iter().any(|key| written.binary_search(key).is_ok())),
-            None => cache.results.clear(),
+        let Some(written) = written else {
+            cache.clear();
+            return;
+        };
+        for key in written {
+            if let Some(readers) = cache.readers.remove(key) {
+                cache.indexed -= readers.len();
+                for reader in readers {
+                    cache.results.remove(&reader);
+                }
+            }
         }
     }
 
@@ -1123,5 +1160,12 @@ mod tests {
         pool.forget_eligibility(Some(&[]));
         cache(stale);
         assert_eq!(ask(), vec![None, None, None, None]);
+        // A result read from more keys than a registered sender's check takes is not kept.
+        let many: Vec<Digest> = (0..=ELIGIBILITY_READS_MAX as u8).map(key).collect();
+        pool.cache_eligibilities(
+            pool.eligibility_generation(),
+            vec![(alice, "transfer", Ok(()), many)],
+        );
+        assert_eq!(ask()[0], None);
     }
 }

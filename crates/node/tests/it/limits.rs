@@ -50,6 +50,14 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "ELIGIBILITY_CACHE_MAX",
             bytes(mempool::ELIGIBILITY_CACHE_MAX),
         ),
+        (
+            "ELIGIBILITY_READS_MAX",
+            bytes(mempool::ELIGIBILITY_READS_MAX),
+        ),
+        (
+            "ELIGIBILITY_LINKS_MAX",
+            bytes(mempool::ELIGIBILITY_LINKS_MAX),
+        ),
         ("DECODED_KEYS_MAX", bytes(pipeline::DECODED_KEYS_MAX)),
         (
             "STALE_READ_RETRIES_MAX",

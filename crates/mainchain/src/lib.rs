@@ -46,7 +46,8 @@ pub use merkle::{
 pub use network::{Chain, Network, NetworkKind, PowHash, RETARGET_INTERVAL_BLOCKS};
 pub use rpc::{MempoolAcceptance, RpcAuth, RpcClient, RpcConfig, RpcError, TxOutInfo};
 pub use spend::{
-    MWEB_PEG_OUT_MATURITY_BLOCKS, PartialSignatures, Payment, SPEND_INPUTS_MAX, SPEND_PAYMENTS_MAX,
-    SpendBranch, SpendError, SpendParams, UnsignedSpend, Utxo, build_spend, build_sweep,
-    custody_witness, deposit_input_fee, dust_threshold, payment_minimum, quote_fee,
+    COINBASE_MATURITY_BLOCKS, MWEB_PEG_OUT_MATURITY_BLOCKS, PartialSignatures, Payment,
+    SPEND_INPUTS_MAX, SPEND_PAYMENTS_MAX, SpendBranch, SpendError, SpendParams, UnsignedSpend,
+    Utxo, build_spend, build_sweep, custody_witness, deposit_input_fee, dust_threshold,
+    payment_minimum, quote_fee,
 };

@@ -42,6 +42,10 @@ pub const SIGNATURE_SIZE_MAX_BYTES: usize = 72;
 /// before it may be spent (`PEGOUT_MATURITY`); earlier spends are refused with
 /// `bad-txns-premature-spend-of-pegout`.
 pub const MWEB_PEG_OUT_MATURITY_BLOCKS: u32 = 6;
+/// Confirmations a coinbase output needs before it may be spent (`COINBASE_MATURITY`: the
+/// spending transaction may enter the block 100 above the coinbase's); earlier spends are
+/// refused with `bad-txns-premature-spend-of-coinbase`.
+pub const COINBASE_MATURITY_BLOCKS: u32 = 100;
 /// The highest fee rate accepted, in sat/vB: a guard against a misconfigured fee rate
 /// spending the federation's coins on fees.
 pub const FEE_RATE_MAX_SAT_PER_VB: u64 = 10_000;

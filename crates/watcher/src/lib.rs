@@ -225,7 +225,7 @@ impl Watcher {
                 .get(outpoint.vout as usize)
                 .map_or(0, |o| o.value.to_sat());
             let confirmations = tip.height.saturating_sub(entry.height) + 1;
-            if confirmations < self.peg.confirmations_for(value) {
+            if confirmations < self.peg.confirmations_needed(&decoded, value) {
                 continue;
             }
             let proof = self

@@ -706,6 +706,85 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_coinbase_deposit_is_claimed_only_after_coinbase_maturity() {
+    on_tokio(coinbase);
+}
+
+/// A miner pays a block reward straight to a deposit address: the federation could not spend
+/// it for 100 blocks (and a reorganisation would delete it for good), so the claim waits for
+/// coinbase maturity, not just the peg's k confirmations; the watcher waits as long.
+async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
+    let node = start_litecoind().await?;
+    let rpc = node.rpc().clone();
+    node.mine(101).await?;
+    let mut ledger = Ledger::new(context).await;
+    let alice = user(1);
+    let alice_id = AccountId::new(alice.public_key());
+    let address = ledger.peg.deposit_address(&alice_id);
+    let block = rpc
+        .generate_to_address(1, &address)
+        .await?
+        .pop()
+        .context("a mined block")?;
+    let raw = rpc.get_block_raw(&block).await?;
+    let mined: bitcoin::Block = bitcoin::consensus::deserialize(&raw)?;
+    let reward = mined.txdata.first().context("a coinbase")?;
+    assert!(reward.is_coinbase());
+    let script = ledger.peg.deposit_script(&alice_id);
+    let vout = u32::try_from(
+        reward
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == script)
+            .context("the reward pays the deposit address")?,
+    )?;
+    let txid = reward.compute_txid();
+    let value = reward.output[vout as usize].value.to_sat();
+
+    // Past the peg's k confirmations, short of maturity: refused, and the watcher does not try.
+    node.mine(CONFIRMATIONS + 5).await?;
+    ledger.relay(&rpc).await?;
+    let mut watcher = consort_watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), None);
+    watcher.watch(alice_id, 0);
+    let early = claim_call(&rpc, alice_id, txid, vout).await?;
+    let error = peg_error(ledger.submit(&alice, early).await);
+    assert_eq!(
+        error,
+        PegError::TooFewConfirmations {
+            have: CONFIRMATIONS + 6,
+            need: consort_mainchain::COINBASE_MATURITY_BLOCKS,
+        }
+    );
+    let calls = watcher_duties(&ledger, &mut watcher).await?;
+    assert!(
+        !calls.iter().any(|c| matches!(c, Call::ClaimDeposit { .. })),
+        "the watcher claims an immature coinbase: {calls:?}"
+    );
+
+    // At maturity the claim is taken; after the contest period the reward is credited.
+    node.mine(consort_mainchain::COINBASE_MATURITY_BLOCKS - (CONFIRMATIONS + 6))
+        .await?;
+    ledger.relay(&rpc).await?;
+    let calls = watcher_duties(&ledger, &mut watcher).await?;
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::ClaimDeposit { vout: v, .. } if *v == vout)),
+        "the watcher claims a mature coinbase: {calls:?}"
+    );
+    let claim = claim_call(&rpc, alice_id, txid, vout).await?;
+    ledger.submit(&alice, claim).await.expect("claimed");
+    node.mine(CONTEST).await?;
+    ledger.relay(&rpc).await?;
+    assert_eq!(
+        ledger.pegged(&alice_id).await,
+        value - ledger.peg.deposit_fee()
+    );
+    ledger.audit(&rpc).await?;
+    Ok(())
+}
+
+#[test]
 fn validator_watchers_claim_sign_broadcast_and_confirm_on_their_own() {
     on_tokio(watchers);
 }
@@ -775,6 +854,16 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
 }
 
 /// One round of every watcher's duties, each validator's calls in one block.
+/// What `watcher` would submit now, read from the ledger's state.
+async fn watcher_duties(
+    ledger: &Ledger,
+    watcher: &mut consort_watcher::Watcher,
+) -> anyhow::Result<Vec<Call>> {
+    let parent = ledger.databases.new_batches().await;
+    let mut store = Store::new(&parent);
+    Ok(watcher.duties(&mut store).await?)
+}
+
 async fn watcher_round(
     ledger: &mut Ledger,
     watchers: &mut [(u64, consort_watcher::Watcher)],

@@ -135,7 +135,7 @@ impl Peg {
         if value < minimum {
             return Err(PegError::DepositTooSmall { value, minimum }.into());
         }
-        let need = self.confirmations_for(value);
+        let need = self.confirmations_needed(&tx, value);
         if confirmations < need {
             return Err(PegError::TooFewConfirmations {
                 have: confirmations,

@@ -133,7 +133,20 @@ impl Peg {
             .deposit_address(&self.network, DepositAccount::new(*account.as_bytes()))
     }
 
-    /// Confirmations a deposit of `value` satoshis needs.
+    /// Confirmations a deposit of `value` satoshis paid by `tx` needs: a coinbase's at least
+    /// [`mc::COINBASE_MATURITY_BLOCKS`], since the federation could not spend it before (and a
+    /// reorganisation deletes an immature coinbase for good).
+    pub fn confirmations_needed(&self, tx: &bitcoin::Transaction, value: u64) -> u32 {
+        let need = self.confirmations_for(value);
+        if tx.is_coinbase() {
+            need.max(mc::COINBASE_MATURITY_BLOCKS)
+        } else {
+            need
+        }
+    }
+
+    /// Confirmations a deposit of `value` satoshis needs (not a coinbase: see
+    /// [`Peg::confirmations_needed`]).
     pub const fn confirmations_for(&self, value: u64) -> u32 {
         if self.config.large_deposit_sat > 0
             && value >= self.config.large_deposit_sat

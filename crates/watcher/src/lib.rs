@@ -25,6 +25,23 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Most headers relayed per round (a few relay transactions).
 const RELAY_ROUND_MAX: usize = 4 * RELAY_HEADERS_MAX;
 
+/// Most deposits below the minimum a watcher remembers for its report (the oldest go first).
+pub const IGNORED_DEPOSITS_MAX: usize = 1024;
+
+/// A payment to a watched deposit address below the peg's minimum: never claimed (the chain
+/// would refuse it), only reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredDeposit {
+    /// The output.
+    pub outpoint: Outpoint,
+    /// The account whose address it paid.
+    pub account: AccountId,
+    /// Its value (satoshis).
+    pub value: u64,
+    /// The minimum it fell short of (satoshis).
+    pub minimum: u64,
+}
+
 /// Why a round of duties stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -63,6 +80,8 @@ pub struct Watcher {
     /// Next main-chain height to scan for deposits.
     scan_from: u32,
     seen: BTreeMap<Outpoint, Seen>,
+    /// Deposits below the minimum, oldest first, at most [`IGNORED_DEPOSITS_MAX`].
+    ignored: std::collections::VecDeque<IgnoredDeposit>,
     /// Batches this watcher broadcast.
     broadcast: BTreeSet<u64>,
 }
@@ -77,8 +96,15 @@ impl Watcher {
             watched: BTreeMap::new(),
             scan_from: 0,
             seen: BTreeMap::new(),
+            ignored: std::collections::VecDeque::new(),
             broadcast: BTreeSet::new(),
         }
+    }
+
+    /// Deposits to watched addresses that were below the peg's minimum, oldest first (the
+    /// latest [`IGNORED_DEPOSITS_MAX`]): never claimed.
+    pub fn ignored(&self) -> impl Iterator<Item = &IgnoredDeposit> {
+        self.ignored.iter()
     }
 
     /// Watch `account`'s deposit address: deposits to it are claimed automatically. Blocks
@@ -162,6 +188,7 @@ impl Watcher {
             return Ok(());
         }
         let height = self.rpc.get_block_count().await?;
+        let minimum = self.peg.deposit_minimum();
         while self.scan_from <= height {
             let hash = self.rpc.get_block_hash(self.scan_from).await?;
             let raw = self.rpc.get_block_raw(&hash).await?;
@@ -170,18 +197,42 @@ impl Watcher {
             for tx in &block.txdata {
                 let txid = tx.compute_txid();
                 for (vout, output) in tx.output.iter().enumerate() {
-                    if let Some(account) = self.watched.get(output.script_pubkey.as_bytes()) {
-                        self.seen.insert(
-                            Outpoint {
-                                txid: txid.to_byte_array(),
-                                vout: u32::try_from(vout).unwrap_or(u32::MAX),
-                            },
-                            Seen {
-                                account: *account,
-                                block: hash,
-                            },
+                    let Some(account) = self.watched.get(output.script_pubkey.as_bytes()) else {
+                        continue;
+                    };
+                    let outpoint = Outpoint {
+                        txid: txid.to_byte_array(),
+                        vout: u32::try_from(vout).unwrap_or(u32::MAX),
+                    };
+                    let value = output.value.to_sat();
+                    if value < minimum {
+                        if self.ignored.iter().any(|d| d.outpoint == outpoint) {
+                            continue;
+                        }
+                        // The chain refuses such a claim: claiming it every round would only
+                        // spend this validator's transactions (and nonces) on refusals.
+                        tracing::warn!(
+                            %txid, vout, %account, value, minimum,
+                            "deposit below the peg's minimum: not claimed"
                         );
+                        if self.ignored.len() >= IGNORED_DEPOSITS_MAX {
+                            self.ignored.pop_front();
+                        }
+                        self.ignored.push_back(IgnoredDeposit {
+                            outpoint,
+                            account: *account,
+                            value,
+                            minimum,
+                        });
+                        continue;
                     }
+                    self.seen.insert(
+                        outpoint,
+                        Seen {
+                            account: *account,
+                            block: hash,
+                        },
+                    );
                 }
             }
             self.scan_from += 1;

@@ -785,6 +785,62 @@ async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_watcher_ignores_and_reports_deposits_below_the_minimum_and_claims_the_rest() {
+    on_tokio(below_minimum);
+}
+
+/// A deposit one satoshi below the minimum is never claimed (the chain refuses such a claim,
+/// so claiming it every round would only spend the validator's transactions); it is reported
+/// once, and a normal deposit to the same account is claimed as usual.
+async fn below_minimum(context: cw_tokio::Context) -> anyhow::Result<()> {
+    let node = start_litecoind().await?;
+    let rpc = node.rpc().clone();
+    node.mine(101).await?;
+    let mut ledger = Ledger::new(context).await;
+    ledger.relay(&rpc).await?;
+    let alice_id = AccountId::new(user(1).public_key());
+    let minimum = ledger.peg.deposit_minimum();
+    let (small, small_vout) = deposit(&node, &ledger.peg, &alice_id, minimum - 1).await?;
+    let (normal, normal_vout) = deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    node.mine(CONFIRMATIONS).await?;
+    ledger.relay(&rpc).await?;
+    let mut watcher = consort_watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), None);
+    watcher.watch(alice_id, 0);
+    for _ in 0..2 {
+        let claimed: Vec<(Txid, u32)> = watcher_duties(&ledger, &mut watcher)
+            .await?
+            .into_iter()
+            .filter_map(|call| match call {
+                Call::ClaimDeposit {
+                    transaction, vout, ..
+                } => bitcoin::consensus::deserialize::<bitcoin::Transaction>(&transaction.0)
+                    .ok()
+                    .map(|tx| (tx.compute_txid(), vout)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(claimed, vec![(normal, normal_vout)]);
+    }
+    // Watching again rescans from the start: still reported once.
+    watcher.watch(AccountId::new(user(2).public_key()), 0);
+    watcher_duties(&ledger, &mut watcher).await?;
+    let ignored: Vec<_> = watcher.ignored().cloned().collect();
+    assert_eq!(
+        ignored,
+        vec![consort_watcher::IgnoredDeposit {
+            outpoint: consort_types::peg::Outpoint {
+                txid: small.to_byte_array(),
+                vout: small_vout,
+            },
+            account: alice_id,
+            value: minimum - 1,
+            minimum,
+        }]
+    );
+    Ok(())
+}
+
+#[test]
 fn validator_watchers_claim_sign_broadcast_and_confirm_on_their_own() {
     on_tokio(watchers);
 }

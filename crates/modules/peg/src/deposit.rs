@@ -131,7 +131,7 @@ impl Peg {
             return Err(PegError::NotADeposit { vout }.into());
         }
         let value = output.value.to_sat();
-        let minimum = self.deposit_fee().saturating_mul(2);
+        let minimum = self.deposit_minimum();
         if value < minimum {
             return Err(PegError::DepositTooSmall { value, minimum }.into());
         }

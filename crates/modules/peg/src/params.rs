@@ -158,6 +158,12 @@ impl Peg {
         }
     }
 
+    /// The smallest deposit claimed, in satoshis: twice [`Peg::deposit_fee`]. Smaller ones
+    /// are refused on chain and ignored (and reported) by the watchers.
+    pub fn deposit_minimum(&self) -> u64 {
+        self.deposit_fee().saturating_mul(2)
+    }
+
     /// What a deposit pays, out of its value, for the input that will one day spend it (into
     /// the fee pool), in satoshis.
     pub fn deposit_fee(&self) -> u64 {

@@ -113,6 +113,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("CIPHERTEXT_MAX", bytes(sealed::CIPHERTEXT_MAX)),
         ("LABEL_MAX", bytes(sealed::LABEL_MAX)),
         ("RELAY_HEADERS_MAX", bytes(peg::RELAY_HEADERS_MAX)),
+        (
+            "IGNORED_DEPOSITS_MAX",
+            bytes(consort_watcher::IGNORED_DEPOSITS_MAX),
+        ),
         ("CLAIM_TX_SIZE_MAX", bytes(peg::CLAIM_TX_SIZE_MAX)),
         ("TX_PROOF_SIZE_MAX", bytes(peg::TX_PROOF_SIZE_MAX)),
         ("PAYOUT_SCRIPT_SIZE_MAX", bytes(peg::PAYOUT_SCRIPT_SIZE_MAX)),

@@ -34,21 +34,46 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 const WATCH_FILE: &str = "peg-watch.json";
 
-/// The accounts a node watched before it restarted.
-pub fn load_watch_list(data_dir: &std::path::Path) -> BTreeSet<AccountId> {
-    std::fs::read_to_string(data_dir.join(WATCH_FILE))
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
+/// Most accounts a node watches for deposits. Past it, `GET /v1/peg/address/{account}` still
+/// answers the address but does not watch it (`"watched": false`): such deposits are claimed
+/// with `consort peg claim`.
+pub const WATCH_LIST_MAX: usize = 100_000;
+
+/// Main-chain blocks before the light client's tip at the time of the request from which a
+/// newly watched account's deposits are looked for (a deposit sent right after asking may land
+/// in a block the light client has not heard of yet, never in an older one).
+const WATCH_RESCAN_BLOCKS: u32 = 6;
+
+/// The accounts a node watched before it restarted, each with the main-chain height to look
+/// for deposits from (a list written by an older node, of accounts only: from height 0).
+pub fn load_watch_list(data_dir: &std::path::Path) -> WatchList {
+    let Ok(text) = std::fs::read_to_string(data_dir.join(WATCH_FILE)) else {
+        return WatchList::new();
+    };
+    serde_json::from_str::<Vec<(AccountId, u32)>>(&text)
+        .map(|entries| entries.into_iter().collect())
+        .or_else(|_| {
+            serde_json::from_str::<BTreeSet<AccountId>>(&text)
+                .map(|accounts| accounts.into_iter().map(|a| (a, 0)).collect())
+        })
         .unwrap_or_default()
 }
 
+/// Watched accounts → the main-chain height deposits are looked for from.
+pub type WatchList = std::collections::BTreeMap<AccountId, u32>;
+
 /// Write the watch list durably (temp file, fsync, rename).
-fn save_watch_list(data_dir: &std::path::Path, list: &BTreeSet<AccountId>) -> std::io::Result<()> {
+fn save_watch_list(data_dir: &std::path::Path, list: &WatchList) -> std::io::Result<()> {
     use std::io::Write as _;
     let path = data_dir.join(WATCH_FILE);
     let temp = data_dir.join(format!("{WATCH_FILE}.tmp"));
     let mut file = std::fs::File::create(&temp)?;
-    file.write_all(serde_json::to_string(list).unwrap_or_default().as_bytes())?;
+    let entries: Vec<(&AccountId, &u32)> = list.iter().collect();
+    file.write_all(
+        serde_json::to_string(&entries)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     file.sync_all()?;
     std::fs::rename(&temp, &path)?;
     std::fs::File::open(data_dir)?.sync_all()
@@ -148,13 +173,33 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
     let account: AccountId = account
         .parse()
         .map_err(|e| bad(format!("account is not a hex ed25519 public key: {e}")))?;
-    {
+    // On a governed chain only registered accounts are watched: anyone may ask for any key's
+    // address, and each watched account costs every round of the watcher.
+    let registered = match &s.gov {
+        None => true,
+        Some(_) => read::<consort_types::gov::Registration>(
+            &s.databases,
+            &state_key::gov::registration(&account),
+        )
+        .await?
+        .is_some_and(|r| r.active),
+    };
+    let from = read::<MainTip>(&s.databases, &key::tip())
+        .await?
+        .map_or(0, |tip| tip.height.saturating_sub(WATCH_RESCAN_BLOCKS));
+    let watched = registered && {
         let mut list = node.watch.lock().expect("watch list lock");
-        if list.insert(account) {
+        if list.contains_key(&account) {
+            true
+        } else if list.len() >= WATCH_LIST_MAX {
+            false
+        } else {
+            list.insert(account, from);
             save_watch_list(&node.data_dir, &list)
                 .map_err(|e| ApiError::internal(format!("cannot save the watch list: {e}")))?;
+            true
         }
-    }
+    };
     Ok(Json(json!({
         "account": account,
         "address": node.peg.deposit_address(&account),
@@ -162,8 +207,8 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
         "confirmations": node.peg.config.confirmations,
         "contest_blocks": node.peg.config.contest_blocks,
         "deposit_fee_sat": node.peg.deposit_fee(),
-        "minimum_deposit_sat": node.peg.deposit_fee().saturating_mul(2),
-        "watched": true,
+        "minimum_deposit_sat": node.peg.deposit_minimum(),
+        "watched": watched,
     })))
 }
 
@@ -301,15 +346,15 @@ pub async fn watch_loop(
         let Some(node) = shared.peg.as_ref() else {
             return;
         };
-        let requested: Vec<AccountId> = node
+        let requested: Vec<(AccountId, u32)> = node
             .watch
             .lock()
             .expect("watch list lock")
             .iter()
-            .copied()
+            .map(|(account, from)| (*account, *from))
             .collect();
-        for account in requested {
-            watcher.watch(account, 0);
+        for (account, from) in requested {
+            watcher.watch(account, from);
         }
         let calls = {
             let parent = shared.databases.new_batches().await;
@@ -353,10 +398,23 @@ mod tests {
     fn the_watch_list_survives_a_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(load_watch_list(dir.path()).is_empty());
-        let list: BTreeSet<AccountId> = (0..3u64)
+        let accounts: Vec<AccountId> = (0..3u64)
             .map(|seed| AccountId::new(ed25519::PrivateKey::from_seed(seed).public_key()))
+            .collect();
+        let list: WatchList = accounts
+            .iter()
+            .zip([0, 7, 250])
+            .map(|(a, h)| (*a, h))
             .collect();
         save_watch_list(dir.path(), &list).expect("saved");
         assert_eq!(load_watch_list(dir.path()), list);
+        // A list written by an older node (accounts only) is watched from height 0.
+        std::fs::write(
+            dir.path().join(WATCH_FILE),
+            serde_json::to_string(&accounts).expect("json"),
+        )
+        .expect("written");
+        let old: WatchList = accounts.iter().map(|a| (*a, 0)).collect();
+        assert_eq!(load_watch_list(dir.path()), old);
     }
 }

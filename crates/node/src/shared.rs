@@ -18,7 +18,7 @@ use consort_peg::Peg;
 use consort_state::{self as state, StateError, Store};
 use consort_types::{AccountId, Block, Genesis, SignedTx, TxError};
 use serde_json::json;
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// What an internal failure answers: its detail goes to the node's log, not to the client.
@@ -111,9 +111,10 @@ impl IntoResponse for ApiError {
 pub struct PegNode {
     /// The peg, from genesis.
     pub peg: Peg,
-    /// Accounts whose deposit address someone asked for: the watcher claims for them. Kept
-    /// in `data_dir/peg-watch.json`, written before the address is answered.
-    pub watch: std::sync::Mutex<BTreeSet<AccountId>>,
+    /// Accounts whose deposit address someone asked for, each with the main-chain height the
+    /// light client had reached then (deposits are looked for from there): the watcher claims
+    /// for them. Kept in `data_dir/peg-watch.json`, written before the address is answered.
+    pub watch: std::sync::Mutex<std::collections::BTreeMap<AccountId, u32>>,
     /// Where the watch list is kept.
     pub data_dir: std::path::PathBuf,
 }

@@ -132,10 +132,14 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     let (ok, address, err) = consort(&["peg", "address", "--node", &node, &alice]);
     assert!(ok, "peg address: {err}");
     main.call("sendtoaddress", json!([address, 0.5]));
-    let deposit_fee =
-        get(&format!("{node}/v1/peg/address/{alice}")).expect("address")["deposit_fee_sat"]
-            .as_u64()
-            .expect("deposit fee");
+    let answer = get(&format!("{node}/v1/peg/address/{alice}")).expect("address");
+    assert_eq!(answer["watched"], json!(true), "{answer}");
+    let deposit_fee = answer["deposit_fee_sat"].as_u64().expect("deposit fee");
+    // Anyone may ask for any key's address, but only registered accounts are watched.
+    let stranger = "11".repeat(32);
+    let answer = get(&format!("{node}/v1/peg/address/{stranger}")).expect("address");
+    assert_eq!(answer["watched"], json!(false), "{answer}");
+    assert!(answer["address"].is_string(), "{answer}");
     let balance = format!("{node}/v1/accounts/{alice}/balances/LTC");
     super::wait_for(
         "the deposit to be credited",

@@ -117,6 +117,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "IGNORED_DEPOSITS_MAX",
             bytes(consort_watcher::IGNORED_DEPOSITS_MAX),
         ),
+        ("WATCH_LIST_MAX", bytes(consort_node::peg::WATCH_LIST_MAX)),
         ("CLAIM_TX_SIZE_MAX", bytes(peg::CLAIM_TX_SIZE_MAX)),
         ("TX_PROOF_SIZE_MAX", bytes(peg::TX_PROOF_SIZE_MAX)),
         ("PAYOUT_SCRIPT_SIZE_MAX", bytes(peg::PAYOUT_SCRIPT_SIZE_MAX)),

@@ -36,7 +36,7 @@ const WATCH_FILE: &str = "peg-watch.json";
 
 /// Most accounts a node watches for deposits. Past it, `GET /v1/peg/address/{account}` still
 /// answers the address but does not watch it (`"watched": false`): such deposits are claimed
-/// with `consort peg claim`.
+/// by submitting a `claim_deposit` transaction.
 pub const WATCH_LIST_MAX: usize = 100_000;
 
 /// Main-chain blocks before the light client's tip at the time of the request from which a

@@ -370,6 +370,17 @@ async fn start_litecoind() -> anyhow::Result<LitecoindRegtest> {
     .await?)
 }
 
+/// A litecoind whose wallet holds matured coins (101 blocks), its RPC client, and a fresh
+/// ledger: where most scenarios start.
+async fn funded_start(
+    context: cw_tokio::Context,
+) -> anyhow::Result<(LitecoindRegtest, RpcClient, Ledger)> {
+    let node = start_litecoind().await?;
+    let rpc = node.rpc().clone();
+    node.mine(101).await?;
+    Ok((node, rpc, Ledger::new(context).await))
+}
+
 /// Watchers of validators 0, 1 and 3 (validator 2 is down), all watching `account`.
 fn three_watchers(
     ledger: &Ledger,
@@ -394,10 +405,7 @@ fn peg_in_contest_reorg_and_peg_out_against_litecoind() {
 }
 
 async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
-    let node = start_litecoind().await?;
-    let rpc = node.rpc().clone();
-    node.mine(101).await?;
-    let mut ledger = Ledger::new(context).await;
+    let (node, rpc, mut ledger) = funded_start(context).await?;
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
     let bob_id = AccountId::new(user(2).public_key());
@@ -714,10 +722,7 @@ fn a_coinbase_deposit_is_claimed_only_after_coinbase_maturity() {
 /// it for 100 blocks (and a reorganisation would delete it for good), so the claim waits for
 /// coinbase maturity, not just the peg's k confirmations; the watcher waits as long.
 async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
-    let node = start_litecoind().await?;
-    let rpc = node.rpc().clone();
-    node.mine(101).await?;
-    let mut ledger = Ledger::new(context).await;
+    let (node, rpc, mut ledger) = funded_start(context).await?;
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
     let address = ledger.peg.deposit_address(&alice_id);
@@ -793,10 +798,7 @@ fn a_watcher_ignores_and_reports_deposits_below_the_minimum_and_claims_the_rest(
 /// so claiming it every round would only spend the validator's transactions); it is reported
 /// once, and a normal deposit to the same account is claimed as usual.
 async fn below_minimum(context: cw_tokio::Context) -> anyhow::Result<()> {
-    let node = start_litecoind().await?;
-    let rpc = node.rpc().clone();
-    node.mine(101).await?;
-    let mut ledger = Ledger::new(context).await;
+    let (node, rpc, mut ledger) = funded_start(context).await?;
     ledger.relay(&rpc).await?;
     let alice_id = AccountId::new(user(1).public_key());
     let minimum = ledger.peg.deposit_minimum();
@@ -846,10 +848,7 @@ fn validator_watchers_claim_sign_broadcast_and_confirm_on_their_own() {
 }
 
 async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
-    let node = start_litecoind().await?;
-    let rpc = node.rpc().clone();
-    node.mine(101).await?;
-    let mut ledger = Ledger::new(context).await;
+    let (node, rpc, mut ledger) = funded_start(context).await?;
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
     // Validator 2 is down: three watchers do everything.

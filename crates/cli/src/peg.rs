@@ -200,13 +200,27 @@ pub fn audit(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Val
         + i128::from(field("pending_peg_outs"));
     let mut coins = Vec::new();
     let mut held: i128 = 0;
-    let mut outpoints: Vec<(String, u64)> = peg["federation_outpoints"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|o| Some((o["txid"].as_str()?.to_string(), o["vout"].as_u64()?)))
-        .collect();
+    // Every coin the federation holds and every claim in its contest period (its output is
+    // held too), a page at a time.
+    let mut outpoints: Vec<(String, u64)> = Vec::new();
+    for (route, items) in [("/v1/peg/coins", "coins"), ("/v1/peg/pending", "claims")] {
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(cursor) => format!("{route}?after={cursor}"),
+                None => route.to_string(),
+            };
+            let page = client.get(&path)?;
+            for item in page[items].as_array().cloned().unwrap_or_default() {
+                let txid = item["txid"].as_str().context("a listed txid")?.to_string();
+                outpoints.push((txid, item["vout"].as_u64().context("a listed vout")?));
+            }
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => break,
+            }
+        }
+    }
     let batch = &peg["in_flight_batch"];
     let mut in_flight = Value::Null;
     if !batch.is_null() {

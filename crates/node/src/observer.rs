@@ -213,20 +213,26 @@ fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
     Some(match &tx.tx.call {
         Call::RelayHeaders { headers } => serde_json::json!({"headers": headers.0.len()}),
         Call::ClaimDeposit {
-            account,
             transaction,
-            vout,
+            outputs,
             ..
         } => {
             let txid =
                 bitcoin::consensus::deserialize::<bitcoin::Transaction>(transaction.as_slice())
                     .map(|t| t.compute_txid().to_string())
                     .unwrap_or_default();
-            serde_json::json!({
-                "account": account,
-                "deposit": format!("{txid}:{vout}"),
-                "status_url": format!("/v1/peg/claims/{txid}/{vout}"),
-            })
+            let deposits: Vec<serde_json::Value> = outputs
+                .0
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "account": o.account,
+                        "deposit": format!("{txid}:{}", o.vout),
+                        "status_url": format!("/v1/peg/claims/{txid}/{}", o.vout),
+                    })
+                })
+                .collect();
+            serde_json::json!({"txid": txid, "deposits": deposits})
         }
         Call::PegOut { amount, script } => serde_json::json!({
             "amount": amount,

@@ -5,7 +5,7 @@
 use crate::shared::{ApiError, PegNode, Shared, read};
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     routing::get,
 };
@@ -17,10 +17,9 @@ use consort_mainchain::Custody;
 use consort_state::{self as state, Store};
 use consort_types::{
     AccountId, Asset, Tx,
-    codec_util::List,
     peg::{
-        Batch, BatchStatus, ClaimRecord, ClaimStatus, FEDERATION_UTXOS_MAX, MainTip, Outpoint,
-        PegOutRequest, PegOutStatus, PegTotals,
+        Batch, BatchStatus, ClaimRecord, ClaimStatus, MainTip, Outpoint, PegOutRequest,
+        PegOutStatus, PegTotals,
     },
     state_key::{self, peg as key},
 };
@@ -79,12 +78,33 @@ fn save_watch_list(data_dir: &std::path::Path, list: &WatchList) -> std::io::Res
     std::fs::File::open(data_dir)?.sync_all()
 }
 
+/// Evaluate `$read` (an async block using `$peg` and `$store`) on one snapshot of the
+/// finalized state, again on a fresh one if a block lands during it.
+macro_rules! on_snapshot {
+    ($s:expr, |$peg:ident, $store:ident| $read:expr) => {{
+        let node = peg_of($s)?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let parent = $s.databases.new_batches().await;
+            let mut $store = Store::new(&parent);
+            let $peg = &node.peg;
+            match $read.await {
+                Err(consort_execution::BlockError::StaleRead) if attempts < 16 => {}
+                result => break result.map_err(|e| ApiError::internal(e.to_string())),
+            }
+        }
+    }};
+}
+
 type AppState = State<Arc<Shared>>;
 
 /// Peg routes.
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/peg", get(status))
+        .route("/v1/peg/coins", get(coins))
+        .route("/v1/peg/pending", get(pending))
         .route("/v1/peg/address/{account}", get(address))
         .route("/v1/peg/quote/{address}", get(quote))
         .route("/v1/peg/claims/{txid}/{vout}", get(claim))
@@ -128,18 +148,12 @@ async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
     let totals: PegTotals = read(&s.databases, &key::totals())
         .await?
         .unwrap_or_default();
-    let coins: List<Outpoint, FEDERATION_UTXOS_MAX> =
-        read(&s.databases, &key::coins()).await?.unwrap_or_default();
-    let pending: List<Outpoint, FEDERATION_UTXOS_MAX> = read(&s.databases, &key::pending())
-        .await?
-        .unwrap_or_default();
-    let mut held = Vec::new();
-    for outpoint in coins.0.iter().chain(&pending.0) {
-        held.push(json!({
-            "txid": bitcoin::Txid::from_byte_array(outpoint.txid).to_string(),
-            "vout": outpoint.vout,
-        }));
-    }
+    let (coins, pending, queued) = on_snapshot!(&s, |peg, store| async {
+        let (_, coins) = peg.coins_after(&mut store, None, 0).await?;
+        let (_, pending) = peg.pending_after(&mut store, None, 0).await?;
+        let queued = peg.queued(&mut store).await?;
+        Ok::<_, consort_execution::BlockError>((coins, pending, queued))
+    })?;
     let in_flight = match totals.in_flight {
         Some(id) => read::<Batch>(&s.databases, &key::batch(id)).await?,
         None => None,
@@ -163,8 +177,107 @@ async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
         "totals": totals,
         "owed_sat": u128::from(totals.supply) + u128::from(totals.pending_claims)
             + u128::from(totals.fee_pool) + u128::from(totals.pending_peg_outs),
-        "federation_outpoints": held,
+        "coins": {"count": coins.len, "value_sat": coins.sum, "list_url": "/v1/peg/coins"},
+        "pending_claims": {
+            "count": pending.len, "value_sat": pending.sum, "list_url": "/v1/peg/pending"
+        },
+        "queued_peg_outs": {"count": queued.len, "value_sat": queued.sum},
         "in_flight_batch": in_flight,
+    })))
+}
+
+/// Most items one page of `/v1/peg/coins` or `/v1/peg/pending` answers.
+const PAGE_ITEMS_MAX: usize = 1_000;
+
+/// A page request: items after `after` (`txid:vout`), at most `limit`.
+#[derive(serde::Deserialize)]
+struct Page {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+impl Page {
+    fn parse(&self) -> Result<(Option<Outpoint>, usize), ApiError> {
+        let after = match &self.after {
+            None => None,
+            Some(text) => {
+                let outpoint: bitcoin::OutPoint = text
+                    .parse()
+                    .map_err(|e| bad(format!("after is not txid:vout: {e}")))?;
+                Some(Outpoint {
+                    txid: outpoint.txid.to_byte_array(),
+                    vout: outpoint.vout,
+                })
+            }
+        };
+        let limit = self.limit.unwrap_or(PAGE_ITEMS_MAX);
+        if limit == 0 || limit > PAGE_ITEMS_MAX {
+            return Err(bad(format!("limit is 1..={PAGE_ITEMS_MAX}")));
+        }
+        Ok((after, limit))
+    }
+}
+
+fn outpoint_text(outpoint: &Outpoint) -> String {
+    bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array(outpoint.txid), outpoint.vout).to_string()
+}
+
+/// The federation's spendable coins, oldest first, a page at a time (the audit's list).
+async fn coins(State(s): AppState, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let (after, limit) = page.parse()?;
+    let (coins, head) = on_snapshot!(&s, |peg, store| async {
+        peg.coins_after(&mut store, after, limit).await
+    })?;
+    let next = (coins.len() == limit)
+        .then(|| coins.last().map(|c| outpoint_text(&c.outpoint)))
+        .flatten();
+    let items: Vec<Value> = coins
+        .iter()
+        .map(|c| {
+            json!({
+                "outpoint": outpoint_text(&c.outpoint),
+                "txid": bitcoin::Txid::from_byte_array(c.outpoint.txid).to_string(),
+                "vout": c.outpoint.vout,
+                "value_sat": c.value,
+                "height": c.height,
+                "custody": c.custody,
+                "mweb": c.mweb,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "count": head.len,
+        "value_sat": head.sum,
+        "coins": items,
+        "next": next,
+    })))
+}
+
+/// Claims in their contest period, oldest first, a page at a time.
+async fn pending(State(s): AppState, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let (after, limit) = page.parse()?;
+    let (claims, head) = on_snapshot!(&s, |peg, store| async {
+        peg.pending_after(&mut store, after, limit).await
+    })?;
+    let next = (claims.len() == limit)
+        .then(|| claims.last().map(|(o, _)| outpoint_text(o)))
+        .flatten();
+    let items: Vec<Value> = claims
+        .iter()
+        .map(|(outpoint, claim)| {
+            json!({
+                "outpoint": outpoint_text(outpoint),
+                "txid": bitcoin::Txid::from_byte_array(outpoint.txid).to_string(),
+                "vout": outpoint.vout,
+                "claim": claim,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "count": head.len,
+        "value_sat": head.sum,
+        "claims": items,
+        "next": next,
     })))
 }
 

@@ -8,10 +8,13 @@ use crate::{
 };
 use serde::{Deserialize, Serialize};
 
+/// Most deposit outputs one claim transaction claims (all of one main-chain transaction).
+pub const CLAIM_OUTPUTS_MAX: usize = 2_048;
 /// Most headers one relay transaction carries.
 pub const RELAY_HEADERS_MAX: usize = 500;
-/// Largest main-chain transaction a claim may carry (bytes). Litecoin's HogEx can be large.
-pub const CLAIM_TX_SIZE_MAX: usize = 65_536;
+/// Largest main-chain transaction a claim may carry (bytes). Litecoin's HogEx can be large;
+/// together with the proof it must fit one Consort transaction (`TX_SIZE_MAX`).
+pub const CLAIM_TX_SIZE_MAX: usize = 81_920;
 /// Largest merkle proof (`gettxoutproof` output) a claim or confirmation may carry (bytes).
 pub const TX_PROOF_SIZE_MAX: usize = 16_384;
 /// Largest main-chain output script a peg-out may pay (bytes).
@@ -23,11 +26,13 @@ pub const BATCH_INPUTS_MAX: usize = 150;
 /// Most requests paid by one batch.
 pub const BATCH_REQUESTS_MAX: usize = 200;
 /// Most claims waiting out their contest period at once; more are refused until some mature.
-pub const PENDING_CLAIMS_MAX: usize = 2_048;
-/// Most coins the federation tracks; deposits beyond it wait for a peg-out to consolidate.
-pub const FEDERATION_UTXOS_MAX: usize = 4_096;
-/// Most queued peg-out requests.
-pub const PEG_OUT_QUEUE_MAX: usize = 4_096;
+/// A main-chain reorganisation re-checks every pending claim, so this bounds that work.
+pub const PENDING_CLAIMS_MAX: usize = 16_384;
+/// Most federation coins (oldest first) coin selection looks at when it builds a batch; a
+/// request the window cannot pay makes the runtime consolidate the window's oldest coins.
+pub const SELECTION_COINS_MAX: usize = 1_024;
+/// Most queued peg-out requests (oldest first) end of block looks at when it builds a batch.
+pub const BATCH_SCAN_REQUESTS_MAX: usize = 256;
 
 /// The peg, as genesis configures it. Absent: the chain runs without a peg.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,8 +367,8 @@ codec_record!(Batch {
 /// The peg's running totals and counters. The conservation invariant, asserted after every
 /// block that touches the peg:
 /// `supply + pending_claims + fee_pool + pending_peg_outs = Σ coins + Σ in-flight batch inputs`
-/// where the right side sums the federation's coin records and `pending_claims` its pending
-/// claims.
+/// where `Σ coins` is the coin list's running sum and `pending_claims` equals the pending
+/// list's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PegTotals {
     /// Spendable pegged coins on Consort (satoshis).
@@ -381,6 +386,9 @@ pub struct PegTotals {
     pub next_batch: u64,
     /// The batch being signed or confirmed, if any (one at a time).
     pub in_flight: Option<u64>,
+    /// End of block found no batch to build and nothing it depends on (coins, the queue, the
+    /// main-chain tip, the fee pool) changed since: it skips the work until something does.
+    pub idle: bool,
 }
 codec_record!(PegTotals {
     supply: u64,
@@ -390,6 +398,7 @@ codec_record!(PegTotals {
     next_request: u64,
     next_batch: u64,
     in_flight: Option<u64>,
+    idle: bool,
 });
 
 /// The tip of the on-chain header chain.
@@ -405,6 +414,118 @@ codec_record!(MainTip {
     hash: [u8; 32],
     height: u32
 });
+
+/// One output a claim claims: which output, credited to whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositOutput {
+    /// Who is credited: the account the output's deposit script commits to.
+    pub account: AccountId,
+    /// The output's index in the main-chain transaction.
+    pub vout: u32,
+}
+codec_record!(DepositOutput {
+    account: AccountId,
+    vout: u32
+});
+
+/// The head of a list the peg keeps one state key per item (federation coins, pending claims,
+/// the peg-out queue): its length, the sum of its items' values, its ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListHead<T> {
+    /// Items in the list.
+    pub len: u64,
+    /// Sum of the items' values (satoshis).
+    pub sum: u64,
+    /// The oldest item.
+    pub first: Option<T>,
+    /// The newest item.
+    pub last: Option<T>,
+}
+
+impl<T> Default for ListHead<T> {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            sum: 0,
+            first: None,
+            last: None,
+        }
+    }
+}
+
+/// One item's place in a list kept one key per item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListLink<T> {
+    /// The item before it (older).
+    pub prev: Option<T>,
+    /// The item after it (newer).
+    pub next: Option<T>,
+    /// Its value (satoshis), counted in the head's sum.
+    pub value: u64,
+}
+
+impl<T: commonware_codec::Write> commonware_codec::Write for ListHead<T> {
+    fn write(&self, buf: &mut impl bytes::BufMut) {
+        self.len.write(buf);
+        self.sum.write(buf);
+        self.first.write(buf);
+        self.last.write(buf);
+    }
+}
+
+impl<T: commonware_codec::EncodeSize> commonware_codec::EncodeSize for ListHead<T> {
+    fn encode_size(&self) -> usize {
+        self.len.encode_size()
+            + self.sum.encode_size()
+            + self.first.encode_size()
+            + self.last.encode_size()
+    }
+}
+
+impl<T: commonware_codec::Read<Cfg = ()>> commonware_codec::Read for ListHead<T> {
+    type Cfg = ();
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
+        use commonware_codec::ReadExt;
+        Ok(Self {
+            len: u64::read(buf)?,
+            sum: u64::read(buf)?,
+            first: Option::<T>::read(buf)?,
+            last: Option::<T>::read(buf)?,
+        })
+    }
+}
+
+impl<T: commonware_codec::Write> commonware_codec::Write for ListLink<T> {
+    fn write(&self, buf: &mut impl bytes::BufMut) {
+        self.prev.write(buf);
+        self.next.write(buf);
+        self.value.write(buf);
+    }
+}
+
+impl<T: commonware_codec::EncodeSize> commonware_codec::EncodeSize for ListLink<T> {
+    fn encode_size(&self) -> usize {
+        self.prev.encode_size() + self.next.encode_size() + self.value.encode_size()
+    }
+}
+
+impl<T: commonware_codec::Read<Cfg = ()>> commonware_codec::Read for ListLink<T> {
+    type Cfg = ();
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
+        use commonware_codec::ReadExt;
+        Ok(Self {
+            prev: Option::<T>::read(buf)?,
+            next: Option::<T>::read(buf)?,
+            value: u64::read(buf)?,
+        })
+    }
+}
 
 /// Why a peg transaction was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -467,6 +588,9 @@ pub enum PegError {
     /// The outpoint is already claimed.
     #[error("outpoint {0} is already claimed")]
     AlreadyClaimed(String),
+    /// A claim's outputs are empty or name one output twice.
+    #[error("bad claim outputs: {0}")]
+    BadOutputs(&'static str),
     /// Too many claims or coins are waiting.
     #[error("the peg is at capacity ({0}); retry after pending claims mature")]
     AtCapacity(&'static str),
@@ -510,6 +634,7 @@ impl PegError {
             Self::AlreadyClaimed(_) => "peg_already_claimed",
             Self::DepositTooSmall { .. } => "peg_deposit_too_small",
             Self::AtCapacity(_) => "peg_at_capacity",
+            Self::BadOutputs(_) => "peg_bad_outputs",
             Self::BadDestination => "peg_bad_destination",
             Self::BelowMinimum { .. } => "peg_below_minimum",
             Self::BadBatch(_) => "peg_bad_batch",

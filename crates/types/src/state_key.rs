@@ -156,31 +156,24 @@ pub mod peg {
     pub fn claim(outpoint: &Outpoint) -> Digest {
         sha256(&[b"peg/claims/", &outpoint.encode()])
     }
-    /// `peg/pending` → the outpoints of claims in their contest period.
-    pub fn pending() -> Digest {
-        static KEY: std::sync::LazyLock<Digest> =
-            std::sync::LazyLock::new(|| sha256(&[b"peg/pending"]));
-        *KEY
-    }
     /// `peg/coins/{outpoint}` → [`crate::peg::FederationCoin`].
     pub fn coin(outpoint: &Outpoint) -> Digest {
         sha256(&[b"peg/coins/", &outpoint.encode()])
     }
-    /// `peg/coins` → the outpoints of the federation's spendable coins.
-    pub fn coins() -> Digest {
-        static KEY: std::sync::LazyLock<Digest> =
-            std::sync::LazyLock::new(|| sha256(&[b"peg/coins"]));
-        *KEY
+    /// `peg/list-heads/{name}` → a [`crate::peg::ListHead`]: `coins` (the federation's spendable
+    /// coins), `pending` (claims in their contest period), `queue` (peg-out requests waiting
+    /// for a batch), `maturing/{main-chain height}` (claims maturing there).
+    pub fn list(name: &[u8]) -> Digest {
+        sha256(&[b"peg/list-heads/", name])
+    }
+    /// `peg/list-links/{name length}{name}{item}` → the item's [`crate::peg::ListLink`].
+    pub fn link(name: &[u8], item: &[u8]) -> Digest {
+        let length = [u8::try_from(name.len()).unwrap_or(u8::MAX)];
+        sha256(&[b"peg/list-links/", &length, name, item])
     }
     /// `peg/requests/{id}` → [`crate::peg::PegOutRequest`].
     pub fn request(id: u64) -> Digest {
         sha256(&[b"peg/requests/", &id.to_be_bytes()])
-    }
-    /// `peg/queue` → ids of queued peg-out requests, oldest first.
-    pub fn queue() -> Digest {
-        static KEY: std::sync::LazyLock<Digest> =
-            std::sync::LazyLock::new(|| sha256(&[b"peg/queue"]));
-        *KEY
     }
     /// `peg/batches/{id}` → [`crate::peg::Batch`].
     pub fn batch(id: u64) -> Digest {

@@ -6,8 +6,8 @@ use crate::{
     gov::{Action, FreezeTarget},
     limits::TX_SIZE_MAX,
     peg::{
-        BATCH_INPUTS_MAX, CLAIM_TX_SIZE_MAX, PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX,
-        RELAY_HEADERS_MAX, TX_PROOF_SIZE_MAX,
+        BATCH_INPUTS_MAX, CLAIM_OUTPUTS_MAX, CLAIM_TX_SIZE_MAX, DepositOutput,
+        PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX, RELAY_HEADERS_MAX, TX_PROOF_SIZE_MAX,
     },
     sha256,
 };
@@ -47,16 +47,16 @@ pub enum Call {
         #[serde(serialize_with = "headers_as_hex")]
         headers: List<[u8; 80], RELAY_HEADERS_MAX>,
     },
-    /// Claim a deposit to `account`'s federation deposit address (anyone may submit).
+    /// Claim deposits: outputs of one main-chain transaction paying accounts' federation
+    /// deposit addresses (anyone may submit). All or nothing.
     ClaimDeposit {
-        /// Who is credited: the account the deposit script commits to.
-        account: AccountId,
         /// The main-chain transaction, without MWEB data.
         transaction: Blob<CLAIM_TX_SIZE_MAX>,
         /// Its merkle proof (`gettxoutproof`).
         proof: Blob<TX_PROOF_SIZE_MAX>,
-        /// The output paying the deposit address.
-        vout: u32,
+        /// The outputs claimed, each with the account its deposit script commits to; at
+        /// least one, each output once.
+        outputs: List<DepositOutput, CLAIM_OUTPUTS_MAX>,
     },
     /// Burn pegged coins and ask for them on the main chain.
     PegOut {
@@ -309,16 +309,14 @@ impl Write for Call {
                 headers.write(buf);
             }
             Self::ClaimDeposit {
-                account,
                 transaction,
                 proof,
-                vout,
+                outputs,
             } => {
                 Self::CLAIM_DEPOSIT.write(buf);
-                account.write(buf);
                 transaction.write(buf);
                 proof.write(buf);
-                vout.write(buf);
+                outputs.write(buf);
             }
             Self::PegOut { amount, script } => {
                 Self::PEG_OUT.write(buf);
@@ -417,16 +415,10 @@ impl EncodeSize for Call {
             }
             Self::RelayHeaders { headers } => headers.encode_size(),
             Self::ClaimDeposit {
-                account,
                 transaction,
                 proof,
-                vout,
-            } => {
-                account.encode_size()
-                    + transaction.encode_size()
-                    + proof.encode_size()
-                    + vout.encode_size()
-            }
+                outputs,
+            } => transaction.encode_size() + proof.encode_size() + outputs.encode_size(),
             Self::PegOut { amount, script } => amount.encode_size() + script.encode_size(),
             Self::SignBatch { batch, signatures } => batch.encode_size() + signatures.encode_size(),
             Self::ConfirmBatch { batch, proof } => batch.encode_size() + proof.encode_size(),
@@ -467,10 +459,9 @@ impl Read for Call {
                 headers: List::read(buf)?,
             }),
             Self::CLAIM_DEPOSIT => Ok(Self::ClaimDeposit {
-                account: AccountId::read(buf)?,
                 transaction: Blob::read(buf)?,
                 proof: Blob::read(buf)?,
-                vout: u32::read(buf)?,
+                outputs: List::read(buf)?,
             }),
             Self::PEG_OUT => Ok(Self::PegOut {
                 amount: Amount::read(buf)?,

@@ -15,8 +15,8 @@ use consort_types::{
     AccountId, Call,
     codec_util::{Blob, List},
     peg::{
-        Batch, BatchStatus, ClaimRecord, ClaimStatus, HeaderEntry, MainTip, Outpoint, PegTotals,
-        RELAY_HEADERS_MAX,
+        Batch, BatchStatus, CLAIM_OUTPUTS_MAX, ClaimRecord, ClaimStatus, DepositOutput,
+        HeaderEntry, MainTip, Outpoint, PegTotals, RELAY_HEADERS_MAX,
     },
     state_key::peg as key,
 };
@@ -240,13 +240,21 @@ impl Watcher {
         Ok(())
     }
 
+    /// Claims of the deposits seen that the light client shows confirmed enough: one call per
+    /// main-chain transaction (at most [`CLAIM_OUTPUTS_MAX`] outputs each), leaving out
+    /// outputs to frozen accounts or organisations, which would make the whole claim fail.
     async fn claims<E: Runtime>(
         &mut self,
         store: &mut Store<'_, E>,
         tip: &MainTip,
     ) -> Result<Vec<Call>, WatchError> {
-        let mut calls = Vec::new();
         let mut done = Vec::new();
+        // txid → the block and the outputs to claim.
+        let mut groups: BTreeMap<[u8; 32], (BlockHash, Vec<DepositOutput>)> = BTreeMap::new();
+        let freezes: u64 = store
+            .get(&consort_types::state_key::gov::frozen_count())
+            .await?
+            .unwrap_or(0);
         for (outpoint, seen) in &self.seen {
             let claim: Option<ClaimRecord> = store.get(&key::claim(outpoint)).await?;
             if claim.is_some_and(|c| c.status != ClaimStatus::Void.tag()) {
@@ -264,34 +272,55 @@ impl Watcher {
             if on_best != Some(entry.hash) {
                 continue;
             }
-            let txid = Txid::from_byte_array(outpoint.txid);
-            let transaction = self
-                .rpc
-                .get_raw_transaction(&txid, Some(&seen.block))
-                .await?;
-            let decoded: Transaction = bitcoin::consensus::deserialize(&transaction)
-                .map_err(|e| WatchError::Decode(e.to_string()))?;
-            let value = decoded
-                .output
-                .get(outpoint.vout as usize)
-                .map_or(0, |o| o.value.to_sat());
-            let confirmations = tip.height.saturating_sub(entry.height) + 1;
-            if confirmations < self.peg.confirmations_needed(&decoded, value) {
+            if freezes > 0 && frozen(store, &seen.account).await? {
                 continue;
             }
-            let proof = self
-                .rpc
-                .get_tx_out_proof(&[txid], Some(&seen.block))
-                .await?;
-            calls.push(Call::ClaimDeposit {
-                account: seen.account,
-                transaction: Blob(transaction),
-                proof: Blob(proof),
-                vout: outpoint.vout,
-            });
+            groups
+                .entry(outpoint.txid)
+                .or_insert_with(|| (seen.block, Vec::new()))
+                .1
+                .push(DepositOutput {
+                    account: seen.account,
+                    vout: outpoint.vout,
+                });
         }
         for outpoint in done {
             self.seen.remove(&outpoint);
+        }
+        let mut calls = Vec::new();
+        for (txid_bytes, (block, outputs)) in groups {
+            let txid = Txid::from_byte_array(txid_bytes);
+            let Some(entry) = store
+                .get::<HeaderEntry>(&key::header(&block.to_byte_array()))
+                .await?
+            else {
+                continue;
+            };
+            let raw = self.rpc.get_raw_transaction(&txid, Some(&block)).await?;
+            let decoded: Transaction = bitcoin::consensus::deserialize(&raw)
+                .map_err(|e| WatchError::Decode(e.to_string()))?;
+            let confirmations = tip.height.saturating_sub(entry.height) + 1;
+            let ready: Vec<DepositOutput> = outputs
+                .into_iter()
+                .filter(|o| {
+                    let value = decoded
+                        .output
+                        .get(o.vout as usize)
+                        .map_or(0, |o| o.value.to_sat());
+                    confirmations >= self.peg.confirmations_needed(&decoded, value)
+                })
+                .collect();
+            if ready.is_empty() {
+                continue;
+            }
+            let proof = self.rpc.get_tx_out_proof(&[txid], Some(&block)).await?;
+            for chunk in ready.chunks(CLAIM_OUTPUTS_MAX) {
+                calls.push(Call::ClaimDeposit {
+                    transaction: Blob(raw.clone()),
+                    proof: Blob(proof.clone()),
+                    outputs: List(chunk.to_vec()),
+                });
+            }
         }
         Ok(calls)
     }
@@ -374,4 +403,29 @@ impl Watcher {
             proof: Blob(proof),
         }])
     }
+}
+
+/// Whether a claim crediting `account` would be refused because the account or its
+/// organisation (on a governed chain) is frozen. (A frozen pegged asset stops every claim.)
+async fn frozen<E: Runtime>(
+    store: &mut Store<'_, E>,
+    account: &AccountId,
+) -> Result<bool, WatchError> {
+    use consort_types::{
+        gov::{FreezeTarget, Registration},
+        state_key::gov,
+    };
+    let mut targets = vec![FreezeTarget::Account(*account)];
+    if let Some(registration) = store
+        .get::<Registration>(&gov::registration(account))
+        .await?
+    {
+        targets.push(FreezeTarget::Org(registration.org));
+    }
+    for target in targets {
+        if store.get::<bool>(&gov::frozen(&target)).await? == Some(true) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

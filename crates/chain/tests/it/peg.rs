@@ -21,8 +21,8 @@ use consort_types::{
     AccountId, Amount, Call, Genesis, GenesisValidator, SignedTx, Tx, TxError,
     codec_util::{Blob, List},
     peg::{
-        Batch, BatchStatus, ClaimRecord, ClaimStatus, FederationCoin, PegConfig, PegError,
-        PegTotals,
+        Batch, BatchStatus, ClaimRecord, ClaimStatus, DepositOutput, FederationCoin, PegConfig,
+        PegError, PegTotals,
     },
     state_key::{self, peg as key},
 };
@@ -192,6 +192,41 @@ impl Ledger {
         store.get(key).await.expect("state reads")
     }
 
+    /// Every federation coin, oldest first.
+    async fn coins(&self) -> Vec<FederationCoin> {
+        let batch = self.databases.new_batches().await;
+        let mut store = Store::new(&batch);
+        let (coins, head) = self
+            .peg
+            .coins_after(&mut store, None, usize::MAX)
+            .await
+            .expect("coins read");
+        assert_eq!(coins.len() as u64, head.len);
+        coins
+    }
+
+    /// The outpoints of every claim in its contest period.
+    async fn pending(&self) -> Vec<consort_types::peg::Outpoint> {
+        let batch = self.databases.new_batches().await;
+        let mut store = Store::new(&batch);
+        let (claims, _) = self
+            .peg
+            .pending_after(&mut store, None, usize::MAX)
+            .await
+            .expect("pending claims read");
+        claims.into_iter().map(|(outpoint, _)| outpoint).collect()
+    }
+
+    /// The conservation invariant re-derived from every record.
+    async fn rederive(&self) -> anyhow::Result<()> {
+        let batch = self.databases.new_batches().await;
+        let mut store = Store::new(&batch);
+        self.peg
+            .rederive(&mut store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     async fn totals(&self) -> PegTotals {
         self.read(&key::totals()).await.expect("totals exist")
     }
@@ -242,17 +277,9 @@ impl Ledger {
         let totals = self.totals().await;
         let mut owed =
             totals.supply + totals.pending_claims + totals.fee_pool + totals.pending_peg_outs;
-        let mut outpoints = Vec::new();
-        let coins: List<
-            consort_types::peg::Outpoint,
-            { consort_types::peg::FEDERATION_UTXOS_MAX },
-        > = self.read(&key::coins()).await.unwrap_or_default();
-        outpoints.extend(coins.0);
-        let pending: List<
-            consort_types::peg::Outpoint,
-            { consort_types::peg::FEDERATION_UTXOS_MAX },
-        > = self.read(&key::pending()).await.unwrap_or_default();
-        outpoints.extend(pending.0);
+        self.rederive().await?;
+        let mut outpoints: Vec<_> = self.coins().await.iter().map(|c| c.outpoint).collect();
+        outpoints.extend(self.pending().await);
         let mut held = 0u64;
         if let Some(id) = totals.in_flight {
             let batch: Batch = self.read(&key::batch(id)).await.context("batch")?;
@@ -334,10 +361,9 @@ async fn claim_call(
     let transaction = rpc.get_raw_transaction(&txid, None).await?;
     let proof = rpc.get_tx_out_proof(&[txid], None).await?;
     Ok(Call::ClaimDeposit {
-        account,
         transaction: Blob(transaction),
         proof: Blob(proof),
-        vout,
+        outputs: List(vec![DepositOutput { account, vout }]),
     })
 }
 
@@ -481,10 +507,12 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
             .submit(
                 &alice,
                 Call::ClaimDeposit {
-                    account: alice_id,
                     transaction: transaction.clone(),
                     proof: Blob(forged),
-                    vout,
+                    outputs: List(vec![DepositOutput {
+                        account: alice_id,
+                        vout,
+                    }]),
                 },
             )
             .await,
@@ -495,10 +523,12 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
             .submit(
                 &alice,
                 Call::ClaimDeposit {
-                    account: bob_id,
                     transaction: transaction.clone(),
                     proof: proof.clone(),
-                    vout,
+                    outputs: List(vec![DepositOutput {
+                        account: bob_id,
+                        vout,
+                    }]),
                 },
             )
             .await,
@@ -509,10 +539,12 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
             .submit(
                 &alice,
                 Call::ClaimDeposit {
-                    account: alice_id,
                     transaction: transaction.clone(),
                     proof: proof.clone(),
-                    vout: 1 - vout,
+                    outputs: List(vec![DepositOutput {
+                        account: alice_id,
+                        vout: 1 - vout,
+                    }]),
                 },
             )
             .await,
@@ -695,17 +727,7 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
         "paid to the requested address"
     );
     ledger.audit(&rpc).await?;
-    let change: Vec<FederationCoin> = {
-        let coins: List<
-            consort_types::peg::Outpoint,
-            { consort_types::peg::FEDERATION_UTXOS_MAX },
-        > = ledger.read(&key::coins()).await.unwrap_or_default();
-        let mut v = Vec::new();
-        for o in coins.0 {
-            v.push(ledger.read(&key::coin(&o)).await.context("coin")?);
-        }
-        v
-    };
+    let change = ledger.coins().await;
     assert!(
         change.iter().any(|c| c.custody.is_none()),
         "change returned to the federation"
@@ -774,7 +796,8 @@ async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
     assert!(
         calls
             .iter()
-            .any(|c| matches!(c, Call::ClaimDeposit { vout: v, .. } if *v == vout)),
+            .any(|c| matches!(c, Call::ClaimDeposit { outputs, .. }
+                if outputs.0.iter().any(|o| o.vout == vout))),
         "the watcher claims a mature coinbase: {calls:?}"
     );
     let claim = claim_call(&rpc, alice_id, txid, vout).await?;
@@ -814,10 +837,12 @@ async fn below_minimum(context: cw_tokio::Context) -> anyhow::Result<()> {
             .into_iter()
             .filter_map(|call| match call {
                 Call::ClaimDeposit {
-                    transaction, vout, ..
+                    transaction,
+                    outputs,
+                    ..
                 } => bitcoin::consensus::deserialize::<bitcoin::Transaction>(&transaction.0)
                     .ok()
-                    .map(|tx| (tx.compute_txid(), vout)),
+                    .map(|tx| (tx.compute_txid(), outputs.0[0].vout)),
                 _ => None,
             })
             .collect();
@@ -974,11 +999,8 @@ async fn mweb(context: cw_tokio::Context) -> anyhow::Result<()> {
         watcher_round(&mut ledger, &mut watchers).await?;
         ledger.audit(&rpc).await?;
     }
-    let coins: List<consort_types::peg::Outpoint, { consort_types::peg::FEDERATION_UTXOS_MAX }> =
-        ledger.read(&key::coins()).await.unwrap_or_default();
     let mut mweb_coins = 0;
-    for outpoint in &coins.0 {
-        let coin: FederationCoin = ledger.read(&key::coin(outpoint)).await.context("coin")?;
+    for coin in ledger.coins().await {
         ensure!(coin.height >= MWEB_ACTIVATION_HEIGHT);
         if coin.mweb {
             mweb_coins += 1;

@@ -7,7 +7,10 @@
 use super::{get, height_of, http, key_id, start_devnet, wait_for};
 use commonware_codec::Encode as _;
 use commonware_cryptography::{Signer as _, ed25519};
-use consort_types::{AccountId, Amount, Call, SignedTx, Tx, codec_util::Blob};
+use consort_types::{
+    AccountId, Amount, Call, SignedTx, Tx,
+    codec_util::{Blob, List},
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -69,10 +72,12 @@ fn transactions_that_can_never_run_do_not_jam_the_chain() {
             &bob,
             nonce,
             Call::ClaimDeposit {
-                account: AccountId::new(bob.public_key()),
                 transaction: Blob(vec![7; 64 * 1024]),
                 proof: Blob(vec![1; 1024]),
-                vout: 0,
+                outputs: List(vec![consort_types::peg::DepositOutput {
+                    account: AccountId::new(bob.public_key()),
+                    vout: 0,
+                }]),
             },
         )
     };

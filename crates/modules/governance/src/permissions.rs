@@ -115,8 +115,10 @@ impl Gov {
             }
             Call::Redeem { asset, .. } => targets.push(FreezeTarget::Asset(*asset)),
             Call::PegOut { .. } => targets.extend(self.pegged.map(FreezeTarget::Asset)),
-            Call::ClaimDeposit { account, .. } => {
-                accounts.push(*account);
+            Call::ClaimDeposit { outputs, .. } => {
+                accounts.extend(outputs.0.iter().map(|o| o.account));
+                accounts.sort_unstable();
+                accounts.dedup();
                 targets.extend(self.pegged.map(FreezeTarget::Asset));
             }
             Call::Rotate { account, .. } => {

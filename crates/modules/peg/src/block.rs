@@ -1,20 +1,45 @@
 //! End of block (batches built, claims settled) and the conservation invariant.
 
-use crate::{Ids, Outpoints, Peg, spend_params, to_utxo};
+use crate::{Peg, list, spend_params, to_utxo};
 use bitcoin::{Amount as Sats, ScriptBuf, hashes::Hash as _};
 use consort_execution::{BlockError, Runtime, Store};
-use consort_mainchain::{self as mc, Utxo};
+use consort_mainchain::{self as mc, Custody, UnsignedSpend, Utxo};
 use consort_types::{
     codec_util::{Blob, List},
     peg::{
-        BATCH_REQUESTS_MAX, Batch, BatchOutput, BatchStatus, ClaimRecord, FEDERATION_UTXOS_MAX,
-        FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegOutRequest, PegOutStatus, PegTotals,
+        BATCH_INPUTS_MAX, BATCH_REQUESTS_MAX, BATCH_SCAN_REQUESTS_MAX, Batch, BatchOutput,
+        BatchStatus, ClaimRecord, ClaimStatus, FederationCoin, ListHead, Outpoint, PegOutRequest,
+        PegOutStatus, PegTotals, SELECTION_COINS_MAX,
     },
     state_key::peg as key,
 };
 
+/// What end of block does with the queue.
+enum Plan {
+    /// Pay these requests (a prefix of the queue, or one later request) with this spend.
+    Pay(Vec<PegOutRequest>, UnsignedSpend),
+    /// The oldest request needs more inputs than a batch holds: merge coins first.
+    Consolidate,
+    /// Nothing payable yet (coins in their contest period, or fees the pool cannot cover).
+    Wait,
+}
+
+/// Requests after the first that end of block tries to pay alone when the first cannot be
+/// paid yet, so that one request never holds up the others.
+const SINGLE_TRIES: usize = 16;
+
 impl Peg {
-    /// End of block: batch queued peg-outs when no batch is in flight.
+    /// End of block, when no batch is in flight: build the next batch. Queued peg-outs come
+    /// first (the longest prefix of the queue one transaction can pay; if the oldest cannot
+    /// be paid yet, a later one alone). Otherwise, or if the oldest request needs more inputs
+    /// than a batch holds, a consolidation: up to [`BATCH_INPUTS_MAX`] of the oldest coins
+    /// merged into one federation coin, paid from the fee pool. Consolidations also move
+    /// every coin before it is half the recovery delay deep, so custody never passes to the
+    /// recovery keys by neglect.
+    ///
+    /// Work is bounded: at most [`BATCH_SCAN_REQUESTS_MAX`] requests and
+    /// [`SELECTION_COINS_MAX`] coins are read, and not at all while nothing changed since the
+    /// last attempt that built nothing ([`PegTotals::idle`]).
     ///
     /// # Errors
     /// A database failure.
@@ -23,33 +48,86 @@ impl Peg {
         store: &mut Store<'_, E>,
         height: u64,
     ) -> Result<(), BlockError> {
-        let queue: Ids = store.get(&key::queue()).await?.unwrap_or_default();
-        if queue.0.is_empty() {
+        let mut totals = self.totals(store).await?;
+        if totals.in_flight.is_some() || totals.idle {
             return Ok(());
         }
-        let mut totals = self.totals(store).await?;
-        if totals.in_flight.is_some() {
+        let coin_list: ListHead<Outpoint> = list::coins().head(store).await?;
+        if coin_list.len == 0 {
+            totals.idle = true;
+            store.put(&key::totals(), &totals).await?;
             return Ok(());
         }
         let tip = self.tip(store).await?;
+        let params = spend_params(self.network, &self.config, tip.height);
+        let mut coins = Vec::new();
+        for (outpoint, _) in list::coins().first(store, SELECTION_COINS_MAX).await? {
+            coins.push(self.coin(store, &outpoint).await?);
+        }
+        let window_is_all = coin_list.len <= coins.len() as u64;
         let mut requests = Vec::new();
-        for id in queue.0.iter().take(BATCH_REQUESTS_MAX) {
+        for (id, _) in list::queue()
+            .first::<u64, E>(store, BATCH_SCAN_REQUESTS_MAX)
+            .await?
+        {
             let request: PegOutRequest = store
-                .get(&key::request(*id))
+                .get(&key::request(id))
                 .await?
-                .ok_or(BlockError::CorruptState(key::request(*id)))?;
+                .ok_or(BlockError::CorruptState(key::request(id)))?;
             requests.push(request);
         }
-        let coins: Outpoints = store.get(&key::coins()).await?.unwrap_or_default();
-        let mut records = Vec::with_capacity(coins.0.len());
-        for outpoint in &coins.0 {
-            let coin: FederationCoin = store
-                .get(&key::coin(outpoint))
-                .await?
-                .ok_or(BlockError::CorruptState(key::coin(outpoint)))?;
-            records.push(coin);
-        }
-        let utxos: Vec<Utxo> = records.iter().map(to_utxo).collect();
+        let utxos: Vec<Utxo> = coins.iter().map(to_utxo).collect();
+        let plan = if requests.is_empty() {
+            Plan::Wait
+        } else {
+            self.plan(&params, &utxos, &requests, totals.fee_pool, window_is_all)?
+        };
+        let (paid, spend) = match plan {
+            Plan::Pay(paid, spend) => (paid, spend),
+            Plan::Consolidate => match self.consolidation(&params, &coins, tip.height, true) {
+                Some(spend) if spend.fee().to_sat() <= totals.fee_pool => (Vec::new(), spend),
+                _ => return self.rest(store, totals).await,
+            },
+            Plan::Wait => match self.consolidation(&params, &coins, tip.height, false) {
+                Some(spend) if spend.fee().to_sat() <= totals.fee_pool => (Vec::new(), spend),
+                _ => return self.rest(store, totals).await,
+            },
+        };
+        self.record_batch(store, &mut totals, &coins, paid, &spend, height)
+            .await
+    }
+
+    /// Nothing to build until something changes.
+    async fn rest<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        mut totals: PegTotals,
+    ) -> Result<(), BlockError> {
+        totals.idle = true;
+        store.put(&key::totals(), &totals).await?;
+        Ok(())
+    }
+
+    async fn coin<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        outpoint: &Outpoint,
+    ) -> Result<FederationCoin, BlockError> {
+        store
+            .get(&key::coin(outpoint))
+            .await?
+            .ok_or(BlockError::CorruptState(key::coin(outpoint)))
+    }
+
+    /// The spend paying `requests` from `utxos`, if one exists whose fee the quotes and the
+    /// fee pool cover.
+    fn try_pay(
+        &self,
+        params: &mc::SpendParams,
+        utxos: &[Utxo],
+        requests: &[PegOutRequest],
+        fee_pool: u64,
+    ) -> Result<Result<UnsignedSpend, mc::SpendError>, BlockError> {
         // A request's amount is at least its quote's minimum, the fee plus dust.
         let payments = requests
             .iter()
@@ -60,22 +138,122 @@ impl Peg {
                 })
             })
             .collect::<Result<Vec<_>, BlockError>>()?;
-        let params = spend_params(self.network, &self.config, tip.height);
-        // Not enough spendable coins yet (deposits still in their contest period): wait.
-        let Ok(spend) = mc::build_spend(&self.federation, &params, &utxos, &payments) else {
-            return Ok(());
+        let spend = match mc::build_spend(&self.federation, params, utxos, &payments) {
+            Ok(spend) => spend,
+            Err(error) => return Ok(Err(error)),
         };
         let quoted = requests.iter().try_fold(0, |sum, r| add(sum, r.fee))?;
-        let fee = spend.fee().to_sat();
-        if fee > quoted.saturating_add(totals.fee_pool) {
-            return Ok(());
+        if spend.fee().to_sat() > quoted.saturating_add(fee_pool) {
+            return Ok(Err(mc::SpendError::InsufficientFunds {
+                available: Sats::from_sat(quoted.saturating_add(fee_pool)),
+                needed: spend.fee(),
+            }));
         }
+        Ok(Ok(spend))
+    }
+
+    /// Which requests to pay now: the longest payable prefix of the queue (binary search; at
+    /// most [`BATCH_REQUESTS_MAX`]), else the first of the next [`SINGLE_TRIES`] payable
+    /// alone. A first request that no [`BATCH_INPUTS_MAX`] coins of the window can pay asks
+    /// for a consolidation.
+    fn plan(
+        &self,
+        params: &mc::SpendParams,
+        utxos: &[Utxo],
+        requests: &[PegOutRequest],
+        fee_pool: u64,
+        window_is_all: bool,
+    ) -> Result<Plan, BlockError> {
+        let most = requests.len().min(BATCH_REQUESTS_MAX);
+        match self.try_pay(params, utxos, &requests[..1], fee_pool)? {
+            Ok(spend) => {
+                // Invariant: a prefix of `low` requests is payable (by `best`); none longer
+                // than `high` is.
+                let (mut low, mut high, mut best) = (1, most, spend);
+                while low < high {
+                    let mid = (low + high).div_ceil(2);
+                    match self.try_pay(params, utxos, &requests[..mid], fee_pool)? {
+                        Ok(spend) => (low, best) = (mid, spend),
+                        Err(_) => high = mid - 1,
+                    }
+                }
+                Ok(Plan::Pay(requests[..low].to_vec(), best))
+            }
+            Err(error) => {
+                let stuck = matches!(error, mc::SpendError::TooManyInputs { .. })
+                    || (!window_is_all
+                        && matches!(error, mc::SpendError::InsufficientFunds { .. }));
+                if stuck {
+                    return Ok(Plan::Consolidate);
+                }
+                for request in requests.iter().skip(1).take(SINGLE_TRIES) {
+                    let alone = std::slice::from_ref(request);
+                    if let Ok(spend) = self.try_pay(params, utxos, alone, fee_pool)? {
+                        return Ok(Plan::Pay(vec![request.clone()], spend));
+                    }
+                }
+                Ok(Plan::Wait)
+            }
+        }
+    }
+
+    /// A consolidation of the window's oldest spendable coins into one federation coin:
+    /// `forced` (a request needs it) takes the oldest [`BATCH_INPUTS_MAX`]; otherwise only
+    /// when a coin is at least half the recovery delay deep, taking the coins at least a
+    /// quarter deep (oldest first).
+    fn consolidation(
+        &self,
+        params: &mc::SpendParams,
+        coins: &[FederationCoin],
+        tip: u32,
+        forced: bool,
+    ) -> Option<UnsignedSpend> {
+        let delay = u32::from(self.config.recovery_delay_blocks);
+        let age = |coin: &FederationCoin| tip.saturating_sub(coin.height);
+        let mut spendable: Vec<&FederationCoin> = coins
+            .iter()
+            .filter(|c| to_utxo(c).spendable_height() <= params.next_block_height)
+            .collect();
+        spendable.sort_by_key(|c| (c.height, c.outpoint));
+        if !forced {
+            if !spendable.iter().any(|c| age(c) >= delay / 2) {
+                return None;
+            }
+            spendable.retain(|c| age(c) >= delay / 4);
+        }
+        spendable.truncate(BATCH_INPUTS_MAX);
+        if forced && spendable.len() < 2 {
+            return None;
+        }
+        let utxos: Vec<Utxo> = spendable.into_iter().map(to_utxo).collect();
+        let base = self.federation.script_pubkey(&Custody::Base);
+        mc::build_sweep(
+            &self.federation,
+            params,
+            &utxos,
+            &base,
+            mc::SpendBranch::Federation,
+        )
+        .ok()
+    }
+
+    /// Record `spend` as the next batch, paying `paid` (none: a consolidation), and take its
+    /// requests off the queue and its coins off the coin list.
+    async fn record_batch<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        totals: &mut PegTotals,
+        coins: &[FederationCoin],
+        paid: Vec<PegOutRequest>,
+        spend: &UnsignedSpend,
+        height: u64,
+    ) -> Result<(), BlockError> {
         let id = totals.next_batch;
         let inputs = spend
             .inputs()
             .iter()
             .map(|(utxo, _)| {
-                records
+                coins
                     .iter()
                     .find(|c| {
                         c.outpoint.txid == utxo.outpoint.txid.to_byte_array()
@@ -99,12 +277,13 @@ impl Peg {
                 script: Blob(o.script_pubkey.to_bytes()),
             })
             .collect();
+        let quoted = paid.iter().try_fold(0, |sum, r| add(sum, r.fee))?;
         let batch = Batch {
             id,
-            requests: List(requests.iter().map(|r| r.id).collect()),
+            requests: List(paid.iter().map(|r| r.id).collect()),
             inputs: List(inputs.clone()),
             outputs: List(outputs),
-            fee,
+            fee: spend.fee().to_sat(),
             quoted,
             txid: spend.transaction().compute_txid().to_byte_array(),
             status: BatchStatus::Signing.tag(),
@@ -113,85 +292,186 @@ impl Peg {
             confirmed_height: 0,
         };
         store.put(&key::batch(id), &batch).await?;
-        for mut request in requests {
+        for mut request in paid {
             request.status = PegOutStatus::Batched.tag();
             request.batch = Some(id);
+            list::queue().remove(store, &request.id).await?;
             store.put(&key::request(request.id), &request).await?;
         }
-        let rest: Vec<u64> = queue
-            .0
-            .iter()
-            .skip(batch.requests.0.len())
-            .copied()
-            .collect();
-        store
-            .put(&key::queue(), &List::<u64, PEG_OUT_QUEUE_MAX>(rest))
-            .await?;
-        let left: Vec<Outpoint> = coins
-            .0
-            .into_iter()
-            .filter(|o| !inputs.iter().any(|i| i.outpoint == *o))
-            .collect();
-        store
-            .put(&key::coins(), &List::<Outpoint, FEDERATION_UTXOS_MAX>(left))
-            .await?;
+        for input in &inputs {
+            if list::coins()
+                .remove(store, &input.outpoint)
+                .await?
+                .is_none()
+            {
+                return Err(BlockError::Invariant(format!(
+                    "batch {id} spends {:?}, not a listed coin",
+                    input.outpoint
+                )));
+            }
+        }
         totals.in_flight = Some(id);
         totals.next_batch = add(id, 1)?;
-        store.put(&key::totals(), &totals).await?;
+        store.put(&key::totals(), &*totals).await?;
         Ok(())
     }
 
-    /// Re-derive the conservation invariant from the records.
+    /// Up to `n` federation coins after `after` (from the oldest if `None`), and the coin
+    /// list's head (count and sum). For the node's routes and audits.
     ///
     /// # Errors
-    /// [`BlockError::Invariant`] if the totals and the records disagree.
+    /// A database failure or a broken list.
+    pub async fn coins_after<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        after: Option<Outpoint>,
+        n: usize,
+    ) -> Result<(Vec<FederationCoin>, ListHead<Outpoint>), BlockError> {
+        let head = list::coins().head(store).await?;
+        let mut coins = Vec::new();
+        for (outpoint, _) in list::coins().after(store, after, n).await? {
+            coins.push(self.coin(store, &outpoint).await?);
+        }
+        Ok((coins, head))
+    }
+
+    /// Up to `n` claims in their contest period after `after` (from the oldest if `None`),
+    /// and the pending list's head.
+    ///
+    /// # Errors
+    /// A database failure or a broken list.
+    pub async fn pending_after<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        after: Option<Outpoint>,
+        n: usize,
+    ) -> Result<(Vec<(Outpoint, ClaimRecord)>, ListHead<Outpoint>), BlockError> {
+        let head = list::pending().head(store).await?;
+        let mut claims = Vec::new();
+        for (outpoint, _) in list::pending().after(store, after, n).await? {
+            let claim: ClaimRecord = store
+                .get(&key::claim(&outpoint))
+                .await?
+                .ok_or(BlockError::CorruptState(key::claim(&outpoint)))?;
+            claims.push((outpoint, claim));
+        }
+        Ok((claims, head))
+    }
+
+    /// The number of queued peg-out requests and the satoshis they burned.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn queued<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<ListHead<u64>, BlockError> {
+        list::queue().head(store).await
+    }
+
+    /// The conservation invariant from the running totals: O(1) reads plus the batch in
+    /// flight. Run after every block that touches the peg; [`Peg::rederive`] checks the same
+    /// from every record.
+    ///
+    /// # Errors
+    /// [`BlockError::Invariant`] if the totals and the lists' sums disagree.
     pub async fn check_invariant<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
     ) -> Result<(), BlockError> {
         let totals = self.totals(store).await?;
+        let coins: ListHead<Outpoint> = list::coins().head(store).await?;
+        let pending: ListHead<Outpoint> = list::pending().head(store).await?;
+        let in_flight = self.in_flight_inputs(store, &totals).await?;
+        check(
+            &totals,
+            u128::from(coins.sum) + in_flight,
+            u128::from(pending.sum),
+        )
+    }
+
+    async fn in_flight_inputs<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        totals: &PegTotals,
+    ) -> Result<u128, BlockError> {
+        let Some(id) = totals.in_flight else {
+            return Ok(0);
+        };
+        let batch: Batch = store
+            .get(&key::batch(id))
+            .await?
+            .ok_or(BlockError::CorruptState(key::batch(id)))?;
+        Ok(batch.inputs.0.iter().map(|c| u128::from(c.value)).sum())
+    }
+
+    /// The conservation invariant re-derived from every record: each list walked and checked
+    /// link by link, each coin, pending claim and queued request read and compared with its
+    /// list entry, and the totals compared with the sums. O(records): for tests and audits.
+    ///
+    /// # Errors
+    /// [`BlockError::Invariant`] naming the first disagreement.
+    pub async fn rederive<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<(), BlockError> {
+        let totals = self.totals(store).await?;
+        let broken = |what: String| Err(BlockError::Invariant(what));
         let mut held = 0u128;
-        let coins: Outpoints = store.get(&key::coins()).await?.unwrap_or_default();
-        for outpoint in &coins.0 {
-            let coin: FederationCoin = store
-                .get(&key::coin(outpoint))
+        for (outpoint, value) in list::coins().verify::<Outpoint, E>(store).await? {
+            let coin = self.coin(store, &outpoint).await?;
+            if coin.value != value {
+                return broken(format!(
+                    "coin {outpoint:?} is worth {} not {value}",
+                    coin.value
+                ));
+            }
+            held += u128::from(value);
+        }
+        held += self.in_flight_inputs(store, &totals).await?;
+        let mut pending_sum = 0u128;
+        for (outpoint, value) in list::pending().verify::<Outpoint, E>(store).await? {
+            let claim: ClaimRecord = store
+                .get(&key::claim(&outpoint))
                 .await?
-                .ok_or(BlockError::CorruptState(key::coin(outpoint)))?;
-            held += u128::from(coin.value);
+                .ok_or(BlockError::CorruptState(key::claim(&outpoint)))?;
+            if claim.value != value || claim.status != ClaimStatus::Pending.tag() {
+                return broken(format!(
+                    "pending claim {outpoint:?} disagrees with its record"
+                ));
+            }
+            pending_sum += u128::from(value);
+        }
+        let mut burned = 0u128;
+        for (id, amount) in list::queue().verify::<u64, E>(store).await? {
+            let request: PegOutRequest = store
+                .get(&key::request(id))
+                .await?
+                .ok_or(BlockError::CorruptState(key::request(id)))?;
+            if request.amount != amount || request.status != PegOutStatus::Queued.tag() {
+                return broken(format!("queued request {id} disagrees with its record"));
+            }
+            burned += u128::from(amount);
         }
         if let Some(id) = totals.in_flight {
             let batch: Batch = store
                 .get(&key::batch(id))
                 .await?
                 .ok_or(BlockError::CorruptState(key::batch(id)))?;
-            held += batch
-                .inputs
-                .0
-                .iter()
-                .map(|c| u128::from(c.value))
-                .sum::<u128>();
+            for id in &batch.requests.0 {
+                let request: PegOutRequest = store
+                    .get(&key::request(*id))
+                    .await?
+                    .ok_or(BlockError::CorruptState(key::request(*id)))?;
+                burned += u128::from(request.amount);
+            }
         }
-        let pending: Outpoints = store.get(&key::pending()).await?.unwrap_or_default();
-        let mut pending_sum = 0u128;
-        for outpoint in &pending.0 {
-            let claim: ClaimRecord = store
-                .get(&key::claim(outpoint))
-                .await?
-                .ok_or(BlockError::CorruptState(key::claim(outpoint)))?;
-            pending_sum += u128::from(claim.value);
+        if burned != u128::from(totals.pending_peg_outs) {
+            return broken(format!(
+                "pending peg-outs {} but the queue and the batch in flight burned {burned}",
+                totals.pending_peg_outs
+            ));
         }
-        let owed = u128::from(totals.supply)
-            + u128::from(totals.fee_pool)
-            + u128::from(totals.pending_peg_outs);
-        if pending_sum != u128::from(totals.pending_claims) || owed != held {
-            return Err(BlockError::Invariant(format!(
-                "peg conservation broken: supply {} + fee pool {} + pending peg-outs {} != \
-                 federation coins {held}; pending claims {} vs records {pending_sum}",
-                totals.supply, totals.fee_pool, totals.pending_peg_outs, totals.pending_claims
-            )));
-        }
-        Ok(())
+        check(&totals, held, pending_sum)
     }
+
     pub(crate) async fn totals<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
@@ -201,6 +481,20 @@ impl Peg {
             .await?
             .ok_or(BlockError::CorruptState(key::totals()))
     }
+}
+
+fn check(totals: &PegTotals, held: u128, pending: u128) -> Result<(), BlockError> {
+    let owed = u128::from(totals.supply)
+        + u128::from(totals.fee_pool)
+        + u128::from(totals.pending_peg_outs);
+    if pending != u128::from(totals.pending_claims) || owed != held {
+        return Err(BlockError::Invariant(format!(
+            "peg conservation broken: supply {} + fee pool {} + pending peg-outs {} != \
+             federation coins {held}; pending claims {} vs records {pending}",
+            totals.supply, totals.fee_pool, totals.pending_peg_outs, totals.pending_claims
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn add(a: u64, b: u64) -> Result<u64, BlockError> {

@@ -1,77 +1,113 @@
 //! Deposits: claims with a contest period, settled (or voided by a reorganisation) as the main
 //! chain moves on.
 
-use crate::{Outpoints, Peg, add, sub};
+use crate::{Peg, add, list, sub};
 use bitcoin::{Amount as Sats, OutPoint, Transaction, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger::credit};
 use consort_mainchain::{self as mc};
 use consort_types::{
-    AccountId, TxError,
-    codec_util::List,
+    TxError,
     peg::{
-        ClaimRecord, ClaimStatus, FEDERATION_UTXOS_MAX, FederationCoin, HeaderEntry, Outpoint,
-        PENDING_CLAIMS_MAX, PegError,
+        ClaimRecord, ClaimStatus, DepositOutput, FederationCoin, HeaderEntry, MainTip, Outpoint,
+        PENDING_CLAIMS_MAX, PegError, PegTotals,
     },
     state_key::peg as key,
 };
+use std::collections::BTreeSet;
 
 impl Peg {
-    /// Credit claims whose contest period is over; void those whose block left the best chain.
+    /// The main chain moved from `old` to `new` (`fork`: the lowest height whose block changed,
+    /// if a reorganisation replaced blocks): void pending claims whose block left the best
+    /// chain, then credit those whose contest period ended at a height now passed. Work:
+    /// every pending claim on a reorganisation (at most [`PENDING_CLAIMS_MAX`]), otherwise
+    /// the claims maturing at the heights passed.
     pub(crate) async fn settle_claims<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
+        old: &MainTip,
+        new: &MainTip,
+        fork: Option<u32>,
     ) -> Result<(), Fail> {
-        let tip = self.tip(store).await?;
-        let pending: Outpoints = store.get(&key::pending()).await?.unwrap_or_default();
-        if pending.0.is_empty() {
-            return Ok(());
-        }
         let mut totals = self.totals(store).await?;
-        let mut coins: Outpoints = store.get(&key::coins()).await?.unwrap_or_default();
-        let mut still = Vec::with_capacity(pending.0.len());
-        for outpoint in pending.0 {
-            let mut claim: ClaimRecord = store
-                .get(&key::claim(&outpoint))
-                .await?
-                .ok_or(BlockError::CorruptState(key::claim(&outpoint)))?;
-            let on_best = Self::best_at(store, claim.height).await? == Some(claim.block);
-            if !on_best {
+        totals.idle = false;
+        if fork.is_some() {
+            let pending = list::pending();
+            let all: Vec<(Outpoint, u64)> = pending.first(store, PENDING_CLAIMS_MAX).await?;
+            for (outpoint, _) in all {
+                let mut claim = self.claim_record(store, &outpoint).await?;
+                if Self::best_at(store, claim.height).await? == Some(claim.block) {
+                    continue;
+                }
                 claim.status = ClaimStatus::Void.tag();
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
-            } else if tip.height >= claim.matures_at {
-                claim.status = ClaimStatus::Credited.tag();
-                let fee = self.deposit_fee().min(claim.value);
-                totals.pending_claims = sub(totals.pending_claims, claim.value)?;
-                totals.supply = add(totals.supply, claim.value - fee)?;
-                totals.fee_pool = add(totals.fee_pool, fee)?;
-                credit(store, &self.asset(), &claim.account, claim.value - fee).await?;
-                store
-                    .put(
-                        &key::coin(&outpoint),
-                        &FederationCoin {
-                            outpoint,
-                            value: claim.value,
-                            custody: Some(claim.account),
-                            height: claim.height,
-                            mweb: claim.mweb,
-                        },
-                    )
-                    .await?;
-                coins.0.push(outpoint);
-            } else {
-                still.push(outpoint);
-                continue;
+                store.put(&key::claim(&outpoint), &claim).await?;
+                pending.remove(store, &outpoint).await?;
             }
-            store.put(&key::claim(&outpoint), &claim).await?;
         }
+        for height in old.height.saturating_add(1)..=new.height {
+            let bucket = list::maturing(height);
+            let listed: Vec<(Outpoint, u64)> = bucket.first(store, usize::MAX).await?;
+            for (outpoint, _) in listed {
+                let claim = self.claim_record(store, &outpoint).await?;
+                // Voided (and maybe claimed again since, maturing elsewhere): skip.
+                if claim.status != ClaimStatus::Pending.tag() || claim.matures_at != height {
+                    continue;
+                }
+                list::pending().remove(store, &outpoint).await?;
+                totals.pending_claims = sub(totals.pending_claims, claim.value)?;
+                self.credit_claim(store, &mut totals, outpoint, claim)
+                    .await?;
+            }
+            bucket.clear::<Outpoint, E>(store).await?;
+        }
+        store.put(&key::totals(), &totals).await?;
+        Ok(())
+    }
+
+    async fn claim_record<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        outpoint: &Outpoint,
+    ) -> Result<ClaimRecord, BlockError> {
+        store
+            .get(&key::claim(outpoint))
+            .await?
+            .ok_or(BlockError::CorruptState(key::claim(outpoint)))
+    }
+
+    /// Credit a claim whose contest period is over: the account is paid less the deposit
+    /// fee, the fee pool takes the fee, and the output becomes a federation coin.
+    async fn credit_claim<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        totals: &mut PegTotals,
+        outpoint: Outpoint,
+        mut claim: ClaimRecord,
+    ) -> Result<(), Fail> {
+        claim.status = ClaimStatus::Credited.tag();
+        let fee = self.deposit_fee().min(claim.value);
+        totals.supply = add(totals.supply, claim.value - fee)?;
+        totals.fee_pool = add(totals.fee_pool, fee)?;
+        credit(store, &self.asset(), &claim.account, claim.value - fee).await?;
         store
             .put(
-                &key::pending(),
-                &List::<Outpoint, FEDERATION_UTXOS_MAX>(still),
+                &key::coin(&outpoint),
+                &FederationCoin {
+                    outpoint,
+                    value: claim.value,
+                    custody: Some(claim.account),
+                    height: claim.height,
+                    mweb: claim.mweb,
+                },
             )
             .await?;
-        store.put(&key::coins(), &coins).await?;
-        store.put(&key::totals(), &totals).await?;
+        if !list::coins().push(store, outpoint, claim.value).await? {
+            return Err(BlockError::Invariant(format!(
+                "deposit {outpoint:?} is already a federation coin"
+            ))
+            .into());
+        }
+        store.put(&key::claim(&outpoint), &claim).await?;
         Ok(())
     }
 
@@ -113,95 +149,107 @@ impl Peg {
     pub(crate) async fn claim<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
-        account: &AccountId,
         transaction: &[u8],
         proof: &[u8],
-        vout: u32,
+        outputs: &[DepositOutput],
         height: u64,
     ) -> Result<(), Fail> {
+        if outputs.is_empty() {
+            return Err(PegError::BadOutputs("a claim names at least one output").into());
+        }
+        let mut vouts = BTreeSet::new();
+        if !outputs.iter().all(|o| vouts.insert(o.vout)) {
+            return Err(PegError::BadOutputs("a claim names each output once").into());
+        }
         let tx: Transaction = bitcoin::consensus::deserialize(transaction)
             .map_err(|e| PegError::BadTransaction(e.to_string()))?;
         let txid = tx.compute_txid();
         let (block, confirmations) = self.locate(store, proof, txid).await?;
-        let output = tx
-            .output
-            .get(vout as usize)
-            .ok_or(PegError::NotADeposit { vout })?;
-        if output.script_pubkey != self.deposit_script(account) || output.value == Sats::ZERO {
-            return Err(PegError::NotADeposit { vout }.into());
-        }
-        let value = output.value.to_sat();
+        let tip = self.tip(store).await?;
         let minimum = self.deposit_minimum();
-        if value < minimum {
-            return Err(PegError::DepositTooSmall { value, minimum }.into());
-        }
-        let need = self.confirmations_needed(&tx, value);
-        if confirmations < need {
-            return Err(PegError::TooFewConfirmations {
-                have: confirmations,
-                need,
-            }
-            .into());
-        }
-        let outpoint = Outpoint {
-            txid: txid.to_byte_array(),
-            vout,
-        };
-        if let Some(existing) = store.get::<ClaimRecord>(&key::claim(&outpoint)).await?
-            && existing.status != ClaimStatus::Void.tag()
-        {
-            return Err(PegError::AlreadyClaimed(OutPoint::new(txid, vout).to_string()).into());
-        }
-        let mut pending: Outpoints = store.get(&key::pending()).await?.unwrap_or_default();
-        let coins: Outpoints = store.get(&key::coins()).await?.unwrap_or_default();
-        if pending.0.len() >= PENDING_CLAIMS_MAX {
-            return Err(PegError::AtCapacity("pending claims").into());
-        }
-        if pending.0.len() + coins.0.len() >= FEDERATION_UTXOS_MAX {
-            return Err(PegError::AtCapacity("federation coins").into());
-        }
-        let matures_at = block
-            .height
-            .saturating_add(need)
-            .saturating_add(self.config.contest_blocks)
-            .saturating_sub(1);
-        store
-            .put(
-                &key::claim(&outpoint),
-                &ClaimRecord {
-                    account: *account,
-                    value,
-                    block: block.hash,
-                    height: block.height,
-                    mweb: mc::is_hogex(&tx),
-                    status: ClaimStatus::Pending.tag(),
-                    claimed_at: height,
-                    matures_at,
-                },
-            )
-            .await?;
-        pending.0.push(outpoint);
-        store.put(&key::pending(), &pending).await?;
         let mut totals = self.totals(store).await?;
-        // Deposits are the only way in, and every total is a share of what came in: refusing
-        // a deposit that would take the sum past u64 keeps every later total addition (in
-        // transactions and at the end of blocks) from overflowing. Only a forged main-chain
-        // block (cheap on a test network) carries such a value.
-        let owed = [
-            totals.supply,
-            totals.fee_pool,
-            totals.pending_peg_outs,
-            totals.pending_claims,
-        ]
-        .into_iter()
-        .try_fold(value, u64::checked_add);
-        if owed.is_none() {
-            return Err(
-                TxError::InvalidAmount("the deposit would overflow the peg's totals").into(),
-            );
+        let pending = list::pending();
+        let mut waiting = pending.head::<Outpoint, E>(store).await?.len;
+        for &DepositOutput { account, vout } in outputs {
+            let output = tx
+                .output
+                .get(vout as usize)
+                .ok_or(PegError::NotADeposit { vout })?;
+            if output.script_pubkey != self.deposit_script(&account) || output.value == Sats::ZERO {
+                return Err(PegError::NotADeposit { vout }.into());
+            }
+            let value = output.value.to_sat();
+            if value < minimum {
+                return Err(PegError::DepositTooSmall { value, minimum }.into());
+            }
+            let need = self.confirmations_needed(&tx, value);
+            if confirmations < need {
+                return Err(PegError::TooFewConfirmations {
+                    have: confirmations,
+                    need,
+                }
+                .into());
+            }
+            let outpoint = Outpoint {
+                txid: txid.to_byte_array(),
+                vout,
+            };
+            if let Some(existing) = store.get::<ClaimRecord>(&key::claim(&outpoint)).await?
+                && existing.status != ClaimStatus::Void.tag()
+            {
+                return Err(PegError::AlreadyClaimed(OutPoint::new(txid, vout).to_string()).into());
+            }
+            // Deposits are the only way in, and every total is a share of what came in:
+            // refusing a deposit that would take the sum past u64 keeps every later total
+            // addition (in transactions and at the end of blocks) from overflowing. Only a
+            // forged main-chain block (cheap on a test network) carries such a value.
+            let owed = [
+                totals.supply,
+                totals.fee_pool,
+                totals.pending_peg_outs,
+                totals.pending_claims,
+            ]
+            .into_iter()
+            .try_fold(value, u64::checked_add);
+            if owed.is_none() {
+                return Err(
+                    TxError::InvalidAmount("the deposit would overflow the peg's totals").into(),
+                );
+            }
+            let matures_at = block
+                .height
+                .saturating_add(need)
+                .saturating_add(self.config.contest_blocks)
+                .saturating_sub(1);
+            let claim = ClaimRecord {
+                account,
+                value,
+                block: block.hash,
+                height: block.height,
+                mweb: mc::is_hogex(&tx),
+                status: ClaimStatus::Pending.tag(),
+                claimed_at: height,
+                matures_at,
+            };
+            if matures_at <= tip.height {
+                // Claimed after its contest period: spendable at once.
+                self.credit_claim(store, &mut totals, outpoint, claim)
+                    .await?;
+                continue;
+            }
+            if waiting >= PENDING_CLAIMS_MAX as u64 {
+                return Err(PegError::AtCapacity("pending claims").into());
+            }
+            waiting += 1;
+            store.put(&key::claim(&outpoint), &claim).await?;
+            pending.push(store, outpoint, value).await?;
+            list::maturing(matures_at)
+                .push(store, outpoint, value)
+                .await?;
+            totals.pending_claims = add(totals.pending_claims, value)?;
         }
-        totals.pending_claims = add(totals.pending_claims, value)?;
+        totals.idle = false;
         store.put(&key::totals(), &totals).await?;
-        self.settle_claims(store).await
+        Ok(())
     }
 }

@@ -93,23 +93,34 @@ impl Peg {
         if added == 0 {
             return Err(PegError::NothingNew.into());
         }
-        if best.hash != tip.hash {
-            self.reorganize(store, &tip, &best).await?;
+        if best.hash == tip.hash {
+            return Ok(());
         }
-        self.settle_claims(store).await
+        let fork = self.reorganize(store, &tip, &best).await?;
+        let new = MainTip {
+            hash: best.hash,
+            height: best.height,
+        };
+        self.settle_claims(store, &tip, &new, fork).await
     }
 
-    /// Point the height index at `best`'s chain.
+    /// Point the height index at `best`'s chain; the lowest height at or below the old tip
+    /// whose block changed (a reorganisation), if any.
     pub(crate) async fn reorganize<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
         old: &MainTip,
         best: &HeaderEntry,
-    ) -> Result<(), BlockError> {
+    ) -> Result<Option<u32>, BlockError> {
         let mut cursor = *best;
+        let mut fork = None;
         loop {
-            if Self::best_at(store, cursor.height).await? == Some(cursor.hash) {
+            let was = Self::best_at(store, cursor.height).await?;
+            if was == Some(cursor.hash) {
                 break;
+            }
+            if was.is_some() || cursor.height <= old.height {
+                fork = Some(cursor.height);
             }
             store.put(&key::height(cursor.height), &cursor.hash).await?;
             if cursor.height == self.checkpoint.height {
@@ -122,6 +133,7 @@ impl Peg {
         }
         for stale in best.height.saturating_add(1)..=old.height {
             store.delete(&key::height(stale)).await?;
+            fork = Some(fork.map_or(stale, |f: u32| f.min(stale)));
         }
         store
             .put(
@@ -132,7 +144,7 @@ impl Peg {
                 },
             )
             .await?;
-        Ok(())
+        Ok(fork)
     }
 }
 

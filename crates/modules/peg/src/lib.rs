@@ -6,8 +6,9 @@
 //! every check of main-chain data (proof of work, difficulty, merkle proofs, scripts, ECDSA
 //! signatures) is a pure function from `consort-mainchain`.
 //!
-//! Accounting, in satoshis, kept in [`PegTotals`] and re-derived from the records after every
-//! block that touches the peg:
+//! Accounting, in satoshis, kept in [`PegTotals`] and the running sums of the coin and pending
+//! lists ([`list`]), checked after every block that touches the peg (O(1)), and re-derived
+//! from every record by [`Peg::rederive`] in tests:
 //!
 //! ```text
 //! supply + pending_claims + fee_pool + pending_peg_outs
@@ -32,6 +33,7 @@ pub mod block;
 pub mod deposit;
 pub mod genesis;
 pub mod headers;
+pub(crate) mod list;
 pub mod params;
 pub mod withdraw;
 
@@ -44,13 +46,8 @@ use consort_execution::{Context, Fail, Runtime, Store};
 use consort_mainchain::{Federation, Network};
 use consort_types::{
     AccountId, Call, TxError,
-    codec_util::List,
-    peg::{FEDERATION_UTXOS_MAX, HeaderEntry, Outpoint, PEG_OUT_QUEUE_MAX, PegConfig},
+    peg::{HeaderEntry, PegConfig},
 };
-
-/// Lists kept as single records.
-type Outpoints = List<Outpoint, FEDERATION_UTXOS_MAX>;
-type Ids = List<u64, PEG_OUT_QUEUE_MAX>;
 
 /// Regtest genesis blocks (Litecoin and Bitcoin share the timestamp and bits).
 const REGTEST_GENESIS_TIME: u32 = 1_296_688_602;
@@ -108,17 +105,15 @@ impl Peg {
                 self.relay(store, &headers.0).await
             }
             Call::ClaimDeposit {
-                account,
                 transaction,
                 proof,
-                vout,
+                outputs,
             } => {
                 self.claim(
                     store,
-                    account,
                     transaction.as_slice(),
                     proof.as_slice(),
-                    *vout,
+                    &outputs.0,
                     height,
                 )
                 .await

@@ -1,17 +1,14 @@
 //! Peg-outs: requests queued and paid in batches the validators sign on chain, confirmed from
 //! the main chain.
 
-use crate::{Ids, Outpoints, Peg, add, sub};
+use crate::{Peg, add, list, sub};
 use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, TxOut, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger::debit};
 use consort_mainchain::{Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo};
 use consort_types::{
     AccountId,
     codec_util::{Blob, List},
-    peg::{
-        Batch, BatchStatus, FederationCoin, Outpoint, PEG_OUT_QUEUE_MAX, PegError, PegOutRequest,
-        PegOutStatus,
-    },
+    peg::{Batch, BatchStatus, FederationCoin, Outpoint, PegError, PegOutRequest, PegOutStatus},
     state_key::peg as key,
 };
 
@@ -33,16 +30,13 @@ impl Peg {
         if amount < minimum {
             return Err(PegError::BelowMinimum { minimum, fee }.into());
         }
-        let mut queue: Ids = store.get(&key::queue()).await?.unwrap_or_default();
-        if queue.0.len() >= PEG_OUT_QUEUE_MAX {
-            return Err(PegError::AtCapacity("peg-out queue").into());
-        }
         debit(store, &self.asset(), sender, amount).await?;
         let mut totals = self.totals(store).await?;
         totals.supply = sub(totals.supply, amount)?;
         totals.pending_peg_outs = add(totals.pending_peg_outs, amount)?;
         let id = totals.next_request;
         totals.next_request = add(id, 1)?;
+        totals.idle = false;
         store
             .put(
                 &key::request(id),
@@ -58,8 +52,7 @@ impl Peg {
                 },
             )
             .await?;
-        queue.0.push(id);
-        store.put(&key::queue(), &queue).await?;
+        list::queue().push(store, id, amount).await?;
         store.put(&key::totals(), &totals).await?;
         Ok(())
     }
@@ -213,7 +206,6 @@ impl Peg {
             store.delete(&key::coin(&input.outpoint)).await?;
         }
         let base = self.federation.script_pubkey(&Custody::Base);
-        let mut coins: Outpoints = store.get(&key::coins()).await?.unwrap_or_default();
         if let Some((vout, change)) = batch
             .outputs
             .0
@@ -239,12 +231,17 @@ impl Peg {
                     },
                 )
                 .await?;
-            coins.0.push(outpoint);
-            store.put(&key::coins(), &coins).await?;
+            if !list::coins().push(store, outpoint, change.value).await? {
+                return Err(BlockError::Invariant(format!(
+                    "batch {id}'s change is already a federation coin"
+                ))
+                .into());
+            }
         }
         totals.pending_peg_outs = sub(totals.pending_peg_outs, burned)?;
         totals.fee_pool = sub(add(totals.fee_pool, batch.quoted)?, batch.fee)?;
         totals.in_flight = None;
+        totals.idle = false;
         store.put(&key::totals(), &totals).await?;
         batch.status = BatchStatus::Confirmed.tag();
         batch.confirmed_height = block.height;

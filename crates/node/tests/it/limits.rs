@@ -125,8 +125,12 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("BATCH_INPUTS_MAX", bytes(peg::BATCH_INPUTS_MAX)),
         ("BATCH_REQUESTS_MAX", bytes(peg::BATCH_REQUESTS_MAX)),
         ("PENDING_CLAIMS_MAX", bytes(peg::PENDING_CLAIMS_MAX)),
-        ("PEG_OUT_QUEUE_MAX", bytes(peg::PEG_OUT_QUEUE_MAX)),
-        ("FEDERATION_UTXOS_MAX", bytes(peg::FEDERATION_UTXOS_MAX)),
+        ("SELECTION_COINS_MAX", bytes(peg::SELECTION_COINS_MAX)),
+        (
+            "BATCH_SCAN_REQUESTS_MAX",
+            bytes(peg::BATCH_SCAN_REQUESTS_MAX),
+        ),
+        ("CLAIM_OUTPUTS_MAX", bytes(peg::CLAIM_OUTPUTS_MAX)),
         (
             "FEDERATION_KEYS_MAX",
             bytes(federation::FEDERATION_KEYS_MAX),

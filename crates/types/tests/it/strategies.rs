@@ -149,10 +149,9 @@ pub fn call() -> impl Strategy<Value = Call> {
         list(any::<[u8; 80]>(), 3).prop_map(|headers| Call::RelayHeaders { headers }),
         (account(), blob(300), blob(200), any::<u32>()).prop_map(
             |(account, transaction, proof, vout)| Call::ClaimDeposit {
-                account,
                 transaction,
                 proof,
-                vout
+                outputs: List(vec![consort_types::peg::DepositOutput { account, vout }]),
             }
         ),
         (amount(), blob(64)).prop_map(|(amount, script)| Call::PegOut { amount, script }),

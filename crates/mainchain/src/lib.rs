@@ -48,6 +48,6 @@ pub use rpc::{MempoolAcceptance, RpcAuth, RpcClient, RpcConfig, RpcError, TxOutI
 pub use spend::{
     COINBASE_MATURITY_BLOCKS, MWEB_PEG_OUT_MATURITY_BLOCKS, PartialSignatures, Payment,
     SPEND_INPUTS_MAX, SPEND_PAYMENTS_MAX, SpendBranch, SpendError, SpendParams, UnsignedSpend,
-    Utxo, build_spend, build_sweep, custody_witness, deposit_input_fee, dust_threshold,
+    Utxo, build_spend, build_sweep, custody_witness, deposit_prepaid_fee, dust_threshold,
     payment_minimum, quote_fee,
 };

@@ -276,12 +276,15 @@ pub fn quote_fee(
     fee_for(params.fee_rate, vsize)
 }
 
-/// What one more deposit coin adds to the fee of a federation spend: the fee a deposit prepays
-/// so that batches needing more coins than payments never pay more than they collected.
+/// What a deposit prepays (into the peg's fee pool): the fee of moving that coin alone to
+/// the federation's base script, one input and one output. So every coin has paid for the
+/// consolidation or refresh that moves it before the recovery delay (a sweep of `n` coins
+/// costs less than `n` single moves), and a batch that needs more coins than payments never
+/// pays more than its coins prepaid.
 ///
 /// # Errors
 /// [`SpendError::FeeRate`] for a rate outside the accepted range.
-pub fn deposit_input_fee(
+pub fn deposit_prepaid_fee(
     federation: &Federation,
     params: &SpendParams,
 ) -> Result<Amount, SpendError> {
@@ -289,20 +292,14 @@ pub fn deposit_input_fee(
     let custody = Custody::Deposit(DepositAccount::new([0; 32]));
     let input = (custody, federation.witness_script(&custody));
     let outputs = [federation.script_pubkey(&Custody::Base)];
-    let one = estimate_vsize(
+    let alone = estimate_vsize(
         federation,
         SpendBranch::Federation,
         std::slice::from_ref(&input),
         &outputs,
     );
-    let two = estimate_vsize(
-        federation,
-        SpendBranch::Federation,
-        &[input.clone(), input],
-        &outputs,
-    );
     // One spare vbyte covers the rounding of a larger transaction's size.
-    fee_for(params.fee_rate, two - one + 1)
+    fee_for(params.fee_rate, alone + 1)
 }
 
 /// The smallest amount a peg-out to `destination` may burn: the quoted fee plus the

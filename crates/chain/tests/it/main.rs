@@ -6,5 +6,6 @@ mod gov;
 mod harness;
 mod ledger;
 mod peg;
+mod peg_scale;
 mod sim;
 mod simulation;

@@ -29,24 +29,24 @@ use consort_types::{
 use serde_json::json;
 use std::collections::BTreeMap;
 
-const CHAIN_ID: u64 = 9;
-const CONFIRMATIONS: u32 = 3;
-const CONTEST: u32 = 4;
-const FEE_RATE: u64 = 10;
+pub(super) const CHAIN_ID: u64 = 9;
+pub(super) const CONFIRMATIONS: u32 = 3;
+pub(super) const CONTEST: u32 = 4;
+pub(super) const FEE_RATE: u64 = 10;
 
-fn validator(i: u64) -> ed25519::PrivateKey {
+pub(super) fn validator(i: u64) -> ed25519::PrivateKey {
     ed25519::PrivateKey::from_seed(1_000 + i)
 }
 
-fn federation_key(i: u8) -> SigningKey {
+pub(super) fn federation_key(i: u8) -> SigningKey {
     SigningKey::from_secret_bytes(&[11 + i; 32]).expect("valid secret")
 }
 
-fn user(i: u64) -> ed25519::PrivateKey {
+pub(super) fn user(i: u64) -> ed25519::PrivateKey {
     ed25519::PrivateKey::from_seed(5_000 + i)
 }
 
-fn genesis() -> Genesis {
+pub(super) fn genesis() -> Genesis {
     let recovery: Vec<String> = (21u8..=23)
         .map(|s| {
             SigningKey::from_secret_bytes(&[s; 32])
@@ -89,19 +89,22 @@ fn genesis() -> Genesis {
 }
 
 /// One node's state, executing one block per call.
-struct Ledger {
-    databases: Databases<cw_tokio::Context>,
+pub(super) struct Ledger {
+    pub(super) databases: Databases<cw_tokio::Context>,
     genesis: Genesis,
-    peg: Peg,
+    pub(super) peg: Peg,
     height: u64,
     nonces: BTreeMap<AccountId, u64>,
-    relayed: u32,
+    pub(super) relayed: u32,
 }
 
 impl Ledger {
-    async fn new(context: cw_tokio::Context) -> Self {
+    pub(super) async fn new(context: cw_tokio::Context) -> Self {
+        Self::with_genesis(context, genesis()).await
+    }
+
+    pub(super) async fn with_genesis(context: cw_tokio::Context, genesis: Genesis) -> Self {
         let databases = crate::harness::open(context, "peg-test").await;
-        let genesis = genesis();
         let peg = Peg::from_genesis(&genesis)
             .expect("valid peg")
             .expect("peg configured");
@@ -118,7 +121,7 @@ impl Ledger {
     }
 
     /// Execute one block; the errors of refused transactions, in order.
-    async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
+    pub(super) async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
         self.height += 1;
         let rules = Rules {
             genesis: &self.genesis,
@@ -132,7 +135,11 @@ impl Ledger {
     }
 
     /// Submit calls from `key` in one block; the errors of refused ones.
-    async fn submit_all(&mut self, key: &ed25519::PrivateKey, calls: Vec<Call>) -> Vec<TxError> {
+    pub(super) async fn submit_all(
+        &mut self,
+        key: &ed25519::PrivateKey,
+        calls: Vec<Call>,
+    ) -> Vec<TxError> {
         let sender = AccountId::new(key.public_key());
         let mut nonce = *self.nonces.get(&sender).unwrap_or(&0);
         let txs: Vec<SignedTx> = calls
@@ -160,7 +167,11 @@ impl Ledger {
     }
 
     /// Submit one call from `key` in its own block.
-    async fn submit(&mut self, key: &ed25519::PrivateKey, call: Call) -> Result<(), TxError> {
+    pub(super) async fn submit(
+        &mut self,
+        key: &ed25519::PrivateKey,
+        call: Call,
+    ) -> Result<(), TxError> {
         let sender = AccountId::new(key.public_key());
         let nonce = *self.nonces.get(&sender).unwrap_or(&0);
         let tx = Tx {
@@ -183,7 +194,7 @@ impl Ledger {
         result
     }
 
-    async fn read<T: commonware_codec::Read<Cfg = ()>>(
+    pub(super) async fn read<T: commonware_codec::Read<Cfg = ()>>(
         &self,
         key: &consort_types::Digest,
     ) -> Option<T> {
@@ -193,7 +204,7 @@ impl Ledger {
     }
 
     /// Every federation coin, oldest first.
-    async fn coins(&self) -> Vec<FederationCoin> {
+    pub(super) async fn coins(&self) -> Vec<FederationCoin> {
         let batch = self.databases.new_batches().await;
         let mut store = Store::new(&batch);
         let (coins, head) = self
@@ -206,7 +217,7 @@ impl Ledger {
     }
 
     /// The outpoints of every claim in its contest period.
-    async fn pending(&self) -> Vec<consort_types::peg::Outpoint> {
+    pub(super) async fn pending(&self) -> Vec<consort_types::peg::Outpoint> {
         let batch = self.databases.new_batches().await;
         let mut store = Store::new(&batch);
         let (claims, _) = self
@@ -218,7 +229,7 @@ impl Ledger {
     }
 
     /// The conservation invariant re-derived from every record.
-    async fn rederive(&self) -> anyhow::Result<()> {
+    pub(super) async fn rederive(&self) -> anyhow::Result<()> {
         let batch = self.databases.new_batches().await;
         let mut store = Store::new(&batch);
         self.peg
@@ -227,11 +238,11 @@ impl Ledger {
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
-    async fn totals(&self) -> PegTotals {
+    pub(super) async fn totals(&self) -> PegTotals {
         self.read(&key::totals()).await.expect("totals exist")
     }
 
-    async fn pegged(&self, account: &AccountId) -> u64 {
+    pub(super) async fn pegged(&self, account: &AccountId) -> u64 {
         self.read(&state_key::balance(&self.peg.asset(), account))
             .await
             .unwrap_or(0)
@@ -239,7 +250,7 @@ impl Ledger {
 
     /// Relay every header litecoind has that the ledger lacks, from validator 0, walking back
     /// to the fork point.
-    async fn relay(&mut self, rpc: &RpcClient) -> anyhow::Result<()> {
+    pub(super) async fn relay(&mut self, rpc: &RpcClient) -> anyhow::Result<()> {
         let tip = rpc.get_best_block_hash().await?;
         let mut headers = Vec::new();
         let mut cursor = tip;
@@ -273,7 +284,7 @@ impl Ledger {
     /// litecoind reports for every coin the ledger says the federation holds (confirmed,
     /// unspent). A batch confirmed on the main chain but not yet on the ledger counts its
     /// change instead of its inputs.
-    async fn audit(&self, rpc: &RpcClient) -> anyhow::Result<(u64, u64)> {
+    pub(super) async fn audit(&self, rpc: &RpcClient) -> anyhow::Result<(u64, u64)> {
         let totals = self.totals().await;
         let mut owed =
             totals.supply + totals.pending_claims + totals.fee_pool + totals.pending_peg_outs;
@@ -330,7 +341,7 @@ impl Ledger {
     }
 }
 
-async fn deposit(
+pub(super) async fn deposit(
     node: &LitecoindRegtest,
     peg: &Peg,
     account: &AccountId,
@@ -352,7 +363,7 @@ async fn deposit(
     Ok((txid, u32::try_from(vout)?))
 }
 
-async fn claim_call(
+pub(super) async fn claim_call(
     rpc: &RpcClient,
     account: AccountId,
     txid: Txid,
@@ -367,7 +378,7 @@ async fn claim_call(
     })
 }
 
-fn peg_error(result: Result<(), TxError>) -> PegError {
+pub(super) fn peg_error(result: Result<(), TxError>) -> PegError {
     match result {
         Err(TxError::Peg(error)) => error,
         other => panic!("expected a peg error, got {other:?}"),
@@ -375,7 +386,7 @@ fn peg_error(result: Result<(), TxError>) -> PegError {
 }
 
 /// Run `scenario` on the commonware tokio runtime with a fresh storage directory.
-fn on_tokio<F, Fut>(scenario: F)
+pub(super) fn on_tokio<F, Fut>(scenario: F)
 where
     F: FnOnce(cw_tokio::Context) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -388,7 +399,7 @@ where
 }
 
 /// A litecoind whose blocks rust-bitcoin decodes (legacy serialization after MWEB).
-async fn start_litecoind() -> anyhow::Result<LitecoindRegtest> {
+pub(super) async fn start_litecoind() -> anyhow::Result<LitecoindRegtest> {
     Ok(LitecoindRegtest::start_with(RegtestOptions {
         extra_args: vec!["-rpcserialversion=0".into()],
         ..RegtestOptions::default()
@@ -398,7 +409,7 @@ async fn start_litecoind() -> anyhow::Result<LitecoindRegtest> {
 
 /// A litecoind whose wallet holds matured coins (101 blocks), its RPC client, and a fresh
 /// ledger: where most scenarios start.
-async fn funded_start(
+pub(super) async fn funded_start(
     context: cw_tokio::Context,
 ) -> anyhow::Result<(LitecoindRegtest, RpcClient, Ledger)> {
     let node = start_litecoind().await?;
@@ -408,7 +419,7 @@ async fn funded_start(
 }
 
 /// Watchers of validators 0, 1 and 3 (validator 2 is down), all watching `account`.
-fn three_watchers(
+pub(super) fn three_watchers(
     ledger: &Ledger,
     rpc: &RpcClient,
     account: AccountId,
@@ -935,7 +946,7 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
 
 /// One round of every watcher's duties, each validator's calls in one block.
 /// What `watcher` would submit now, read from the ledger's state.
-async fn watcher_duties(
+pub(super) async fn watcher_duties(
     ledger: &Ledger,
     watcher: &mut consort_watcher::Watcher,
 ) -> anyhow::Result<Vec<Call>> {
@@ -944,7 +955,7 @@ async fn watcher_duties(
     Ok(watcher.duties(&mut store).await?)
 }
 
-async fn watcher_round(
+pub(super) async fn watcher_round(
     ledger: &mut Ledger,
     watchers: &mut [(u64, consort_watcher::Watcher)],
 ) -> anyhow::Result<()> {

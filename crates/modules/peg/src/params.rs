@@ -164,10 +164,11 @@ impl Peg {
         self.deposit_fee().saturating_mul(2)
     }
 
-    /// What a deposit pays, out of its value, for the input that will one day spend it (into
-    /// the fee pool), in satoshis.
+    /// What a deposit pays, out of its value, into the fee pool, in satoshis: the fee of
+    /// moving that coin alone (see [`mc::deposit_prepaid_fee`]), so consolidations and
+    /// refreshes before the recovery delay are paid for.
     pub fn deposit_fee(&self) -> u64 {
-        mc::deposit_input_fee(
+        mc::deposit_prepaid_fee(
             &self.federation,
             &spend_params(self.network, &self.config, 0),
         )

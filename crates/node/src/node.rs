@@ -214,6 +214,7 @@ async fn serve(
         peg: peg.clone().map(|peg| crate::shared::PegNode {
             peg,
             watch: std::sync::Mutex::new(crate::peg::load_watch_list(&config.data_dir)),
+            watch_adds: std::sync::Mutex::new((std::time::Instant::now(), 0)),
             data_dir: config.data_dir.clone(),
         }),
         blocking_tasks: Arc::new(tokio::sync::Semaphore::new(api::BLOCKING_TASKS_MAX)),

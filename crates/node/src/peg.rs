@@ -13,6 +13,7 @@ use bitcoin::hashes::Hash as _;
 use commonware_cryptography::{Signer as _, ed25519};
 use commonware_glue::stateful::db::DatabaseSet as _;
 use commonware_runtime::{Clock as _, tokio::Context};
+use consort_execution::BlockError;
 use consort_mainchain::Custody;
 use consort_state::{self as state, Store};
 use consort_types::{
@@ -23,7 +24,7 @@ use consort_types::{
     },
     state_key::{self, peg as key},
 };
-use consort_watcher::Watcher;
+use consort_watcher::{Duty, WatchError, Watcher};
 use serde_json::{Value, json};
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use tracing::{debug, warn};
@@ -31,7 +32,17 @@ use tracing::{debug, warn};
 /// How often the watcher looks at the main chain.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Fresh snapshots one watcher duty is tried on before it waits for the next round.
+const STALE_RETRIES: u32 = 8;
+
+/// The watch list as older nodes wrote it (read, never written).
 const WATCH_FILE: &str = "peg-watch.json";
+/// The watch list: one line per account, appended.
+const WATCH_LOG: &str = "peg-watch.log";
+
+/// Most accounts added to the watch list per second, node-wide (`GET /v1/peg/address/...`
+/// past it answers 429 `rate_limited`; accounts already watched are always answered).
+pub const WATCH_ADDS_PER_SECOND_MAX: u32 = 50;
 
 /// Most accounts a node watches for deposits. Past it, `GET /v1/peg/address/{account}` still
 /// answers the address but does not watch it (`"watched": false`): such deposits are claimed
@@ -44,38 +55,53 @@ pub const WATCH_LIST_MAX: usize = 100_000;
 const WATCH_RESCAN_BLOCKS: u32 = 6;
 
 /// The accounts a node watched before it restarted, each with the main-chain height to look
-/// for deposits from (a list written by an older node, of accounts only: from height 0).
+/// for deposits from: the append-only log (one `account height` line per account), after the
+/// JSON list older nodes rewrote whole (pairs, or accounts only: from height 0). A torn last
+/// line (a crash mid-append, before the address was answered) is skipped.
 pub fn load_watch_list(data_dir: &std::path::Path) -> WatchList {
-    let Ok(text) = std::fs::read_to_string(data_dir.join(WATCH_FILE)) else {
-        return WatchList::new();
-    };
-    serde_json::from_str::<Vec<(AccountId, u32)>>(&text)
-        .map(|entries| entries.into_iter().collect())
-        .or_else(|_| {
-            serde_json::from_str::<BTreeSet<AccountId>>(&text)
-                .map(|accounts| accounts.into_iter().map(|a| (a, 0)).collect())
-        })
-        .unwrap_or_default()
+    let mut list = WatchList::new();
+    if let Ok(text) = std::fs::read_to_string(data_dir.join(WATCH_FILE)) {
+        let legacy = serde_json::from_str::<Vec<(AccountId, u32)>>(&text)
+            .map(|entries| entries.into_iter().collect::<WatchList>())
+            .or_else(|_| {
+                serde_json::from_str::<BTreeSet<AccountId>>(&text)
+                    .map(|accounts| accounts.into_iter().map(|a| (a, 0)).collect())
+            })
+            .unwrap_or_default();
+        list.extend(legacy);
+    }
+    if let Ok(text) = std::fs::read_to_string(data_dir.join(WATCH_LOG)) {
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            if let (Some(account), Some(height), None) =
+                (fields.next(), fields.next(), fields.next())
+                && let (Ok(account), Ok(height)) = (account.parse(), height.parse())
+            {
+                list.entry(account).or_insert(height);
+            }
+        }
+    }
+    list
 }
 
 /// Watched accounts → the main-chain height deposits are looked for from.
 pub type WatchList = std::collections::BTreeMap<AccountId, u32>;
 
-/// Write the watch list durably (temp file, fsync, rename).
-fn save_watch_list(data_dir: &std::path::Path, list: &WatchList) -> std::io::Result<()> {
+/// Append one watched account to the log durably (O(1), whatever the list's length).
+fn append_watch(data_dir: &std::path::Path, account: &AccountId, from: u32) -> std::io::Result<()> {
     use std::io::Write as _;
-    let path = data_dir.join(WATCH_FILE);
-    let temp = data_dir.join(format!("{WATCH_FILE}.tmp"));
-    let mut file = std::fs::File::create(&temp)?;
-    let entries: Vec<(&AccountId, &u32)> = list.iter().collect();
-    file.write_all(
-        serde_json::to_string(&entries)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
-    file.sync_all()?;
-    std::fs::rename(&temp, &path)?;
-    std::fs::File::open(data_dir)?.sync_all()
+    let path = data_dir.join(WATCH_LOG);
+    let created = !path.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    file.write_all(format!("{account} {from}\n").as_bytes())?;
+    file.sync_data()?;
+    if created {
+        std::fs::File::open(data_dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Evaluate `$read` (an async block using `$peg` and `$store`) on one snapshot of the
@@ -90,7 +116,7 @@ macro_rules! on_snapshot {
             let mut $store = Store::new(&parent);
             let $peg = &node.peg;
             match $read.await {
-                Err(consort_execution::BlockError::StaleRead) if attempts < 16 => {}
+                Err(BlockError::StaleRead) if attempts < 16 => {}
                 result => break result.map_err(|e| ApiError::internal(e.to_string())),
             }
         }
@@ -307,9 +333,27 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
         } else if list.len() >= WATCH_LIST_MAX {
             false
         } else {
-            list.insert(account, from);
-            save_watch_list(&node.data_dir, &list)
+            {
+                let mut rate = node.watch_adds.lock().expect("watch rate lock");
+                let now = std::time::Instant::now();
+                if now.duration_since(rate.0) >= Duration::from_secs(1) {
+                    *rate = (now, 0);
+                }
+                if rate.1 >= WATCH_ADDS_PER_SECOND_MAX {
+                    return Err(ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        format!(
+                            "this node watches at most {WATCH_ADDS_PER_SECOND_MAX} new deposit \
+                             addresses per second; retry in a second"
+                        ),
+                    ));
+                }
+                rate.1 += 1;
+            }
+            append_watch(&node.data_dir, &account, from)
                 .map_err(|e| ApiError::internal(format!("cannot save the watch list: {e}")))?;
+            list.insert(account, from);
             true
         }
     };
@@ -469,17 +513,30 @@ pub async fn watch_loop(
         for (account, from) in requested {
             watcher.watch(account, from);
         }
-        let calls = {
-            let parent = shared.databases.new_batches().await;
-            let mut store = Store::new(&parent);
-            match watcher.duties(&mut store).await {
-                Ok(calls) => calls,
-                Err(error) => {
-                    warn!(%error, "peg watcher round failed; retrying");
-                    continue;
+        if let Err(error) = watcher.scan().await {
+            warn!(%error, "peg watcher could not scan the main chain; claims wait a round");
+        }
+        let mut calls = Vec::new();
+        // Each duty on its own snapshot: a block landing during one costs a retry of that one
+        // only, and a failing duty holds up no other.
+        for duty in Duty::ALL {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let parent = shared.databases.new_batches().await;
+                let mut store = Store::new(&parent);
+                match watcher.duty(duty, &mut store).await {
+                    Ok(more) => calls.extend(more),
+                    Err(WatchError::State(BlockError::StaleRead)) if attempts < STALE_RETRIES => {
+                        continue;
+                    }
+                    Err(error) => {
+                        warn!(?duty, %error, "peg watcher duty failed; retrying next round")
+                    }
                 }
+                break;
             }
-        };
+        }
         for call in calls {
             let account = state::read_account(&shared.databases, &sender)
                 .await
@@ -519,9 +576,20 @@ mod tests {
             .zip([0, 7, 250])
             .map(|(a, h)| (*a, h))
             .collect();
-        save_watch_list(dir.path(), &list).expect("saved");
+        for (account, from) in &list {
+            append_watch(dir.path(), account, *from).expect("appended");
+        }
         assert_eq!(load_watch_list(dir.path()), list);
-        // A list written by an older node (accounts only) is watched from height 0.
+        // A torn last line (a crash mid-append) is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(WATCH_LOG))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"abcd"))
+            .expect("torn line");
+        assert_eq!(load_watch_list(dir.path()), list);
+        // A list written by an older node (accounts only) is watched from height 0; the log's
+        // heights are kept.
+        std::fs::remove_file(dir.path().join(WATCH_LOG)).expect("removed");
         std::fs::write(
             dir.path().join(WATCH_FILE),
             serde_json::to_string(&accounts).expect("json"),

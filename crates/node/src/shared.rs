@@ -113,8 +113,10 @@ pub struct PegNode {
     pub peg: Peg,
     /// Accounts whose deposit address someone asked for, each with the main-chain height the
     /// light client had reached then (deposits are looked for from there): the watcher claims
-    /// for them. Kept in `data_dir/peg-watch.json`, written before the address is answered.
+    /// for them. Kept in `data_dir/peg-watch.log`, appended before the address is answered.
     pub watch: std::sync::Mutex<std::collections::BTreeMap<AccountId, u32>>,
+    /// The current one-second window of watch-list additions: its start and count.
+    pub watch_adds: std::sync::Mutex<(std::time::Instant, u32)>,
     /// Where the watch list is kept.
     pub data_dir: std::path::PathBuf,
 }

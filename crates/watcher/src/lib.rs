@@ -25,6 +25,28 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Most headers relayed per round (a few relay transactions).
 const RELAY_ROUND_MAX: usize = 4 * RELAY_HEADERS_MAX;
 
+/// Rounds a validator waits, per place it stands after the designated relayer, before it
+/// relays headers the designated one has not: one relayer per header range while all are up,
+/// the next one stepping in when it is down.
+pub const RELAY_STANDBY_ROUNDS: u32 = 3;
+
+/// The parts of a round. Each reads its own snapshot of the state, so a block that lands
+/// during one (a stale snapshot) costs a retry of that part only, never the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duty {
+    /// Relay main-chain headers the light client lacks (validators only).
+    Relay,
+    /// Claim confirmed deposits to watched addresses.
+    Claims,
+    /// Sign, broadcast and confirm the batch in flight.
+    Batch,
+}
+
+impl Duty {
+    /// Every part, in round order.
+    pub const ALL: [Self; 3] = [Self::Relay, Self::Claims, Self::Batch];
+}
+
 /// Most deposits below the minimum a watcher remembers for its report (the oldest go first).
 pub const IGNORED_DEPOSITS_MAX: usize = 1024;
 
@@ -84,6 +106,12 @@ pub struct Watcher {
     ignored: std::collections::VecDeque<IgnoredDeposit>,
     /// Batches this watcher broadcast.
     broadcast: BTreeSet<u64>,
+    /// Main-chain transactions (raw, without MWEB data) and their proofs, by txid, fetched for
+    /// claims not yet final: a retried round does not ask the node again.
+    fetched: BTreeMap<[u8; 32], (Vec<u8>, Vec<u8>)>,
+    /// The light client's tip when this watcher last looked, and the rounds since it moved
+    /// while the main chain was ahead of it.
+    relay_wait: (Option<[u8; 32]>, u32),
 }
 
 impl Watcher {
@@ -98,6 +126,8 @@ impl Watcher {
             seen: BTreeMap::new(),
             ignored: std::collections::VecDeque::new(),
             broadcast: BTreeSet::new(),
+            fetched: BTreeMap::new(),
+            relay_wait: (None, 0),
         }
     }
 
@@ -121,7 +151,8 @@ impl Watcher {
         self.watched.values()
     }
 
-    /// One round: the calls this validator should submit now, given the state in `store`.
+    /// One round from one snapshot: [`Watcher::scan`], then every [`Duty`]. A node takes a
+    /// fresh snapshot per duty instead ([`Watcher::duty`]).
     ///
     /// # Errors
     /// A [`WatchError`]; the next round starts over.
@@ -129,32 +160,80 @@ impl Watcher {
         &mut self,
         store: &mut Store<'_, E>,
     ) -> Result<Vec<Call>, WatchError> {
-        let mut calls = Vec::new();
-        let Some(tip) = store.get::<MainTip>(&key::tip()).await? else {
-            // Block 1 writes the peg's starting point; until it is final there is nothing to do.
-            return Ok(calls);
-        };
-        if self.signer.is_some() {
-            calls.extend(self.relay(store).await?);
-        }
         self.scan().await?;
-        calls.extend(self.claims(store, &tip).await?);
-        let totals: PegTotals = store
-            .get(&key::totals())
-            .await?
-            .ok_or(BlockError::CorruptState(key::totals()))?;
-        if let Some(id) = totals.in_flight {
-            let batch: Batch = store
-                .get(&key::batch(id))
-                .await?
-                .ok_or(BlockError::CorruptState(key::batch(id)))?;
-            calls.extend(self.batch_duties(store, &batch, &tip).await?);
+        let mut calls = Vec::new();
+        for duty in Duty::ALL {
+            calls.extend(self.duty(duty, store).await?);
         }
         Ok(calls)
     }
 
-    async fn relay<E: Runtime>(&self, store: &mut Store<'_, E>) -> Result<Vec<Call>, WatchError> {
+    /// The calls of one duty, given the state in `store`. Claims use what [`Watcher::scan`]
+    /// found.
+    ///
+    /// # Errors
+    /// A [`WatchError`]; a stale snapshot ([`BlockError::StaleRead`]) is worth a retry with a
+    /// fresh one.
+    pub async fn duty<E: Runtime>(
+        &mut self,
+        duty: Duty,
+        store: &mut Store<'_, E>,
+    ) -> Result<Vec<Call>, WatchError> {
+        let Some(tip) = store.get::<MainTip>(&key::tip()).await? else {
+            // Block 1 writes the peg's starting point; until it is final there is nothing to do.
+            return Ok(Vec::new());
+        };
+        match duty {
+            Duty::Relay if self.signer.is_some() => self.relay(store, &tip).await,
+            Duty::Relay => Ok(Vec::new()),
+            Duty::Claims => self.claims(store, &tip).await,
+            Duty::Batch => {
+                let totals: PegTotals = store
+                    .get(&key::totals())
+                    .await?
+                    .ok_or(BlockError::CorruptState(key::totals()))?;
+                let Some(id) = totals.in_flight else {
+                    return Ok(Vec::new());
+                };
+                let batch: Batch = store
+                    .get(&key::batch(id))
+                    .await?
+                    .ok_or(BlockError::CorruptState(key::batch(id)))?;
+                self.batch_duties(store, &batch, &tip).await
+            }
+        }
+    }
+
+    /// Whether this validator relays now: the designated relayer of the light client's tip
+    /// (validators take turns by its height) at once, the others after
+    /// [`RELAY_STANDBY_ROUNDS`] per place behind it of the tip standing still.
+    fn my_turn(&mut self, tip: &MainTip) -> bool {
+        let Some((index, _)) = &self.signer else {
+            return false;
+        };
+        let validators = self.peg.config.federation_keys.len().max(1);
+        let designated = tip.height as usize % validators;
+        let place = (usize::from(*index) + validators - designated) % validators;
+        if self.relay_wait.0 != Some(tip.hash) {
+            self.relay_wait = (Some(tip.hash), 0);
+        } else {
+            self.relay_wait.1 = self.relay_wait.1.saturating_add(1);
+        }
+        let wait = u32::try_from(place)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(RELAY_STANDBY_ROUNDS);
+        self.relay_wait.1 >= wait
+    }
+
+    async fn relay<E: Runtime>(
+        &mut self,
+        store: &mut Store<'_, E>,
+        tip: &MainTip,
+    ) -> Result<Vec<Call>, WatchError> {
         let mut cursor = self.rpc.get_best_block_hash().await?;
+        if cursor.to_byte_array() == tip.hash || !self.my_turn(tip) {
+            return Ok(Vec::new());
+        }
         let mut headers = Vec::new();
         loop {
             let known: Option<HeaderEntry> =
@@ -181,8 +260,12 @@ impl Watcher {
             .collect())
     }
 
-    /// Scan new main-chain blocks for payments to watched deposit scripts.
-    async fn scan(&mut self) -> Result<(), WatchError> {
+    /// Scan new main-chain blocks for payments to watched deposit scripts (main-chain RPC
+    /// only).
+    ///
+    /// # Errors
+    /// The main-chain node failed or sent a block that does not decode.
+    pub async fn scan(&mut self) -> Result<(), WatchError> {
         if self.watched.is_empty() {
             self.scan_from = self.rpc.get_block_count().await?.saturating_add(1);
             return Ok(());
@@ -287,6 +370,8 @@ impl Watcher {
         for outpoint in done {
             self.seen.remove(&outpoint);
         }
+        let waiting: BTreeSet<[u8; 32]> = self.seen.keys().map(|o| o.txid).collect();
+        self.fetched.retain(|txid, _| waiting.contains(txid));
         let mut calls = Vec::new();
         for (txid_bytes, (block, outputs)) in groups {
             let txid = Txid::from_byte_array(txid_bytes);
@@ -296,8 +381,13 @@ impl Watcher {
             else {
                 continue;
             };
-            let raw = self.rpc.get_raw_transaction(&txid, Some(&block)).await?;
-            let decoded: Transaction = bitcoin::consensus::deserialize(&raw)
+            if !self.fetched.contains_key(&txid_bytes) {
+                let raw = self.rpc.get_raw_transaction(&txid, Some(&block)).await?;
+                let proof = self.rpc.get_tx_out_proof(&[txid], Some(&block)).await?;
+                self.fetched.insert(txid_bytes, (raw, proof));
+            }
+            let (raw, proof) = &self.fetched[&txid_bytes];
+            let decoded: Transaction = bitcoin::consensus::deserialize(raw)
                 .map_err(|e| WatchError::Decode(e.to_string()))?;
             let confirmations = tip.height.saturating_sub(entry.height) + 1;
             let ready: Vec<DepositOutput> = outputs
@@ -313,7 +403,6 @@ impl Watcher {
             if ready.is_empty() {
                 continue;
             }
-            let proof = self.rpc.get_tx_out_proof(&[txid], Some(&block)).await?;
             for chunk in ready.chunks(CLAIM_OUTPUTS_MAX) {
                 calls.push(Call::ClaimDeposit {
                     transaction: Blob(raw.clone()),

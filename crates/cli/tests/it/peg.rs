@@ -81,6 +81,13 @@ fn get(url: &str) -> Option<Value> {
     super::get(url)
 }
 
+/// The smallest deposit the peg credits, from the address answer.
+fn answer_minimum(node: &str, account: &str) -> u64 {
+    get(&format!("{node}/v1/peg/address/{account}")).expect("address")["minimum_deposit_sat"]
+        .as_u64()
+        .expect("minimum")
+}
+
 #[test]
 fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -141,10 +148,72 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     assert_eq!(answer["watched"], json!(false), "{answer}");
     assert!(answer["address"].is_string(), "{answer}");
     let balance = format!("{node}/v1/accounts/{alice}/balances/LTC");
+    let started = Instant::now();
     super::wait_for(
         "the deposit to be credited",
         Duration::from_secs(120),
         || get(&balance).is_some_and(|v| v["balance"] == json!(50_000_000 - deposit_fee)),
+    );
+    eprintln!("first deposit credited in {:?}", started.elapsed());
+
+    // Watchers cannot be knocked out: a burst of 1,000 address requests for unregistered keys
+    // and five deposits one satoshi below the minimum leave the next deposit's crediting, the
+    // validators' nonces and the idle block pace as they were.
+    let minimum = answer_minimum(&node, &alice);
+    for seed in 0..1_000u64 {
+        use commonware_cryptography::Signer as _;
+        let key = commonware_cryptography::ed25519::PrivateKey::from_seed(70_000 + seed);
+        let id = hex::encode(commonware_codec::Encode::encode(&key.public_key()));
+        let answer = get(&format!("{node}/v1/peg/address/{id}")).expect("address");
+        assert_eq!(answer["watched"], json!(false), "{answer}");
+    }
+    let bob = super::key_id(&dir.path().join("accounts/bob.key"));
+    let (ok, bob_address, err) = consort(&["peg", "address", "--node", &node, &bob]);
+    assert!(ok, "peg address: {err}");
+    for target in [&address, &bob_address, &address, &bob_address, &address] {
+        main.call(
+            "sendtoaddress",
+            json!([target, format!("0.{:08}", minimum - 1)]),
+        );
+    }
+    main.call("sendtoaddress", json!([address, 0.2]));
+    let started = Instant::now();
+    super::wait_for(
+        "a deposit after the knock-out attempt to be credited",
+        Duration::from_secs(120),
+        || get(&balance).is_some_and(|v| v["balance"] == json!(70_000_000 - 2 * deposit_fee)),
+    );
+    eprintln!(
+        "deposit after 1,000 address requests and 5 deposits below the minimum credited in {:?}",
+        started.elapsed()
+    );
+    let genesis: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("genesis.json")).expect("genesis"),
+    )
+    .expect("genesis json");
+    for validator in genesis["validators"].as_array().expect("validators") {
+        let id = validator["public_key"].as_str().expect("validator key");
+        super::wait_for(
+            "every duty transaction of the validator to be final (no nonce gap)",
+            Duration::from_secs(60),
+            || {
+                get(&format!("{node}/v1/accounts/{id}"))
+                    .is_some_and(|a| a["next_nonce"] == a["nonce"])
+            },
+        );
+    }
+    let height = |node: &str| {
+        get(&format!("{node}/v1/status")).expect("status")["height"]
+            .as_u64()
+            .expect("height")
+    };
+    let before = height(&node);
+    std::thread::sleep(Duration::from_secs(5));
+    let blocks = height(&node) - before;
+    // Idle: a block per 500 ms, plus the watchers' occasional duties.
+    assert!(
+        blocks <= 30,
+        "{blocks} blocks in 5 s: the chain is not at its idle pace"
     );
     let cookie = dir.path().join("litecoind/regtest/.cookie");
     let rpc_url = main.url.clone();
@@ -191,7 +260,7 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     );
     assert_eq!(
         get(&balance).expect("balance")["balance"],
-        json!(30_000_000 - deposit_fee)
+        json!(50_000_000 - 2 * deposit_fee)
     );
     let (ok, report, err) = audit();
     assert!(ok, "audit after peg-out: {report} {err}");

@@ -118,6 +118,14 @@ fn limits() -> BTreeMap<&'static str, u64> {
             bytes(consort_watcher::IGNORED_DEPOSITS_MAX),
         ),
         ("WATCH_LIST_MAX", bytes(consort_node::peg::WATCH_LIST_MAX)),
+        (
+            "WATCH_ADDS_PER_SECOND_MAX",
+            u64::from(consort_node::peg::WATCH_ADDS_PER_SECOND_MAX),
+        ),
+        (
+            "RELAY_STANDBY_ROUNDS",
+            u64::from(consort_watcher::RELAY_STANDBY_ROUNDS),
+        ),
         ("CLAIM_TX_SIZE_MAX", bytes(peg::CLAIM_TX_SIZE_MAX)),
         ("TX_PROOF_SIZE_MAX", bytes(peg::TX_PROOF_SIZE_MAX)),
         ("PAYOUT_SCRIPT_SIZE_MAX", bytes(peg::PAYOUT_SCRIPT_SIZE_MAX)),

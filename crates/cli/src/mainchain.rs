@@ -151,6 +151,9 @@ impl DevChain {
                 "-fallbackfee=0.0001".into(),
                 "-txindex=1".into(),
                 "-rpcserialversion=0".into(),
+                // Peg-out batches stuck below the miners' fee are replaced (replace-by-fee);
+                // Litecoin Core relays replacements only with this (default 0).
+                "-mempoolreplacement=1".into(),
                 "-printtoconsole=0".into(),
                 "-server=1".into(),
             ])

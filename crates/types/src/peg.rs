@@ -31,6 +31,11 @@ pub const PENDING_CLAIMS_MAX: usize = 16_384;
 /// Most federation coins (oldest first) coin selection looks at when it builds a batch; a
 /// request the window cannot pay makes the runtime consolidate the window's oldest coins.
 pub const SELECTION_COINS_MAX: usize = 1_024;
+/// Most fee bumps of one batch (each doubles its fee): after that it waits as it is.
+pub const BATCH_BUMPS_MAX: usize = 4;
+/// Main-chain blocks past the deposit confirmations (k) a fully signed batch may stay
+/// unconfirmed before it is fee-bumped.
+pub const BUMP_AFTER_EXTRA_BLOCKS: u32 = 6;
 /// Most queued peg-out requests (oldest first) end of block looks at when it builds a batch.
 pub const BATCH_SCAN_REQUESTS_MAX: usize = 256;
 
@@ -323,6 +328,25 @@ impl BatchStatus {
     }
 }
 
+/// An earlier version of a batch, replaced by a fee bump (it spends the same coins, so at
+/// most one version ever confirms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchVersion {
+    /// Its txid.
+    #[serde(with = "crate::hex_serde::main_hash")]
+    pub txid: [u8; 32],
+    /// Its fee (satoshis).
+    pub fee: u64,
+    /// The value of its federation output (change, or a consolidation's one output); 0 if
+    /// it has none.
+    pub change: u64,
+}
+codec_record!(BatchVersion {
+    txid: [u8; 32],
+    fee: u64,
+    change: u64
+});
+
 /// One unsigned main-chain transaction paying queued peg-outs, built by the runtime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
@@ -349,6 +373,12 @@ pub struct Batch {
     pub created_at: u64,
     /// Main-chain height of its confirmation (0 until then).
     pub confirmed_height: u32,
+    /// The light client's tip when it reached the signature threshold (0 before): a fee
+    /// bump comes `confirmations + BUMP_AFTER_EXTRA_BLOCKS` blocks later if it is still
+    /// unconfirmed.
+    pub signed_at: u32,
+    /// Versions replaced by fee bumps, oldest first; a proof of any confirms the batch.
+    pub replaced: List<BatchVersion, BATCH_BUMPS_MAX>,
 }
 codec_record!(Batch {
     id: u64,
@@ -362,6 +392,8 @@ codec_record!(Batch {
     signers: List<u16, 256>,
     created_at: u64,
     confirmed_height: u32,
+    signed_at: u32,
+    replaced: List<BatchVersion, BATCH_BUMPS_MAX>,
 });
 
 /// The peg's running totals and counters. The conservation invariant, asserted after every

@@ -104,8 +104,8 @@ pub struct Watcher {
     seen: BTreeMap<Outpoint, Seen>,
     /// Deposits below the minimum, oldest first, at most [`IGNORED_DEPOSITS_MAX`].
     ignored: std::collections::VecDeque<IgnoredDeposit>,
-    /// Batches this watcher broadcast.
-    broadcast: BTreeSet<u64>,
+    /// Batch versions (txids) this watcher broadcast and the node accepted.
+    broadcast: BTreeSet<[u8; 32]>,
     /// Main-chain transactions (raw, without MWEB data) and their proofs, by txid, fetched for
     /// claims not yet final: a retried round does not ask the node again.
     fetched: BTreeMap<[u8; 32], (Vec<u8>, Vec<u8>)>,
@@ -205,14 +205,18 @@ impl Watcher {
     }
 
     /// Whether this validator relays now: the designated relayer of the light client's tip
-    /// (validators take turns by its height) at once, the others after
+    /// (validators take turns, drawn from its hash) at once, the others after
     /// [`RELAY_STANDBY_ROUNDS`] per place behind it of the tip standing still.
     fn my_turn(&mut self, tip: &MainTip) -> bool {
         let Some((index, _)) = &self.signer else {
             return false;
         };
         let validators = self.peg.config.federation_keys.len().max(1);
-        let designated = tip.height as usize % validators;
+        // By the tip's hash, not its height: a relay moves the tip by any number of headers,
+        // and a down validator must not stay designated.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&tip.hash[..8]);
+        let designated = (u64::from_le_bytes(word) % validators as u64) as usize;
         let place = (usize::from(*index) + validators - designated) % validators;
         if self.relay_wait.0 != Some(tip.hash) {
             self.relay_wait = (Some(tip.hash), 0);
@@ -420,6 +424,29 @@ impl Watcher {
         batch: &Batch,
         tip: &MainTip,
     ) -> Result<Vec<Call>, WatchError> {
+        // Any version mined (the current one, or one a fee bump replaced): confirm it once
+        // the light client shows k confirmations.
+        let versions = std::iter::once(batch.txid).chain(batch.replaced.0.iter().map(|v| v.txid));
+        for txid in versions.collect::<Vec<_>>() {
+            let txid = Txid::from_byte_array(txid);
+            let Some(block) = self.mined_in(&txid).await else {
+                continue;
+            };
+            let Some(entry) = store
+                .get::<HeaderEntry>(&key::header(&block.to_byte_array()))
+                .await?
+            else {
+                return Ok(Vec::new());
+            };
+            if tip.height.saturating_sub(entry.height) + 1 < self.peg.config.confirmations {
+                return Ok(Vec::new());
+            }
+            let proof = self.rpc.get_tx_out_proof(&[txid], Some(&block)).await?;
+            return Ok(vec![Call::ConfirmBatch {
+                batch: batch.id,
+                proof: Blob(proof),
+            }]);
+        }
         let unsigned = self.peg.unsigned(batch);
         if batch.status == BatchStatus::Signing.tag() {
             let Some((index, key)) = &self.signer else {
@@ -445,52 +472,39 @@ impl Watcher {
         if batch.status != BatchStatus::Signed.tag() {
             return Ok(Vec::new());
         }
+        // Not mined: broadcast (again each round: a node that restarted or dropped it from
+        // its mempool gets it back; the node answers a duplicate with an error).
         let txid = Txid::from_byte_array(batch.txid);
-        let info: Option<serde_json::Value> = self
+        let partials = self.peg.signatures(store, batch).await?;
+        let signed = unsigned
+            .assemble(&partials)
+            .map_err(|e| WatchError::Decode(e.to_string()))?;
+        match self
+            .rpc
+            .send_raw_transaction(&bitcoin::consensus::serialize(&signed))
+            .await
+        {
+            Ok(_) => {
+                if self.broadcast.insert(batch.txid) {
+                    tracing::info!(batch = batch.id, %txid, "broadcast peg-out batch");
+                }
+            }
+            Err(error) => tracing::debug!(batch = batch.id, %txid, %error, "broadcast"),
+        }
+        Ok(Vec::new())
+    }
+
+    /// The block a main-chain transaction is in, if the node knows it mined.
+    async fn mined_in(&self, txid: &Txid) -> Option<BlockHash> {
+        let info: serde_json::Value = self
             .rpc
             .call(
                 "getrawtransaction",
                 vec![serde_json::json!(txid), serde_json::json!(true)],
             )
             .await
-            .ok();
-        let block = info
-            .as_ref()
-            .and_then(|i| i.get("blockhash"))
-            .and_then(|h| h.as_str())
-            .and_then(|h| h.parse::<BlockHash>().ok());
-        let Some(block) = block else {
-            // Not mined yet: (re)broadcast, once per round is harmless.
-            if self.broadcast.insert(batch.id) || info.is_none() {
-                let partials = self.peg.signatures(store, batch).await?;
-                let signed = unsigned
-                    .assemble(&partials)
-                    .map_err(|e| WatchError::Decode(e.to_string()))?;
-                match self
-                    .rpc
-                    .send_raw_transaction(&bitcoin::consensus::serialize(&signed))
-                    .await
-                {
-                    Ok(_) => tracing::info!(batch = batch.id, %txid, "broadcast peg-out batch"),
-                    Err(error) => tracing::debug!(batch = batch.id, %error, "broadcast"),
-                }
-            }
-            return Ok(Vec::new());
-        };
-        let Some(entry) = store
-            .get::<HeaderEntry>(&key::header(&block.to_byte_array()))
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
-        if tip.height.saturating_sub(entry.height) + 1 < self.peg.config.confirmations {
-            return Ok(Vec::new());
-        }
-        let proof = self.rpc.get_tx_out_proof(&[txid], Some(&block)).await?;
-        Ok(vec![Call::ConfirmBatch {
-            batch: batch.id,
-            proof: Blob(proof),
-        }])
+            .ok()?;
+        info.get("blockhash")?.as_str()?.parse().ok()
     }
 }
 

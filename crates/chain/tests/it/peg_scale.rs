@@ -11,7 +11,8 @@ use bitcoin::{Txid, hashes::Hash as _};
 use commonware_cryptography::Signer as _;
 use commonware_runtime::tokio as cw_tokio;
 use consort_mainchain::{
-    RpcClient, SigningKey, SpendBranch, Utxo, build_sweep, regtest::LitecoindRegtest,
+    RpcClient, SigningKey, SpendBranch, Utxo, build_sweep,
+    regtest::{LitecoindRegtest, RegtestOptions},
     script_pubkey_for_address,
 };
 use consort_peg::Peg;
@@ -363,6 +364,127 @@ async fn before_the_delay(context: cw_tokio::Context) -> anyhow::Result<()> {
         "the deposit coin moved at {moved_at}, after the delay"
     );
     ensure!(ledger.pegged(&alice_id).await == 20_000_000 - ledger.peg.deposit_fee());
+    ledger.audit(&rpc).await?;
+    Ok(())
+}
+
+#[test]
+fn a_batch_stuck_below_the_miners_fee_is_bumped_signed_again_and_confirms() {
+    on_tokio(stuck_batch);
+}
+
+/// A peg-out batch the miner will not take (its fee de-prioritised by a large negative delta
+/// in litecoind, as a too-low fee would be) stays unconfirmed; `confirmations + 6` main-chain
+/// blocks after it was signed the runtime replaces it with one paying twice the fee from the
+/// fee pool (replace-by-fee: same coins, same payment, smaller change), the validators sign
+/// again, the replacement evicts the original from the mempool and confirms.
+async fn stuck_batch(context: cw_tokio::Context) -> anyhow::Result<()> {
+    // Litecoin Core relays replacements only when told to (`-mempoolreplacement`, default 0).
+    let node = LitecoindRegtest::start_with(RegtestOptions {
+        extra_args: vec!["-rpcserialversion=0".into(), "-mempoolreplacement=1".into()],
+        ..RegtestOptions::default()
+    })
+    .await?;
+    let rpc = node.rpc().clone();
+    node.mine(101).await?;
+    let mut ledger = Ledger::new(context).await;
+    ledger.relay(&rpc).await?;
+    let alice = user(1);
+    let alice_id = AccountId::new(alice.public_key());
+    let mut watchers = three_watchers(&ledger, &rpc, alice_id);
+    super::peg::deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    node.mine(1).await?;
+    // Three more deposits fill the fee pool with what they prepay (a bump doubles the fee);
+    // the batch spends alice's older coin alone.
+    let others: Vec<AccountId> = (2..5)
+        .map(|i| AccountId::new(user(i).public_key()))
+        .collect();
+    for (_, watcher) in &mut watchers {
+        for account in &others {
+            watcher.watch(*account, 0);
+        }
+    }
+    send_many(&node, &ledger.peg, &others, 1_000_000).await?;
+    until(
+        &node,
+        &mut ledger,
+        &mut watchers,
+        30,
+        "deposits credited",
+        async |l| l.coins().await.len() == 4,
+    )
+    .await?;
+    let (address, script) = payee(&node).await?;
+    let amount = 10_000_000;
+    ledger
+        .submit(
+            &alice,
+            Call::PegOut {
+                amount: Amount::new(amount),
+                script: Blob(script.to_bytes()),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("peg-out refused: {e}"))?;
+    let pool_before = ledger.totals().await.fee_pool;
+    let mut stuck: Option<Txid> = None;
+    for _ in 0..60 {
+        watcher_round(&mut ledger, &mut watchers).await?;
+        ledger.rederive().await?;
+        let batch: Option<Batch> = ledger.read(&key::batch(0)).await;
+        if let Some(batch) = &batch
+            && stuck.is_none()
+        {
+            let txid = Txid::from_byte_array(batch.txid);
+            let entry: Result<Value, _> = rpc
+                .call("getmempoolentry", vec![json!(txid.to_string())])
+                .await;
+            if entry.is_ok() {
+                // The miner will not take it.
+                let _: bool = rpc
+                    .call(
+                        "prioritisetransaction",
+                        vec![json!(txid.to_string()), json!(0), json!(-100_000_000)],
+                    )
+                    .await?;
+                stuck = Some(txid);
+            }
+        }
+        if request(&ledger, 0)
+            .await
+            .is_ok_and(|r| r.status == PegOutStatus::Completed.tag())
+        {
+            break;
+        }
+        node.mine(1).await?;
+    }
+    let stuck = stuck.context("the batch was never broadcast")?;
+    ensure!(
+        request(&ledger, 0)
+            .await
+            .is_ok_and(|r| r.status == PegOutStatus::Completed.tag()),
+        "the peg-out did not complete"
+    );
+    ensure!(
+        rpc.get_tx_out(&stuck, 0, true).await?.is_none(),
+        "the stuck version never confirmed"
+    );
+    let batch: Batch = ledger.read(&key::batch(0)).await.context("batch")?;
+    ensure!(batch.replaced.0.len() == 1, "one bump: {batch:?}");
+    let original = batch.replaced.0[0];
+    ensure!(original.txid == stuck.to_byte_array());
+    ensure!(batch.txid != original.txid, "the replacement confirmed");
+    ensure!(batch.fee == 2 * original.fee, "the bump doubles the fee");
+    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    ensure!(
+        received(&node, &address).await? == amount - fee,
+        "the payee is paid as quoted"
+    );
+    let totals = ledger.totals().await;
+    ensure!(
+        totals.fee_pool == pool_before + batch.quoted - batch.fee,
+        "the fee pool pays the whole fee beyond the quote"
+    );
     ledger.audit(&rpc).await?;
     Ok(())
 }

@@ -7,9 +7,10 @@ use consort_mainchain::{self as mc, Custody, UnsignedSpend, Utxo};
 use consort_types::{
     codec_util::{Blob, List},
     peg::{
-        BATCH_INPUTS_MAX, BATCH_REQUESTS_MAX, BATCH_SCAN_REQUESTS_MAX, Batch, BatchOutput,
-        BatchStatus, ClaimRecord, ClaimStatus, FederationCoin, ListHead, Outpoint, PegOutRequest,
-        PegOutStatus, PegTotals, SELECTION_COINS_MAX,
+        BATCH_BUMPS_MAX, BATCH_INPUTS_MAX, BATCH_REQUESTS_MAX, BATCH_SCAN_REQUESTS_MAX,
+        BUMP_AFTER_EXTRA_BLOCKS, Batch, BatchOutput, BatchStatus, BatchVersion, ClaimRecord,
+        ClaimStatus, FederationCoin, ListHead, Outpoint, PegOutRequest, PegOutStatus, PegTotals,
+        SELECTION_COINS_MAX,
     },
     state_key::peg as key,
 };
@@ -49,7 +50,10 @@ impl Peg {
         height: u64,
     ) -> Result<(), BlockError> {
         let mut totals = self.totals(store).await?;
-        if totals.in_flight.is_some() || totals.idle {
+        if let Some(id) = totals.in_flight {
+            return self.bump(store, &totals, id).await;
+        }
+        if totals.idle {
             return Ok(());
         }
         let coin_list: ListHead<Outpoint> = list::coins().head(store).await?;
@@ -290,6 +294,8 @@ impl Peg {
             signers: List(Vec::new()),
             created_at: height,
             confirmed_height: 0,
+            signed_at: 0,
+            replaced: List(Vec::new()),
         };
         store.put(&key::batch(id), &batch).await?;
         for mut request in paid {
@@ -313,6 +319,77 @@ impl Peg {
         totals.in_flight = Some(id);
         totals.next_batch = add(id, 1)?;
         store.put(&key::totals(), &*totals).await?;
+        Ok(())
+    }
+
+    /// Replace the fully signed batch in flight by one paying twice the fee (replace-by-fee:
+    /// same coins, same payments, the federation output smaller by the difference, which the
+    /// fee pool pays) once it has stayed unconfirmed `confirmations +`
+    /// [`BUMP_AFTER_EXTRA_BLOCKS`] main-chain blocks since it was signed. The validators sign
+    /// the new version; a proof of any version confirms the batch. At most
+    /// [`BATCH_BUMPS_MAX`] bumps, and none without a federation output that stays above dust
+    /// or a fee pool that covers the new fee.
+    async fn bump<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        totals: &PegTotals,
+        id: u64,
+    ) -> Result<(), BlockError> {
+        let mut batch: Batch = store
+            .get(&key::batch(id))
+            .await?
+            .ok_or(BlockError::CorruptState(key::batch(id)))?;
+        if batch.status != BatchStatus::Signed.tag() || batch.replaced.0.len() >= BATCH_BUMPS_MAX {
+            return Ok(());
+        }
+        let tip = self.tip(store).await?;
+        let after = self
+            .config
+            .confirmations
+            .saturating_add(BUMP_AFTER_EXTRA_BLOCKS);
+        if tip.height < batch.signed_at.saturating_add(after) {
+            return Ok(());
+        }
+        let base = self.federation.script_pubkey(&Custody::Base);
+        let Some(index) = batch
+            .outputs
+            .0
+            .iter()
+            .position(|o| o.script.as_slice() == base.as_bytes())
+        else {
+            return Ok(());
+        };
+        let old_change = batch.outputs.0[index].value;
+        let dust = mc::dust_threshold(&self.network, &base).to_sat();
+        let Some(change) = old_change
+            .checked_sub(batch.fee)
+            .filter(|change| *change >= dust)
+        else {
+            return Ok(());
+        };
+        let fee = add(batch.fee, batch.fee)?;
+        if fee > batch.quoted.saturating_add(totals.fee_pool) {
+            return Ok(());
+        }
+        batch.replaced.0.push(BatchVersion {
+            txid: batch.txid,
+            fee: batch.fee,
+            change: old_change,
+        });
+        batch.outputs.0[index].value = change;
+        batch.fee = fee;
+        batch.txid = self
+            .rebuild(&batch)?
+            .transaction()
+            .compute_txid()
+            .to_byte_array();
+        for signer in &batch.signers.0 {
+            store.delete(&key::batch_signatures(id, *signer)).await?;
+        }
+        batch.signers = List(Vec::new());
+        batch.status = BatchStatus::Signing.tag();
+        batch.signed_at = 0;
+        store.put(&key::batch(id), &batch).await?;
         Ok(())
     }
 

@@ -4,11 +4,16 @@
 use crate::{Peg, add, list, sub};
 use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, TxOut, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger::debit};
-use consort_mainchain::{Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo};
+use consort_mainchain::{
+    self as mc, Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo,
+};
 use consort_types::{
     AccountId,
     codec_util::{Blob, List},
-    peg::{Batch, BatchStatus, FederationCoin, Outpoint, PegError, PegOutRequest, PegOutStatus},
+    peg::{
+        Batch, BatchStatus, BatchVersion, FederationCoin, Outpoint, PegError, PegOutRequest,
+        PegOutStatus,
+    },
     state_key::peg as key,
 };
 
@@ -130,8 +135,11 @@ impl Peg {
             .await?;
         batch.signers.0.push(index);
         batch.signers.0.sort_unstable();
-        if batch.signers.0.len() >= self.federation.threshold() {
+        if batch.signers.0.len() >= self.federation.threshold()
+            && batch.status == BatchStatus::Signing.tag()
+        {
             batch.status = BatchStatus::Signed.tag();
+            batch.signed_at = self.tip(store).await?.height;
         }
         store.put(&key::batch(id), &batch).await?;
         Ok(())
@@ -179,17 +187,53 @@ impl Peg {
             .get(&key::batch(id))
             .await?
             .ok_or(PegError::BadBatch(id))?;
-        if batch.status != BatchStatus::Signed.tag() {
+        if batch.status == BatchStatus::Confirmed.tag() {
             return Err(PegError::BadBatch(id).into());
         }
-        let txid = Txid::from_byte_array(batch.txid);
-        let (block, confirmations) = self.locate(store, proof, txid).await?;
+        let base = self.federation.script_pubkey(&Custody::Base);
+        let change_at = batch
+            .outputs
+            .0
+            .iter()
+            .position(|o| o.script.as_slice() == base.as_bytes());
+        // The version the proof shows: the current one or one a fee bump replaced (they spend
+        // the same coins, so only one can ever be mined).
+        let current = BatchVersion {
+            txid: batch.txid,
+            fee: batch.fee,
+            change: change_at.map_or(0, |i| batch.outputs.0[i].value),
+        };
+        let block_hash = mc::decode_tx_out_proof(proof)
+            .map_err(|e| PegError::BadProof(e.to_string()))?
+            .header
+            .block_hash();
+        let version = std::iter::once(current)
+            .chain(batch.replaced.0.iter().copied())
+            .find(|v| {
+                mc::verify_tx_out_proof(proof, block_hash, Txid::from_byte_array(v.txid)).is_ok()
+            })
+            .ok_or_else(|| {
+                PegError::BadProof(format!("the proof shows no version of batch {id}"))
+            })?;
+        let (block, confirmations) = self
+            .locate(store, proof, Txid::from_byte_array(version.txid))
+            .await?;
+        if batch.status == BatchStatus::Signing.tag() && version.txid == batch.txid {
+            // The current version is not fully signed: it cannot have been mined.
+            return Err(PegError::BadBatch(id).into());
+        }
         if confirmations < self.config.confirmations {
             return Err(PegError::TooFewConfirmations {
                 have: confirmations,
                 need: self.config.confirmations,
             }
             .into());
+        }
+        // Record the version that was mined.
+        batch.txid = version.txid;
+        batch.fee = version.fee;
+        if let Some(i) = change_at {
+            batch.outputs.0[i].value = version.change;
         }
         let mut totals = self.totals(store).await?;
         let mut burned = 0u64;
@@ -205,7 +249,6 @@ impl Peg {
         for input in &batch.inputs.0 {
             store.delete(&key::coin(&input.outpoint)).await?;
         }
-        let base = self.federation.script_pubkey(&Custody::Base);
         if let Some((vout, change)) = batch
             .outputs
             .0

@@ -139,6 +139,11 @@ fn limits() -> BTreeMap<&'static str, u64> {
             bytes(peg::BATCH_SCAN_REQUESTS_MAX),
         ),
         ("CLAIM_OUTPUTS_MAX", bytes(peg::CLAIM_OUTPUTS_MAX)),
+        ("BATCH_BUMPS_MAX", bytes(peg::BATCH_BUMPS_MAX)),
+        (
+            "BUMP_AFTER_EXTRA_BLOCKS",
+            u64::from(peg::BUMP_AFTER_EXTRA_BLOCKS),
+        ),
         (
             "FEDERATION_KEYS_MAX",
             bytes(federation::FEDERATION_KEYS_MAX),

@@ -5,10 +5,11 @@
 //! [`HeaderTimes`].
 //!
 //! Core rules this module does not check, because they need a clock or more history than a
-//! record holds: a timestamp above the median of the previous 11 (`time-too-old`), more than
-//! two hours ahead of the local clock (`time-too-new`), and the minimum header versions of
-//! BIP34/65/66 (`bad-version`). A light client therefore trusts the most-work chain among
-//! the ones its relayers show it, after enough confirmations.
+//! record holds: a timestamp above the median of the previous 11 (`time-too-old`) and at most
+//! two hours ahead of the local clock (`time-too-new`) are checked by the peg's light client,
+//! which keeps the recent timestamps and has its block's time; the minimum header versions of
+//! BIP34/65/66 (`bad-version`) are not checked. A light client therefore trusts the most-work
+//! chain among the ones its relayers show it, after enough confirmations.
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode;
@@ -232,9 +233,9 @@ pub fn check_proof_of_work(network: &Network, header: &Header) -> Result<Work, H
 
 /// Verifies `header` as the child of `parent` and returns its record.
 ///
-/// Checks, in order: it links to `parent`; its bits are a valid target within the pow limit;
-/// its pow hash meets that target; its bits are what the difficulty rule requires (asking
-/// `times` for the period's first timestamp at a retarget). Then adds its work to the chain's.
+/// Checks, in order: it links to `parent`; its bits are what the difficulty rule requires
+/// (asking `times` for the period's first timestamp at a retarget); its bits are a valid
+/// target within the pow limit and its pow hash meets it. Then adds its work to the chain's.
 ///
 /// # Errors
 /// The first check that fails, as a [`HeaderError`].
@@ -254,7 +255,7 @@ pub fn verify_header<T: HeaderTimes + ?Sized>(
         .height
         .checked_add(1)
         .ok_or(HeaderError::HeightOverflow)?;
-    let work = check_proof_of_work(network, header)?;
+    // The rule before the proof: checking bits is cheap, a scrypt hash is not.
     let expected = difficulty::next_bits_required(network, parent, header.time, times)?;
     if header.bits != expected {
         return Err(HeaderError::UnexpectedBits {
@@ -263,6 +264,7 @@ pub fn verify_header<T: HeaderTimes + ?Sized>(
             found: header.bits.to_consensus(),
         });
     }
+    let work = check_proof_of_work(network, header)?;
     let chainwork = U256::from_be_bytes(parent.chainwork.to_be_bytes())
         .checked_add(U256::from_be_bytes(work.to_be_bytes()))
         .ok_or(HeaderError::ChainworkOverflow)?;

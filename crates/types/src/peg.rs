@@ -82,7 +82,31 @@ pub struct Checkpoint {
     pub header: Blob<80>,
     /// Cumulative chain work up to and including it (32 bytes, big-endian, hex).
     pub chainwork: Blob<32>,
+    /// Timestamps of the up to 10 headers before it, oldest first: with its own, the median
+    /// time past the next header must exceed.
+    #[serde(default)]
+    pub recent_times: Vec<u32>,
+    /// The header the first difficulty retarget after the checkpoint reads as its period's
+    /// start, when that header is not after the checkpoint (Bitcoin: the first of the period;
+    /// Litecoin: the one before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<PeriodStart>,
 }
+
+/// A header's height and timestamp: what a retarget reads of its period's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodStart {
+    /// Its height.
+    pub height: u32,
+    /// Its timestamp.
+    pub time: u32,
+}
+
+/// Headers whose timestamps make the median time past.
+pub const MEDIAN_TIME_SPAN: usize = 11;
+/// Seconds a relayed header's timestamp may be ahead of the Consort block that carries it
+/// (the main chains' two hours).
+pub const HEADER_FUTURE_DRIFT_S: u64 = 7_200;
 
 /// A main-chain outpoint. `txid` is in internal byte order (as hashed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -118,6 +142,74 @@ pub struct HeaderEntry {
     pub chainwork: [u8; 32],
     /// Bits of the last header not mined under the min-difficulty rule.
     pub last_regular_bits: u32,
+    /// Timestamps of the last [`MEDIAN_TIME_SPAN`] headers up to this one (fewer near the
+    /// start): their median is the time the next header must exceed.
+    pub recent_times: RecentTimes,
+}
+
+/// Up to [`MEDIAN_TIME_SPAN`] timestamps, oldest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentTimes {
+    /// How many of `times` are used.
+    pub len: u8,
+    /// The timestamps (the first `len`).
+    pub times: [u32; MEDIAN_TIME_SPAN],
+}
+
+impl RecentTimes {
+    /// From up to the last [`MEDIAN_TIME_SPAN`] of `times` (oldest first).
+    pub fn from_slice(times: &[u32]) -> Self {
+        let tail = &times[times.len().saturating_sub(MEDIAN_TIME_SPAN)..];
+        let mut recent = Self::default();
+        recent.times[..tail.len()].copy_from_slice(tail);
+        recent.len = u8::try_from(tail.len()).unwrap_or(u8::MAX);
+        recent
+    }
+
+    /// The timestamps in use, oldest first.
+    pub fn as_slice(&self) -> &[u32] {
+        &self.times[..usize::from(self.len).min(MEDIAN_TIME_SPAN)]
+    }
+}
+
+impl commonware_codec::Write for RecentTimes {
+    fn write(&self, buf: &mut impl bytes::BufMut) {
+        self.len.write(buf);
+        for time in self.as_slice() {
+            time.write(buf);
+        }
+    }
+}
+
+impl commonware_codec::EncodeSize for RecentTimes {
+    fn encode_size(&self) -> usize {
+        1 + 4 * self.as_slice().len()
+    }
+}
+
+impl commonware_codec::Read for RecentTimes {
+    type Cfg = ();
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
+        use commonware_codec::ReadExt;
+        let len = u8::read(buf)?;
+        if usize::from(len) > MEDIAN_TIME_SPAN {
+            return Err(commonware_codec::Error::Invalid(
+                "RecentTimes",
+                "more than MEDIAN_TIME_SPAN timestamps",
+            ));
+        }
+        let mut recent = Self {
+            len,
+            ..Self::default()
+        };
+        for slot in recent.times.iter_mut().take(usize::from(len)) {
+            *slot = u32::read(buf)?;
+        }
+        Ok(recent)
+    }
 }
 codec_record!(HeaderEntry {
     hash: [u8; 32],
@@ -127,7 +219,25 @@ codec_record!(HeaderEntry {
     time: u32,
     chainwork: [u8; 32],
     last_regular_bits: u32,
+    recent_times: RecentTimes,
 });
+
+impl HeaderEntry {
+    /// The median of [`HeaderEntry::recent_times`] (Core's median time past of the next
+    /// header's parent); 0 if there are none.
+    pub fn median_time_past(&self) -> u32 {
+        let mut times = self.recent_times.as_slice().to_vec();
+        times.sort_unstable();
+        times.get(times.len() / 2).copied().unwrap_or(0)
+    }
+
+    /// `recent_times` for a child with timestamp `time`.
+    pub fn recent_times_after(&self, time: u32) -> RecentTimes {
+        let mut times = self.recent_times.as_slice().to_vec();
+        times.push(time);
+        RecentTimes::from_slice(&times)
+    }
+}
 
 /// Where a claim stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -581,6 +691,28 @@ pub enum PegError {
         /// Its position in the relay.
         index: usize,
     },
+    /// A relayed header's timestamp is not above the median of the 11 before it.
+    #[error("main-chain header {index} has time {time}, not above the median time past {median}")]
+    TimeTooOld {
+        /// Its position in the relay.
+        index: usize,
+        /// Its timestamp.
+        time: u32,
+        /// The median time past.
+        median: u32,
+    },
+    /// A relayed header's timestamp is too far ahead of the Consort block carrying it.
+    #[error(
+        "main-chain header {index} has time {time}, more than two hours after this block's {now}; relay it later"
+    )]
+    TimeTooNew {
+        /// Its position in the relay.
+        index: usize,
+        /// Its timestamp.
+        time: u32,
+        /// The Consort block's time (seconds).
+        now: u64,
+    },
     /// Every relayed header is already known.
     #[error("every relayed header is already known")]
     NothingNew,
@@ -658,6 +790,8 @@ impl PegError {
             Self::BadHeader { .. } => "peg_bad_header",
             Self::UnknownParent { .. } => "peg_unknown_parent",
             Self::NothingNew => "peg_nothing_new",
+            Self::TimeTooOld { .. } => "peg_header_time_too_old",
+            Self::TimeTooNew { .. } => "peg_header_time_too_new",
             Self::BadTransaction(_) => "peg_bad_transaction",
             Self::BadProof(_) => "peg_bad_proof",
             Self::NotInBestChain(_) => "peg_not_in_best_chain",

@@ -148,6 +148,11 @@ pub mod peg {
     pub fn header(hash: &[u8; 32]) -> Digest {
         sha256(&[b"peg/headers/", hash])
     }
+    /// `peg/period-start/{h}` → the timestamp of the header at height `h` before the
+    /// checkpoint that the first retarget after it reads (from the checkpoint's config).
+    pub fn period_start(height: u32) -> Digest {
+        sha256(&[b"peg/period-start/", &height.to_be_bytes()])
+    }
     /// `peg/height/{h}` → the best chain's block hash at height `h`.
     pub fn height(height: u32) -> Digest {
         sha256(&[b"peg/height/", &height.to_be_bytes()])

@@ -57,7 +57,12 @@ pub async fn block<E: Runtime>(
         batch,
         BlockInfo {
             height,
-            timestamp_ms: height * 1_000,
+            // Wall-clock time, as a live chain's blocks carry: relayed main-chain headers may
+            // be at most two hours ahead of it.
+            timestamp_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .max(height * 1_000),
         },
         txs,
         rules,

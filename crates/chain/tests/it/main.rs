@@ -5,6 +5,7 @@ mod equivocator;
 mod gov;
 mod harness;
 mod ledger;
+mod light_client;
 mod peg;
 mod peg_scale;
 mod sim;

@@ -466,7 +466,13 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
         version: bitcoin::block::Version::from_consensus(0x2000_0000),
         prev_blockhash: tip,
         merkle_root: bitcoin::TxMerkleNode::all_zeros(),
-        time: 1_700_000_000,
+        // After its parent's (so past the median time past): refused for its work alone.
+        time: rpc
+            .call::<serde_json::Value>("getblockheader", vec![json!(tip.to_string())])
+            .await?["time"]
+            .as_u64()
+            .and_then(|t| u32::try_from(t + 1).ok())
+            .context("tip time")?,
         bits: bitcoin::CompactTarget::from_consensus(0x207f_ffff),
         nonce: 0,
     };

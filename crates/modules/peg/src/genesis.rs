@@ -13,6 +13,11 @@ impl Peg {
         let entry = self.checkpoint;
         store.put(&key::header(&entry.hash), &entry).await?;
         store.put(&key::height(entry.height), &entry.hash).await?;
+        if let Some(start) = self.config.checkpoint.as_ref().and_then(|c| c.period_start) {
+            store
+                .put(&key::period_start(start.height), &start.time)
+                .await?;
+        }
         store
             .put(
                 &key::tip(),

@@ -9,7 +9,7 @@ use bitcoin::{
 use consort_execution::{BlockError, Fail, Runtime, Store};
 use consort_mainchain::{self as mc, HeaderRecord};
 use consort_types::{
-    peg::{HeaderEntry, MainTip, PegError},
+    peg::{HEADER_FUTURE_DRIFT_S, HeaderEntry, MainTip, PegError},
     state_key::peg as key,
 };
 use std::collections::BTreeMap;
@@ -32,10 +32,12 @@ impl Peg {
         Ok(store.get(&key::height(height)).await?)
     }
 
+    /// Extend the light client with `headers`, carried by a block of time `now` (seconds).
     pub(crate) async fn relay<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
         headers: &[[u8; 80]],
+        now: u64,
     ) -> Result<(), Fail> {
         let tip = self.tip(store).await?;
         let mut best: HeaderEntry = store
@@ -62,14 +64,38 @@ impl Peg {
             };
             // The retarget reads the period's first timestamp on the best chain: forks deeper
             // than a retarget period do not happen on the networks we peg to.
+            // Cheap checks first (a scrypt hash is not): the timestamp against the median
+            // time past and the carrying block's time.
+            let median = parent.median_time_past();
+            if header.time <= median {
+                return Err(PegError::TimeTooOld {
+                    index,
+                    time: header.time,
+                    median,
+                }
+                .into());
+            }
+            if u64::from(header.time) > now.saturating_add(HEADER_FUTURE_DRIFT_S) {
+                return Err(PegError::TimeTooNew {
+                    index,
+                    time: header.time,
+                    now,
+                }
+                .into());
+            }
             let mut times = BTreeMap::new();
             let interval = self.network.retarget_interval_blocks();
             for back in [interval.saturating_sub(1), interval] {
-                if let Some(at) = parent.height.checked_sub(back)
-                    && let Some(hash) = Self::best_at(store, at).await?
+                let Some(at) = parent.height.checked_sub(back) else {
+                    continue;
+                };
+                if let Some(hash) = Self::best_at(store, at).await?
                     && let Some(entry) = store.get::<HeaderEntry>(&key::header(&hash)).await?
                 {
                     times.insert(at, entry.time);
+                } else if let Some(time) = store.get::<u32>(&key::period_start(at)).await? {
+                    // Before the checkpoint: from its configuration.
+                    times.insert(at, time);
                 }
             }
             let record = mc::verify_header(&self.network, &to_record(&parent), &header, &times)
@@ -82,6 +108,7 @@ impl Peg {
                 time: record.time,
                 chainwork: record.chainwork.to_be_bytes(),
                 last_regular_bits: record.last_regular_bits.to_consensus(),
+                recent_times: parent.recent_times_after(record.time),
             };
             store.put(&key::header(&hash), &entry).await?;
             added += 1;

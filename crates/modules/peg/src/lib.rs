@@ -102,7 +102,8 @@ impl Peg {
                     call: call.kind(),
                     reason: "only validators relay main-chain headers",
                 })?;
-                self.relay(store, &headers.0).await
+                self.relay(store, &headers.0, ctx.block.timestamp_ms / 1_000)
+                    .await
             }
             Call::ClaimDeposit {
                 transaction,

@@ -7,7 +7,7 @@ use consort_mainchain::{
 };
 use consort_types::{
     AccountId, Asset, Genesis,
-    peg::{HeaderEntry, PegConfig, PegError},
+    peg::{HeaderEntry, MEDIAN_TIME_SPAN, PegConfig, PegError, RecentTimes},
 };
 
 impl Peg {
@@ -66,6 +66,20 @@ impl Peg {
                     .map_err(|_| "checkpoint chainwork must be 32 bytes".to_string())?;
                 mc::check_proof_of_work(&network, &header)
                     .map_err(|e| format!("checkpoint header: {e}"))?;
+                if checkpoint.recent_times.len() >= MEDIAN_TIME_SPAN {
+                    return Err(format!(
+                        "checkpoint recent_times holds at most {} timestamps (the headers \
+                         before it)",
+                        MEDIAN_TIME_SPAN - 1
+                    ));
+                }
+                if let Some(start) = checkpoint.period_start
+                    && start.height >= checkpoint.height
+                {
+                    return Err("checkpoint period_start must be before the checkpoint".into());
+                }
+                let mut times = checkpoint.recent_times.clone();
+                times.push(header.time);
                 HeaderEntry {
                     hash: header.block_hash().to_byte_array(),
                     prev: header.prev_blockhash.to_byte_array(),
@@ -74,6 +88,7 @@ impl Peg {
                     time: header.time,
                     chainwork,
                     last_regular_bits: header.bits.to_consensus(),
+                    recent_times: RecentTimes::from_slice(&times),
                 }
             }
             None if network.kind == mc::NetworkKind::Regtest => {
@@ -89,6 +104,7 @@ impl Peg {
                     time: REGTEST_GENESIS_TIME,
                     chainwork: work.to_be_bytes(),
                     last_regular_bits: REGTEST_BITS,
+                    recent_times: RecentTimes::from_slice(&[REGTEST_GENESIS_TIME]),
                 }
             }
             None => return Err("testnet and mainnet pegs need a checkpoint header".into()),

@@ -92,11 +92,21 @@ fn append_watch(data_dir: &std::path::Path, account: &AccountId, from: u32) -> s
     use std::io::Write as _;
     let path = data_dir.join(WATCH_LOG);
     let created = !path.exists();
+    // A crash mid-append leaves a torn last line: start on a fresh one.
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(&path)?;
-    file.write_all(format!("{account} {from}\n").as_bytes())?;
+    let torn = {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1)).is_ok()
+            && file.read_exact(&mut last).is_ok()
+            && last[0] != b'\n'
+    };
+    let line = format!("{}{account} {from}\n", if torn { "\n" } else { "" });
+    file.write_all(line.as_bytes())?;
     file.sync_data()?;
     if created {
         std::fs::File::open(data_dir)?.sync_all()?;
@@ -587,6 +597,12 @@ mod tests {
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"abcd"))
             .expect("torn line");
         assert_eq!(load_watch_list(dir.path()), list);
+        // The next account after a torn line is kept.
+        let next = AccountId::new(ed25519::PrivateKey::from_seed(9).public_key());
+        append_watch(dir.path(), &next, 42).expect("appended");
+        let mut longer = list.clone();
+        longer.insert(next, 42);
+        assert_eq!(load_watch_list(dir.path()), longer);
         // A list written by an older node (accounts only) is watched from height 0; the log's
         // heights are kept.
         std::fs::remove_file(dir.path().join(WATCH_LOG)).expect("removed");

@@ -30,6 +30,12 @@ const RELAY_ROUND_MAX: usize = 4 * RELAY_HEADERS_MAX;
 /// the next one stepping in when it is down.
 pub const RELAY_STANDBY_ROUNDS: u32 = 3;
 
+/// Bytes of a claim transaction besides the main-chain transaction, its proof and the outputs
+/// (sender, nonce, chain id, signature, tags and length prefixes), with room to spare.
+const CLAIM_OVERHEAD_BYTES: usize = 256;
+/// Bytes of one claimed output (account and index).
+const CLAIM_OUTPUT_BYTES: usize = 36;
+
 /// The parts of a round. Each reads its own snapshot of the state, so a block that lands
 /// during one (a stale snapshot) costs a retry of that part only, never the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -407,7 +413,12 @@ impl Watcher {
             if ready.is_empty() {
                 continue;
             }
-            for chunk in ready.chunks(CLAIM_OUTPUTS_MAX) {
+            // As many outputs per claim as fit one Consort transaction beside the main-chain
+            // transaction and its proof (each output: an account and an index).
+            let room = consort_types::limits::TX_SIZE_MAX
+                .saturating_sub(raw.len() + proof.len() + CLAIM_OVERHEAD_BYTES);
+            let per_claim = (room / CLAIM_OUTPUT_BYTES).clamp(1, CLAIM_OUTPUTS_MAX);
+            for chunk in ready.chunks(per_claim) {
                 calls.push(Call::ClaimDeposit {
                     transaction: Blob(raw.clone()),
                     proof: Blob(proof.clone()),

@@ -122,6 +122,15 @@ impl Ledger {
 
     /// Execute one block; the errors of refused transactions, in order.
     pub(super) async fn block(&mut self, txs: Vec<SignedTx>) -> Vec<TxError> {
+        // What a node's admission refuses never reaches a block.
+        for tx in &txs {
+            let size = commonware_codec::Encode::encode(tx).len();
+            assert!(
+                size <= consort_types::limits::TX_SIZE_MAX,
+                "a {} transaction of {size} bytes: over TX_SIZE_MAX, no node would take it",
+                tx.tx.call.kind()
+            );
+        }
         self.height += 1;
         let rules = Rules {
             genesis: &self.genesis,

@@ -30,13 +30,13 @@ enum Plan {
 const SINGLE_TRIES: usize = 16;
 
 impl Peg {
-    /// End of block, when no batch is in flight: build the next batch. Queued peg-outs come
-    /// first (the longest prefix of the queue one transaction can pay; if the oldest cannot
-    /// be paid yet, a later one alone). Otherwise, or if the oldest request needs more inputs
-    /// than a batch holds, a consolidation: up to [`BATCH_INPUTS_MAX`] of the oldest coins
-    /// merged into one federation coin, paid from the fee pool. Consolidations also move
-    /// every coin before it is half the recovery delay deep, so custody never passes to the
-    /// recovery keys by neglect.
+    /// End of block, when no batch is in flight: build the next batch. Custody comes first:
+    /// if a coin of the window is half the recovery delay deep, a consolidation moves it (and
+    /// the other coins a quarter deep, up to [`BATCH_INPUTS_MAX`]) to a new federation coin,
+    /// paid from the fee pool, so custody never passes to the recovery keys by neglect. Then
+    /// queued peg-outs: the longest prefix of the queue one transaction can pay; if the
+    /// oldest cannot be paid yet, a later one alone; if the oldest needs more inputs than a
+    /// batch holds and no later one can go, a consolidation of the oldest coins.
     ///
     /// Work is bounded: at most [`BATCH_SCAN_REQUESTS_MAX`] requests and
     /// [`SELECTION_COINS_MAX`] coins are read, and not at all while nothing changed since the
@@ -81,21 +81,26 @@ impl Peg {
             requests.push(request);
         }
         let utxos: Vec<Utxo> = coins.iter().map(to_utxo).collect();
-        let plan = if requests.is_empty() {
-            Plan::Wait
-        } else {
-            self.plan(&params, &utxos, &requests, totals.fee_pool, window_is_all)?
+        let affordable = |spend: UnsignedSpend| {
+            (spend.fee().to_sat() <= totals.fee_pool).then_some((Vec::new(), spend))
         };
-        let (paid, spend) = match plan {
-            Plan::Pay(paid, spend) => (paid, spend),
-            Plan::Consolidate => match self.consolidation(&params, &coins, tip.height, true) {
-                Some(spend) if spend.fee().to_sat() <= totals.fee_pool => (Vec::new(), spend),
-                _ => return self.rest(store, totals).await,
+        // Custody first: a coin half the recovery delay deep is moved before any payment.
+        let due = self
+            .consolidation(&params, &coins, tip.height, false)
+            .and_then(affordable);
+        let chosen = match due {
+            Some(chosen) => Some(chosen),
+            None if requests.is_empty() => None,
+            None => match self.plan(&params, &utxos, &requests, totals.fee_pool, window_is_all)? {
+                Plan::Pay(paid, spend) => Some((paid, spend)),
+                Plan::Consolidate => self
+                    .consolidation(&params, &coins, tip.height, true)
+                    .and_then(affordable),
+                Plan::Wait => None,
             },
-            Plan::Wait => match self.consolidation(&params, &coins, tip.height, false) {
-                Some(spend) if spend.fee().to_sat() <= totals.fee_pool => (Vec::new(), spend),
-                _ => return self.rest(store, totals).await,
-            },
+        };
+        let Some((paid, spend)) = chosen else {
+            return self.rest(store, totals).await;
         };
         self.record_batch(store, &mut totals, &coins, paid, &spend, height)
             .await
@@ -187,16 +192,15 @@ impl Peg {
                 let stuck = matches!(error, mc::SpendError::TooManyInputs { .. })
                     || (!window_is_all
                         && matches!(error, mc::SpendError::InsufficientFunds { .. }));
-                if stuck {
-                    return Ok(Plan::Consolidate);
-                }
+                // A later request payable alone goes first: one request never holds up the
+                // rest (not even while the fee pool cannot pay the consolidation it needs).
                 for request in requests.iter().skip(1).take(SINGLE_TRIES) {
                     let alone = std::slice::from_ref(request);
                     if let Ok(spend) = self.try_pay(params, utxos, alone, fee_pool)? {
                         return Ok(Plan::Pay(vec![request.clone()], spend));
                     }
                 }
-                Ok(Plan::Wait)
+                Ok(if stuck { Plan::Consolidate } else { Plan::Wait })
             }
         }
     }

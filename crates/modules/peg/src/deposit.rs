@@ -42,6 +42,10 @@ impl Peg {
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
                 store.put(&key::claim(&outpoint), &claim).await?;
                 pending.remove(store, &outpoint).await?;
+                // Out of its maturity bucket too: buckets hold only pending claims.
+                list::maturing(claim.matures_at)
+                    .remove(store, &outpoint)
+                    .await?;
             }
         }
         for height in old.height.saturating_add(1)..=new.height {
@@ -55,7 +59,7 @@ impl Peg {
                 }
                 list::pending().remove(store, &outpoint).await?;
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
-                self.credit_claim(store, &mut totals, outpoint, claim)
+                self.credit_claim(store, &mut totals, outpoint, claim, new.height)
                     .await?;
             }
             bucket.clear::<Outpoint, E>(store).await?;
@@ -76,13 +80,16 @@ impl Peg {
     }
 
     /// Credit a claim whose contest period is over: the account is paid less the deposit
-    /// fee, the fee pool takes the fee, and the output becomes a federation coin.
+    /// fee, the fee pool takes the fee, and the output becomes a federation coin: last in the
+    /// coin list, or first if it is already a quarter of the recovery delay deep at main-chain
+    /// height `tip` (a deposit claimed late), so the next consolidation sees it.
     async fn credit_claim<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
         totals: &mut PegTotals,
         outpoint: Outpoint,
         mut claim: ClaimRecord,
+        tip: u32,
     ) -> Result<(), Fail> {
         claim.status = ClaimStatus::Credited.tag();
         let fee = self.deposit_fee().min(claim.value);
@@ -101,7 +108,16 @@ impl Peg {
                 },
             )
             .await?;
-        if !list::coins().push(store, outpoint, claim.value).await? {
+        let old =
+            tip.saturating_sub(claim.height) >= u32::from(self.config.recovery_delay_blocks) / 4;
+        let listed = if old {
+            list::coins()
+                .push_front(store, outpoint, claim.value)
+                .await?
+        } else {
+            list::coins().push(store, outpoint, claim.value).await?
+        };
+        if !listed {
             return Err(BlockError::Invariant(format!(
                 "deposit {outpoint:?} is already a federation coin"
             ))
@@ -233,7 +249,7 @@ impl Peg {
             };
             if matures_at <= tip.height {
                 // Claimed after its contest period: spendable at once.
-                self.credit_claim(store, &mut totals, outpoint, claim)
+                self.credit_claim(store, &mut totals, outpoint, claim, tip.height)
                     .await?;
                 continue;
             }

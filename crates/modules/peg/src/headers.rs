@@ -9,7 +9,7 @@ use bitcoin::{
 use consort_execution::{BlockError, Fail, Runtime, Store};
 use consort_mainchain::{self as mc, HeaderRecord};
 use consort_types::{
-    peg::{HEADER_FUTURE_DRIFT_S, HeaderEntry, MainTip, PegError},
+    peg::{HEADER_FUTURE_DRIFT_S, HeaderEntry, MEDIAN_TIME_SPAN, MainTip, PegError},
     state_key::peg as key,
 };
 use std::collections::BTreeMap;
@@ -66,8 +66,10 @@ impl Peg {
             // than a retarget period do not happen on the networks we peg to.
             // Cheap checks first (a scrypt hash is not): the timestamp against the median
             // time past and the carrying block's time.
+            // Only with all 11 timestamps known: a median of fewer could refuse a genuine
+            // header (a checkpoint configured with fewer, the first headers after it).
             let median = parent.median_time_past();
-            if header.time <= median {
+            if usize::from(parent.recent_times.len) == MEDIAN_TIME_SPAN && header.time <= median {
                 return Err(PegError::TimeTooOld {
                     index,
                     time: header.time,

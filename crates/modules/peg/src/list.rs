@@ -149,6 +149,46 @@ impl List {
         Ok(true)
     }
 
+    /// Put `item` worth `value` first; `false` (and nothing changes) if it is already listed.
+    pub(crate) async fn push_front<T: Item, E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        item: T,
+        value: u64,
+    ) -> Result<bool, BlockError> {
+        if self.contains(store, &item).await? {
+            return Ok(false);
+        }
+        let mut head: ListHead<T> = self.head(store).await?;
+        let sum = head
+            .sum
+            .checked_add(value)
+            .ok_or_else(|| BlockError::Invariant("a peg list's sum overflows".into()))?;
+        if let Some(first) = head.first {
+            let key = self.link_key(&first);
+            let mut link: ListLink<T> = store.get(&key).await?.ok_or(corrupt(key))?;
+            link.prev = Some(item);
+            store.put(&key, &link).await?;
+        } else {
+            head.last = Some(item);
+        }
+        store
+            .put(
+                &self.link_key(&item),
+                &ListLink {
+                    prev: None,
+                    next: head.first,
+                    value,
+                },
+            )
+            .await?;
+        head.first = Some(item);
+        head.len += 1;
+        head.sum = sum;
+        self.put_head(store, &head).await?;
+        Ok(true)
+    }
+
     /// Take `item` out; its value, or `None` (and nothing changes) if it is not listed.
     pub(crate) async fn remove<T: Item, E: Runtime>(
         &self,

@@ -189,8 +189,20 @@ fn peg_out(
     Ok(())
 }
 
-/// Both sides of the conservation equation, and whether it holds.
+/// Both sides of the conservation equation, and whether it holds. Started again (a few
+/// times) when a block spends or settles the item a page was to continue after.
 pub fn audit(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Value> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match audit_once(client, rpc) {
+            Err(error) if attempt < 5 && error.to_string().starts_with("cursor_gone") => {}
+            result => return result,
+        }
+    }
+}
+
+fn audit_once(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Value> {
     let peg = client.get("/v1/peg")?;
     let totals = &peg["totals"];
     let field = |name: &str| totals[name].as_u64().unwrap_or(0);

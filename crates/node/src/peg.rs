@@ -254,6 +254,15 @@ impl Page {
     }
 }
 
+/// A page cursor that left its list (spent or settled since the previous page).
+fn cursor_gone() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "cursor_gone",
+        "the item to continue after left the list since the previous page; start again without `after`",
+    )
+}
+
 fn outpoint_text(outpoint: &Outpoint) -> String {
     bitcoin::OutPoint::new(bitcoin::Txid::from_byte_array(outpoint.txid), outpoint.vout).to_string()
 }
@@ -264,6 +273,7 @@ async fn coins(State(s): AppState, Query(page): Query<Page>) -> Result<Json<Valu
     let (coins, head) = on_snapshot!(&s, |peg, store| async {
         peg.coins_after(&mut store, after, limit).await
     })?;
+    let coins = coins.ok_or_else(cursor_gone)?;
     let next = (coins.len() == limit)
         .then(|| coins.last().map(|c| outpoint_text(&c.outpoint)))
         .flatten();
@@ -295,6 +305,7 @@ async fn pending(State(s): AppState, Query(page): Query<Page>) -> Result<Json<Va
     let (claims, head) = on_snapshot!(&s, |peg, store| async {
         peg.pending_after(&mut store, after, limit).await
     })?;
+    let claims = claims.ok_or_else(cursor_gone)?;
     let next = (claims.len() == limit)
         .then(|| claims.last().map(|(o, _)| outpoint_text(o)))
         .flatten();
@@ -459,7 +470,9 @@ async fn batch(State(s): AppState, Path(id): Path<u64>) -> Result<Json<Value>, A
         .await?
         .ok_or_else(|| not_found("unknown_batch", format!("no batch {id}")))?;
     let unsigned = node.peg.unsigned(&batch);
-    let signed = if batch.status == BatchStatus::Signing.tag() {
+    // Assembled while it waits for the main chain; once confirmed its signatures are pruned
+    // (the transaction is on the main chain under `txid`).
+    let signed = if batch.status != BatchStatus::Signed.tag() {
         None
     } else {
         let parent = s.databases.new_batches().await;

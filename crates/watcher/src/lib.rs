@@ -115,9 +115,12 @@ pub struct Watcher {
     /// Main-chain transactions (raw, without MWEB data) and their proofs, by txid, fetched for
     /// claims not yet final: a retried round does not ask the node again.
     fetched: BTreeMap<[u8; 32], (Vec<u8>, Vec<u8>)>,
-    /// The light client's tip when this watcher last looked, and the rounds since it moved
+    /// The light client's tip when this watcher last looked, and the round it first saw it
     /// while the main chain was ahead of it.
-    relay_wait: (Option<[u8; 32]>, u32),
+    relay_wait: (Option<[u8; 32]>, u64),
+    /// Rounds so far (one per [`Watcher::scan`]): retries of a duty within a round do not
+    /// count.
+    round: u64,
 }
 
 impl Watcher {
@@ -134,6 +137,7 @@ impl Watcher {
             broadcast: BTreeSet::new(),
             fetched: BTreeMap::new(),
             relay_wait: (None, 0),
+            round: 0,
         }
     }
 
@@ -225,14 +229,12 @@ impl Watcher {
         let designated = (u64::from_le_bytes(word) % validators as u64) as usize;
         let place = (usize::from(*index) + validators - designated) % validators;
         if self.relay_wait.0 != Some(tip.hash) {
-            self.relay_wait = (Some(tip.hash), 0);
-        } else {
-            self.relay_wait.1 = self.relay_wait.1.saturating_add(1);
+            self.relay_wait = (Some(tip.hash), self.round);
         }
-        let wait = u32::try_from(place)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(RELAY_STANDBY_ROUNDS);
-        self.relay_wait.1 >= wait
+        let wait = u64::try_from(place)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(u64::from(RELAY_STANDBY_ROUNDS));
+        self.round.saturating_sub(self.relay_wait.1) >= wait
     }
 
     async fn relay<E: Runtime>(
@@ -276,6 +278,7 @@ impl Watcher {
     /// # Errors
     /// The main-chain node failed or sent a block that does not decode.
     pub async fn scan(&mut self) -> Result<(), WatchError> {
+        self.round = self.round.saturating_add(1);
         if self.watched.is_empty() {
             self.scan_from = self.rpc.get_block_count().await?.saturating_add(1);
             return Ok(());

@@ -221,6 +221,7 @@ impl Ledger {
             .coins_after(&mut store, None, usize::MAX)
             .await
             .expect("coins read");
+        let coins = coins.expect("a page from the start");
         assert_eq!(coins.len() as u64, head.len);
         coins
     }
@@ -234,6 +235,7 @@ impl Ledger {
             .pending_after(&mut store, None, usize::MAX)
             .await
             .expect("pending claims read");
+        let claims = claims.expect("a page from the start");
         claims.into_iter().map(|(outpoint, _)| outpoint).collect()
     }
 

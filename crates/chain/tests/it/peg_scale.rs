@@ -127,6 +127,7 @@ async fn larger_than_the_oldest(context: cw_tokio::Context) -> anyhow::Result<()
     )
     .await?;
     ledger.audit(&rpc).await?;
+    let oldest = ledger.coins().await[0].outpoint;
 
     let (address, script) = payee(&node).await?;
     let amount = 50_000_000;
@@ -166,6 +167,18 @@ async fn larger_than_the_oldest(context: cw_tokio::Context) -> anyhow::Result<()
             .all(|c| c.custody.is_some_and(|a| a != alice_id)),
         "the consolidation takes the small coins"
     );
+    // A pager whose cursor was spent since is told to start again, not handed an empty page.
+    {
+        use commonware_glue::stateful::db::DatabaseSet as _;
+        let parent = ledger.databases.new_batches().await;
+        let mut store = consort_state::Store::new(&parent);
+        let (page, _) = ledger
+            .peg
+            .coins_after(&mut store, Some(oldest), 10)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        ensure!(page.is_none(), "a spent cursor gives no page");
+    }
     let payment: Batch = ledger.read(&key::batch(1)).await.context("batch 1")?;
     ensure!(
         payment.requests.0 == vec![0],

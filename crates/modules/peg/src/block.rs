@@ -397,8 +397,9 @@ impl Peg {
         Ok(())
     }
 
-    /// Up to `n` federation coins after `after` (from the oldest if `None`), and the coin
-    /// list's head (count and sum). For the node's routes and audits.
+    /// Up to `n` federation coins after `after` (from the oldest if `None`; `None` if `after`
+    /// is no longer a coin), and the coin list's head (count and sum). For the node's routes
+    /// and audits.
     ///
     /// # Errors
     /// A database failure or a broken list.
@@ -407,17 +408,20 @@ impl Peg {
         store: &mut Store<'_, E>,
         after: Option<Outpoint>,
         n: usize,
-    ) -> Result<(Vec<FederationCoin>, ListHead<Outpoint>), BlockError> {
+    ) -> Result<(Option<Vec<FederationCoin>>, ListHead<Outpoint>), BlockError> {
         let head = list::coins().head(store).await?;
+        let Some(page) = list::coins().after(store, after, n).await? else {
+            return Ok((None, head));
+        };
         let mut coins = Vec::new();
-        for (outpoint, _) in list::coins().after(store, after, n).await? {
+        for (outpoint, _) in page {
             coins.push(self.coin(store, &outpoint).await?);
         }
-        Ok((coins, head))
+        Ok((Some(coins), head))
     }
 
-    /// Up to `n` claims in their contest period after `after` (from the oldest if `None`),
-    /// and the pending list's head.
+    /// Up to `n` claims in their contest period after `after` (from the oldest if `None`;
+    /// `None` if `after` is no longer pending), and the pending list's head.
     ///
     /// # Errors
     /// A database failure or a broken list.
@@ -426,17 +430,20 @@ impl Peg {
         store: &mut Store<'_, E>,
         after: Option<Outpoint>,
         n: usize,
-    ) -> Result<(Vec<(Outpoint, ClaimRecord)>, ListHead<Outpoint>), BlockError> {
+    ) -> Result<(Option<Vec<(Outpoint, ClaimRecord)>>, ListHead<Outpoint>), BlockError> {
         let head = list::pending().head(store).await?;
+        let Some(page) = list::pending().after(store, after, n).await? else {
+            return Ok((None, head));
+        };
         let mut claims = Vec::new();
-        for (outpoint, _) in list::pending().after(store, after, n).await? {
+        for (outpoint, _) in page {
             let claim: ClaimRecord = store
                 .get(&key::claim(&outpoint))
                 .await?
                 .ok_or(BlockError::CorruptState(key::claim(&outpoint)))?;
             claims.push((outpoint, claim));
         }
-        Ok((claims, head))
+        Ok((Some(claims), head))
     }
 
     /// The number of queued peg-out requests and the satoshis they burned.

@@ -235,21 +235,22 @@ impl List {
         self.walk(store, head.first, n).await
     }
 
-    /// Up to `n` items after `item` (or from the start if `None`).
+    /// Up to `n` items after `item` (or from the start if `None`); `None` if `item` is no
+    /// longer listed (a pager's cursor that left the list: start again).
     pub(crate) async fn after<T: Item, E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
         item: Option<T>,
         n: usize,
-    ) -> Result<Vec<(T, u64)>, BlockError> {
+    ) -> Result<Option<Vec<(T, u64)>>, BlockError> {
         let start = match item {
             None => self.head::<T, E>(store).await?.first,
             Some(item) => match self.link(store, &item).await? {
                 Some(link) => link.next,
-                None => return Ok(Vec::new()),
+                None => return Ok(None),
             },
         };
-        self.walk(store, start, n).await
+        Ok(Some(self.walk(store, start, n).await?))
     }
 
     async fn walk<T: Item, E: Runtime>(

@@ -249,6 +249,10 @@ impl Peg {
         for input in &batch.inputs.0 {
             store.delete(&key::coin(&input.outpoint)).await?;
         }
+        // The signatures served their purpose: the batch is on the main chain.
+        for signer in &batch.signers.0 {
+            store.delete(&key::batch_signatures(id, *signer)).await?;
+        }
         if let Some((vout, change)) = batch
             .outputs
             .0

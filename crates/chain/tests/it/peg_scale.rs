@@ -205,9 +205,19 @@ async fn thousands(context: cw_tokio::Context) -> anyhow::Result<()> {
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
     let mut watchers = three_watchers(&ledger, &rpc, alice_id);
-    // Alice's coin is the oldest: the peg-out pays from it.
+    // Alice's coin is the oldest and first in the coin list (credited before the others are
+    // claimed): the peg-out pays from it. Coins claimed in one round are listed in claim
+    // order, not main-chain age; see the session note.
     super::peg::deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
-    node.mine(1).await?;
+    until(
+        &node,
+        &mut ledger,
+        &mut watchers,
+        30,
+        "alice's coin credited",
+        async |l| l.coins().await.len() == 1,
+    )
+    .await?;
     let minimum = ledger.peg.deposit_minimum();
     let accounts: Vec<AccountId> = (10_000..14_200)
         .map(|i| AccountId::new(user(i).public_key()))

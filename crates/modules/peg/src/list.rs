@@ -116,37 +116,7 @@ impl List {
         item: T,
         value: u64,
     ) -> Result<bool, BlockError> {
-        if self.contains(store, &item).await? {
-            return Ok(false);
-        }
-        let mut head: ListHead<T> = self.head(store).await?;
-        let sum = head
-            .sum
-            .checked_add(value)
-            .ok_or_else(|| BlockError::Invariant("a peg list's sum overflows".into()))?;
-        if let Some(last) = head.last {
-            let key = self.link_key(&last);
-            let mut link: ListLink<T> = store.get(&key).await?.ok_or(corrupt(key))?;
-            link.next = Some(item);
-            store.put(&key, &link).await?;
-        } else {
-            head.first = Some(item);
-        }
-        store
-            .put(
-                &self.link_key(&item),
-                &ListLink {
-                    prev: head.last,
-                    next: None,
-                    value,
-                },
-            )
-            .await?;
-        head.last = Some(item);
-        head.len += 1;
-        head.sum = sum;
-        self.put_head(store, &head).await?;
-        Ok(true)
+        self.insert(store, item, value, false).await
     }
 
     /// Put `item` worth `value` first; `false` (and nothing changes) if it is already listed.
@@ -156,6 +126,17 @@ impl List {
         item: T,
         value: u64,
     ) -> Result<bool, BlockError> {
+        self.insert(store, item, value, true).await
+    }
+
+    /// Insert `item` worth `value` at the front or the back.
+    async fn insert<T: Item, E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        item: T,
+        value: u64,
+        front: bool,
+    ) -> Result<bool, BlockError> {
         if self.contains(store, &item).await? {
             return Ok(false);
         }
@@ -164,25 +145,35 @@ impl List {
             .sum
             .checked_add(value)
             .ok_or_else(|| BlockError::Invariant("a peg list's sum overflows".into()))?;
-        if let Some(first) = head.first {
-            let key = self.link_key(&first);
+        // The end it goes to, and its neighbour there (if any).
+        let neighbour = if front { head.first } else { head.last };
+        if let Some(neighbour) = neighbour {
+            let key = self.link_key(&neighbour);
             let mut link: ListLink<T> = store.get(&key).await?.ok_or(corrupt(key))?;
-            link.prev = Some(item);
+            if front {
+                link.prev = Some(item);
+            } else {
+                link.next = Some(item);
+            }
             store.put(&key, &link).await?;
+        } else if front {
+            head.last = Some(item);
+        } else {
+            head.first = Some(item);
+        }
+        let (prev, next) = if front {
+            (None, neighbour)
+        } else {
+            (neighbour, None)
+        };
+        store
+            .put(&self.link_key(&item), &ListLink { prev, next, value })
+            .await?;
+        if front {
+            head.first = Some(item);
         } else {
             head.last = Some(item);
         }
-        store
-            .put(
-                &self.link_key(&item),
-                &ListLink {
-                    prev: None,
-                    next: head.first,
-                    value,
-                },
-            )
-            .await?;
-        head.first = Some(item);
         head.len += 1;
         head.sum = sum;
         self.put_head(store, &head).await?;

@@ -47,8 +47,7 @@ pub fn check_size(rules: Rules<'_>, tx: &SignedTx) -> Result<(), TxError> {
     Ok(())
 }
 
-/// Whether `sender` may make `call`: the peg's validator-only calls from a federation
-/// validator, and on a governed chain the sender's registration, role, freeze and the
+/// Whether `sender` may make `call`: header relays from a validator, and on a governed chain the sender's registration, role, freeze and the
 /// emergency brake ([`consort_governance::Gov::authorize`]). The answer depends only on the sender and
 /// the call's kind, except for `rotate` (which names the account rotated).
 ///
@@ -60,13 +59,15 @@ pub async fn sender_may<E: Runtime>(
     sender: &AccountId,
     call: &Call,
 ) -> Result<(), Fail> {
-    if matches!(call, Call::RelayHeaders { .. } | Call::SignBatch { .. }) {
+    // Batch signatures are checked against the batch's federation when they run (a member
+    // of a replaced federation may sign its sweep even after leaving the registry).
+    if matches!(call, Call::RelayHeaders { .. }) {
         match rules.peg {
             None => return Err(TxError::Peg(PegError::Disabled).into()),
-            Some(peg) if peg.validator_index(sender).is_none() => {
+            Some(peg) if !peg.is_validator(store, sender).await? => {
                 return Err(TxError::Unauthorized {
                     call: call.kind(),
-                    reason: "only federation validators relay headers and sign peg-out batches",
+                    reason: "only validators relay main-chain headers",
                 }
                 .into());
             }

@@ -187,7 +187,9 @@ async fn dispatch<E: Runtime>(
         | Call::ClaimDeposit { .. }
         | Call::PegOut { .. }
         | Call::SignBatch { .. }
-        | Call::ConfirmBatch { .. } => match rules.peg {
+        | Call::ConfirmBatch { .. }
+        | Call::RegisterFederationKey { .. }
+        | Call::FundPegFees { .. } => match rules.peg {
             Some(peg) => peg.apply(store, ctx, call).await,
             None => Err(Fail::Tx(TxError::Peg(PegError::Disabled))),
         },
@@ -295,8 +297,16 @@ pub async fn execute_block<E: Runtime>(
         gov.end_block(&mut store, height).await?;
         store.commit();
     }
+    // The last block of an epoch fixes the next committee; the peg's federation follows it
+    // before end of block plans the next batch.
+    let next_committee = consort_validators::end_block(&mut store, rules.genesis, height).await?;
+    store.commit();
     if let Some(peg) = rules.peg {
         let before = store.commits();
+        if let Some(committee) = &next_committee {
+            peg.follow_committee(&mut store, committee, height).await?;
+            store.commit();
+        }
         peg.end_block(&mut store, height).await?;
         store.commit();
         // The conservation check runs in blocks that may have moved pegged value: a call
@@ -308,8 +318,6 @@ pub async fn execute_block<E: Runtime>(
             peg.check_invariant(&mut store).await?;
         }
     }
-    let next_committee = consort_validators::end_block(&mut store, rules.genesis, height).await?;
-    store.commit();
     let records = store.into_writes();
     let written = records.iter().map(|(key, _)| *key).collect();
     let mut batch = batch;

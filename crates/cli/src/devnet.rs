@@ -224,6 +224,9 @@ pub fn prepare_with(
                     large_confirmations: 0,
                     contest_blocks: PEG_CONTEST_BLOCKS,
                     fee_rate_sat_per_vb: 10,
+                    // A day of Litecoin blocks: deposits sent to an address just before the
+                    // validators change are still credited.
+                    federation_grace_blocks: 576,
                     checkpoint: None,
                 })
             }

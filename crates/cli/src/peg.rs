@@ -238,7 +238,13 @@ fn audit_once(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Va
     if !batch.is_null() {
         let txid = batch["txid"].as_str().context("batch txid")?.to_string();
         let mined = rpc.call("gettxout", json!([txid, 0, false]))?;
-        let base = peg["federation_script"].as_str().unwrap_or_default();
+        // Its change goes to the federation current when it was built (a live one).
+        let change_to = batch["change_to"].as_u64();
+        let base = peg["federations"]
+            .as_array()
+            .and_then(|all| all.iter().find(|f| f["generation"].as_u64() == change_to))
+            .and_then(|f| f["script_pubkey"].as_str())
+            .unwrap_or_default();
         let outputs = batch["outputs"].as_array().cloned().unwrap_or_default();
         if mined.is_null() {
             for input in batch["inputs"].as_array().cloned().unwrap_or_default() {

@@ -11,13 +11,18 @@ use std::{net::SocketAddr, path::PathBuf};
 const AFTER_HELP: &str = "\
 Examples:
   consort validators list
+  consort validators federation-key --key validator.key --keystore federation.keystore \
+      --passphrase-file federation.pass           # on a chain with a peg, before propose-add
   consort validators propose-add --key org-admin.key --validator <hex key> --address 10.0.0.5:27000
   consort gov vote 3 --yes --key other-admin.key       # members vote; >2/3 of organisations pass it
   consort validators propose-remove --key org-admin.key --validator <hex key>
   consort validators leave --key validator.key          # a validator steps down by itself
 
 A new validator starts its node with the chain's genesis and its own key before the vote: it
-follows the chain, and joins consensus at the first epoch boundary after the proposal passes.";
+follows the chain, and joins consensus at the first epoch boundary after the proposal passes.
+On a chain with a two-way peg it first registers its federation key (secp256k1, kept in an
+encrypted keystore its node's `mainchain` section names): the committee that includes it forms
+the next federation, and the peg's coins are swept to it.";
 
 #[derive(Subcommand)]
 #[command(after_help = AFTER_HELP)]
@@ -57,6 +62,24 @@ pub enum ValidatorsCommand {
         /// The validator's public key (hex).
         #[arg(long)]
         validator: String,
+    },
+    /// Register this validator's peg federation key on chain (the validator's own key), with
+    /// a proof that it holds it. Creates the keystore (a new random key, encrypted with the
+    /// passphrase) if it does not exist. Needed before `propose-add` on a chain with a peg;
+    /// the key cannot change while the account is a validator.
+    FederationKey {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// File with the validator's private key (hex).
+        #[arg(long)]
+        key: PathBuf,
+        /// The federation keystore (created if absent).
+        #[arg(long)]
+        keystore: PathBuf,
+        /// File holding the keystore's passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
     },
     /// Leave the validator set (the validator's own key) at the next epoch boundary.
     Leave {
@@ -111,6 +134,12 @@ pub fn run(command: ValidatorsCommand) -> anyhow::Result<()> {
             )?;
             proposed(&node, &hash)
         }
+        ValidatorsCommand::FederationKey {
+            node,
+            key,
+            keystore,
+            passphrase_file,
+        } => federation_key(&node, &key, &keystore, &passphrase_file),
         ValidatorsCommand::Leave { node, key } => {
             send(&node, &key, Call::LeaveValidator)?;
             let sets = Client::new(&node).get("/v1/validators")?;
@@ -121,6 +150,54 @@ pub fn run(command: ValidatorsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Open (or create) the federation keystore and register its key for the validator's account.
+fn federation_key(
+    node: &str,
+    key: &std::path::Path,
+    keystore: &std::path::Path,
+    passphrase_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use consort_mainchain::{KdfParams, Keystore, SigningKey};
+    use consort_types::codec_util::Blob;
+    let passphrase = std::fs::read(passphrase_file).with_context(|| {
+        format!(
+            "cannot read the passphrase file {}",
+            passphrase_file.display()
+        )
+    })?;
+    let passphrase = passphrase.trim_ascii();
+    let signing = if keystore.exists() {
+        Keystore::open(keystore)?.unlock(passphrase)?
+    } else {
+        let generated = SigningKey::generate()?;
+        Keystore::create(keystore, &generated, passphrase, KdfParams::default())?;
+        println!("created {} with a new federation key", keystore.display());
+        generated
+    };
+    let account = AccountId::new(commonware_cryptography::Signer::public_key(
+        &consort_node::node::load_key(key)?,
+    ));
+    let chain_id = Client::new(node).get("/v1/status")?["chain_id"]
+        .as_u64()
+        .context("the node's status has no chain_id")?;
+    let call = Call::RegisterFederationKey {
+        key: Blob(signing.public_key().serialize().to_vec()),
+        proof: Blob(
+            signing
+                .prove_possession(chain_id, account.as_bytes())
+                .to_vec(),
+        ),
+    };
+    send(node, key, call)?;
+    println!(
+        "registered federation key {} for validator {account}; point its node's mainchain \
+         keystore at {}",
+        signing.public_key(),
+        keystore.display()
+    );
+    Ok(())
 }
 
 fn parse_key(text: &str) -> anyhow::Result<AccountId> {

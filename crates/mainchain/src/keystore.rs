@@ -221,6 +221,36 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// Proof that this key's holder controls `account` on chain `chain_id`: a compact ECDSA
+    /// signature of [`key_possession_message`] (what `register_federation_key` carries).
+    pub fn prove_possession(&self, chain_id: u64, account: &[u8; 32]) -> [u8; 64] {
+        self.sign_ecdsa(&key_possession_message(chain_id, account))
+            .serialize_compact()
+    }
+}
+
+/// What a federation key signs to prove its holder registers it for `account` on chain
+/// `chain_id`: SHA-256d of the tag `consort/federation-key/v1`, the chain id (big-endian) and
+/// the account's 32 bytes. The chain id keeps a proof from being replayed on another chain.
+pub fn key_possession_message(chain_id: u64, account: &[u8; 32]) -> Message {
+    use bitcoin::hashes::{Hash as _, sha256d};
+    let mut bytes = Vec::with_capacity(25 + 8 + 32);
+    bytes.extend_from_slice(b"consort/federation-key/v1");
+    bytes.extend_from_slice(&chain_id.to_be_bytes());
+    bytes.extend_from_slice(account);
+    Message::from_digest(sha256d::Hash::hash(&bytes).to_byte_array())
+}
+
+/// Whether `proof` (compact ECDSA) is `key`'s signature of [`key_possession_message`].
+pub fn verify_possession(key: &PublicKey, chain_id: u64, account: &[u8; 32], proof: &[u8]) -> bool {
+    let Ok(signature) = secp256k1::ecdsa::Signature::from_compact(proof) else {
+        return false;
+    };
+    SECP.verify_ecdsa(&key_possession_message(chain_id, account), &signature, key)
+        .is_ok()
+}
+
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter

@@ -38,7 +38,9 @@ pub use header::{
     HEADER_SIZE_BYTES, HeaderError, HeaderRecord, check_proof_of_work, decode_header, pow_hash,
     target_from_bits, verify_header,
 };
-pub use keystore::{KdfParams, Keystore, KeystoreError, SigningKey};
+pub use keystore::{
+    KdfParams, Keystore, KeystoreError, SigningKey, key_possession_message, verify_possession,
+};
 pub use merkle::{
     MerkleProofError, TX_OUT_PROOF_SIZE_MAX_BYTES, TxInclusion, decode_tx_out_proof,
     verify_tx_out_proof,
@@ -48,6 +50,6 @@ pub use rpc::{MempoolAcceptance, RpcAuth, RpcClient, RpcConfig, RpcError, TxOutI
 pub use spend::{
     COINBASE_MATURITY_BLOCKS, MWEB_PEG_OUT_MATURITY_BLOCKS, PartialSignatures, Payment,
     SPEND_INPUTS_MAX, SPEND_PAYMENTS_MAX, SpendBranch, SpendError, SpendParams, UnsignedSpend,
-    Utxo, build_spend, build_sweep, custody_witness, deposit_prepaid_fee, dust_threshold,
-    payment_minimum, quote_fee,
+    Utxo, build_spend, build_spend_to, build_sweep, custody_witness, deposit_prepaid_fee,
+    dust_threshold, payment_minimum, quote_fee,
 };

@@ -332,12 +332,29 @@ pub fn build_spend(
     utxos: &[Utxo],
     payments: &[Payment],
 ) -> Result<UnsignedSpend, SpendError> {
+    let change_script = federation.script_pubkey(&Custody::Base);
+    build_spend_to(federation, params, utxos, payments, &change_script)
+}
+
+/// [`build_spend`] with change to `change_script` (a P2WSH script, so the fee estimate
+/// holds): the base script of the federation that replaced `federation`, when a batch of
+/// its coins also sweeps them to the new one.
+///
+/// # Errors
+/// As [`build_spend`].
+pub fn build_spend_to(
+    federation: &Federation,
+    params: &SpendParams,
+    utxos: &[Utxo],
+    payments: &[Payment],
+    change_script: &Script,
+) -> Result<UnsignedSpend, SpendError> {
     check_fee_rate(params)?;
     check_payments(&params.network, payments)?;
     let candidates = spendable_sorted(utxos, params.next_block_height)?;
     let payments_total = sum(payments.iter().map(|payment| payment.value))?;
     let mut outputs: Vec<TxOut> = payments.iter().map(to_tx_out).collect();
-    let change_script = federation.script_pubkey(&Custody::Base);
+    let change_script = change_script.to_owned();
     let change_dust = dust_threshold(&params.network, &change_script);
     let mut selected = Vec::new();
     let mut selected_total = Amount::ZERO;

@@ -225,7 +225,7 @@ async fn serve(
         move |ctx| count_peers(ctx, shared)
     });
     if let (Some(peg), Some(main)) = (peg, &config.mainchain) {
-        let watcher = start_watcher(peg, main, &genesis, &watch_signer)?;
+        let watcher = start_watcher(peg, main, &watch_signer)?;
         context.child("peg_watcher").spawn({
             let shared = shared.clone();
             move |ctx| crate::peg::watch_loop(ctx, shared, watcher, watch_signer)
@@ -251,7 +251,6 @@ async fn serve(
 fn start_watcher(
     peg: consort_peg::Peg,
     main: &crate::config::MainchainConfig,
-    genesis: &Genesis,
     signer: &ed25519::PrivateKey,
 ) -> anyhow::Result<consort_watcher::Watcher> {
     use consort_mainchain::{Keystore, RpcAuth, RpcClient, RpcConfig};
@@ -272,18 +271,17 @@ fn start_watcher(
     })?;
     let key = Keystore::open(&main.keystore)?.unlock(passphrase.trim_ascii())?;
     let me = consort_types::AccountId::new(signer.public_key());
-    let index = genesis
-        .validators
-        .iter()
-        .position(|v| v.public_key == me)
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or_else(|| anyhow::anyhow!("this node is not a genesis validator"))?;
-    if peg.federation_key(index) != Some(&key.public_key()) {
+    // A genesis validator's key is in genesis: a wrong keystore is caught now. A validator
+    // that joined later registered its key on chain; the watcher signs only batches of the
+    // federations its registered key is in.
+    if let Some(genesis_key) = peg.genesis_key(&me)
+        && *genesis_key != key.public_key()
+    {
         anyhow::bail!(
             "the keystore's key is not this validator's federation key in genesis; check keystore"
         );
     }
-    Ok(consort_watcher::Watcher::new(peg, rpc, Some((index, key))))
+    Ok(consort_watcher::Watcher::new(peg, rpc, Some((me, key))))
 }
 
 /// Keep `shared.peers` at the number of live p2p sessions: the p2p tracker publishes one

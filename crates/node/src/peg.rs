@@ -184,12 +184,17 @@ async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
     let totals: PegTotals = read(&s.databases, &key::totals())
         .await?
         .unwrap_or_default();
-    let (coins, pending, queued) = on_snapshot!(&s, |peg, store| async {
+    let (coins, pending, queued, live) = on_snapshot!(&s, |peg, store| async {
         let (_, coins) = peg.coins_after(&mut store, None, 0).await?;
         let (_, pending) = peg.pending_after(&mut store, None, 0).await?;
         let queued = peg.queued(&mut store).await?;
-        Ok::<_, consort_execution::BlockError>((coins, pending, queued))
+        let live = peg.live(&mut store).await?;
+        Ok::<_, consort_execution::BlockError>((coins, pending, queued, live))
     })?;
+    let current = live
+        .last()
+        .ok_or_else(|| ApiError::internal("the peg has no federation"))?;
+    let federations: Vec<Value> = live.iter().map(|f| federation_json(peg, f)).collect();
     let in_flight = match totals.in_flight {
         Some(id) => read::<Batch>(&s.databases, &key::batch(id)).await?,
         None => None,
@@ -197,10 +202,14 @@ async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({
         "network": peg.config.network,
         "asset": peg.asset().to_string(),
-        "federation_address": peg.federation.address(&peg.network, &Custody::Base),
-        "federation_script": peg.federation.script_pubkey(&Custody::Base).to_hex_string(),
-        "threshold": peg.federation.threshold(),
-        "federation_keys": peg.config.federation_keys,
+        "federation": current.record.generation,
+        "federation_address": current.federation.address(&peg.network, &Custody::Base),
+        "federation_script": current.federation.script_pubkey(&Custody::Base).to_hex_string(),
+        "threshold": current.federation.threshold(),
+        "federation_keys": current.record.keys.0.iter().map(|k| hex::encode(k.as_slice())).collect::<Vec<_>>(),
+        "federation_members": current.record.members.0,
+        "federations": federations,
+        "federation_grace_blocks": peg.config.federation_grace_blocks,
         "recovery": {
             "keys": peg.config.recovery_keys,
             "threshold": peg.config.recovery_threshold,
@@ -220,6 +229,26 @@ async fn status(State(s): AppState) -> Result<Json<Value>, ApiError> {
         "queued_peg_outs": {"count": queued.len, "value_sat": queued.sum},
         "in_flight_batch": in_flight,
     })))
+}
+
+/// A live federation as the API shows it: who signs, its base script, and for a replaced
+/// one until when deposits to its addresses are credited.
+fn federation_json(peg: &consort_peg::Peg, f: &consort_peg::Federated) -> Value {
+    json!({
+        "generation": f.record.generation,
+        "members": f.record.members.0,
+        "keys": f.record.keys.0.iter().map(|k| hex::encode(k.as_slice())).collect::<Vec<_>>(),
+        "threshold": f.federation.threshold(),
+        "address": f.federation.address(&peg.network, &Custody::Base),
+        "script_pubkey": f.federation.script_pubkey(&Custody::Base).to_hex_string(),
+        "formed_at": f.record.formed_at,
+        "since_main_height": f.record.since_main,
+        "replaced_at_main_height": f.record.replaced_main,
+        "deposits_credited_if_mined_by": f.record.replaced_main
+            .map(|r| r.saturating_add(peg.config.federation_grace_blocks)),
+        "claims_close_after_main_height": peg.claims_close(&f.record),
+        "pending_claims": f.record.pending_claims,
+    })
 }
 
 /// Most items one page of `/v1/peg/coins` or `/v1/peg/pending` answers.
@@ -378,14 +407,33 @@ async fn address(State(s): AppState, Path(account): Path<String>) -> Result<Json
             true
         }
     };
+    let live = on_snapshot!(&s, |peg, store| async { peg.live(&mut store).await })?;
+    let peg = &node.peg;
+    let current = live
+        .last()
+        .ok_or_else(|| ApiError::internal("the peg has no federation"))?;
+    // Addresses of replaced federations still credited (deposits sent before the switch).
+    let previous: Vec<Value> = live[..live.len() - 1]
+        .iter()
+        .map(|f| {
+            json!({
+                "federation": f.record.generation,
+                "address": peg.deposit_address(&f.federation, &account),
+                "credited_if_mined_by_main_height": f.record.replaced_main
+                    .map(|r| r.saturating_add(peg.config.federation_grace_blocks)),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "account": account,
-        "address": node.peg.deposit_address(&account),
-        "script_pubkey": node.peg.deposit_script(&account).to_hex_string(),
-        "confirmations": node.peg.config.confirmations,
-        "contest_blocks": node.peg.config.contest_blocks,
-        "deposit_fee_sat": node.peg.deposit_fee(),
-        "minimum_deposit_sat": node.peg.deposit_minimum(),
+        "federation": current.record.generation,
+        "address": peg.deposit_address(&current.federation, &account),
+        "script_pubkey": peg.deposit_script(&current.federation, &account).to_hex_string(),
+        "previous_addresses": previous,
+        "confirmations": peg.config.confirmations,
+        "contest_blocks": peg.config.contest_blocks,
+        "deposit_fee_sat": peg.deposit_fee(&current.federation),
+        "minimum_deposit_sat": peg.deposit_minimum(&current.federation),
         "watched": watched,
     })))
 }
@@ -400,9 +448,10 @@ async fn quote(State(s): AppState, Path(address): Path<String>) -> Result<Json<V
             ))
         })?;
     let tip = tip(&s).await?;
+    let current = on_snapshot!(&s, |peg, store| async { peg.current(&mut store).await })?;
     let (fee, minimum) = node
         .peg
-        .quote(&script, tip.height)
+        .quote(&current.federation, &script, tip.height)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))?;
     Ok(Json(json!({
         "address": address,
@@ -469,7 +518,10 @@ async fn batch(State(s): AppState, Path(id): Path<u64>) -> Result<Json<Value>, A
     let batch: Batch = read(&s.databases, &key::batch(id))
         .await?
         .ok_or_else(|| not_found("unknown_batch", format!("no batch {id}")))?;
-    let unsigned = node.peg.unsigned(&batch);
+    let source = on_snapshot!(&s, |peg, store| async {
+        peg.federation(&mut store, batch.federation).await
+    })?;
+    let unsigned = node.peg.unsigned(&batch, &source.federation);
     // Assembled while it waits for the main chain; once confirmed its signatures are pruned
     // (the transaction is on the main chain under `txid`).
     let signed = if batch.status != BatchStatus::Signed.tag() {
@@ -490,7 +542,10 @@ async fn batch(State(s): AppState, Path(id): Path<u64>) -> Result<Json<Value>, A
     Ok(Json(json!({
         "batch": batch,
         "status": BatchStatus::from_tag(batch.status),
-        "threshold": node.peg.federation.threshold(),
+        "threshold": source.federation.threshold(),
+        "signers": batch.signers.0.iter()
+            .filter_map(|i| source.record.members.0.get(usize::from(*i)))
+            .collect::<Vec<_>>(),
         "unsigned_tx": hex::encode(bitcoin::consensus::serialize(unsigned.transaction())),
         "signed_tx": signed,
     })))

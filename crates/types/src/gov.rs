@@ -547,6 +547,11 @@ pub enum GovError {
     /// The key is already a validator.
     #[error("{0} is already a validator")]
     ValidatorExists(String),
+    /// The chain has a peg and the validator-to-be registered no federation key.
+    #[error(
+        "validator {0} has no federation key: it must send register_federation_key before it is proposed"
+    )]
+    NoFederationKey(String),
     /// The key is not a validator.
     #[error("{0} is not a validator")]
     UnknownValidator(String),
@@ -598,6 +603,7 @@ impl GovError {
             Self::AtCapacity(_) => "gov_at_capacity",
             Self::SameKey => "gov_same_key",
             Self::ValidatorExists(_) => "gov_validator_exists",
+            Self::NoFederationKey(_) => "gov_no_federation_key",
             Self::UnknownValidator(_) => "gov_unknown_validator",
             Self::LastValidator => "gov_last_validator",
             Self::Halted => "chain_halted",

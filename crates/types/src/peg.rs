@@ -38,6 +38,24 @@ pub const BATCH_BUMPS_MAX: usize = 4;
 pub const BUMP_AFTER_EXTRA_BLOCKS: u32 = 6;
 /// Most queued peg-out requests (oldest first) end of block looks at when it builds a batch.
 pub const BATCH_SCAN_REQUESTS_MAX: usize = 256;
+/// Most members of one federation: OP_CHECKMULTISIG's key limit (the validator set may be
+/// larger; the federation is then formed by the first this many members in committee order).
+pub const FEDERATION_MEMBERS_MAX: usize = 20;
+/// Most federations that may hold coins or take claims at once (the current one and those
+/// it replaced that are still being swept or in their grace period). A committee change
+/// beyond it waits (the federation stays) until the oldest retires.
+pub const FEDERATIONS_LIVE_MAX: u32 = 8;
+/// Bytes of a federation key (compressed secp256k1).
+pub const FEDERATION_KEY_SIZE: usize = 33;
+/// Bytes of a proof of possession of a federation key (compact ECDSA).
+pub const KEY_PROOF_SIZE: usize = 64;
+/// Main-chain blocks deposits to a replaced federation's addresses are still credited after
+/// the switch, when genesis does not say.
+pub const DEFAULT_FEDERATION_GRACE_BLOCKS: u32 = 4_032;
+
+fn default_grace() -> u32 {
+    DEFAULT_FEDERATION_GRACE_BLOCKS
+}
 
 /// The peg, as genesis configures it. Absent: the chain runs without a peg.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +85,11 @@ pub struct PegConfig {
     pub contest_blocks: u32,
     /// Fee rate of peg-out transactions (sat/vB).
     pub fee_rate_sat_per_vb: u64,
+    /// Main-chain blocks after a federation is replaced (the committee changed) during which
+    /// deposits to its addresses are still credited: a deposit mined at most this many blocks
+    /// after the switch is claimed to the old federation's script and swept to the new one.
+    #[serde(default = "default_grace")]
+    pub federation_grace_blocks: u32,
     /// Where the on-chain header chain starts. Absent: the network's genesis block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Checkpoint>,
@@ -293,6 +316,8 @@ pub struct ClaimRecord {
     pub claimed_at: u64,
     /// Main-chain height at which it becomes spendable (if it stays on the best chain).
     pub matures_at: u32,
+    /// The federation (generation) whose deposit script it pays.
+    pub federation: u32,
 }
 codec_record!(ClaimRecord {
     account: AccountId,
@@ -303,6 +328,7 @@ codec_record!(ClaimRecord {
     status: u8,
     claimed_at: u64,
     matures_at: u32,
+    federation: u32,
 });
 
 /// A coin the federation holds.
@@ -319,6 +345,8 @@ pub struct FederationCoin {
     pub height: u32,
     /// Paid by MWEB (matures later).
     pub mweb: bool,
+    /// The federation (generation) whose script holds it.
+    pub federation: u32,
 }
 codec_record!(FederationCoin {
     outpoint: Outpoint,
@@ -326,6 +354,7 @@ codec_record!(FederationCoin {
     custody: Option<AccountId>,
     height: u32,
     mweb: bool,
+    federation: u32,
 });
 
 /// Where a peg-out request stands.
@@ -477,7 +506,7 @@ pub struct Batch {
     pub txid: [u8; 32],
     /// [`BatchStatus`] tag.
     pub status: u8,
-    /// Validator indexes that signed, ascending.
+    /// Positions in its federation's member list of the members that signed, ascending.
     pub signers: List<u16, 256>,
     /// Consort height it was built at.
     pub created_at: u64,
@@ -489,6 +518,12 @@ pub struct Batch {
     pub signed_at: u32,
     /// Versions replaced by fee bumps, oldest first; a proof of any confirms the batch.
     pub replaced: List<BatchVersion, BATCH_BUMPS_MAX>,
+    /// The federation whose coins it spends: its members sign (`signers` are positions in
+    /// its member list).
+    pub federation: u32,
+    /// The federation its change (or consolidation output) goes to: the current one when it
+    /// was built, so a batch of a replaced federation's coins sweeps them to the new one.
+    pub change_to: u32,
 }
 codec_record!(Batch {
     id: u64,
@@ -504,7 +539,19 @@ codec_record!(Batch {
     confirmed_height: u32,
     signed_at: u32,
     replaced: List<BatchVersion, BATCH_BUMPS_MAX>,
+    federation: u32,
+    change_to: u32,
 });
+
+impl Batch {
+    /// The index of its federation output (change, or a consolidation's or sweep's one
+    /// output), if it has one: the outputs are the payments in request order, then that
+    /// output. By position, never by script: a peg-out may pay any script, even one a future
+    /// federation will use.
+    pub fn change_index(&self) -> Option<usize> {
+        (self.outputs.0.len() > self.requests.0.len()).then_some(self.requests.0.len())
+    }
+}
 
 /// The peg's running totals and counters. The conservation invariant, asserted after every
 /// block that touches the peg:
@@ -531,6 +578,11 @@ pub struct PegTotals {
     /// End of block found no batch to build and nothing it depends on (coins, the queue, the
     /// main-chain tip, the fee pool) changed since: it skips the work until something does.
     pub idle: bool,
+    /// The current federation (generation): deposit addresses and change use its script.
+    pub federation: u32,
+    /// The oldest federation that may still hold coins or take claims; every generation from
+    /// it to `federation` is live, and the invariant sums their coin lists.
+    pub oldest_federation: u32,
 }
 codec_record!(PegTotals {
     supply: u64,
@@ -541,6 +593,39 @@ codec_record!(PegTotals {
     next_batch: u64,
     in_flight: Option<u64>,
     idle: bool,
+    federation: u32,
+    oldest_federation: u32,
+});
+
+/// One federation: the keys of a committee's members, from the epoch it took over. The
+/// genesis validators form federation 0; each committee change whose members' keys differ
+/// forms the next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederationRecord {
+    /// Its number (generation).
+    pub generation: u32,
+    /// The members' accounts, in committee order; `keys[i]` is `members[i]`'s key.
+    pub members: List<AccountId, FEDERATION_MEMBERS_MAX>,
+    /// The members' federation keys (compressed secp256k1).
+    pub keys: List<Blob<FEDERATION_KEY_SIZE>, FEDERATION_MEMBERS_MAX>,
+    /// Consort height of the block that formed it.
+    pub formed_at: u64,
+    /// The light client's tip when it took over.
+    pub since_main: u32,
+    /// The light client's tip when the next federation replaced it (`None` while current):
+    /// deposits to its addresses mined up to `grace` blocks later are still credited.
+    pub replaced_main: Option<u32>,
+    /// Claims to its addresses in their contest period.
+    pub pending_claims: u64,
+}
+codec_record!(FederationRecord {
+    generation: u32,
+    members: List<AccountId, FEDERATION_MEMBERS_MAX>,
+    keys: List<Blob<FEDERATION_KEY_SIZE>, FEDERATION_MEMBERS_MAX>,
+    formed_at: u64,
+    since_main: u32,
+    replaced_main: Option<u32>,
+    pending_claims: u64,
 });
 
 /// The tip of the on-chain header chain.
@@ -780,6 +865,32 @@ pub enum PegError {
     /// This validator already signed.
     #[error("this validator already signed batch {0}")]
     AlreadySigned(u64),
+    /// The sender is not a member of the federation whose coins the batch spends.
+    #[error(
+        "the sender is not a member of federation {0}, whose coins the batch spends; only its members sign"
+    )]
+    NotAMember(u32),
+    /// A federation key that does not parse, or whose proof of possession fails.
+    #[error("bad federation key: {0}")]
+    BadFederationKey(&'static str),
+    /// Another account registered this federation key.
+    #[error("this federation key is registered to another account")]
+    KeyInUse,
+    /// A validator's federation key cannot change while it is in the registry.
+    #[error(
+        "a validator's federation key cannot change while it is a validator; leave the validator set first"
+    )]
+    KeyLocked,
+    /// The deposit paid a replaced federation's address after its grace period.
+    #[error(
+        "output {vout} pays the address of federation {federation}, replaced; deposits to it are credited only within its grace period"
+    )]
+    AddressRetired {
+        /// The output.
+        vout: u32,
+        /// The replaced federation.
+        federation: u32,
+    },
 }
 
 impl PegError {
@@ -806,6 +917,11 @@ impl PegError {
             Self::BadBatch(_) => "peg_bad_batch",
             Self::BadSignatures(_) => "peg_bad_signatures",
             Self::AlreadySigned(_) => "peg_already_signed",
+            Self::NotAMember(_) => "peg_not_a_member",
+            Self::BadFederationKey(_) => "peg_bad_federation_key",
+            Self::KeyInUse => "peg_key_in_use",
+            Self::KeyLocked => "peg_key_locked",
+            Self::AddressRetired { .. } => "peg_address_retired",
         }
     }
 }

@@ -176,6 +176,18 @@ pub mod peg {
         let length = [u8::try_from(name.len()).unwrap_or(u8::MAX)];
         sha256(&[b"peg/list-links/", &length, name, item])
     }
+    /// `peg/federations/{generation}` → [`crate::peg::FederationRecord`].
+    pub fn federation(generation: u32) -> Digest {
+        sha256(&[b"peg/federations/", &generation.to_be_bytes()])
+    }
+    /// `peg/federation-keys/{account}` → the account's registered federation key (33 bytes).
+    pub fn federation_key(account: &crate::AccountId) -> Digest {
+        sha256(&[b"peg/federation-keys/", account.as_bytes()])
+    }
+    /// `peg/federation-key-owners/{key}` → the account that registered the key.
+    pub fn federation_key_owner(key: &[u8]) -> Digest {
+        sha256(&[b"peg/federation-key-owners/", key])
+    }
     /// `peg/requests/{id}` → [`crate::peg::PegOutRequest`].
     pub fn request(id: u64) -> Digest {
         sha256(&[b"peg/requests/", &id.to_be_bytes()])

@@ -6,8 +6,9 @@ use crate::{
     gov::{Action, FreezeTarget},
     limits::TX_SIZE_MAX,
     peg::{
-        BATCH_INPUTS_MAX, CLAIM_OUTPUTS_MAX, CLAIM_TX_SIZE_MAX, DepositOutput,
-        PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX, RELAY_HEADERS_MAX, TX_PROOF_SIZE_MAX,
+        BATCH_INPUTS_MAX, CLAIM_OUTPUTS_MAX, CLAIM_TX_SIZE_MAX, DepositOutput, FEDERATION_KEY_SIZE,
+        KEY_PROOF_SIZE, PAYOUT_SCRIPT_SIZE_MAX, PEG_SIGNATURE_SIZE_MAX, RELAY_HEADERS_MAX,
+        TX_PROOF_SIZE_MAX,
     },
     sha256,
 };
@@ -78,6 +79,22 @@ pub enum Call {
         batch: u64,
         /// Merkle proof of its transaction.
         proof: Blob<TX_PROOF_SIZE_MAX>,
+    },
+    /// Register the sender's federation key: the secp256k1 key it signs peg batches with
+    /// once it is a validator (a validator-to-be registers it before `add_validator` is
+    /// proposed). It cannot change while the sender is a validator.
+    RegisterFederationKey {
+        /// The compressed public key.
+        key: Blob<FEDERATION_KEY_SIZE>,
+        /// A compact ECDSA signature by the key of the chain id and the sender's account
+        /// (`consort-mainchain`'s `key_possession_message`).
+        proof: Blob<KEY_PROOF_SIZE>,
+    },
+    /// Give pegged coins to the peg's fee pool (they leave the supply): what pays main-chain
+    /// fees beyond what deposits and quotes prepaid, e.g. sweeping coins to a new federation.
+    FundPegFees {
+        /// Satoshis given.
+        amount: Amount,
     },
     /// Propose a governance decision (an organisation admin).
     Propose {
@@ -201,6 +218,8 @@ impl Call {
     const SET_SEAL_KEY: u8 = 19;
     const PUT_PRIVATE: u8 = 20;
     const CANCEL_ROTATION: u8 = 21;
+    const REGISTER_FEDERATION_KEY: u8 = 22;
+    const FUND_PEG_FEES: u8 = 23;
 
     /// The module the call belongs to. Written out for every call: a new call does not compile
     /// until it has a home, and everything that groups calls by module (routing, events) asks
@@ -212,7 +231,9 @@ impl Call {
             | Self::ClaimDeposit { .. }
             | Self::PegOut { .. }
             | Self::SignBatch { .. }
-            | Self::ConfirmBatch { .. } => Module::Peg,
+            | Self::ConfirmBatch { .. }
+            | Self::RegisterFederationKey { .. }
+            | Self::FundPegFees { .. } => Module::Peg,
             Self::Propose { .. }
             | Self::Vote { .. }
             | Self::Register { .. }
@@ -237,6 +258,8 @@ impl Call {
             Self::PegOut { .. } => "peg_out",
             Self::SignBatch { .. } => "sign_batch",
             Self::ConfirmBatch { .. } => "confirm_batch",
+            Self::RegisterFederationKey { .. } => "register_federation_key",
+            Self::FundPegFees { .. } => "fund_peg_fees",
             Self::Propose { .. } => "propose",
             Self::Vote { .. } => "vote",
             Self::Register { .. } => "register",
@@ -333,6 +356,15 @@ impl Write for Call {
                 batch.write(buf);
                 proof.write(buf);
             }
+            Self::RegisterFederationKey { key, proof } => {
+                Self::REGISTER_FEDERATION_KEY.write(buf);
+                key.write(buf);
+                proof.write(buf);
+            }
+            Self::FundPegFees { amount } => {
+                Self::FUND_PEG_FEES.write(buf);
+                amount.write(buf);
+            }
             Self::Propose { action } => {
                 Self::PROPOSE.write(buf);
                 action.write(buf);
@@ -422,6 +454,8 @@ impl EncodeSize for Call {
             Self::PegOut { amount, script } => amount.encode_size() + script.encode_size(),
             Self::SignBatch { batch, signatures } => batch.encode_size() + signatures.encode_size(),
             Self::ConfirmBatch { batch, proof } => batch.encode_size() + proof.encode_size(),
+            Self::RegisterFederationKey { key, proof } => key.encode_size() + proof.encode_size(),
+            Self::FundPegFees { amount } => amount.encode_size(),
             Self::Propose { action } => action.encode_size(),
             Self::Vote { .. } => 8 + 1,
             Self::Register { .. } => 32 + 2,
@@ -474,6 +508,13 @@ impl Read for Call {
             Self::CONFIRM_BATCH => Ok(Self::ConfirmBatch {
                 batch: u64::read(buf)?,
                 proof: Blob::read(buf)?,
+            }),
+            Self::REGISTER_FEDERATION_KEY => Ok(Self::RegisterFederationKey {
+                key: Blob::read(buf)?,
+                proof: Blob::read(buf)?,
+            }),
+            Self::FUND_PEG_FEES => Ok(Self::FundPegFees {
+                amount: Amount::read(buf)?,
             }),
             Self::PROPOSE => Ok(Self::Propose {
                 action: Action::read(buf)?,
@@ -662,6 +703,9 @@ impl SignedTx {
             Call::PegOut { amount, .. } if amount.is_zero() => {
                 Err(TxError::InvalidAmount("a peg-out must move more than zero"))
             }
+            Call::FundPegFees { amount } if amount.is_zero() => Err(TxError::InvalidAmount(
+                "a fee pool gift must be more than zero",
+            )),
             Call::RelayHeaders { headers } if headers.0.is_empty() => Err(TxError::InvalidAmount(
                 "a relay must carry at least one header",
             )),

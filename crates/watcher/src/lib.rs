@@ -10,7 +10,7 @@
 use bitcoin::{Block, BlockHash, Transaction, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Runtime, Store};
 use consort_mainchain::{RpcClient, RpcError, SigningKey};
-use consort_peg::Peg;
+use consort_peg::{Federated, Peg};
 use consort_types::{
     AccountId, Call,
     codec_util::{Blob, List},
@@ -95,16 +95,28 @@ impl From<consort_execution::StateError> for WatchError {
 struct Seen {
     account: AccountId,
     block: BlockHash,
+    /// The federation whose deposit script it paid.
+    federation: u32,
 }
 
 /// One validator's watcher.
 pub struct Watcher {
     peg: Peg,
     rpc: RpcClient,
-    /// This validator's index and federation key (absent on a non-validator).
-    signer: Option<(u16, SigningKey)>,
-    /// Deposit scripts of watched accounts.
-    watched: BTreeMap<Vec<u8>, AccountId>,
+    /// This validator's account and federation key (absent on a non-validator).
+    signer: Option<(AccountId, SigningKey)>,
+    /// Accounts whose deposits are claimed.
+    accounts: BTreeSet<AccountId>,
+    /// The live federations, oldest first, as last read.
+    federations: Vec<Federated>,
+    /// Deposit scripts of watched accounts under every live federation: whose, and which
+    /// federation's.
+    watched: BTreeMap<Vec<u8>, (AccountId, u32)>,
+    /// The smallest deposit the chain credits (under the current federation).
+    minimum: u64,
+    /// Members of the current federation (relay turns go round them), and this validator's
+    /// place among them.
+    relayers: (usize, Option<usize>),
     /// Next main-chain height to scan for deposits.
     scan_from: u32,
     seen: BTreeMap<Outpoint, Seen>,
@@ -124,13 +136,17 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher of `peg` through `rpc`, signing as validator `index` with `key`.
-    pub fn new(peg: Peg, rpc: RpcClient, signer: Option<(u16, SigningKey)>) -> Self {
+    /// A watcher of `peg` through `rpc`, signing as validator `account` with `key`.
+    pub fn new(peg: Peg, rpc: RpcClient, signer: Option<(AccountId, SigningKey)>) -> Self {
         Self {
             peg,
             rpc,
             signer,
+            accounts: BTreeSet::new(),
+            federations: Vec::new(),
             watched: BTreeMap::new(),
+            minimum: u64::MAX,
+            relayers: (1, None),
             scan_from: 0,
             seen: BTreeMap::new(),
             ignored: std::collections::VecDeque::new(),
@@ -147,18 +163,79 @@ impl Watcher {
         self.ignored.iter()
     }
 
-    /// Watch `account`'s deposit address: deposits to it are claimed automatically. Blocks
-    /// already scanned are scanned again so that earlier deposits are found.
+    /// Watch `account`'s deposit addresses (under every live federation): deposits to them
+    /// are claimed automatically. Blocks from `from_height` on are scanned (again) so that
+    /// earlier deposits are found.
     pub fn watch(&mut self, account: AccountId, from_height: u32) {
-        let script = self.peg.deposit_script(&account).to_bytes();
-        if self.watched.insert(script, account).is_none() {
+        if self.accounts.insert(account) {
+            for federation in &self.federations {
+                let script = self
+                    .peg
+                    .deposit_script(&federation.federation, &account)
+                    .to_bytes();
+                self.watched
+                    .insert(script, (account, federation.record.generation));
+            }
             self.scan_from = self.scan_from.min(from_height);
         }
     }
 
     /// The accounts watched.
     pub fn watched(&self) -> impl Iterator<Item = &AccountId> {
-        self.watched.values()
+        self.accounts.iter()
+    }
+
+    /// Follow the live federations in `store`: the deposit scripts watched, the minimum, the
+    /// relay turns. A federation new since the last look has its blocks scanned from the
+    /// switch.
+    ///
+    /// # Errors
+    /// The state could not be read.
+    pub async fn follow<E: Runtime>(&mut self, store: &mut Store<'_, E>) -> Result<(), WatchError> {
+        if store.get::<PegTotals>(&key::totals()).await?.is_none() {
+            return Ok(());
+        }
+        let live = self.peg.live(store).await?;
+        let generations: Vec<u32> = live.iter().map(|f| f.record.generation).collect();
+        let known: Vec<u32> = self
+            .federations
+            .iter()
+            .map(|f| f.record.generation)
+            .collect();
+        let Some(current) = live.last() else {
+            return Ok(());
+        };
+        self.minimum = self.peg.deposit_minimum(&current.federation);
+        let me = self.signer.as_ref().map(|(account, _)| *account);
+        self.relayers = (
+            current.record.members.0.len().max(1),
+            me.and_then(|me| current.position(&me)).map(usize::from),
+        );
+        if generations == known {
+            // Records change too (a replaced federation's switch height): keep them fresh.
+            self.federations = live;
+            return Ok(());
+        }
+        if !known.is_empty() {
+            for federation in &live {
+                if !known.contains(&federation.record.generation) {
+                    self.scan_from = self.scan_from.min(federation.record.since_main);
+                }
+            }
+        }
+        self.federations = live;
+        self.watched.clear();
+        for account in &self.accounts {
+            for federation in &self.federations {
+                let script = self
+                    .peg
+                    .deposit_script(&federation.federation, account)
+                    .to_bytes();
+                self.watched
+                    .insert(script, (*account, federation.record.generation));
+            }
+        }
+        Ok(())
     }
 
     /// One round from one snapshot: [`Watcher::scan`], then every [`Duty`]. A node takes a
@@ -170,6 +247,7 @@ impl Watcher {
         &mut self,
         store: &mut Store<'_, E>,
     ) -> Result<Vec<Call>, WatchError> {
+        self.follow(store).await?;
         self.scan().await?;
         let mut calls = Vec::new();
         for duty in Duty::ALL {
@@ -196,7 +274,10 @@ impl Watcher {
         match duty {
             Duty::Relay if self.signer.is_some() => self.relay(store, &tip).await,
             Duty::Relay => Ok(Vec::new()),
-            Duty::Claims => self.claims(store, &tip).await,
+            Duty::Claims => {
+                self.follow(store).await?;
+                self.claims(store, &tip).await
+            }
             Duty::Batch => {
                 let totals: PegTotals = store
                     .get(&key::totals())
@@ -218,16 +299,18 @@ impl Watcher {
     /// (validators take turns, drawn from its hash) at once, the others after
     /// [`RELAY_STANDBY_ROUNDS`] per place behind it of the tip standing still.
     fn my_turn(&mut self, tip: &MainTip) -> bool {
-        let Some((index, _)) = &self.signer else {
+        if self.signer.is_none() {
             return false;
-        };
-        let validators = self.peg.config.federation_keys.len().max(1);
+        }
+        let validators = self.relayers.0;
+        // A validator outside the current federation stands last.
+        let index = self.relayers.1.unwrap_or(validators.saturating_sub(1));
         // By the tip's hash, not its height: a relay moves the tip by any number of headers,
         // and a down validator must not stay designated.
         let mut word = [0u8; 8];
         word.copy_from_slice(&tip.hash[..8]);
         let designated = (u64::from_le_bytes(word) % validators as u64) as usize;
-        let place = (usize::from(*index) + validators - designated) % validators;
+        let place = (index + validators - designated) % validators;
         if self.relay_wait.0 != Some(tip.hash) {
             self.relay_wait = (Some(tip.hash), self.round);
         }
@@ -279,12 +362,16 @@ impl Watcher {
     /// The main-chain node failed or sent a block that does not decode.
     pub async fn scan(&mut self) -> Result<(), WatchError> {
         self.round = self.round.saturating_add(1);
-        if self.watched.is_empty() {
+        if self.federations.is_empty() {
+            // The federations are not read yet ([`Watcher::follow`]): nothing to match.
+            return Ok(());
+        }
+        if self.accounts.is_empty() {
             self.scan_from = self.rpc.get_block_count().await?.saturating_add(1);
             return Ok(());
         }
         let height = self.rpc.get_block_count().await?;
-        let minimum = self.peg.deposit_minimum();
+        let minimum = self.minimum;
         while self.scan_from <= height {
             let hash = self.rpc.get_block_hash(self.scan_from).await?;
             let raw = self.rpc.get_block_raw(&hash).await?;
@@ -293,7 +380,9 @@ impl Watcher {
             for tx in &block.txdata {
                 let txid = tx.compute_txid();
                 for (vout, output) in tx.output.iter().enumerate() {
-                    let Some(account) = self.watched.get(output.script_pubkey.as_bytes()) else {
+                    let Some(&(account, federation)) =
+                        self.watched.get(output.script_pubkey.as_bytes())
+                    else {
                         continue;
                     };
                     let outpoint = Outpoint {
@@ -311,6 +400,7 @@ impl Watcher {
                             %txid, vout, %account, value, minimum,
                             "deposit below the peg's minimum: not claimed"
                         );
+                        let account = &account;
                         if self.ignored.len() >= IGNORED_DEPOSITS_MAX {
                             self.ignored.pop_front();
                         }
@@ -325,8 +415,9 @@ impl Watcher {
                     self.seen.insert(
                         outpoint,
                         Seen {
-                            account: *account,
+                            account,
                             block: hash,
+                            federation,
                         },
                     );
                 }
@@ -366,6 +457,22 @@ impl Watcher {
             };
             let on_best: Option<[u8; 32]> = store.get(&key::height(entry.height)).await?;
             if on_best != Some(entry.hash) {
+                continue;
+            }
+            // A replaced federation's address paid after its grace period: the chain refuses
+            // the claim, so it is never made.
+            let takes = self
+                .federations
+                .iter()
+                .find(|f| f.record.generation == seen.federation)
+                .is_some_and(|f| self.peg.takes_deposit(&f.record, entry.height, tip.height));
+            if !takes {
+                tracing::warn!(
+                    txid = %Txid::from_byte_array(outpoint.txid), vout = outpoint.vout,
+                    federation = seen.federation,
+                    "deposit to a replaced federation's address after its grace period: not claimed"
+                );
+                done.push(*outpoint);
                 continue;
             }
             if freezes > 0 && frozen(store, &seen.account).await? {
@@ -410,7 +517,10 @@ impl Watcher {
                         .output
                         .get(o.vout as usize)
                         .map_or(0, |o| o.value.to_sat());
-                    confirmations >= self.peg.confirmations_needed(&decoded, value)
+                    // Seen above an older, lower minimum (the federation grew since): the
+                    // chain would refuse the whole claim.
+                    value >= self.minimum
+                        && confirmations >= self.peg.confirmations_needed(&decoded, value)
                 })
                 .collect();
             if ready.is_empty() {
@@ -461,12 +571,17 @@ impl Watcher {
                 proof: Blob(proof),
             }]);
         }
-        let unsigned = self.peg.unsigned(batch);
+        let source = self.peg.federation(store, batch.federation).await?;
+        let unsigned = self.peg.unsigned(batch, &source.federation);
         if batch.status == BatchStatus::Signing.tag() {
-            let Some((index, key)) = &self.signer else {
+            let Some((account, key)) = &self.signer else {
                 return Ok(Vec::new());
             };
-            if batch.signers.0.contains(index) {
+            // Only members of the batch's federation sign.
+            let Some(index) = source.position(account) else {
+                return Ok(Vec::new());
+            };
+            if batch.signers.0.contains(&index) {
                 return Ok(Vec::new());
             }
             let partial = unsigned

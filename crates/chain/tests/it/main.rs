@@ -7,6 +7,7 @@ mod harness;
 mod ledger;
 mod light_client;
 mod peg;
+mod peg_federation;
 mod peg_scale;
 mod sim;
 mod simulation;

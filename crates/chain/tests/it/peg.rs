@@ -83,6 +83,7 @@ pub(super) fn genesis() -> Genesis {
             large_confirmations: 0,
             contest_blocks: CONTEST,
             fee_rate_sat_per_vb: FEE_RATE,
+            federation_grace_blocks: 20,
             checkpoint: None,
         }),
     }
@@ -93,7 +94,8 @@ pub(super) struct Ledger {
     pub(super) databases: Databases<cw_tokio::Context>,
     genesis: Genesis,
     pub(super) peg: Peg,
-    height: u64,
+    gov: Option<consort_governance::Gov>,
+    pub(super) height: u64,
     nonces: BTreeMap<AccountId, u64>,
     pub(super) relayed: u32,
 }
@@ -108,10 +110,12 @@ impl Ledger {
         let peg = Peg::from_genesis(&genesis)
             .expect("valid peg")
             .expect("peg configured");
+        let gov = consort_governance::Gov::from_genesis(&genesis);
         let mut ledger = Self {
             databases,
             genesis,
             peg,
+            gov,
             height: 0,
             nonces: BTreeMap::new(),
             relayed: 0,
@@ -135,7 +139,7 @@ impl Ledger {
         let rules = Rules {
             genesis: &self.genesis,
             peg: Some(&self.peg),
-            gov: None,
+            gov: self.gov.as_ref(),
         };
         // Refused a place, then failed at execution (included, nonce used).
         crate::harness::block(&self.databases, self.height, txs, rules)
@@ -249,6 +253,23 @@ impl Ledger {
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
+    /// Federation `generation`.
+    pub(super) async fn federated(&self, generation: u32) -> consort_peg::Federated {
+        let batch = self.databases.new_batches().await;
+        let mut store = Store::new(&batch);
+        self.peg
+            .federation(&mut store, generation)
+            .await
+            .expect("federation reads")
+    }
+
+    /// The current federation's scripts.
+    pub(super) async fn fed(&self) -> consort_mainchain::Federation {
+        self.federated(self.totals().await.federation)
+            .await
+            .federation
+    }
+
     pub(super) async fn totals(&self) -> PegTotals {
         self.read(&key::totals()).await.expect("totals exist")
     }
@@ -321,7 +342,8 @@ impl Ledger {
                 }
                 owed = owed - burned + batch.quoted - batch.fee;
                 let base = self
-                    .peg
+                    .federated(batch.change_to)
+                    .await
                     .federation
                     .script_pubkey(&consort_mainchain::Custody::Base);
                 for (vout, output) in batch.outputs.0.iter().enumerate() {
@@ -354,18 +376,20 @@ impl Ledger {
 
 pub(super) async fn deposit(
     node: &LitecoindRegtest,
-    peg: &Peg,
+    ledger: &Ledger,
     account: &AccountId,
     sats: u64,
 ) -> anyhow::Result<(Txid, u32)> {
     let wallet = node.wallet_rpc()?;
-    let address = peg.deposit_address(account);
+    let federation = ledger.fed().await;
+    let peg = &ledger.peg;
+    let address = peg.deposit_address(&federation, account);
     let txid = wallet
         .send_to_address(&address, bitcoin::Amount::from_sat(sats))
         .await?;
     let raw = node.rpc().get_raw_transaction(&txid, None).await?;
     let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw)?;
-    let script = peg.deposit_script(account);
+    let script = peg.deposit_script(&federation, account);
     let vout = tx
         .output
         .iter()
@@ -438,7 +462,10 @@ pub(super) fn three_watchers(
     [0u64, 1, 3]
         .into_iter()
         .map(|i| {
-            let signer = (u16::try_from(i).expect("small"), federation_key(i as u8));
+            let signer = (
+                AccountId::new(validator(i).public_key()),
+                federation_key(i as u8),
+            );
             let mut watcher =
                 consort_watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), Some(signer));
             watcher.watch(account, 0);
@@ -505,7 +532,7 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     assert_eq!(ledger.audit(&rpc).await?, (0, 0));
 
     // Peg-in: pay, then a claim before k confirmations is refused.
-    let (txid, vout) = deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    let (txid, vout) = deposit(&node, &ledger, &alice_id, 100_000_000).await?;
     node.mine(1).await?;
     ledger.relay(&rpc).await?;
     let early = claim_call(&rpc, alice_id, txid, vout).await?;
@@ -603,7 +630,7 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     node.mine(1).await?;
     ledger.relay(&rpc).await?;
     // The deposit prepays the fee of the input that will spend it, into the fee pool.
-    let deposit_fee = ledger.peg.deposit_fee();
+    let deposit_fee = ledger.peg.deposit_fee(&ledger.fed().await);
     assert!(deposit_fee > 0 && deposit_fee < 100_000);
     assert_eq!(ledger.pegged(&alice_id).await, 100_000_000 - deposit_fee);
     let totals = ledger.totals().await;
@@ -615,7 +642,7 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
 
     // Reorg: a second deposit is claimed, then its block is invalidated and a longer fork
     // without it is mined: the claim is void and nothing of it stays credited.
-    let (txid2, vout2) = deposit(&node, &ledger.peg, &alice_id, 50_000_000).await?;
+    let (txid2, vout2) = deposit(&node, &ledger, &alice_id, 50_000_000).await?;
     let mined = node.mine(CONFIRMATIONS).await?;
     ledger.relay(&rpc).await?;
     ledger
@@ -654,7 +681,9 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     let wallet = node.wallet_rpc()?;
     let payee = wallet.get_new_address("", Some("bech32")).await?;
     let script = script_pubkey_for_address(&node.network(), &payee)?;
-    let (fee, minimum) = ledger.peg.quote(&script, ledger.relayed)?;
+    let (fee, minimum) = ledger
+        .peg
+        .quote(&ledger.fed().await, &script, ledger.relayed)?;
     let out = |amount: u64| Call::PegOut {
         amount: Amount::new(amount),
         script: Blob(script.to_bytes()),
@@ -677,7 +706,9 @@ async fn run(context: cw_tokio::Context) -> anyhow::Result<()> {
     let batch_id = totals.in_flight.context("a batch was built")?;
     ledger.audit(&rpc).await?;
     let batch: Batch = ledger.read(&key::batch(batch_id)).await.context("batch")?;
-    let unsigned = ledger.peg.unsigned(&batch);
+    let unsigned = ledger
+        .peg
+        .unsigned(&batch, &ledger.federated(batch.federation).await.federation);
     let signature_list = |key: &SigningKey| -> anyhow::Result<_> {
         let partial = unsigned.sign(key)?;
         Ok(List(
@@ -775,7 +806,7 @@ async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
     let (node, rpc, mut ledger) = funded_start(context).await?;
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
-    let address = ledger.peg.deposit_address(&alice_id);
+    let address = ledger.peg.deposit_address(&ledger.fed().await, &alice_id);
     let block = rpc
         .generate_to_address(1, &address)
         .await?
@@ -785,7 +816,7 @@ async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
     let mined: bitcoin::Block = bitcoin::consensus::deserialize(&raw)?;
     let reward = mined.txdata.first().context("a coinbase")?;
     assert!(reward.is_coinbase());
-    let script = ledger.peg.deposit_script(&alice_id);
+    let script = ledger.peg.deposit_script(&ledger.fed().await, &alice_id);
     let vout = u32::try_from(
         reward
             .output
@@ -834,7 +865,7 @@ async fn coinbase(context: cw_tokio::Context) -> anyhow::Result<()> {
     ledger.relay(&rpc).await?;
     assert_eq!(
         ledger.pegged(&alice_id).await,
-        value - ledger.peg.deposit_fee()
+        value - ledger.peg.deposit_fee(&ledger.fed().await)
     );
     ledger.audit(&rpc).await?;
     Ok(())
@@ -852,9 +883,9 @@ async fn below_minimum(context: cw_tokio::Context) -> anyhow::Result<()> {
     let (node, rpc, mut ledger) = funded_start(context).await?;
     ledger.relay(&rpc).await?;
     let alice_id = AccountId::new(user(1).public_key());
-    let minimum = ledger.peg.deposit_minimum();
-    let (small, small_vout) = deposit(&node, &ledger.peg, &alice_id, minimum - 1).await?;
-    let (normal, normal_vout) = deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    let minimum = ledger.peg.deposit_minimum(&ledger.fed().await);
+    let (small, small_vout) = deposit(&node, &ledger, &alice_id, minimum - 1).await?;
+    let (normal, normal_vout) = deposit(&node, &ledger, &alice_id, 100_000_000).await?;
     node.mine(CONFIRMATIONS).await?;
     ledger.relay(&rpc).await?;
     let mut watcher = consort_watcher::Watcher::new(ledger.peg.clone(), rpc.clone(), None);
@@ -906,9 +937,10 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
     let alice_id = AccountId::new(alice.public_key());
     // Validator 2 is down: three watchers do everything.
     let mut watchers = three_watchers(&ledger, &rpc, alice_id);
-    let (txid, vout) = deposit(&node, &ledger.peg, &alice_id, 30_000_000).await?;
+    let (txid, vout) = deposit(&node, &ledger, &alice_id, 30_000_000).await?;
     let mut rounds = 0;
-    while ledger.pegged(&alice_id).await < 30_000_000 - ledger.peg.deposit_fee() {
+    while ledger.pegged(&alice_id).await < 30_000_000 - ledger.peg.deposit_fee(&ledger.fed().await)
+    {
         rounds += 1;
         ensure!(rounds < 30, "the deposit was not credited by the watchers");
         node.mine(1).await?;
@@ -951,7 +983,9 @@ async fn watchers(context: cw_tokio::Context) -> anyhow::Result<()> {
         .wallet_rpc()?
         .call("getreceivedbyaddress", vec![json!(payee), json!(1)])
         .await?;
-    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    let (fee, _) = ledger
+        .peg
+        .quote(&ledger.fed().await, &script, ledger.relayed)?;
     assert_eq!(
         bitcoin::Amount::from_btc(received)?.to_sat(),
         10_000_000 - fee,
@@ -1004,7 +1038,7 @@ async fn mweb(context: cw_tokio::Context) -> anyhow::Result<()> {
     let mut watchers = three_watchers(&ledger, &rpc, alice_id);
     // A deposit from an ordinary wallet after activation, and one from an MWEB wallet: that
     // one has no visible sender and lands in the block's HogEx transaction.
-    deposit(&node, &ledger.peg, &alice_id, 20_000_000).await?;
+    deposit(&node, &ledger, &alice_id, 20_000_000).await?;
     let wallet = node.wallet_rpc()?;
     rpc.create_wallet("mweb-payer").await?;
     let payer = rpc.for_wallet("mweb-payer")?;
@@ -1015,12 +1049,14 @@ async fn mweb(context: cw_tokio::Context) -> anyhow::Result<()> {
     node.mine(1).await?;
     payer
         .send_to_address(
-            &ledger.peg.deposit_address(&alice_id),
+            &ledger.peg.deposit_address(&ledger.fed().await, &alice_id),
             bitcoin::Amount::from_sat(100_000_000),
         )
         .await?;
     let mut rounds = 0;
-    while ledger.pegged(&alice_id).await < 120_000_000 - 2 * ledger.peg.deposit_fee() {
+    while ledger.pegged(&alice_id).await
+        < 120_000_000 - 2 * ledger.peg.deposit_fee(&ledger.fed().await)
+    {
         rounds += 1;
         ensure!(rounds < 40, "the MWEB-era deposits were not both credited");
         node.mine(1).await?;
@@ -1064,7 +1100,9 @@ async fn mweb(context: cw_tokio::Context) -> anyhow::Result<()> {
         ledger.audit(&rpc).await?;
         node.mine(1).await?;
     }
-    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    let (fee, _) = ledger
+        .peg
+        .quote(&ledger.fed().await, &script, ledger.relayed)?;
     let received: f64 = wallet
         .call("getreceivedbyaddress", vec![json!(payee), json!(1)])
         .await?;

@@ -32,13 +32,17 @@ fn coins_text(sats: u64) -> String {
 /// One main-chain transaction paying `sats` to each account's deposit address.
 async fn send_many(
     node: &LitecoindRegtest,
-    peg: &Peg,
+    ledger: &Ledger,
     accounts: &[AccountId],
     sats: u64,
 ) -> anyhow::Result<Txid> {
+    let federation = ledger.fed().await;
     let mut payments = Map::new();
     for account in accounts {
-        payments.insert(peg.deposit_address(account), json!(coins_text(sats)));
+        payments.insert(
+            ledger.peg.deposit_address(&federation, account),
+            json!(coins_text(sats)),
+        );
     }
     let txid: String = node
         .wallet_rpc()?
@@ -48,7 +52,7 @@ async fn send_many(
 }
 
 /// Mine and run the watchers' rounds until `done` holds (at most `rounds` blocks).
-async fn until<F>(
+pub(super) async fn until<F>(
     node: &LitecoindRegtest,
     ledger: &mut Ledger,
     watchers: &mut [(u64, consort_watcher::Watcher)],
@@ -75,7 +79,7 @@ async fn request(ledger: &Ledger, id: u64) -> anyhow::Result<PegOutRequest> {
     ledger.read(&key::request(id)).await.context("request")
 }
 
-async fn payee(node: &LitecoindRegtest) -> anyhow::Result<(String, bitcoin::ScriptBuf)> {
+pub(super) async fn payee(node: &LitecoindRegtest) -> anyhow::Result<(String, bitcoin::ScriptBuf)> {
     let address = node
         .wallet_rpc()?
         .get_new_address("", Some("bech32"))
@@ -84,7 +88,7 @@ async fn payee(node: &LitecoindRegtest) -> anyhow::Result<(String, bitcoin::Scri
     Ok((address, script))
 }
 
-async fn received(node: &LitecoindRegtest, address: &str) -> anyhow::Result<u64> {
+pub(super) async fn received(node: &LitecoindRegtest, address: &str) -> anyhow::Result<u64> {
     let value: f64 = node
         .wallet_rpc()?
         .call("getreceivedbyaddress", vec![json!(address), json!(1)])
@@ -114,9 +118,9 @@ async fn larger_than_the_oldest(context: cw_tokio::Context) -> anyhow::Result<()
             watcher.watch(*account, 0);
         }
     }
-    send_many(&node, &ledger.peg, &small, 100_000).await?;
+    send_many(&node, &ledger, &small, 100_000).await?;
     node.mine(1).await?;
-    super::peg::deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    super::peg::deposit(&node, &ledger, &alice_id, 100_000_000).await?;
     until(
         &node,
         &mut ledger,
@@ -184,7 +188,9 @@ async fn larger_than_the_oldest(context: cw_tokio::Context) -> anyhow::Result<()
         payment.requests.0 == vec![0],
         "the second batch pays the request"
     );
-    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    let (fee, _) = ledger
+        .peg
+        .quote(&ledger.fed().await, &script, ledger.relayed)?;
     ensure!(received(&node, &address).await? == amount - fee);
     ledger.audit(&rpc).await?;
     Ok(())
@@ -208,7 +214,7 @@ async fn thousands(context: cw_tokio::Context) -> anyhow::Result<()> {
     // Alice's coin is the oldest and first in the coin list (credited before the others are
     // claimed): the peg-out pays from it. Coins claimed in one round are listed in claim
     // order, not main-chain age; see the session note.
-    super::peg::deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    super::peg::deposit(&node, &ledger, &alice_id, 100_000_000).await?;
     until(
         &node,
         &mut ledger,
@@ -218,7 +224,7 @@ async fn thousands(context: cw_tokio::Context) -> anyhow::Result<()> {
         async |l| l.coins().await.len() == 1,
     )
     .await?;
-    let minimum = ledger.peg.deposit_minimum();
+    let minimum = ledger.peg.deposit_minimum(&ledger.fed().await);
     let accounts: Vec<AccountId> = (10_000..14_200)
         .map(|i| AccountId::new(user(i).public_key()))
         .collect();
@@ -231,7 +237,7 @@ async fn thousands(context: cw_tokio::Context) -> anyhow::Result<()> {
     // transactions meets litecoind's mempool limits.
     node.mine(3).await?;
     for chunk in accounts.chunks(1_400) {
-        send_many(&node, &ledger.peg, chunk, minimum).await?;
+        send_many(&node, &ledger, chunk, minimum).await?;
         node.mine(1).await?;
     }
     until(
@@ -244,7 +250,9 @@ async fn thousands(context: cw_tokio::Context) -> anyhow::Result<()> {
     )
     .await?;
     for account in accounts.iter().step_by(997) {
-        ensure!(ledger.pegged(account).await == minimum - ledger.peg.deposit_fee());
+        ensure!(
+            ledger.pegged(account).await == minimum - ledger.peg.deposit_fee(&ledger.fed().await)
+        );
     }
     ledger.audit(&rpc).await?;
 
@@ -272,7 +280,9 @@ async fn thousands(context: cw_tokio::Context) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    let (fee, _) = ledger
+        .peg
+        .quote(&ledger.fed().await, &script, ledger.relayed)?;
     ensure!(received(&node, &address).await? == 30_000_000 - fee);
     let coins = ledger.coins().await;
     ensure!(coins.len() == 4_201, "alice's coin spent, its change added");
@@ -300,6 +310,7 @@ fn recovery_key(i: u8) -> SigningKey {
 async fn recovery_can_spend(
     rpc: &RpcClient,
     peg: &Peg,
+    federation: &consort_mainchain::Federation,
     coin: &Utxo,
     tip: u32,
     to: &bitcoin::ScriptBuf,
@@ -310,7 +321,7 @@ async fn recovery_can_spend(
         next_block_height: tip + 1,
     };
     let sweep = build_sweep(
-        &peg.federation,
+        federation,
         &params,
         std::slice::from_ref(coin),
         to,
@@ -339,7 +350,7 @@ async fn before_the_delay(context: cw_tokio::Context) -> anyhow::Result<()> {
     ledger.relay(&rpc).await?;
     let alice_id = AccountId::new(user(1).public_key());
     let mut watchers = three_watchers(&ledger, &rpc, alice_id);
-    let (txid, vout) = super::peg::deposit(&node, &ledger.peg, &alice_id, 20_000_000).await?;
+    let (txid, vout) = super::peg::deposit(&node, &ledger, &alice_id, 20_000_000).await?;
     node.mine(1).await?;
     let deposit_height = rpc.get_block_count().await?;
     let (_, sink) = payee(&node).await?;
@@ -374,7 +385,8 @@ async fn before_the_delay(context: cw_tokio::Context) -> anyhow::Result<()> {
                 mweb_peg_out: coin.mweb,
             };
             ensure!(
-                !recovery_can_spend(&rpc, &ledger.peg, &utxo, tip, &sink).await?,
+                !recovery_can_spend(&rpc, &ledger.peg, &ledger.fed().await, &utxo, tip, &sink)
+                    .await?,
                 "at main-chain height {tip} the recovery keys can sweep {:?} (height {})",
                 coin.outpoint,
                 coin.height
@@ -386,7 +398,9 @@ async fn before_the_delay(context: cw_tokio::Context) -> anyhow::Result<()> {
         moved_at < deposit_height + u32::from(SHORT_DELAY),
         "the deposit coin moved at {moved_at}, after the delay"
     );
-    ensure!(ledger.pegged(&alice_id).await == 20_000_000 - ledger.peg.deposit_fee());
+    ensure!(
+        ledger.pegged(&alice_id).await == 20_000_000 - ledger.peg.deposit_fee(&ledger.fed().await)
+    );
     ledger.audit(&rpc).await?;
     Ok(())
 }
@@ -415,7 +429,7 @@ async fn stuck_batch(context: cw_tokio::Context) -> anyhow::Result<()> {
     let alice = user(1);
     let alice_id = AccountId::new(alice.public_key());
     let mut watchers = three_watchers(&ledger, &rpc, alice_id);
-    super::peg::deposit(&node, &ledger.peg, &alice_id, 100_000_000).await?;
+    super::peg::deposit(&node, &ledger, &alice_id, 100_000_000).await?;
     node.mine(1).await?;
     // Three more deposits fill the fee pool with what they prepay (a bump doubles the fee);
     // the batch spends alice's older coin alone.
@@ -427,7 +441,7 @@ async fn stuck_batch(context: cw_tokio::Context) -> anyhow::Result<()> {
             watcher.watch(*account, 0);
         }
     }
-    send_many(&node, &ledger.peg, &others, 1_000_000).await?;
+    send_many(&node, &ledger, &others, 1_000_000).await?;
     until(
         &node,
         &mut ledger,
@@ -498,7 +512,9 @@ async fn stuck_batch(context: cw_tokio::Context) -> anyhow::Result<()> {
     ensure!(original.txid == stuck.to_byte_array());
     ensure!(batch.txid != original.txid, "the replacement confirmed");
     ensure!(batch.fee == 2 * original.fee, "the bump doubles the fee");
-    let (fee, _) = ledger.peg.quote(&script, ledger.relayed)?;
+    let (fee, _) = ledger
+        .peg
+        .quote(&ledger.fed().await, &script, ledger.relayed)?;
     ensure!(
         received(&node, &address).await? == amount - fee,
         "the payee is paid as quoted"
@@ -538,7 +554,7 @@ async fn soak(context: cw_tokio::Context) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     for round in 0..100 {
-        send_many(&node, &ledger.peg, &accounts, 200_000).await?;
+        send_many(&node, &ledger, &accounts, 200_000).await?;
         if round % 10 == 9 {
             node.mine(1).await?;
             watcher_round(&mut ledger, &mut watchers).await?;
@@ -586,7 +602,9 @@ async fn soak(context: cw_tokio::Context) -> anyhow::Result<()> {
     }
     let batches = ledger.totals().await.next_batch;
     ledger.audit(&rpc).await?;
-    let (fee, _) = ledger.peg.quote(&payees[0].1, ledger.relayed)?;
+    let (fee, _) = ledger
+        .peg
+        .quote(&ledger.fed().await, &payees[0].1, ledger.relayed)?;
     let mut paid = 0;
     for (address, _) in &payees {
         paid += received(&node, address).await?;

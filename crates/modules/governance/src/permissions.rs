@@ -114,7 +114,9 @@ impl Gov {
                 targets.push(FreezeTarget::Asset(*asset));
             }
             Call::Redeem { asset, .. } => targets.push(FreezeTarget::Asset(*asset)),
-            Call::PegOut { .. } => targets.extend(self.pegged.map(FreezeTarget::Asset)),
+            Call::PegOut { .. } | Call::FundPegFees { .. } => {
+                targets.extend(self.pegged.map(FreezeTarget::Asset));
+            }
             Call::ClaimDeposit { outputs, .. } => {
                 accounts.extend(outputs.0.iter().map(|o| o.account));
                 accounts.sort_unstable();
@@ -314,6 +316,9 @@ impl Gov {
             }
             // The peg checks the sender against the federation at admission and execution.
             Call::RelayHeaders { .. } | Call::SignBatch { .. } => Ok(()),
+            // A validator-to-be registers its federation key before it is proposed: any
+            // account that is not frozen may (one key per account, proved by its signature).
+            Call::RegisterFederationKey { .. } => Ok(()),
             Call::CancelRotation => {
                 if store
                     .get::<PendingRotation>(&key::rotation(sender))
@@ -349,6 +354,7 @@ impl Gov {
             | Call::TransferAsset { .. }
             | Call::ClaimDeposit { .. }
             | Call::PegOut { .. }
+            | Call::FundPegFees { .. }
             | Call::ConfirmBatch { .. }
             | Call::SetSealKey { .. }
             | Call::PutPrivate { .. } => {

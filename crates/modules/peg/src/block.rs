@@ -25,6 +25,31 @@ enum Plan {
     Wait,
 }
 
+/// The coins one batch may spend: a window of one federation's oldest coins.
+struct Window<'a> {
+    /// The federation holding them (its members sign).
+    source: &'a mc::Federation,
+    /// The current federation's base script: change and consolidations go there.
+    change: &'a ScriptBuf,
+    /// The oldest coins, at most [`SELECTION_COINS_MAX`].
+    coins: &'a [FederationCoin],
+    /// Whether they are all of the federation's coins.
+    all: bool,
+    /// Whether the federation was replaced (its coins are being swept).
+    replaced: bool,
+}
+
+/// Which coins a consolidation merges.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// Only if a coin is half the recovery delay deep: the coins a quarter deep.
+    Due,
+    /// A request needs it: the oldest [`BATCH_INPUTS_MAX`], at least two.
+    Forced,
+    /// A replaced federation's: the oldest [`BATCH_INPUTS_MAX`], even one.
+    Sweep,
+}
+
 /// Requests after the first that end of block tries to pay alone when the first cannot be
 /// paid yet, so that one request never holds up the others.
 const SINGLE_TRIES: usize = 16;
@@ -56,19 +81,11 @@ impl Peg {
         if totals.idle {
             return Ok(());
         }
-        let coin_list: ListHead<Outpoint> = list::coins().head(store).await?;
-        if coin_list.len == 0 {
-            totals.idle = true;
-            store.put(&key::totals(), &totals).await?;
-            return Ok(());
-        }
         let tip = self.tip(store).await?;
+        self.retire(store, &mut totals, tip.height).await?;
         let params = spend_params(self.network, &self.config, tip.height);
-        let mut coins = Vec::new();
-        for (outpoint, _) in list::coins().first(store, SELECTION_COINS_MAX).await? {
-            coins.push(self.coin(store, &outpoint).await?);
-        }
-        let window_is_all = coin_list.len <= coins.len() as u64;
+        let current = self.federation(store, totals.federation).await?;
+        let base = current.federation.script_pubkey(&Custody::Base);
         let mut requests = Vec::new();
         for (id, _) in list::queue()
             .first::<u64, E>(store, BATCH_SCAN_REQUESTS_MAX)
@@ -80,30 +97,88 @@ impl Peg {
                 .ok_or(BlockError::CorruptState(key::request(id)))?;
             requests.push(request);
         }
-        let utxos: Vec<Utxo> = coins.iter().map(to_utxo).collect();
+        // Replaced federations first, oldest first: their coins go to the current one.
+        for generation in totals.oldest_federation..=totals.federation {
+            let coin_list: ListHead<Outpoint> = list::coins(generation).head(store).await?;
+            if coin_list.len == 0 {
+                continue;
+            }
+            let source = if generation == totals.federation {
+                current.clone()
+            } else {
+                self.federation(store, generation).await?
+            };
+            let mut coins = Vec::new();
+            for (outpoint, _) in list::coins(generation)
+                .first(store, SELECTION_COINS_MAX)
+                .await?
+            {
+                coins.push(self.coin(store, &outpoint).await?);
+            }
+            let window = Window {
+                source: &source.federation,
+                change: &base,
+                coins: &coins,
+                all: coin_list.len <= coins.len() as u64,
+                replaced: generation < totals.federation,
+            };
+            if let Some(chosen) =
+                self.choose(&params, &window, &requests, tip.height, totals.fee_pool)?
+            {
+                return self
+                    .record_batch(store, &mut totals, &coins, chosen, height, generation)
+                    .await;
+            }
+        }
+        self.rest(store, totals).await
+    }
+
+    /// The batch to build from one federation's window of coins, if any: for a replaced
+    /// federation, a payment from its coins (change to the current federation) or else a
+    /// sweep of them; for the current one, a due consolidation, then payments, then a forced
+    /// consolidation.
+    fn choose(
+        &self,
+        params: &mc::SpendParams,
+        window: &Window<'_>,
+        requests: &[PegOutRequest],
+        tip: u32,
+        fee_pool: u64,
+    ) -> Result<Option<(Vec<PegOutRequest>, UnsignedSpend)>, BlockError> {
+        let utxos: Vec<Utxo> = window.coins.iter().map(to_utxo).collect();
         let affordable = |spend: UnsignedSpend| {
-            (spend.fee().to_sat() <= totals.fee_pool).then_some((Vec::new(), spend))
+            (spend.fee().to_sat() <= fee_pool).then_some((Vec::new(), spend))
         };
+        if window.replaced {
+            if !requests.is_empty()
+                && let Plan::Pay(paid, spend) =
+                    self.plan(params, window, &utxos, requests, fee_pool)?
+            {
+                return Ok(Some((paid, spend)));
+            }
+            return Ok(self
+                .consolidation(params, window, tip, Merge::Sweep)
+                .and_then(affordable));
+        }
         // Custody first: a coin half the recovery delay deep is moved before any payment.
-        let due = self
-            .consolidation(&params, &coins, tip.height, false)
-            .and_then(affordable);
-        let chosen = match due {
-            Some(chosen) => Some(chosen),
-            None if requests.is_empty() => None,
-            None => match self.plan(&params, &utxos, &requests, totals.fee_pool, window_is_all)? {
+        if let Some(chosen) = self
+            .consolidation(params, window, tip, Merge::Due)
+            .and_then(affordable)
+        {
+            return Ok(Some(chosen));
+        }
+        if requests.is_empty() {
+            return Ok(None);
+        }
+        Ok(
+            match self.plan(params, window, &utxos, requests, fee_pool)? {
                 Plan::Pay(paid, spend) => Some((paid, spend)),
                 Plan::Consolidate => self
-                    .consolidation(&params, &coins, tip.height, true)
+                    .consolidation(params, window, tip, Merge::Forced)
                     .and_then(affordable),
                 Plan::Wait => None,
             },
-        };
-        let Some((paid, spend)) = chosen else {
-            return self.rest(store, totals).await;
-        };
-        self.record_batch(store, &mut totals, &coins, paid, &spend, height)
-            .await
+        )
     }
 
     /// Nothing to build until something changes.
@@ -133,6 +208,7 @@ impl Peg {
     fn try_pay(
         &self,
         params: &mc::SpendParams,
+        window: &Window<'_>,
         utxos: &[Utxo],
         requests: &[PegOutRequest],
         fee_pool: u64,
@@ -147,7 +223,8 @@ impl Peg {
                 })
             })
             .collect::<Result<Vec<_>, BlockError>>()?;
-        let spend = match mc::build_spend(&self.federation, params, utxos, &payments) {
+        let spend = match mc::build_spend_to(window.source, params, utxos, &payments, window.change)
+        {
             Ok(spend) => spend,
             Err(error) => return Ok(Err(error)),
         };
@@ -168,20 +245,20 @@ impl Peg {
     fn plan(
         &self,
         params: &mc::SpendParams,
+        window: &Window<'_>,
         utxos: &[Utxo],
         requests: &[PegOutRequest],
         fee_pool: u64,
-        window_is_all: bool,
     ) -> Result<Plan, BlockError> {
         let most = requests.len().min(BATCH_REQUESTS_MAX);
-        match self.try_pay(params, utxos, &requests[..1], fee_pool)? {
+        match self.try_pay(params, window, utxos, &requests[..1], fee_pool)? {
             Ok(spend) => {
                 // Invariant: a prefix of `low` requests is payable (by `best`); none longer
                 // than `high` is.
                 let (mut low, mut high, mut best) = (1, most, spend);
                 while low < high {
                     let mid = (low + high).div_ceil(2);
-                    match self.try_pay(params, utxos, &requests[..mid], fee_pool)? {
+                    match self.try_pay(params, window, utxos, &requests[..mid], fee_pool)? {
                         Ok(spend) => (low, best) = (mid, spend),
                         Err(_) => high = mid - 1,
                     }
@@ -190,13 +267,12 @@ impl Peg {
             }
             Err(error) => {
                 let stuck = matches!(error, mc::SpendError::TooManyInputs { .. })
-                    || (!window_is_all
-                        && matches!(error, mc::SpendError::InsufficientFunds { .. }));
+                    || (!window.all && matches!(error, mc::SpendError::InsufficientFunds { .. }));
                 // A later request payable alone goes first: one request never holds up the
                 // rest (not even while the fee pool cannot pay the consolidation it needs).
                 for request in requests.iter().skip(1).take(SINGLE_TRIES) {
                     let alone = std::slice::from_ref(request);
-                    if let Ok(spend) = self.try_pay(params, utxos, alone, fee_pool)? {
+                    if let Ok(spend) = self.try_pay(params, window, utxos, alone, fee_pool)? {
                         return Ok(Plan::Pay(vec![request.clone()], spend));
                     }
                 }
@@ -205,41 +281,39 @@ impl Peg {
         }
     }
 
-    /// A consolidation of the window's oldest spendable coins into one federation coin:
-    /// `forced` (a request needs it) takes the oldest [`BATCH_INPUTS_MAX`]; otherwise only
-    /// when a coin is at least half the recovery delay deep, taking the coins at least a
-    /// quarter deep (oldest first).
+    /// A consolidation of the window's oldest spendable coins into one coin of the current
+    /// federation (see [`Merge`]).
     fn consolidation(
         &self,
         params: &mc::SpendParams,
-        coins: &[FederationCoin],
+        window: &Window<'_>,
         tip: u32,
-        forced: bool,
+        merge: Merge,
     ) -> Option<UnsignedSpend> {
         let delay = u32::from(self.config.recovery_delay_blocks);
         let age = |coin: &FederationCoin| tip.saturating_sub(coin.height);
-        let mut spendable: Vec<&FederationCoin> = coins
+        let mut spendable: Vec<&FederationCoin> = window
+            .coins
             .iter()
             .filter(|c| to_utxo(c).spendable_height() <= params.next_block_height)
             .collect();
         spendable.sort_by_key(|c| (c.height, c.outpoint));
-        if !forced {
+        if merge == Merge::Due {
             if !spendable.iter().any(|c| age(c) >= delay / 2) {
                 return None;
             }
             spendable.retain(|c| age(c) >= delay / 4);
         }
         spendable.truncate(BATCH_INPUTS_MAX);
-        if forced && spendable.len() < 2 {
+        if spendable.is_empty() || (merge == Merge::Forced && spendable.len() < 2) {
             return None;
         }
         let utxos: Vec<Utxo> = spendable.into_iter().map(to_utxo).collect();
-        let base = self.federation.script_pubkey(&Custody::Base);
         mc::build_sweep(
-            &self.federation,
+            window.source,
             params,
             &utxos,
-            &base,
+            window.change,
             mc::SpendBranch::Federation,
         )
         .ok()
@@ -252,9 +326,9 @@ impl Peg {
         store: &mut Store<'_, E>,
         totals: &mut PegTotals,
         coins: &[FederationCoin],
-        paid: Vec<PegOutRequest>,
-        spend: &UnsignedSpend,
+        (paid, spend): (Vec<PegOutRequest>, UnsignedSpend),
         height: u64,
+        generation: u32,
     ) -> Result<(), BlockError> {
         let id = totals.next_batch;
         let inputs = spend
@@ -300,6 +374,8 @@ impl Peg {
             confirmed_height: 0,
             signed_at: 0,
             replaced: List(Vec::new()),
+            federation: generation,
+            change_to: totals.federation,
         };
         store.put(&key::batch(id), &batch).await?;
         for mut request in paid {
@@ -309,7 +385,7 @@ impl Peg {
             store.put(&key::request(request.id), &request).await?;
         }
         for input in &inputs {
-            if list::coins()
+            if list::coins(generation)
                 .remove(store, &input.outpoint)
                 .await?
                 .is_none()
@@ -354,13 +430,13 @@ impl Peg {
         if tip.height < batch.signed_at.saturating_add(after) {
             return Ok(());
         }
-        let base = self.federation.script_pubkey(&Custody::Base);
-        let Some(index) = batch
-            .outputs
-            .0
-            .iter()
-            .position(|o| o.script.as_slice() == base.as_bytes())
-        else {
+        let base = self
+            .federation(store, batch.change_to)
+            .await?
+            .federation
+            .script_pubkey(&Custody::Base);
+        let source = self.federation(store, batch.federation).await?;
+        let Some(index) = batch.change_index() else {
             return Ok(());
         };
         let old_change = batch.outputs.0[index].value;
@@ -383,7 +459,7 @@ impl Peg {
         batch.outputs.0[index].value = change;
         batch.fee = fee;
         batch.txid = self
-            .rebuild(&batch)?
+            .rebuild(&batch, &source.federation)?
             .transaction()
             .compute_txid()
             .to_byte_array();
@@ -398,8 +474,9 @@ impl Peg {
     }
 
     /// Up to `n` federation coins after `after` (from the oldest if `None`; `None` if `after`
-    /// is no longer a coin), and the coin list's head (count and sum). For the node's routes
-    /// and audits.
+    /// is no longer a coin), every live federation's in turn (oldest federation first), and
+    /// their count and sum (in a [`ListHead`] without ends). For the node's routes and
+    /// audits.
     ///
     /// # Errors
     /// A database failure or a broken list.
@@ -409,13 +486,35 @@ impl Peg {
         after: Option<Outpoint>,
         n: usize,
     ) -> Result<(Option<Vec<FederationCoin>>, ListHead<Outpoint>), BlockError> {
-        let head = list::coins().head(store).await?;
-        let Some(page) = list::coins().after(store, after, n).await? else {
-            return Ok((None, head));
+        let totals = self.totals(store).await?;
+        let mut head = ListHead::default();
+        for generation in totals.oldest_federation..=totals.federation {
+            let one: ListHead<Outpoint> = list::coins(generation).head(store).await?;
+            head.len += one.len;
+            head.sum = add(head.sum, one.sum)?;
+        }
+        let (mut generation, mut cursor) = match after {
+            None => (totals.oldest_federation, None),
+            Some(outpoint) => match store.get::<FederationCoin>(&key::coin(&outpoint)).await? {
+                Some(coin) if coin.federation >= totals.oldest_federation => {
+                    (coin.federation, Some(outpoint))
+                }
+                _ => return Ok((None, head)),
+            },
         };
         let mut coins = Vec::new();
-        for (outpoint, _) in page {
-            coins.push(self.coin(store, &outpoint).await?);
+        while generation <= totals.federation && coins.len() < n {
+            let Some(page) = list::coins(generation)
+                .after(store, cursor, n - coins.len())
+                .await?
+            else {
+                return Ok((None, head));
+            };
+            for (outpoint, _) in page {
+                coins.push(self.coin(store, &outpoint).await?);
+            }
+            generation += 1;
+            cursor = None;
         }
         Ok((Some(coins), head))
     }
@@ -468,14 +567,13 @@ impl Peg {
         store: &mut Store<'_, E>,
     ) -> Result<(), BlockError> {
         let totals = self.totals(store).await?;
-        let coins: ListHead<Outpoint> = list::coins().head(store).await?;
+        let mut held = self.in_flight_inputs(store, &totals).await?;
+        for generation in totals.oldest_federation..=totals.federation {
+            let coins: ListHead<Outpoint> = list::coins(generation).head(store).await?;
+            held += u128::from(coins.sum);
+        }
         let pending: ListHead<Outpoint> = list::pending().head(store).await?;
-        let in_flight = self.in_flight_inputs(store, &totals).await?;
-        check(
-            &totals,
-            u128::from(coins.sum) + in_flight,
-            u128::from(pending.sum),
-        )
+        check(&totals, held, u128::from(pending.sum))
     }
 
     async fn in_flight_inputs<E: Runtime>(
@@ -503,15 +601,23 @@ impl Peg {
         let totals = self.totals(store).await?;
         let broken = |what: String| Err(BlockError::Invariant(what));
         let mut held = 0u128;
-        for (outpoint, value) in list::coins().verify::<Outpoint, E>(store).await? {
-            let coin = self.coin(store, &outpoint).await?;
-            if coin.value != value {
-                return broken(format!(
-                    "coin {outpoint:?} is worth {} not {value}",
-                    coin.value
-                ));
+        let mut pending_per_federation = std::collections::BTreeMap::<u32, u64>::new();
+        for generation in 0..=totals.federation {
+            let coins = list::coins(generation).verify::<Outpoint, E>(store).await?;
+            if generation < totals.oldest_federation && !coins.is_empty() {
+                return broken(format!("retired federation {generation} holds coins"));
             }
-            held += u128::from(value);
+            for (outpoint, value) in coins {
+                let coin = self.coin(store, &outpoint).await?;
+                if coin.value != value || coin.federation != generation {
+                    return broken(format!(
+                        "coin {outpoint:?} is worth {} of federation {}, listed as {value} of \
+                         {generation}",
+                        coin.value, coin.federation
+                    ));
+                }
+                held += u128::from(value);
+            }
         }
         held += self.in_flight_inputs(store, &totals).await?;
         let mut pending_sum = 0u128;
@@ -525,7 +631,30 @@ impl Peg {
                     "pending claim {outpoint:?} disagrees with its record"
                 ));
             }
+            if claim.federation < totals.oldest_federation {
+                return broken(format!(
+                    "pending claim {outpoint:?} pays retired federation {}",
+                    claim.federation
+                ));
+            }
+            *pending_per_federation.entry(claim.federation).or_default() += 1;
             pending_sum += u128::from(value);
+        }
+        for generation in totals.oldest_federation..=totals.federation {
+            let counted = self
+                .federation(store, generation)
+                .await?
+                .record
+                .pending_claims;
+            let listed = pending_per_federation
+                .get(&generation)
+                .copied()
+                .unwrap_or(0);
+            if counted != listed {
+                return broken(format!(
+                    "federation {generation} counts {counted} pending claims, {listed} listed"
+                ));
+            }
         }
         let mut burned = 0u128;
         for (id, amount) in list::queue().verify::<u64, E>(store).await? {

@@ -30,6 +30,7 @@ impl Peg {
     ) -> Result<(), Fail> {
         let mut totals = self.totals(store).await?;
         totals.idle = false;
+        let fee = self.deposit_fee(&self.current(store).await?.federation);
         if fork.is_some() {
             let pending = list::pending();
             let all: Vec<(Outpoint, u64)> = pending.first(store, PENDING_CLAIMS_MAX).await?;
@@ -40,6 +41,7 @@ impl Peg {
                 }
                 claim.status = ClaimStatus::Void.tag();
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
+                self.count_pending(store, claim.federation, false).await?;
                 store.put(&key::claim(&outpoint), &claim).await?;
                 pending.remove(store, &outpoint).await?;
                 // Out of its maturity bucket too: buckets hold only pending claims.
@@ -59,7 +61,8 @@ impl Peg {
                 }
                 list::pending().remove(store, &outpoint).await?;
                 totals.pending_claims = sub(totals.pending_claims, claim.value)?;
-                self.credit_claim(store, &mut totals, outpoint, claim, new.height)
+                self.count_pending(store, claim.federation, false).await?;
+                self.credit_claim(store, &mut totals, outpoint, claim, new.height, fee)
                     .await?;
             }
             bucket.clear::<Outpoint, E>(store).await?;
@@ -80,9 +83,10 @@ impl Peg {
     }
 
     /// Credit a claim whose contest period is over: the account is paid less the deposit
-    /// fee, the fee pool takes the fee, and the output becomes a federation coin: last in the
-    /// coin list, or first if it is already a quarter of the recovery delay deep at main-chain
-    /// height `tip` (a deposit claimed late), so the next consolidation sees it.
+    /// fee `fee` (of the current federation), the fee pool takes the fee, and the output
+    /// becomes a coin of the federation it paid: last in its coin list, or first if it is
+    /// already a quarter of the recovery delay deep at main-chain height `tip` (a deposit
+    /// claimed late), so the next consolidation sees it.
     async fn credit_claim<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
@@ -90,9 +94,10 @@ impl Peg {
         outpoint: Outpoint,
         mut claim: ClaimRecord,
         tip: u32,
+        fee: u64,
     ) -> Result<(), Fail> {
         claim.status = ClaimStatus::Credited.tag();
-        let fee = self.deposit_fee().min(claim.value);
+        let fee = fee.min(claim.value);
         totals.supply = add(totals.supply, claim.value - fee)?;
         totals.fee_pool = add(totals.fee_pool, fee)?;
         credit(store, &self.asset(), &claim.account, claim.value - fee).await?;
@@ -105,17 +110,20 @@ impl Peg {
                     custody: Some(claim.account),
                     height: claim.height,
                     mweb: claim.mweb,
+                    federation: claim.federation,
                 },
             )
             .await?;
         let old =
             tip.saturating_sub(claim.height) >= u32::from(self.config.recovery_delay_blocks) / 4;
         let listed = if old {
-            list::coins()
+            list::coins(claim.federation)
                 .push_front(store, outpoint, claim.value)
                 .await?
         } else {
-            list::coins().push(store, outpoint, claim.value).await?
+            list::coins(claim.federation)
+                .push(store, outpoint, claim.value)
+                .await?
         };
         if !listed {
             return Err(BlockError::Invariant(format!(
@@ -182,7 +190,11 @@ impl Peg {
         let txid = tx.compute_txid();
         let (block, confirmations) = self.locate(store, proof, txid).await?;
         let tip = self.tip(store).await?;
-        let minimum = self.deposit_minimum();
+        // Newest first: the current federation's scripts, then those it replaced.
+        let mut live = self.live(store).await?;
+        live.reverse();
+        let fee = self.deposit_fee(&live[0].federation);
+        let minimum = fee.saturating_mul(2);
         let mut totals = self.totals(store).await?;
         let pending = list::pending();
         let mut waiting = pending.head::<Outpoint, E>(store).await?.len;
@@ -191,8 +203,16 @@ impl Peg {
                 .output
                 .get(vout as usize)
                 .ok_or(PegError::NotADeposit { vout })?;
-            if output.script_pubkey != self.deposit_script(&account) || output.value == Sats::ZERO {
+            if output.value == Sats::ZERO {
                 return Err(PegError::NotADeposit { vout }.into());
+            }
+            let paid = live
+                .iter()
+                .find(|f| output.script_pubkey == self.deposit_script(&f.federation, &account))
+                .ok_or(PegError::NotADeposit { vout })?;
+            let federation = paid.record.generation;
+            if !self.takes_deposit(&paid.record, block.height, tip.height) {
+                return Err(PegError::AddressRetired { vout, federation }.into());
             }
             let value = output.value.to_sat();
             if value < minimum {
@@ -246,10 +266,11 @@ impl Peg {
                 status: ClaimStatus::Pending.tag(),
                 claimed_at: height,
                 matures_at,
+                federation,
             };
             if matures_at <= tip.height {
                 // Claimed after its contest period: spendable at once.
-                self.credit_claim(store, &mut totals, outpoint, claim, tip.height)
+                self.credit_claim(store, &mut totals, outpoint, claim, tip.height, fee)
                     .await?;
                 continue;
             }
@@ -263,6 +284,7 @@ impl Peg {
                 .push(store, outpoint, value)
                 .await?;
             totals.pending_claims = add(totals.pending_claims, value)?;
+            self.count_pending(store, federation, true).await?;
         }
         totals.idle = false;
         store.put(&key::totals(), &totals).await?;

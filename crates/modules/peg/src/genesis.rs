@@ -27,6 +27,7 @@ impl Peg {
                 },
             )
             .await?;
-        Ok(store.put(&key::totals(), &PegTotals::default()).await?)
+        store.put(&key::totals(), &PegTotals::default()).await?;
+        self.init_federation(store).await
     }
 }

@@ -22,7 +22,8 @@
 //! * batch confirmed paying `Σ(a - q)` with real fee `f` and change `c`: the inputs leave,
 //!   the change arrives, `pending_peg_outs -= Σa`, `fee_pool += Σq - f`.
 //!
-//! * [`params`]: the federation, deposit addresses, fees and quotes, from genesis.
+//! * [`params`]: deposit addresses, fees and quotes.
+//! * [`federations`]: the federation of each committee, and the sweep to the next.
 //! * [`genesis`]: the peg's records in block 1.
 //! * [`headers`]: the light client of the main chain.
 //! * [`deposit`]: deposit claims and their contest period.
@@ -31,6 +32,7 @@
 
 pub mod block;
 pub mod deposit;
+pub mod federations;
 pub mod genesis;
 pub mod headers;
 pub(crate) mod list;
@@ -41,9 +43,11 @@ pub(crate) use block::{add, sub};
 pub(crate) use params::spend_params;
 pub(crate) use withdraw::to_utxo;
 
+pub use federations::Federated;
+
 use bitcoin::secp256k1::PublicKey;
 use consort_execution::{Context, Fail, Runtime, Store};
-use consort_mainchain::{Federation, Network};
+use consort_mainchain::{Network, Recovery};
 use consort_types::{
     AccountId, Call, TxError,
     peg::{HeaderEntry, PegConfig},
@@ -73,9 +77,11 @@ pub struct Peg {
     pub config: PegConfig,
     /// The main chain.
     pub network: Network,
-    /// The custody scripts' keys.
-    pub federation: Federation,
-    /// Federation keys in validator order.
+    /// The emergency recovery set every federation's scripts share.
+    recovery: Recovery,
+    /// The chain id (proofs of possession of federation keys sign it).
+    chain_id: u64,
+    /// Genesis federation keys, in validator order (federation 0).
     keys: Vec<PublicKey>,
     /// Validator accounts in genesis order.
     validators: Vec<AccountId>,
@@ -98,10 +104,13 @@ impl Peg {
         let (sender, height) = (ctx.sender, ctx.height());
         match call {
             Call::RelayHeaders { headers } => {
-                self.validator_index(sender).ok_or(TxError::Unauthorized {
-                    call: call.kind(),
-                    reason: "only validators relay main-chain headers",
-                })?;
+                if !self.is_validator(store, sender).await? {
+                    return Err(TxError::Unauthorized {
+                        call: call.kind(),
+                        reason: "only validators relay main-chain headers",
+                    }
+                    .into());
+                }
                 self.relay(store, &headers.0, ctx.block.timestamp_ms / 1_000)
                     .await
             }
@@ -124,12 +133,12 @@ impl Peg {
                     .await
             }
             Call::SignBatch { batch, signatures } => {
-                let index = self.validator_index(sender).ok_or(TxError::Unauthorized {
-                    call: call.kind(),
-                    reason: "only validators sign peg-out batches",
-                })?;
-                self.sign(store, index, *batch, signatures).await
+                self.sign(store, sender, *batch, signatures).await
             }
+            Call::RegisterFederationKey { key, proof } => {
+                self.register_key(store, sender, key, proof).await
+            }
+            Call::FundPegFees { amount } => self.fund_fees(store, sender, amount.units()).await,
             Call::ConfirmBatch { batch, proof } => {
                 self.confirm(store, *batch, proof.as_slice()).await
             }

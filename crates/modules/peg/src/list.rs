@@ -3,7 +3,8 @@
 //! whatever the list's length, and no record grows with it; the head's sum makes the
 //! conservation check O(1).
 //!
-//! * `coins`: the federation's spendable coins, in the order they became spendable.
+//! * `coins/{generation}`: each federation's spendable coins, in the order they became
+//!   spendable.
 //! * `pending`: claims in their contest period, in claim order.
 //! * `queue`: peg-out requests waiting for a batch, oldest first.
 //! * `maturing/{height}`: claims whose contest period ends at that main-chain height (checked
@@ -34,11 +35,11 @@ pub(crate) struct List {
     name: Vec<u8>,
 }
 
-/// The federation's spendable coins.
-pub(crate) fn coins() -> List {
-    List {
-        name: b"coins".to_vec(),
-    }
+/// The spendable coins of federation `generation`.
+pub(crate) fn coins(generation: u32) -> List {
+    let mut name = b"coins/".to_vec();
+    name.extend_from_slice(&generation.to_be_bytes());
+    List { name }
 }
 
 /// Claims in their contest period.

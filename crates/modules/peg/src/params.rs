@@ -1,6 +1,9 @@
-//! The peg's parameters from genesis: the federation, deposit addresses, fees and quotes.
+//! The peg's parameters from genesis, and what depends on the federation: deposit addresses,
+//! fees and quotes.
 
-use crate::{Peg, REGTEST_BITS, REGTEST_GENESIS_TIME, parse_key, parse_network};
+use crate::{
+    Peg, REGTEST_BITS, REGTEST_GENESIS_TIME, federations::genesis_keys, parse_key, parse_network,
+};
 use bitcoin::{FeeRate, ScriptBuf, hashes::Hash as _, pow::CompactTarget, secp256k1::PublicKey};
 use consort_mainchain::{
     self as mc, Custody, DepositAccount, Federation, Network, Recovery, SpendParams,
@@ -26,11 +29,7 @@ impl Peg {
                 config.network
             )
         })?;
-        let keys = config
-            .federation_keys
-            .iter()
-            .map(|k| parse_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = genesis_keys(&config.federation_keys)?;
         if keys.len() != genesis.validators.len() {
             return Err("one federation key per validator, in validator order".into());
         }
@@ -45,7 +44,8 @@ impl Peg {
             config.recovery_delay_blocks,
         )
         .map_err(|e| e.to_string())?;
-        let federation = Federation::new(keys.clone(), recovery).map_err(|e| e.to_string())?;
+        let federation =
+            Federation::new(keys.clone(), recovery.clone()).map_err(|e| e.to_string())?;
         if config.confirmations == 0 {
             return Err("confirmations must be at least 1".into());
         }
@@ -112,7 +112,8 @@ impl Peg {
         Ok(Some(Self {
             config: config.clone(),
             network,
-            federation,
+            recovery,
+            chain_id: genesis.chain_id,
             keys,
             validators: genesis.validators.iter().map(|v| v.public_key).collect(),
             checkpoint,
@@ -124,29 +125,25 @@ impl Peg {
         self.config.asset
     }
 
-    /// The validator index of `account`, if it is a validator.
-    pub fn validator_index(&self, account: &AccountId) -> Option<u16> {
-        self.validators
-            .iter()
-            .position(|v| v == account)
-            .and_then(|i| u16::try_from(i).ok())
+    /// The chain id.
+    pub const fn chain_id(&self) -> u64 {
+        self.chain_id
     }
 
-    /// Validator `index`'s federation key.
-    pub fn federation_key(&self, index: u16) -> Option<&PublicKey> {
-        self.keys.get(usize::from(index))
+    /// The genesis federation key of `account`, if it is a genesis validator.
+    pub fn genesis_key(&self, account: &AccountId) -> Option<&PublicKey> {
+        let index = self.validators.iter().position(|v| v == account)?;
+        self.keys.get(index)
     }
 
-    /// `account`'s deposit script.
-    pub fn deposit_script(&self, account: &AccountId) -> ScriptBuf {
-        self.federation
-            .script_pubkey(&Custody::Deposit(DepositAccount::new(*account.as_bytes())))
+    /// `account`'s deposit script under `federation`.
+    pub fn deposit_script(&self, federation: &Federation, account: &AccountId) -> ScriptBuf {
+        federation.script_pubkey(&Custody::Deposit(DepositAccount::new(*account.as_bytes())))
     }
 
-    /// `account`'s deposit address.
-    pub fn deposit_address(&self, account: &AccountId) -> String {
-        self.federation
-            .deposit_address(&self.network, DepositAccount::new(*account.as_bytes()))
+    /// `account`'s deposit address under `federation`.
+    pub fn deposit_address(&self, federation: &Federation, account: &AccountId) -> String {
+        federation.deposit_address(&self.network, DepositAccount::new(*account.as_bytes()))
     }
 
     /// Confirmations a deposit of `value` satoshis paid by `tx` needs: a coinbase's at least
@@ -174,41 +171,46 @@ impl Peg {
         }
     }
 
-    /// The smallest deposit claimed, in satoshis: twice [`Peg::deposit_fee`]. Smaller ones
-    /// are refused on chain and ignored (and reported) by the watchers.
-    pub fn deposit_minimum(&self) -> u64 {
-        self.deposit_fee().saturating_mul(2)
+    /// The smallest deposit claimed under `federation` (the current one), in satoshis: twice
+    /// [`Peg::deposit_fee`]. Smaller ones are refused on chain and ignored (and reported) by
+    /// the watchers.
+    pub fn deposit_minimum(&self, federation: &Federation) -> u64 {
+        self.deposit_fee(federation).saturating_mul(2)
     }
 
     /// What a deposit pays, out of its value, into the fee pool, in satoshis: the fee of
-    /// moving that coin alone (see [`mc::deposit_prepaid_fee`]), so consolidations and
-    /// refreshes before the recovery delay are paid for.
-    pub fn deposit_fee(&self) -> u64 {
-        mc::deposit_prepaid_fee(
-            &self.federation,
-            &spend_params(self.network, &self.config, 0),
-        )
-        .map_or(u64::MAX, |fee| fee.to_sat())
+    /// moving that coin alone under `federation` (the current one; see
+    /// [`mc::deposit_prepaid_fee`]), so consolidations, sweeps and refreshes before the
+    /// recovery delay are paid for.
+    pub fn deposit_fee(&self, federation: &Federation) -> u64 {
+        mc::deposit_prepaid_fee(federation, &spend_params(self.network, &self.config, 0))
+            .map_or(u64::MAX, |fee| fee.to_sat())
     }
 
-    /// The fee quote and the minimum amount of a peg-out to `script`.
+    /// The fee quote and the minimum amount of a peg-out to `script` under `federation` (the
+    /// current one).
     ///
     /// # Errors
     /// [`PegError::BadDestination`] for a script that is not a standard output or is the
     /// federation's.
-    pub fn quote(&self, script: &ScriptBuf, tip_height: u32) -> Result<(u64, u64), PegError> {
+    pub fn quote(
+        &self,
+        federation: &Federation,
+        script: &ScriptBuf,
+        tip_height: u32,
+    ) -> Result<(u64, u64), PegError> {
         let standard = script.is_p2pkh()
             || script.is_p2sh()
             || script.is_p2wpkh()
             || script.is_p2wsh()
             || script.is_p2tr();
-        if !standard || *script == self.federation.script_pubkey(&Custody::Base) {
+        if !standard || *script == federation.script_pubkey(&Custody::Base) {
             return Err(PegError::BadDestination);
         }
         let params = spend_params(self.network, &self.config, tip_height);
-        let fee = mc::quote_fee(&self.federation, &params, script)
-            .map_err(|_| PegError::BadDestination)?;
-        let minimum = mc::payment_minimum(&self.federation, &params, script)
+        let fee =
+            mc::quote_fee(federation, &params, script).map_err(|_| PegError::BadDestination)?;
+        let minimum = mc::payment_minimum(federation, &params, script)
             .map_err(|_| PegError::BadDestination)?;
         Ok((fee.to_sat(), minimum.to_sat()))
     }

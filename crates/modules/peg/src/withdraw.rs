@@ -5,7 +5,7 @@ use crate::{Peg, add, list, sub};
 use bitcoin::{Amount as Sats, OutPoint, ScriptBuf, TxOut, Txid, hashes::Hash as _};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger::debit};
 use consort_mainchain::{
-    self as mc, Custody, DepositAccount, PartialSignatures, UnsignedSpend, Utxo,
+    self as mc, Custody, DepositAccount, Federation, PartialSignatures, UnsignedSpend, Utxo,
 };
 use consort_types::{
     AccountId,
@@ -28,10 +28,16 @@ impl Peg {
     ) -> Result<(), Fail> {
         let tip = self.tip(store).await?;
         let script_buf = ScriptBuf::from_bytes(script.0.clone());
-        if script_buf == self.deposit_script(sender) {
-            return Err(PegError::BadDestination.into());
+        // No live federation's script: a payment to one would be a deposit nobody claims.
+        for federation in self.live(store).await? {
+            if script_buf == self.deposit_script(&federation.federation, sender)
+                || script_buf == federation.federation.script_pubkey(&Custody::Base)
+            {
+                return Err(PegError::BadDestination.into());
+            }
         }
-        let (fee, minimum) = self.quote(&script_buf, tip.height)?;
+        let current = self.current(store).await?;
+        let (fee, minimum) = self.quote(&current.federation, &script_buf, tip.height)?;
         if amount < minimum {
             return Err(PegError::BelowMinimum { minimum, fee }.into());
         }
@@ -62,12 +68,33 @@ impl Peg {
         Ok(())
     }
 
+    /// `fund_peg_fees`: `amount` of the sender's pegged coins leave the supply for the fee
+    /// pool.
+    pub(crate) async fn fund_fees<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        sender: &AccountId,
+        amount: u64,
+    ) -> Result<(), Fail> {
+        debit(store, &self.asset(), sender, amount).await?;
+        let mut totals = self.totals(store).await?;
+        totals.supply = sub(totals.supply, amount)?;
+        totals.fee_pool = add(totals.fee_pool, amount)?;
+        totals.idle = false;
+        store.put(&key::totals(), &totals).await?;
+        Ok(())
+    }
+
     /// The unsigned transaction of a recorded batch.
     ///
     /// # Errors
     /// [`BlockError::Invariant`] if the recorded coins and outputs no longer make one (they
     /// were built into one when the batch was recorded).
-    pub(crate) fn rebuild(&self, batch: &Batch) -> Result<UnsignedSpend, BlockError> {
+    pub(crate) fn rebuild(
+        &self,
+        batch: &Batch,
+        federation: &Federation,
+    ) -> Result<UnsignedSpend, BlockError> {
         let inputs = batch.inputs.0.iter().map(to_utxo).collect();
         let outputs = batch
             .outputs
@@ -78,26 +105,31 @@ impl Peg {
                 script_pubkey: ScriptBuf::from_bytes(o.script.0.clone()),
             })
             .collect();
-        UnsignedSpend::rebuild(&self.federation, inputs, outputs).map_err(|e| {
+        UnsignedSpend::rebuild(federation, inputs, outputs).map_err(|e| {
             BlockError::Invariant(format!("recorded batch {} does not rebuild: {e}", batch.id))
         })
     }
 
-    /// The unsigned transaction of a batch (what validators sign). For the node and tools,
-    /// on batches read from the finalized state; execution uses the fallible `rebuild`.
+    /// The unsigned transaction of a batch (what validators sign), given the federation
+    /// whose coins it spends (`batch.federation`). For the node and tools, on batches read
+    /// from the finalized state; execution uses the fallible `rebuild`.
     ///
     /// # Panics
     /// If the recorded batch does not rebuild (a broken invariant: it was built from these
     /// coins and outputs).
-    pub fn unsigned(&self, batch: &Batch) -> UnsignedSpend {
-        self.rebuild(batch)
+    pub fn unsigned(&self, batch: &Batch, federation: &Federation) -> UnsignedSpend {
+        self.rebuild(batch, federation)
             .expect("a recorded batch was built from these coins and outputs")
     }
 
+    /// `sign_batch` from `sender`: a member of the federation whose coins the batch spends.
+    /// A member removed from the validator registry is in no later federation, so its key
+    /// counts only towards sweeping its old federation's coins away (which the main chain
+    /// would accept from it anyway; refusing it would only let those coins wait).
     pub(crate) async fn sign<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
-        index: u16,
+        sender: &AccountId,
         id: u64,
         signatures: &List<
             Blob<{ consort_types::peg::PEG_SIGNATURE_SIZE_MAX }>,
@@ -111,6 +143,10 @@ impl Peg {
         if batch.status == BatchStatus::Confirmed.tag() {
             return Err(PegError::BadBatch(id).into());
         }
+        let source = self.federation(store, batch.federation).await?;
+        let index = source
+            .position(sender)
+            .ok_or(PegError::NotAMember(batch.federation))?;
         if batch.signers.0.contains(&index) {
             return Err(PegError::AlreadySigned(id).into());
         }
@@ -120,11 +156,13 @@ impl Peg {
             .map(|s| bitcoin::ecdsa::Signature::from_slice(s.as_slice()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| PegError::BadSignatures(e.to_string()))?;
-        // Genesis holds one federation key per validator, so a validator index has one.
-        let signer = *self.federation_key(index).ok_or_else(|| {
-            BlockError::Invariant(format!("validator {index} has no federation key"))
+        let signer = source.key(index).ok_or_else(|| {
+            BlockError::Invariant(format!(
+                "member {index} of federation {} has no key",
+                batch.federation
+            ))
         })?;
-        self.rebuild(&batch)?
+        self.rebuild(&batch, &source.federation)?
             .verify(&PartialSignatures {
                 signer,
                 signatures: parsed,
@@ -135,7 +173,7 @@ impl Peg {
             .await?;
         batch.signers.0.push(index);
         batch.signers.0.sort_unstable();
-        if batch.signers.0.len() >= self.federation.threshold()
+        if batch.signers.0.len() >= source.federation.threshold()
             && batch.status == BatchStatus::Signing.tag()
         {
             batch.status = BatchStatus::Signed.tag();
@@ -151,6 +189,7 @@ impl Peg {
         store: &mut Store<'_, E>,
         batch: &Batch,
     ) -> Result<Vec<PartialSignatures>, BlockError> {
+        let source = self.federation(store, batch.federation).await?;
         let mut partials = Vec::new();
         for index in &batch.signers.0 {
             let key = key::batch_signatures(batch.id, *index);
@@ -168,9 +207,7 @@ impl Peg {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| BlockError::CorruptState(key))?;
             partials.push(PartialSignatures {
-                signer: *self
-                    .federation_key(*index)
-                    .ok_or(BlockError::CorruptState(key))?,
+                signer: source.key(*index).ok_or(BlockError::CorruptState(key))?,
                 signatures,
             });
         }
@@ -190,12 +227,7 @@ impl Peg {
         if batch.status == BatchStatus::Confirmed.tag() {
             return Err(PegError::BadBatch(id).into());
         }
-        let base = self.federation.script_pubkey(&Custody::Base);
-        let change_at = batch
-            .outputs
-            .0
-            .iter()
-            .position(|o| o.script.as_slice() == base.as_bytes());
+        let change_at = batch.change_index();
         // The version the proof shows: the current one or one a fee bump replaced (they spend
         // the same coins, so only one can ever be mined).
         let current = BatchVersion {
@@ -253,12 +285,7 @@ impl Peg {
         for signer in &batch.signers.0 {
             store.delete(&key::batch_signatures(id, *signer)).await?;
         }
-        if let Some((vout, change)) = batch
-            .outputs
-            .0
-            .iter()
-            .enumerate()
-            .find(|(_, o)| o.script.as_slice() == base.as_bytes())
+        if let Some((vout, change)) = change_at.and_then(|i| batch.outputs.0.get(i).map(|o| (i, o)))
         {
             let outpoint = Outpoint {
                 txid: batch.txid,
@@ -275,10 +302,14 @@ impl Peg {
                         custody: None,
                         height: block.height,
                         mweb: false,
+                        federation: batch.change_to,
                     },
                 )
                 .await?;
-            if !list::coins().push(store, outpoint, change.value).await? {
+            if !list::coins(batch.change_to)
+                .push(store, outpoint, change.value)
+                .await?
+            {
                 return Err(BlockError::Invariant(format!(
                     "batch {id}'s change is already a federation coin"
                 ))

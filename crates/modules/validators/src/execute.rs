@@ -3,7 +3,12 @@
 use crate::query::registry;
 use consort_execution::{Fail, Runtime, Store};
 use consort_types::{
-    AccountId, Genesis, gov::GovError, limits::VALIDATORS_MAX, state_key::validators as key,
+    AccountId, Genesis,
+    codec_util::Blob,
+    gov::GovError,
+    limits::VALIDATORS_MAX,
+    peg::FEDERATION_KEY_SIZE,
+    state_key::{peg as peg_key, validators as key},
     validators::ValidatorEntry,
 };
 
@@ -18,6 +23,15 @@ pub async fn check_add<E: Runtime>(
     let set = registry(store, genesis).await?;
     if set.contains(&entry.key) {
         return Err(GovError::ValidatorExists(entry.key.to_string()).into());
+    }
+    // With a peg, every validator signs for the federation its committee forms.
+    if genesis.peg.is_some()
+        && store
+            .get::<Blob<FEDERATION_KEY_SIZE>>(&peg_key::federation_key(&entry.key))
+            .await?
+            .is_none()
+    {
+        return Err(GovError::NoFederationKey(entry.key.to_string()).into());
     }
     if set.members.0.len().saturating_add(pending) >= VALIDATORS_MAX {
         return Err(GovError::AtCapacity(

@@ -140,6 +140,8 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ),
         ("CLAIM_OUTPUTS_MAX", bytes(peg::CLAIM_OUTPUTS_MAX)),
         ("BATCH_BUMPS_MAX", bytes(peg::BATCH_BUMPS_MAX)),
+        ("FEDERATION_MEMBERS_MAX", bytes(peg::FEDERATION_MEMBERS_MAX)),
+        ("FEDERATIONS_LIVE_MAX", u64::from(peg::FEDERATIONS_LIVE_MAX)),
         (
             "BUMP_AFTER_EXTRA_BLOCKS",
             u64::from(peg::BUMP_AFTER_EXTRA_BLOCKS),

@@ -47,7 +47,8 @@ pub fn check_size(rules: Rules<'_>, tx: &SignedTx) -> Result<(), TxError> {
     Ok(())
 }
 
-/// Whether `sender` may make `call`: header relays from a validator, and on a governed chain the sender's registration, role, freeze and the
+/// Whether `sender` may make `call`: header relays from a validator, batch signatures from a
+/// member of a live federation, and on a governed chain the sender's registration, role, freeze and the
 /// emergency brake ([`consort_governance::Gov::authorize`]). The answer depends only on the sender and
 /// the call's kind, except for `rotate` (which names the account rotated).
 ///
@@ -59,20 +60,28 @@ pub async fn sender_may<E: Runtime>(
     sender: &AccountId,
     call: &Call,
 ) -> Result<(), Fail> {
-    // Batch signatures are checked against the batch's federation when they run (a member
-    // of a replaced federation may sign its sweep even after leaving the registry).
-    if matches!(call, Call::RelayHeaders { .. }) {
-        match rules.peg {
-            None => return Err(TxError::Peg(PegError::Disabled).into()),
-            Some(peg) if !peg.is_validator(store, sender).await? => {
-                return Err(TxError::Unauthorized {
-                    call: call.kind(),
-                    reason: "only validators relay main-chain headers",
-                }
-                .into());
-            }
-            Some(_) => {}
+    match (call, rules.peg) {
+        (Call::RelayHeaders { .. } | Call::SignBatch { .. }, None) => {
+            return Err(TxError::Peg(PegError::Disabled).into());
         }
+        (Call::RelayHeaders { .. }, Some(peg)) if !peg.is_validator(store, sender).await? => {
+            return Err(TxError::Unauthorized {
+                call: call.kind(),
+                reason: "only validators relay main-chain headers",
+            }
+            .into());
+        }
+        // Which federation must sign depends on the batch (checked when it runs); here, that
+        // the sender is in some live federation (a removed validator may still sign its old
+        // federation's sweep).
+        (Call::SignBatch { .. }, Some(peg)) if !peg.may_sign(store, sender).await? => {
+            return Err(TxError::Unauthorized {
+                call: call.kind(),
+                reason: "only members of a live peg federation sign peg-out batches",
+            }
+            .into());
+        }
+        _ => {}
     }
     match rules.gov {
         Some(gov) => gov.authorize(store, sender, call).await,

@@ -125,6 +125,7 @@ async fn until_federation(ledger: &mut Ledger, generation: u32) -> anyhow::Resul
             return Ok(());
         }
         ensure!(ledger.block(Vec::new()).await.is_empty());
+        ledger.rederive().await?;
     }
     anyhow::bail!("federation {generation} never formed")
 }

@@ -64,7 +64,7 @@ impl Peg {
     /// batch holds and no later one can go, a consolidation of the oldest coins.
     ///
     /// Work is bounded: at most [`BATCH_SCAN_REQUESTS_MAX`] requests and
-    /// [`SELECTION_COINS_MAX`] coins are read, and not at all while nothing changed since the
+    /// [`SELECTION_COINS_MAX`] coins (of all live federations together) are read, and not at all while nothing changed since the
     /// last attempt that built nothing ([`PegTotals::idle`]).
     ///
     /// # Errors
@@ -97,8 +97,13 @@ impl Peg {
                 .ok_or(BlockError::CorruptState(key::request(id)))?;
             requests.push(request);
         }
-        // Replaced federations first, oldest first: their coins go to the current one.
+        // Replaced federations first, oldest first: their coins go to the current one. The
+        // windows share one budget of coins read.
+        let mut budget = SELECTION_COINS_MAX;
         for generation in totals.oldest_federation..=totals.federation {
+            if budget == 0 {
+                break;
+            }
             let coin_list: ListHead<Outpoint> = list::coins(generation).head(store).await?;
             if coin_list.len == 0 {
                 continue;
@@ -109,12 +114,10 @@ impl Peg {
                 self.federation(store, generation).await?
             };
             let mut coins = Vec::new();
-            for (outpoint, _) in list::coins(generation)
-                .first(store, SELECTION_COINS_MAX)
-                .await?
-            {
+            for (outpoint, _) in list::coins(generation).first(store, budget).await? {
                 coins.push(self.coin(store, &outpoint).await?);
             }
+            budget = budget.saturating_sub(coins.len());
             let window = Window {
                 source: &source.federation,
                 change: &base,

@@ -173,6 +173,28 @@ impl Peg {
         )
     }
 
+    /// Whether `account` is a member of a live federation (it may sign batches; which ones,
+    /// the batch decides).
+    ///
+    /// # Errors
+    /// A database failure or a corrupt record.
+    pub async fn may_sign<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+    ) -> Result<bool, BlockError> {
+        let totals = self.totals(store).await?;
+        for generation in totals.oldest_federation..=totals.federation {
+            let at = key::federation(generation);
+            let record: FederationRecord =
+                store.get(&at).await?.ok_or(BlockError::CorruptState(at))?;
+            if record.members.0.contains(account) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// `account`'s registered federation key.
     ///
     /// # Errors

@@ -189,18 +189,48 @@ fn peg_out(
     Ok(())
 }
 
-/// Both sides of the conservation equation, and whether it holds. Started again (a few
-/// times) when a block spends or settles the item a page was to continue after.
+/// Both sides of the conservation equation, and whether it holds. The two chains move while
+/// it reads them, so it is one snapshot only if neither the peg's records on Consort (its
+/// totals, counts and batch in flight) nor the main chain's tip changed from its start to its
+/// end: otherwise (or when a block spends or settles the item a page was to continue after)
+/// it starts again, up to [`AUDIT_ATTEMPTS`] times.
 pub fn audit(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Value> {
+    let moment = || -> anyhow::Result<Value> {
+        let peg = client.get("/v1/peg")?;
+        Ok(json!([
+            rpc.call("getbestblockhash", json!([]))?,
+            peg["totals"],
+            peg["coins"],
+            peg["pending_claims"],
+            peg["in_flight_batch"],
+        ]))
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match audit_once(client, rpc) {
-            Err(error) if attempt < 5 && error.to_string().starts_with("cursor_gone") => {}
+        let before = moment()?;
+        let result = audit_once(client, rpc);
+        let still = moment()? == before;
+        match result {
+            Err(error)
+                if attempt < AUDIT_ATTEMPTS
+                    && ["cursor_gone", "busy"]
+                        .iter()
+                        .any(|code| error.to_string().starts_with(code)) => {}
+            Ok(_) if !still && attempt < AUDIT_ATTEMPTS => {}
+            Ok(_) if !still => bail!(
+                "the peg's records or the main chain moved during each of {AUDIT_ATTEMPTS} \
+                 audits; run it again when they are quieter"
+            ),
             result => return result,
         }
     }
 }
+
+/// Audits [`audit`] tries before it gives up on a snapshot of two moving chains.
+const AUDIT_ATTEMPTS: u32 = 20;
+/// Coins or claims per page the audit asks for.
+const AUDIT_PAGE: usize = 250;
 
 fn audit_once(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Value> {
     let peg = client.get("/v1/peg")?;
@@ -218,9 +248,10 @@ fn audit_once(client: &Client, rpc: &crate::mainchain::Rpc) -> anyhow::Result<Va
     for (route, items) in [("/v1/peg/coins", "coins"), ("/v1/peg/pending", "claims")] {
         let mut after: Option<String> = None;
         loop {
+            // Small pages: each is read from one snapshot of a chain that keeps moving.
             let path = match &after {
-                Some(cursor) => format!("{route}?after={cursor}"),
-                None => route.to_string(),
+                Some(cursor) => format!("{route}?limit={AUDIT_PAGE}&after={cursor}"),
+                None => format!("{route}?limit={AUDIT_PAGE}"),
             };
             let page = client.get(&path)?;
             for item in page[items].as_array().cloned().unwrap_or_default() {

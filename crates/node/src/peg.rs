@@ -127,6 +127,12 @@ macro_rules! on_snapshot {
             let $peg = &node.peg;
             match $read.await {
                 Err(BlockError::StaleRead) if attempts < 16 => {}
+                // Blocks kept landing while the read ran: a retry later will do.
+                Err(BlockError::StaleRead) => break Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "blocks kept landing while this was read; retry (or ask for a smaller page)",
+                )),
                 result => break result.map_err(|e| ApiError::internal(e.to_string())),
             }
         }

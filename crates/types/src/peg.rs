@@ -876,9 +876,10 @@ pub enum PegError {
     /// Another account registered this federation key.
     #[error("this federation key is registered to another account")]
     KeyInUse,
-    /// A validator's federation key cannot change while it is in the registry.
+    /// A federation key cannot change while its account is a validator or a member of a live
+    /// federation.
     #[error(
-        "a validator's federation key cannot change while it is a validator; leave the validator set first"
+        "this federation key cannot change while its account is a validator or a member of a live federation; leave the validator set and wait until its federations retire"
     )]
     KeyLocked,
     /// The deposit paid a replaced federation's address after its grace period.

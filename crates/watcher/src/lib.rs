@@ -90,6 +90,9 @@ impl From<consort_execution::StateError> for WatchError {
     }
 }
 
+/// An output to claim and the federation whose script it pays.
+type Paying = (DepositOutput, u32);
+
 /// A deposit seen on the main chain.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -437,7 +440,8 @@ impl Watcher {
     ) -> Result<Vec<Call>, WatchError> {
         let mut done = Vec::new();
         // txid → the block and the outputs to claim.
-        let mut groups: BTreeMap<[u8; 32], (BlockHash, Vec<DepositOutput>)> = BTreeMap::new();
+        // By txid: the block, and the outputs with the federation each pays.
+        let mut groups: BTreeMap<[u8; 32], (BlockHash, Vec<Paying>)> = BTreeMap::new();
         let freezes: u64 = store
             .get(&consort_types::state_key::gov::frozen_count())
             .await?
@@ -482,10 +486,13 @@ impl Watcher {
                 .entry(outpoint.txid)
                 .or_insert_with(|| (seen.block, Vec::new()))
                 .1
-                .push(DepositOutput {
-                    account: seen.account,
-                    vout: outpoint.vout,
-                });
+                .push((
+                    DepositOutput {
+                        account: seen.account,
+                        vout: outpoint.vout,
+                    },
+                    seen.federation,
+                ));
         }
         for outpoint in done {
             self.seen.remove(&outpoint);
@@ -510,18 +517,29 @@ impl Watcher {
             let decoded: Transaction = bitcoin::consensus::deserialize(raw)
                 .map_err(|e| WatchError::Decode(e.to_string()))?;
             let confirmations = tip.height.saturating_sub(entry.height) + 1;
+            // What the chain asks of each output: the current minimum and that of the
+            // federation it pays (the larger).
+            let minimum = |generation: u32| {
+                self.federations
+                    .iter()
+                    .find(|f| f.record.generation == generation)
+                    .map_or(u64::MAX, |f| {
+                        self.peg.deposit_minimum(&f.federation).max(self.minimum)
+                    })
+            };
             let ready: Vec<DepositOutput> = outputs
                 .into_iter()
-                .filter(|o| {
+                .filter(|(o, generation)| {
                     let value = decoded
                         .output
                         .get(o.vout as usize)
                         .map_or(0, |o| o.value.to_sat());
                     // Seen above an older, lower minimum (the federation grew since): the
                     // chain would refuse the whole claim.
-                    value >= self.minimum
+                    value >= minimum(*generation)
                         && confirmations >= self.peg.confirmations_needed(&decoded, value)
                 })
+                .map(|(o, _)| o)
                 .collect();
             if ready.is_empty() {
                 continue;

@@ -62,6 +62,13 @@ impl MainChain {
     }
 
     fn call(&self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params) {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    fn try_call(&self, method: &str, params: Value) -> Result<Value, Value> {
         let cookie = std::fs::read_to_string(&self.cookie).expect("cookie");
         let (user, password) = cookie.trim().split_once(':').expect("cookie format");
         let answer: Value = reqwest::blocking::Client::new()
@@ -72,8 +79,11 @@ impl MainChain {
             .expect("rpc")
             .json()
             .expect("rpc json");
-        assert!(answer["error"].is_null(), "{method}: {}", answer["error"]);
-        answer["result"].clone()
+        if answer["error"].is_null() {
+            Ok(answer["result"].clone())
+        } else {
+            Err(answer["error"].clone())
+        }
     }
 }
 
@@ -307,5 +317,213 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     assert!(
         rows.iter()
             .any(|r| r["kind"] == json!("peg_out") && r["sender"] == json!(alice))
+    );
+}
+
+/// The peg soak on `consort devnet` (not run by default: about ten minutes). 2,000 deposits
+/// to the four demo accounts (500 main-chain transactions of four outputs), then 500 peg-outs
+/// from them (four accounts in parallel), while `consort peg audit` runs again and again: it
+/// must hold every time, at every main-chain block. Prints how long each phase took.
+///
+/// `cargo test -p consort-cli --test it -- --ignored --nocapture devnet_peg_soak`
+#[test]
+#[ignore = "a soak of about ten minutes; run by hand"]
+fn devnet_peg_soak_two_thousand_deposits_and_five_hundred_peg_outs() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    const DEPOSITS: usize = 2_000;
+    const PEG_OUTS: usize = 500;
+    const DEPOSIT_SAT: u64 = 1_000_000;
+    const PEG_OUT_SAT: u64 = 500_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf8 path").to_string();
+    let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
+    let _devnet = Devnet(
+        Command::new(BIN)
+            .args(["devnet", "--empty-block-interval-ms", "500", "--dir", &path])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start devnet"),
+    );
+    let devnet_json = dir.path().join("devnet.json");
+    super::wait_for("devnet.json", Duration::from_secs(90), || {
+        devnet_json.exists()
+    });
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(&devnet_json).expect("read")).expect("json");
+    let node = info["nodes"][0]["api"].as_str().expect("url").to_string();
+    super::wait_for("the peg API", Duration::from_secs(60), || {
+        get(&format!("{node}/v1/peg")).is_some_and(|v| v["main_tip"]["height"].as_u64() > Some(100))
+    });
+    let main = MainChain::open(dir.path());
+    let names = ["alice", "bob", "carol", "dave"];
+    let keys: Vec<PathBuf> = names
+        .iter()
+        .map(|n| dir.path().join(format!("accounts/{n}.key")))
+        .collect();
+    let ids: Vec<String> = keys.iter().map(|k| super::key_id(k)).collect();
+    let addresses: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let (ok, address, err) = consort(&["peg", "address", "--node", &node, id]);
+            assert!(ok, "peg address: {err}");
+            address
+        })
+        .collect();
+    let fee =
+        get(&format!("{node}/v1/peg/address/{}", ids[0])).expect("address")["deposit_fee_sat"]
+            .as_u64()
+            .expect("deposit fee");
+
+    // The audit, again and again, from another thread until the soak ends.
+    let done = Arc::new(AtomicBool::new(false));
+    let auditor = {
+        let done = done.clone();
+        let node = node.clone();
+        let rpc_url = main.url.clone();
+        let cookie = dir.path().join("litecoind/regtest/.cookie");
+        let dir_path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let mut runs = 0u64;
+            let mut heights = std::collections::BTreeSet::new();
+            while !done.load(Ordering::Relaxed) {
+                let height =
+                    get(&format!("{node}/v1/peg")).and_then(|v| v["main_tip"]["height"].as_u64());
+                let (ok, report, err) = consort(&[
+                    "peg",
+                    "audit",
+                    "--node",
+                    &node,
+                    "--rpc-url",
+                    &rpc_url,
+                    "--rpc-cookie",
+                    cookie.to_str().expect("utf8"),
+                ]);
+                if !ok {
+                    let log = dir_path.join("logs/node-0.log");
+                    let _ = std::fs::copy(&log, std::env::temp_dir().join("soak-node-0.log"));
+                    panic!("the audit failed during the soak: {report} {err}");
+                }
+                runs += 1;
+                heights.extend(height);
+            }
+            (runs, heights)
+        })
+    };
+
+    // Coins for 500 transactions that each spend a confirmed coin (the wallet would otherwise
+    // chain unconfirmed change past the mempool's limit, and such transactions are never
+    // relayed): 100 coins, confirmed.
+    let mut split = serde_json::Map::new();
+    for _ in 0..100 {
+        let address = main.call("getnewaddress", json!(["", "bech32"]));
+        split.insert(
+            address.as_str().expect("address").to_string(),
+            json!("0.25"),
+        );
+    }
+    main.call("sendmany", json!(["", Value::Object(split)]));
+    let height = main
+        .call("getblockcount", json!([]))
+        .as_u64()
+        .expect("height");
+    super::wait_for("the split to confirm", Duration::from_secs(60), || {
+        main.call("getblockcount", json!([])).as_u64() > Some(height)
+    });
+
+    // 2,000 deposits: 500 transactions paying each account once.
+    let started = Instant::now();
+    let amounts: serde_json::Map<String, Value> = addresses
+        .iter()
+        .map(|a| (a.clone(), json!(format!("0.{DEPOSIT_SAT:08}"))))
+        .collect();
+    for _ in 0..DEPOSITS / names.len() {
+        // The wallet chains its change: past the mempool's chain limit it waits for a block.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while let Err(error) =
+            main.try_call("sendmany", json!(["", Value::Object(amounts.clone())]))
+        {
+            assert!(Instant::now() < deadline, "sendmany: {error}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    eprintln!("{DEPOSITS} deposits sent in {:?}", started.elapsed());
+    let per_account = (DEPOSITS / names.len()) as u64 * (DEPOSIT_SAT - fee);
+    let balance = |id: &str| {
+        get(&format!("{node}/v1/accounts/{id}/balances/LTC"))
+            .and_then(|v| v["balance"].as_u64())
+            .unwrap_or(0)
+    };
+    super::wait_for(
+        "every deposit to be credited",
+        Duration::from_secs(900),
+        || ids.iter().all(|id| balance(id) == per_account),
+    );
+    let credited = started.elapsed();
+    eprintln!("{DEPOSITS} deposits credited {credited:?} after the first was sent");
+
+    // 500 peg-outs, the four accounts in parallel.
+    let started = Instant::now();
+    let payee = main.call("getnewaddress", json!(["", "bech32"]));
+    let payee = payee.as_str().expect("address").to_string();
+    let senders: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (node, key, payee) = (node.clone(), key.clone(), payee.clone());
+            std::thread::spawn(move || {
+                for _ in 0..PEG_OUTS / 4 {
+                    let (ok, out, err) = consort(&[
+                        "peg",
+                        "out",
+                        "--node",
+                        &node,
+                        "--key",
+                        key.to_str().expect("utf8"),
+                        "--amount",
+                        &PEG_OUT_SAT.to_string(),
+                        "--to",
+                        &payee,
+                        "--yes",
+                    ]);
+                    assert!(ok, "peg out: {out} {err}");
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("peg-out sender");
+    }
+    let requested = started.elapsed();
+    eprintln!("{PEG_OUTS} peg-outs requested in {requested:?}");
+    super::wait_for(
+        "every peg-out to complete",
+        Duration::from_secs(900),
+        || {
+            get(&format!("{node}/v1/peg"))
+                .is_some_and(|v| v["totals"]["pending_peg_outs"] == json!(0))
+        },
+    );
+    eprintln!(
+        "{PEG_OUTS} peg-outs completed {:?} after the first request",
+        started.elapsed()
+    );
+    for id in &ids {
+        assert_eq!(
+            balance(id),
+            per_account - (PEG_OUTS / 4) as u64 * PEG_OUT_SAT
+        );
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    done.store(true, Ordering::Relaxed);
+    let (runs, heights) = auditor.join().expect("auditor");
+    eprintln!(
+        "the audit held {runs} times over {} main-chain blocks ({}..={})",
+        heights.len(),
+        heights.first().copied().unwrap_or(0),
+        heights.last().copied().unwrap_or(0)
     );
 }

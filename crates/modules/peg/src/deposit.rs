@@ -194,7 +194,6 @@ impl Peg {
         let mut live = self.live(store).await?;
         live.reverse();
         let fee = self.deposit_fee(&live[0].federation);
-        let minimum = fee.saturating_mul(2);
         let mut totals = self.totals(store).await?;
         let pending = list::pending();
         let mut waiting = pending.head::<Outpoint, E>(store).await?.len;
@@ -214,6 +213,11 @@ impl Peg {
             if !self.takes_deposit(&paid.record, block.height, tip.height) {
                 return Err(PegError::AddressRetired { vout, federation }.into());
             }
+            // The federation the output pays decides what moving it costs (an older one may
+            // have more keys than the current one).
+            let minimum = self
+                .deposit_minimum(&paid.federation)
+                .max(fee.saturating_mul(2));
             let value = output.value.to_sat();
             if value < minimum {
                 return Err(PegError::DepositTooSmall { value, minimum }.into());

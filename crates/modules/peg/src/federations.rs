@@ -281,7 +281,11 @@ impl Peg {
             None => {}
         }
         let old = self.registered_key(store, sender).await?;
-        if old.is_some() && self.is_validator(store, sender).await? {
+        // Fixed while the key may sign anything: a validator's, or a live federation
+        // member's (whose old key stays in that federation's script anyway).
+        if old.is_some()
+            && (self.is_validator(store, sender).await? || self.may_sign(store, sender).await?)
+        {
             return Err(PegError::KeyLocked.into());
         }
         if let Some(old) = old {

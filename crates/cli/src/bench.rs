@@ -239,7 +239,7 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
         let urls = devnet::wait_until_up(&configs, &mut children, &dir)?;
         drive(options, &urls, workload)
     })();
-    devnet::stop(&mut children);
+    crate::process::stop(&mut children);
     let (finalized_in_window, window_s, mut latencies, rejected, blocks_in_window) = result?;
     latencies.sort_unstable();
     let pick = |q: f64| -> f64 {

@@ -1,12 +1,13 @@
 //! `consort devnet`: a whole local consortium on loopback, N validator processes.
 
 use crate::keys;
+use crate::process::{free_port, stop};
 use anyhow::{Context as _, bail};
 use consort_node::NodeConfig;
 use consort_types::{Amount, Genesis, GenesisAccount, GenesisValidator};
 use serde_json::json;
 use std::{
-    net::{SocketAddr, TcpListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -21,24 +22,6 @@ pub const DEMO_ACCOUNTS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 /// Each demo account's starting balance.
 pub const DEMO_BALANCE: u64 = 1_000_000_000;
-
-/// A free loopback TCP port, never one this process handed out before: the kernel may offer a
-/// just-released port again, and two services of one devnet must not be given the same one.
-pub fn free_port() -> anyhow::Result<u16> {
-    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    for _ in 0..64 {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if GIVEN
-            .lock()
-            .map_err(|_| anyhow::anyhow!("port registry poisoned"))?
-            .insert(port)
-        {
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port after 64 tries: is the machine out of ephemeral ports?")
-}
 
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
 /// `empty_block_interval_ms` paces an idle chain (absent: the genesis default).
@@ -257,27 +240,6 @@ pub fn spawn(dir: &Path, configs: &[PathBuf]) -> anyhow::Result<Vec<Child>> {
         children.push(child);
     }
     Ok(children)
-}
-
-/// Stop children by their pids: SIGTERM, then SIGKILL after a grace period.
-pub fn stop(children: &mut [Child]) {
-    for child in children.iter() {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for child in children.iter_mut() {
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 /// Wait until every node answers `/v1/status`; return their API URLs. On failure every child

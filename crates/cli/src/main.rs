@@ -10,6 +10,7 @@ mod keys;
 mod mainchain;
 mod peg;
 mod private;
+mod process;
 mod validators;
 mod verify;
 

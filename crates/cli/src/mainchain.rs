@@ -129,8 +129,8 @@ impl DevChain {
             Ok(text) => serde_json::from_str(&text)?,
             Err(_) => {
                 let ports = Ports {
-                    rpc: crate::devnet::free_port()?,
-                    p2p: crate::devnet::free_port()?,
+                    rpc: crate::process::free_port()?,
+                    p2p: crate::process::free_port()?,
                 };
                 std::fs::write(&ports_file, serde_json::to_string(&ports)?)?;
                 ports
@@ -250,7 +250,7 @@ impl DevChain {
 
     /// Stop the node by its pid (SIGTERM, then SIGKILL).
     pub fn stop(&mut self) {
-        crate::devnet::stop(std::slice::from_mut(&mut self.child));
+        crate::process::stop(std::slice::from_mut(&mut self.child));
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use bitcoin::pow::CompactTarget;
 
 use crate::arith::U256;
-use crate::header::{HeaderError, HeaderRecord};
 use crate::network::{Chain, Network};
+use crate::record::{HeaderError, HeaderRecord};
 
 /// Timestamps of stored headers, looked up by height on the chain being extended.
 ///

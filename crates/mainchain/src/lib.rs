@@ -22,6 +22,7 @@ pub mod header;
 pub mod keystore;
 pub mod merkle;
 pub mod network;
+mod record;
 #[cfg(feature = "harness")]
 pub mod regtest;
 pub mod rpc;

@@ -83,6 +83,9 @@ pub async fn sender_may<E: Runtime>(
         }
         _ => {}
     }
+    if matches!(call, Call::Commerce(_)) && (rules.commerce.is_none() || rules.gov.is_none()) {
+        return Err(TxError::Commerce(consort_types::commerce::CommerceError::Disabled).into());
+    }
     match rules.gov {
         Some(gov) => gov.authorize(store, sender, call).await,
         None => Open.authorize(store, sender, call).await,

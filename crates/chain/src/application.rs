@@ -67,6 +67,7 @@ pub struct App {
     genesis: Arc<Genesis>,
     peg: Option<Arc<consort_peg::Peg>>,
     gov: Option<Arc<consort_governance::Gov>>,
+    commerce: Option<Arc<consort_commerce::Commerce>>,
     genesis_block: Block,
     observer: Arc<dyn ChainObserver>,
     mempool: Mempool,
@@ -115,9 +116,11 @@ impl App {
             .expect("the node checks the peg configuration before starting")
             .map(Arc::new);
         let gov = consort_governance::Gov::from_genesis(&genesis).map(Arc::new);
+        let commerce = consort_commerce::Commerce::from_genesis(&genesis).map(Arc::new);
         Self {
             genesis,
             gov,
+            commerce,
             peg,
             genesis_block,
             observer,
@@ -161,6 +164,7 @@ impl App {
             genesis: &self.genesis,
             peg: self.peg.as_deref(),
             gov: self.gov.as_deref(),
+            commerce: self.commerce.as_deref(),
         }
     }
 }

@@ -35,6 +35,7 @@ pub struct Admission<E: Runtime> {
     genesis: Arc<Genesis>,
     peg: Option<Peg>,
     gov: Option<Gov>,
+    commerce: Option<consort_commerce::Commerce>,
     mempool: Mempool,
     databases: Databases<E>,
     /// Senders' keys, decoded: decoding (point decompression) costs about as much as a
@@ -58,6 +59,7 @@ impl<E: Runtime> Admission<E> {
         Ok(Self {
             peg: Peg::from_genesis(&genesis)?,
             gov: Gov::from_genesis(&genesis),
+            commerce: consort_commerce::Commerce::from_genesis(&genesis),
             genesis,
             mempool,
             databases,
@@ -125,6 +127,7 @@ impl<E: Runtime> Admission<E> {
             genesis: &self.genesis,
             peg: self.peg.as_ref(),
             gov: self.gov.as_ref(),
+            commerce: self.commerce.as_ref(),
         }
     }
 

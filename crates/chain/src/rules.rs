@@ -2,6 +2,7 @@
 //! modules it configures). The block's own height and time are
 //! [`consort_execution::BlockInfo`].
 
+use consort_commerce::Commerce;
 use consort_governance::Gov;
 use consort_peg::Peg;
 use consort_types::Genesis;
@@ -17,4 +18,6 @@ pub struct Rules<'a> {
     pub peg: Option<&'a Peg>,
     /// Governance and permissions, if genesis configures them.
     pub gov: Option<&'a Gov>,
+    /// The shop, if genesis configures one (it needs governance).
+    pub commerce: Option<&'a Commerce>,
 }

@@ -14,7 +14,8 @@ use consort_execution::{
 };
 use consort_state::{Merkleized, Unmerkleized};
 use consort_types::{
-    AccountId, Call, Digest, Outcome, SignedTx, TxError, TxHash, peg::PegError, state_key,
+    AccountId, Call, Digest, Outcome, SignedTx, TxError, TxHash, commerce::CommerceError,
+    peg::PegError, state_key,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -117,10 +118,12 @@ async fn run<E: Runtime>(
     rules: Rules<'_>,
     tx: &SignedTx,
     block: BlockInfo,
+    index: u32,
 ) -> Result<Result<(), TxError>, BlockError> {
     let ctx = Context {
         sender: &tx.tx.sender,
         block,
+        index,
     };
     match dispatch(store, rules, ctx, &tx.tx.call).await {
         Ok(()) => {
@@ -193,6 +196,31 @@ async fn dispatch<E: Runtime>(
             Some(peg) => peg.apply(store, ctx, call).await,
             None => Err(Fail::Tx(TxError::Peg(PegError::Disabled))),
         },
+        // The shop.
+        Call::Commerce(shop) => match (rules.commerce, rules.gov) {
+            (Some(commerce), Some(gov)) => commerce.apply(store, gov, ctx, shop).await,
+            _ => Err(Fail::Tx(TxError::Commerce(CommerceError::Disabled))),
+        },
+    }
+}
+
+/// What banks and the peg created of an asset, for the conservation check.
+struct Creation<'a> {
+    peg: Option<&'a consort_peg::Peg>,
+}
+
+impl<E: Runtime> consort_commerce::conservation::Created<E> for Creation<'_> {
+    async fn created(
+        &self,
+        store: &mut Store<'_, E>,
+        asset: &consort_types::Asset,
+    ) -> Result<i128, BlockError> {
+        match self.peg {
+            Some(peg) if peg.config.asset == *asset => {
+                Ok(i128::from(peg.totals(store).await?.supply))
+            }
+            _ => consort_commerce::conservation::emoney_created(store, asset).await,
+        }
     }
 }
 
@@ -260,7 +288,9 @@ pub async fn execute_block<E: Runtime>(
                 return Err(BlockError::InvalidTx { index, error });
             }
         }
-        let outcome = match run(&mut store, rules, tx, block).await {
+        // A block holds far fewer than 2^32 transactions (TX_PER_BLOCK_MAX).
+        let position = u32::try_from(index).unwrap_or(u32::MAX);
+        let outcome = match run(&mut store, rules, tx, block, position).await {
             Ok(Ok(())) => Outcome::Applied,
             Ok(Err(error)) => {
                 let outcome = Outcome::failed(&error);
@@ -296,6 +326,10 @@ pub async fn execute_block<E: Runtime>(
     if let Some(gov) = rules.gov {
         gov.end_block(&mut store, height).await?;
         store.commit();
+        if let Some(commerce) = rules.commerce {
+            commerce.end_block(&mut store, gov, block).await?;
+            store.commit();
+        }
     }
     // The last block of an epoch fixes the next committee; the peg's federation follows it
     // before end of block plans the next batch.
@@ -317,6 +351,17 @@ pub async fn execute_block<E: Runtime>(
         if moved || store.commits() != before {
             peg.check_invariant(&mut store).await?;
         }
+    }
+    // Conservation per asset, in every block that moved value: what balances gained net and
+    // what the shop holds must be what banks and the peg created.
+    if !store.flows().is_empty() {
+        let mut parent = Store::new(&batch);
+        consort_commerce::conservation::check(
+            &mut store,
+            &mut parent,
+            &Creation { peg: rules.peg },
+        )
+        .await?;
     }
     let records = store.into_writes();
     let written = records.iter().map(|(key, _)| *key).collect();

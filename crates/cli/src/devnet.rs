@@ -215,6 +215,7 @@ pub fn prepare_with(
             }
             None => None,
         },
+        commerce: None,
     };
     genesis.check()?;
     std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;

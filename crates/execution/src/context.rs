@@ -20,11 +20,22 @@ pub struct Context<'a> {
     pub sender: &'a AccountId,
     /// The block it runs in.
     pub block: BlockInfo,
+    /// The transaction's position in the block: with the height, where it sits, which names
+    /// the records it creates.
+    pub index: u32,
 }
 
 impl Context<'_> {
     /// The block's height.
     pub fn height(&self) -> u64 {
         self.block.height
+    }
+
+    /// Where the transaction sits: the id of a record it creates.
+    pub fn place(&self) -> consort_types::commerce::RecordId {
+        consort_types::commerce::RecordId {
+            height: self.block.height,
+            index: self.index,
+        }
     }
 }

@@ -85,3 +85,9 @@ impl From<consort_types::sealed::PrivateError> for Fail {
         Self::Tx(TxError::Private(error))
     }
 }
+
+impl From<consort_types::commerce::CommerceError> for Fail {
+    fn from(error: consort_types::commerce::CommerceError) -> Self {
+        Self::Tx(TxError::Commerce(error))
+    }
+}

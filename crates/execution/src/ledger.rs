@@ -50,6 +50,17 @@ pub async fn balance<E: Runtime>(
     }
 }
 
+impl Denom {
+    /// The key [`Store::flow`] counts this denomination under: the asset's code, or zeros
+    /// for the native coin (never a valid asset code).
+    pub fn flow_key(self) -> [u8; 8] {
+        match self {
+            Self::Native => [0; 8],
+            Self::Asset(asset) => asset.padded(),
+        }
+    }
+}
+
 async fn set<E: Runtime>(
     store: &mut Store<'_, E>,
     denom: Denom,
@@ -93,6 +104,7 @@ pub async fn credit<E: Runtime>(
         .checked_add(amount)
         .ok_or(TxError::InvalidAmount("balance would overflow"))?;
     set(store, denom, account, next).await?;
+    store.flow(denom.flow_key(), i128::from(amount));
     Ok(())
 }
 
@@ -115,6 +127,7 @@ pub async fn debit<E: Runtime>(
             needed: Amount::new(amount),
         })?;
     set(store, denom, account, next).await?;
+    store.flow(denom.flow_key(), -i128::from(amount));
     Ok(())
 }
 

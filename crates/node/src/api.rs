@@ -133,6 +133,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(crate::peg::routes())
         .merge(crate::gov::routes())
         .merge(crate::private::routes())
+        .merge(crate::commerce::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -647,6 +648,8 @@ mod tests {
             include_str!("api.rs"),
             include_str!("peg.rs"),
             include_str!("gov.rs"),
+            include_str!("private.rs"),
+            include_str!("commerce.rs"),
         ];
         let mut routes = Vec::new();
         for source in sources {
@@ -663,6 +666,20 @@ mod tests {
             assert!(
                 doc["paths"].get(&route).is_some(),
                 "{route} is served but not documented in openapi.json"
+            );
+        }
+    }
+
+    #[test]
+    fn every_shop_call_and_error_code_is_in_the_openapi_document() {
+        let doc = include_str!("openapi.json");
+        for name in consort_types::commerce::CommerceCall::KINDS
+            .iter()
+            .chain(consort_types::commerce::CommerceError::CODES)
+        {
+            assert!(
+                doc.contains(name),
+                "{name} is not documented in openapi.json"
             );
         }
     }

@@ -2,6 +2,7 @@
 //! HTTP/WebSocket API.
 
 pub mod api;
+pub mod commerce;
 pub mod config;
 pub mod gossip;
 pub mod gov;

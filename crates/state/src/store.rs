@@ -57,6 +57,11 @@ pub struct Store<'a, E: Runtime> {
     commits: u64,
     /// Every chunk key read since [`Store::record_reads`], if recording.
     reads: Option<Vec<Digest>>,
+    /// Net value the block's committed transactions credited (positive) or debited
+    /// (negative) per ledger denomination ([`Store::flow`]).
+    flows: BTreeMap<[u8; 8], i128>,
+    /// The current transaction's flows.
+    flow_journal: BTreeMap<[u8; 8], i128>,
 }
 
 impl<'a, E: Runtime> Store<'a, E> {
@@ -69,6 +74,8 @@ impl<'a, E: Runtime> Store<'a, E> {
             written: std::collections::BTreeSet::new(),
             commits: 0,
             reads: None,
+            flows: BTreeMap::new(),
+            flow_journal: BTreeMap::new(),
         }
     }
 
@@ -248,8 +255,27 @@ impl<'a, E: Runtime> Store<'a, E> {
         })
     }
 
+    /// Note that `delta` of the ledger denomination `denom` was credited (positive) or
+    /// debited (negative), in the current transaction: the ledger reports every balance
+    /// change here, so a conservation check can compare what balances gained with what the
+    /// modules say they created, destroyed or hold.
+    pub fn flow(&mut self, denom: [u8; 8], delta: i128) {
+        let net = self.flow_journal.entry(denom).or_default();
+        *net = net.saturating_add(delta);
+    }
+
+    /// The block's net flows so far (committed transactions), per denomination; entries may
+    /// be zero.
+    pub fn flows(&self) -> &BTreeMap<[u8; 8], i128> {
+        &self.flows
+    }
+
     /// Keep the current transaction's writes.
     pub fn commit(&mut self) {
+        for (denom, delta) in std::mem::take(&mut self.flow_journal) {
+            let net = self.flows.entry(denom).or_default();
+            *net = net.saturating_add(delta);
+        }
         let journal = std::mem::take(&mut self.journal);
         if !journal.is_empty() {
             self.commits += 1;
@@ -261,6 +287,7 @@ impl<'a, E: Runtime> Store<'a, E> {
     /// Drop the current transaction's writes.
     pub fn rollback(&mut self) {
         self.journal.clear();
+        self.flow_journal.clear();
     }
 
     /// Whether any transaction of the block wrote a record.

@@ -22,6 +22,16 @@ impl Asset {
         std::str::from_utf8(&self.0[..len]).expect("checked ASCII")
     }
 
+    /// The code zero-padded to 8 bytes, as on the wire.
+    pub const fn padded(&self) -> [u8; 8] {
+        self.0
+    }
+
+    /// The asset whose zero-padded code is `bytes`, if it is one.
+    pub fn from_padded_bytes(bytes: [u8; 8]) -> Option<Self> {
+        Self::from_padded(bytes)
+    }
+
     fn from_padded(bytes: [u8; 8]) -> Option<Self> {
         let len = bytes.iter().position(|b| *b == 0).unwrap_or(8);
         let valid = len > 0

@@ -118,3 +118,61 @@ macro_rules! codec_record {
         }
     };
 }
+
+/// UTF-8 text of at most `MAX` bytes, length-prefixed on the wire, a string in JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text<const MAX: usize>(String);
+
+impl<const MAX: usize> Text<MAX> {
+    /// Wrap text; `None` if longer than `MAX` bytes.
+    pub fn new(text: impl Into<String>) -> Option<Self> {
+        let text = text.into();
+        (text.len() <= MAX).then_some(Self(text))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<const MAX: usize> Write for Text<MAX> {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.0.len().write(buf);
+        buf.put_slice(self.0.as_bytes());
+    }
+}
+
+impl<const MAX: usize> EncodeSize for Text<MAX> {
+    fn encode_size(&self) -> usize {
+        self.0.len().encode_size() + self.0.len()
+    }
+}
+
+impl<const MAX: usize> Read for Text<MAX> {
+    type Cfg = ();
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let bytes = Vec::<u8>::read_cfg(buf, &(RangeCfg::from(..=MAX), ()))?;
+        String::from_utf8(bytes)
+            .map(Self)
+            .map_err(|_| CodecError::Invalid("Text", "not UTF-8"))
+    }
+}
+
+impl<const MAX: usize> Serialize for Text<MAX> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de, const MAX: usize> Deserialize<'de> for Text<MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::new(text).ok_or_else(|| serde::de::Error::custom(format!("longer than {MAX} bytes")))
+    }
+}

@@ -94,6 +94,9 @@ pub enum TxError {
     /// A private record was refused.
     #[error(transparent)]
     Private(#[from] crate::sealed::PrivateError),
+    /// A shop call was refused.
+    #[error(transparent)]
+    Commerce(#[from] crate::commerce::CommerceError),
 }
 
 impl TxError {
@@ -117,6 +120,7 @@ impl TxError {
             Self::Peg(error) => error.code(),
             Self::Gov(error) => error.code(),
             Self::Private(error) => error.code(),
+            Self::Commerce(error) => error.code(),
         }
     }
 }

@@ -64,6 +64,10 @@ pub struct Genesis {
     /// fire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub empty_block_interval_ms: Option<u64>,
+    /// The shop (needs governance: sellers, carriers and banks are its organisations);
+    /// absent, commerce calls are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commerce: Option<crate::commerce::CommerceConfig>,
 }
 
 /// Default pace of empty blocks (ms).
@@ -172,6 +176,21 @@ impl Genesis {
             }
             if gov.vote_period_blocks == 0 {
                 return invalid("vote_period_blocks must be at least 1");
+            }
+        }
+        if let Some(shop) = &self.commerce {
+            if self.governance.is_none() {
+                return invalid(
+                    "commerce needs governance: sellers, carriers and banks are its organisations",
+                );
+            }
+            if shop.fee_rate_bp > crate::commerce::FEE_RATE_BP_MAX {
+                return invalid("commerce fee_rate_bp must be at most FEE_RATE_BP_MAX (5000)");
+            }
+            if shop.payment_window_ms == 0 || shop.receipt_window_ms == 0 {
+                return invalid(
+                    "commerce payment_window_ms and receipt_window_ms must be more than 0",
+                );
             }
         }
         let mut total = Amount::ZERO;

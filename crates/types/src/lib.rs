@@ -9,6 +9,7 @@ pub mod amount;
 pub mod asset;
 pub mod block;
 pub mod codec_util;
+pub mod commerce;
 pub mod error;
 pub mod genesis;
 pub mod gov;

@@ -207,6 +207,97 @@ pub mod peg {
     }
 }
 
+/// Keys of the shop's records.
+pub mod commerce {
+    use crate::{Asset, Digest, commerce::RecordId, gov::OrgId, sha256};
+    use commonware_codec::Encode;
+
+    /// `commerce/products/{id}` → [`crate::commerce::ProductHead`].
+    pub fn product(id: &RecordId) -> Digest {
+        sha256(&[b"commerce/products/", &id.encode()])
+    }
+    /// `commerce/products/{id}/versions/{v}` → [`crate::commerce::ProductVersion`], each
+    /// version replaced by an update.
+    pub fn product_version(id: &RecordId, version: u32) -> Digest {
+        sha256(&[
+            b"commerce/products/",
+            &id.encode(),
+            b"/versions/",
+            &version.to_be_bytes(),
+        ])
+    }
+    /// `commerce/products/{id}/variants/{v}` → [`crate::commerce::VariantState`] (one fixed
+    /// 32-byte value).
+    pub fn variant(id: &RecordId, variant: u16) -> Digest {
+        sha256(&[
+            b"commerce/products/",
+            &id.encode(),
+            b"/variants/",
+            &variant.to_be_bytes(),
+        ])
+    }
+    /// `commerce/orders/{id}` → [`crate::commerce::Order`].
+    pub fn order(id: &RecordId) -> Digest {
+        sha256(&[b"commerce/orders/", &id.encode()])
+    }
+    /// `commerce/orders/{id}/shipments/{n}` → [`crate::commerce::Shipment`].
+    pub fn shipment(id: &RecordId, n: u16) -> Digest {
+        sha256(&[
+            b"commerce/orders/",
+            &id.encode(),
+            b"/shipments/",
+            &n.to_be_bytes(),
+        ])
+    }
+    /// `commerce/reviews/{order}/{line}` → [`crate::commerce::ReviewHead`].
+    pub fn review(order: &RecordId, line: u8) -> Digest {
+        sha256(&[b"commerce/reviews/", &order.encode(), b"/", &[line]])
+    }
+    /// `commerce/reviews/{order}/{line}/versions/{v}` → [`crate::commerce::ProductVersion`]
+    /// (digest and carrying transaction) of each replaced version.
+    pub fn review_version(order: &RecordId, line: u8, version: u32) -> Digest {
+        sha256(&[
+            b"commerce/reviews/",
+            &order.encode(),
+            b"/",
+            &[line],
+            b"/versions/",
+            &version.to_be_bytes(),
+        ])
+    }
+    /// `commerce/sellers/{org}` → [`crate::commerce::SellerStats`].
+    pub fn seller(org: &OrgId) -> Digest {
+        sha256(&[b"commerce/sellers/", &org.encode()])
+    }
+    /// `commerce/payouts/{id}` → [`crate::commerce::Payout`].
+    pub fn payout(id: &RecordId) -> Digest {
+        sha256(&[b"commerce/payouts/", &id.encode()])
+    }
+    /// `commerce/holdings/{asset}` → [`crate::commerce::Holdings`].
+    pub fn holdings(asset: &Asset) -> Digest {
+        sha256(&[b"commerce/holdings/", &asset.encode()])
+    }
+    /// `commerce/due/{second}` → `u32`: how many deadlines fall in that second of block time.
+    pub fn due_count(second: u64) -> Digest {
+        sha256(&[b"commerce/due/", &second.to_be_bytes()])
+    }
+    /// `commerce/due/{second}/{n}` → the [`RecordId`] of the order whose deadline it is.
+    pub fn due(second: u64, n: u32) -> Digest {
+        sha256(&[
+            b"commerce/due/",
+            &second.to_be_bytes(),
+            b"/",
+            &n.to_be_bytes(),
+        ])
+    }
+    /// `commerce/due-cursor` → [`crate::commerce::DueCursor`].
+    pub fn due_cursor() -> Digest {
+        static KEY: std::sync::LazyLock<Digest> =
+            std::sync::LazyLock::new(|| sha256(&[b"commerce/due-cursor"]));
+        *KEY
+    }
+}
+
 /// Where a finalized transaction sits: block height and position in the block, and whether
 /// it applied (a failed one's code is in the block's outcomes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -176,6 +176,8 @@ pub enum Call {
         #[serde(with = "crate::hex_serde::bytes32")]
         key: [u8; 32],
     },
+    /// A call of the shop: catalogue, orders, payment, fulfilment, settlement, reviews.
+    Commerce(crate::commerce::CommerceCall),
     /// Put a private record on chain, sealed to its recipients (the author, the party it
     /// concerns and a regulator among them).
     PutPrivate {
@@ -220,6 +222,7 @@ impl Call {
     const CANCEL_ROTATION: u8 = 21;
     const REGISTER_FEDERATION_KEY: u8 = 22;
     const FUND_PEG_FEES: u8 = 23;
+    const COMMERCE: u8 = 24;
 
     /// The module the call belongs to. Written out for every call: a new call does not compile
     /// until it has a home, and everything that groups calls by module (routing, events) asks
@@ -245,6 +248,7 @@ impl Call {
             Self::Issue { .. } | Self::Redeem { .. } | Self::ReserveReport { .. } => Module::Bank,
             Self::LeaveValidator => Module::Validators,
             Self::SetSealKey { .. } | Self::PutPrivate { .. } => Module::Private,
+            Self::Commerce(_) => Module::Commerce,
         }
     }
 
@@ -275,6 +279,7 @@ impl Call {
             Self::CancelRotation => "cancel_rotation",
             Self::SetSealKey { .. } => "set_seal_key",
             Self::PutPrivate { .. } => "put_private",
+            Self::Commerce(call) => call.kind(),
         }
     }
 }
@@ -296,6 +301,8 @@ pub enum Module {
     Private,
     /// The validator registry.
     Validators,
+    /// The shop.
+    Commerce,
 }
 
 impl Module {
@@ -309,6 +316,7 @@ impl Module {
             Self::Peg => "peg",
             Self::Private => "private",
             Self::Validators => "validators",
+            Self::Commerce => "commerce",
         }
     }
 }
@@ -434,6 +442,10 @@ impl Write for Call {
                 label.write(buf);
                 envelope.write(buf);
             }
+            Self::Commerce(call) => {
+                Self::COMMERCE.write(buf);
+                call.write(buf);
+            }
         }
     }
 }
@@ -472,6 +484,7 @@ impl EncodeSize for Call {
                 label,
                 envelope,
             } => about.encode_size() + label.encode_size() + envelope.encode_size(),
+            Self::Commerce(call) => call.encode_size(),
         }
     }
 }
@@ -565,6 +578,7 @@ impl Read for Call {
                 label: Blob::read(buf)?,
                 envelope: crate::sealed::Sealed::read(buf)?,
             }),
+            Self::COMMERCE => Ok(Self::Commerce(crate::commerce::CommerceCall::read(buf)?)),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }

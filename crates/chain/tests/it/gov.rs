@@ -76,6 +76,7 @@ fn genesis(mode: Mode) -> Genesis {
         epoch_blocks: None,
         account_limits: None,
         empty_block_interval_ms: None,
+        commerce: None,
     }
 }
 
@@ -107,6 +108,7 @@ impl Chain {
             genesis: &self.genesis,
             peg: None,
             gov: Some(&self.gov),
+            commerce: None,
         };
         // Refused a place, then failed at execution (included, nonce used).
         crate::harness::block(&self.databases, self.height, txs, rules)
@@ -1009,6 +1011,7 @@ fn per_account_limits_defer_the_extra_transactions_of_a_block_and_refuse_oversiz
                 genesis: &chain.genesis,
                 peg: None,
                 gov: Some(&chain.gov),
+                commerce: None,
             },
             ExecMode::Verify,
         )

@@ -45,6 +45,7 @@ fn genesis() -> Genesis {
         epoch_blocks: None,
         account_limits: None,
         empty_block_interval_ms: None,
+        commerce: None,
     }
 }
 
@@ -93,6 +94,7 @@ impl Chain {
             genesis: &self.genesis,
             peg: None,
             gov: None,
+            commerce: None,
         };
         let ran = harness::block(&self.databases, self.height, txs, rules).await;
         Outcome {

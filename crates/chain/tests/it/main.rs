@@ -1,5 +1,6 @@
 //! Multi-validator tests on commonware's deterministic runtime and simulated network.
 
+mod commerce;
 mod epochs;
 mod equivocator;
 mod gov;

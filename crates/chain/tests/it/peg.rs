@@ -86,6 +86,7 @@ pub(super) fn genesis() -> Genesis {
             federation_grace_blocks: 20,
             checkpoint: None,
         }),
+        commerce: None,
     }
 }
 
@@ -140,6 +141,7 @@ impl Ledger {
             genesis: &self.genesis,
             peg: Some(&self.peg),
             gov: self.gov.as_ref(),
+            commerce: None,
         };
         // Refused a place, then failed at execution (included, nonce used).
         crate::harness::block(&self.databases, self.height, txs, rules)

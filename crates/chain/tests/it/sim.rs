@@ -63,6 +63,7 @@ pub fn genesis(n: u64) -> Genesis {
         epoch_blocks: None,
         account_limits: None,
         empty_block_interval_ms: None,
+        commerce: None,
     }
 }
 

@@ -218,6 +218,7 @@ impl Gov {
     /// | `cancel_rotation` | an account an admin's rotation waits on |
     /// | `leave_validator` | a validator in the registry |
     /// | `propose`, `vote`, `register`, `revoke` | an admin of a member organisation |
+    /// | shop calls | the party each names ([`consort_types::commerce::Party`]): any active account to buy, a seller, carrier, bank or operator account for theirs |
     /// | everything else | any active account of a member organisation, or a validator |
     ///
     /// While governance holds the emergency brake ([`Action::Halt`]), every call but `propose`,
@@ -350,6 +351,35 @@ impl Gov {
                     "only an admin of a member organisation may do this",
                 )),
             },
+            Call::Commerce(shop) => {
+                use consort_types::commerce::Party;
+                let (bits, reason) = match shop.party() {
+                    Party::Buyer => (
+                        role::ALL,
+                        "only registered accounts shop; register first (self_register for customers)",
+                    ),
+                    Party::Seller => (
+                        role::SELLER,
+                        "only a seller account of a seller organisation may do this",
+                    ),
+                    Party::Carrier => (
+                        role::CARRIER,
+                        "only a carrier account of a logistics organisation may do this",
+                    ),
+                    Party::Bank => (
+                        role::BANK,
+                        "only a bank account of a member bank may do this",
+                    ),
+                    Party::Operator => (
+                        role::OPERATOR,
+                        "only an operator account of the platform may do this",
+                    ),
+                };
+                match Self::active_of(store, registration).await? {
+                    Some(r) if r.roles & bits != 0 => Ok(()),
+                    _ => Err(unauthorized(call, reason)),
+                }
+            }
             Call::Transfer { .. }
             | Call::TransferAsset { .. }
             | Call::ClaimDeposit { .. }

@@ -692,7 +692,11 @@ impl Peg {
         check(&totals, held, pending_sum)
     }
 
-    pub(crate) async fn totals<E: Runtime>(
+    /// The peg's totals (supply, fee pool, pending amounts).
+    ///
+    /// # Errors
+    /// If the state cannot be read or the record is missing.
+    pub async fn totals<E: Runtime>(
         &self,
         store: &mut Store<'_, E>,
     ) -> Result<PegTotals, BlockError> {

@@ -9,7 +9,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
     use consort_mainchain::{address, federation, keystore, merkle, rpc, spend};
     use consort_node::{api, gossip, observer, serve};
     use consort_state::{self as state, store};
-    use consort_types::{genesis, gov, limits, peg, receipt, sealed};
+    use consort_types::{commerce, genesis, gov, limits, peg, receipt, sealed};
     let finality_bucket_largest = *observer::FINALITY_BUCKETS_MS
         .last()
         .expect("finality buckets are not empty");
@@ -184,6 +184,35 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "KDF_PARALLELISM_MAX",
             u64::from(keystore::KDF_PARALLELISM_MAX),
         ),
+        ("TITLE_MAX", bytes(commerce::TITLE_MAX)),
+        ("DESCRIPTION_MAX", bytes(commerce::DESCRIPTION_MAX)),
+        ("CATEGORY_MAX", bytes(commerce::CATEGORY_MAX)),
+        ("ATTRIBUTES_MAX", bytes(commerce::ATTRIBUTES_MAX)),
+        ("NAME_MAX", bytes(commerce::NAME_MAX)),
+        ("VALUE_MAX", bytes(commerce::VALUE_MAX)),
+        ("IMAGES_MAX", bytes(commerce::IMAGES_MAX)),
+        ("URL_MAX", bytes(commerce::URL_MAX)),
+        ("VARIANTS_MAX", bytes(commerce::VARIANTS_MAX)),
+        ("ORDER_LINES_MAX", bytes(commerce::ORDER_LINES_MAX)),
+        ("LINE_QUANTITY_MAX", u64::from(commerce::LINE_QUANTITY_MAX)),
+        ("ACCEPT_ORDERS_MAX", bytes(commerce::ACCEPT_ORDERS_MAX)),
+        ("CARRIER_EVENTS_MAX", bytes(commerce::CARRIER_EVENTS_MAX)),
+        ("STOCK_CHANGES_MAX", bytes(commerce::STOCK_CHANGES_MAX)),
+        ("SHIPMENTS_MAX", u64::from(commerce::SHIPMENTS_MAX)),
+        ("REASON_MAX", bytes(commerce::REASON_MAX)),
+        ("LOCATION_MAX", bytes(commerce::LOCATION_MAX)),
+        ("REVIEW_TEXT_MAX", bytes(commerce::REVIEW_TEXT_MAX)),
+        ("REVIEW_PHOTOS_MAX", bytes(commerce::REVIEW_PHOTOS_MAX)),
+        (
+            "REVIEW_VERSIONS_MAX",
+            u64::from(commerce::REVIEW_VERSIONS_MAX),
+        ),
+        ("DUE_PER_BLOCK_MAX", commerce::DUE_PER_BLOCK_MAX),
+        (
+            "DUE_SECONDS_PER_BLOCK_MAX",
+            commerce::DUE_SECONDS_PER_BLOCK_MAX,
+        ),
+        ("FEE_RATE_BP_MAX", u64::from(commerce::FEE_RATE_BP_MAX)),
     ])
 }
 

@@ -58,6 +58,7 @@ fn a_genesis() -> Genesis {
             tx_size_max: 4096,
             pending_max: 64,
         }),
+        commerce: None,
     }
 }
 

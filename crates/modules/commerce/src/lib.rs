@@ -1,0 +1,355 @@
+//! The B2C shop on chain (`DESIGN.md` §8): sellers publish products and manage stock,
+//! customers place, modify, cancel and pay orders into escrow (wallet, bank transfer or cash on
+//! delivery), sellers accept and ship, carriers post shipment events, receipt (or its window
+//! passing) settles escrow to the seller less the platform fee, banks pay sellers out, and
+//! buyers review what they bought.
+//!
+//! Separate state machines, each transition checked (who, from which state) and stamped with
+//! block height and time: the order ([`OrderStatus`]), its payment ([`PaymentState`]) and each
+//! shipment ([`consort_types::commerce::ShipmentStatus`]). Every change of an order extends its
+//! history chain, so the transactions carrying them prove its whole life.
+//!
+//! * [`catalogue`]: products, versions, listing, stock.
+//! * [`orders`]: placing, paying, modifying, cancelling.
+//! * [`fulfilment`]: accepting, shipping, carrier events, digital fulfilment, receipt.
+//! * [`money`]: escrow, settlement, refunds, bank confirmations, payouts.
+//! * [`reviews`]: reviews, revisions, replies and ratings.
+//! * [`stock`]: reserving and releasing stock per variant.
+//! * [`due`]: deadlines in block time (unpaid orders expire, delivered ones complete).
+//! * [`conservation`]: what every block must balance, per asset.
+//!
+//! Nothing here reads the clock: deadlines run on block time.
+
+pub mod catalogue;
+pub mod conservation;
+pub mod due;
+pub mod fulfilment;
+pub mod money;
+pub mod orders;
+pub mod reviews;
+pub mod stock;
+
+use consort_execution::{BlockError, BlockInfo, Context, Fail, Runtime, Store};
+use consort_governance::Gov;
+use consort_types::{
+    AccountId, Asset, Genesis, TxError,
+    commerce::{
+        CommerceCall, CommerceConfig, CommerceError, Order, OrderStatus, PaymentState, ProductHead,
+        RecordId, Stamp, VariantState,
+    },
+    gov::{FreezeTarget, OrgId, Registration},
+    sha256,
+    state_key::commerce as key,
+};
+
+/// The shop of a chain, from genesis.
+#[derive(Clone, Debug)]
+pub struct Commerce {
+    /// Its rules.
+    pub config: CommerceConfig,
+    /// The pegged coin, if the chain has a peg.
+    pub pegged: Option<Asset>,
+}
+
+impl Commerce {
+    /// The shop `genesis` configures, if any (it needs governance, which genesis checks).
+    pub fn from_genesis(genesis: &Genesis) -> Option<Self> {
+        genesis.commerce.as_ref().map(|config| Self {
+            config: config.clone(),
+            pegged: genesis.peg.as_ref().map(|p| p.asset),
+        })
+    }
+
+    /// Run one shop call.
+    ///
+    /// # Errors
+    /// The call's [`CommerceError`] (or another [`TxError`]) as its receipt; a state failure.
+    pub async fn apply<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        gov: &Gov,
+        ctx: Context<'_>,
+        call: &CommerceCall,
+    ) -> Result<(), Fail> {
+        use CommerceCall as C;
+        let shop = Shop {
+            rules: self,
+            gov,
+            ctx,
+        };
+        match call {
+            C::PublishProduct { content } => catalogue::publish(store, &shop, content).await,
+            C::UpdateProduct { product, content } => {
+                catalogue::update(store, &shop, product, content).await
+            }
+            C::SetListed { product, listed } => {
+                catalogue::set_listed(store, &shop, product, *listed).await
+            }
+            C::Suspend {
+                product, suspended, ..
+            } => catalogue::suspend(store, &shop, product, *suspended).await,
+            C::SetStock { product, changes } => {
+                catalogue::set_stock(store, &shop, product, &changes.0).await
+            }
+            C::PlaceOrder {
+                lines,
+                method,
+                pay,
+                address,
+            } => orders::place(store, &shop, &lines.0, *method, *pay, address).await,
+            C::PayOrder { order } => orders::pay(store, &shop, order).await,
+            C::ModifyOrder {
+                order,
+                quantities,
+                address,
+            } => orders::modify(store, &shop, order, &quantities.0, address.as_ref()).await,
+            C::CancelOrder { order, .. } => orders::cancel(store, &shop, order).await,
+            C::AcceptOrders { orders } => fulfilment::accept(store, &shop, &orders.0).await,
+            C::Ship {
+                order,
+                lines,
+                carrier,
+                label,
+            } => fulfilment::ship(store, &shop, order, &lines.0, carrier, label).await,
+            C::CarrierEvents { events } => {
+                fulfilment::carrier_events(store, &shop, &events.0).await
+            }
+            C::Fulfil { order, voucher } => fulfilment::fulfil(store, &shop, order, voucher).await,
+            C::ConfirmReceipt { order } => fulfilment::confirm_receipt(store, &shop, order).await,
+            C::Refund { order, amount, .. } => money::refund(store, &shop, order, *amount).await,
+            C::ConfirmPayment { order } => money::confirm_payment(store, &shop, order).await,
+            C::CollectCash { order, amount } => {
+                money::collect_cash(store, &shop, order, *amount).await
+            }
+            C::RequestPayout { asset, amount } => {
+                money::request_payout(store, &shop, asset, *amount).await
+            }
+            C::ConfirmPayout { payout } => money::confirm_payout(store, &shop, payout).await,
+            C::Review {
+                order,
+                line,
+                content,
+            } => reviews::review(store, &shop, order, *line, content).await,
+            C::ReviseReview {
+                order,
+                line,
+                content,
+            } => reviews::revise(store, &shop, order, *line, content).await,
+            C::ReplyReview { order, line, text } => {
+                reviews::reply(store, &shop, order, *line, text.as_str()).await
+            }
+        }
+    }
+
+    /// End of block: unpaid orders past their payment window expire, delivered orders past
+    /// their receipt window complete (bounded per block; the rest follow in later blocks).
+    ///
+    /// # Errors
+    /// A state failure or a broken invariant.
+    pub async fn end_block<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        gov: &Gov,
+        block: BlockInfo,
+    ) -> Result<(), BlockError> {
+        due::run(store, self, gov, block).await
+    }
+}
+
+/// What a call runs with: the shop's rules, governance (organisations, roles, freezes,
+/// e-money) and the call's context.
+pub(crate) struct Shop<'a> {
+    pub(crate) rules: &'a Commerce,
+    pub(crate) gov: &'a Gov,
+    pub(crate) ctx: Context<'a>,
+}
+
+impl Shop<'_> {
+    pub(crate) fn sender(&self) -> &AccountId {
+        self.ctx.sender
+    }
+
+    pub(crate) fn now(&self) -> Stamp {
+        stamp(self.ctx.block)
+    }
+
+    /// The sender's active registration (governance let it send, so it has one unless it is
+    /// a validator without an organisation).
+    pub(crate) async fn registration<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+    ) -> Result<Registration, Fail> {
+        Gov::registration(store, self.sender())
+            .await?
+            .ok_or_else(|| {
+                TxError::Unauthorized {
+                    call: "commerce",
+                    reason: "the sender is not a registered account of a member organisation",
+                }
+                .into()
+            })
+    }
+
+    /// The sender's organisation, which must hold `role`.
+    pub(crate) async fn org_with<E: Runtime>(
+        &self,
+        store: &mut Store<'_, E>,
+        role: u16,
+        reason: &'static str,
+    ) -> Result<OrgId, Fail> {
+        let registration = self.registration(store).await?;
+        if registration.roles & role == 0 {
+            return Err(TxError::Unauthorized {
+                call: "commerce",
+                reason,
+            }
+            .into());
+        }
+        Ok(registration.org)
+    }
+}
+
+/// The stamp of `block`.
+pub(crate) const fn stamp(block: BlockInfo) -> Stamp {
+    Stamp {
+        height: block.height,
+        time_ms: block.timestamp_ms,
+    }
+}
+
+/// Refuse if `target` is frozen, naming `what`.
+pub(crate) async fn refuse_frozen<E: Runtime>(
+    store: &mut Store<'_, E>,
+    target: FreezeTarget,
+    what: &'static str,
+) -> Result<(), Fail> {
+    if Gov::is_frozen(store, target).await? {
+        return Err(CommerceError::Frozen(what).into());
+    }
+    Ok(())
+}
+
+/// Product `id`'s head.
+pub(crate) async fn product<E: Runtime>(
+    store: &mut Store<'_, E>,
+    id: &RecordId,
+) -> Result<ProductHead, Fail> {
+    store
+        .get::<ProductHead>(&key::product(id))
+        .await?
+        .ok_or_else(|| CommerceError::UnknownProduct(*id).into())
+}
+
+/// Variant `variant` of product `id`.
+pub(crate) async fn variant<E: Runtime>(
+    store: &mut Store<'_, E>,
+    id: &RecordId,
+    variant: u16,
+) -> Result<VariantState, Fail> {
+    store
+        .get_fixed::<VariantState>(&key::variant(id, variant))
+        .await?
+        .ok_or_else(|| {
+            CommerceError::UnknownVariant {
+                product: *id,
+                variant,
+            }
+            .into()
+        })
+}
+
+/// Order `id`.
+pub(crate) async fn order<E: Runtime>(
+    store: &mut Store<'_, E>,
+    id: &RecordId,
+) -> Result<Order, Fail> {
+    store
+        .get::<Order>(&key::order(id))
+        .await?
+        .ok_or_else(|| CommerceError::UnknownOrder(*id).into())
+}
+
+/// Record a change of order `id` made at `at` by the transaction at `place` (or end of block,
+/// `place: None`): the change count, the history chain, the last-change stamp; then store it.
+pub(crate) async fn save_order<E: Runtime>(
+    store: &mut Store<'_, E>,
+    id: &RecordId,
+    order: &mut Order,
+    at: Stamp,
+    change: &[u8],
+) -> Result<(), Fail> {
+    order.changes = order.changes.saturating_add(1);
+    order.updated = at;
+    order.history = sha256(&[
+        &order.history,
+        &at.height.to_be_bytes(),
+        &order.status.tag().to_be_bytes(),
+        &order.payment.tag().to_be_bytes(),
+        change,
+    ])
+    .0;
+    store.put(&key::order(id), order).await?;
+    Ok(())
+}
+
+/// Refuse `call` on an order whose status is not one of `allowed`.
+pub(crate) fn require_status(
+    order: &Order,
+    call: &'static str,
+    allowed: &[OrderStatus],
+) -> Result<(), Fail> {
+    if allowed.contains(&order.status) {
+        Ok(())
+    } else {
+        Err(CommerceError::BadState {
+            call,
+            status: order.status.name(),
+        }
+        .into())
+    }
+}
+
+/// The payment state's name.
+pub(crate) const fn payment_name(payment: PaymentState) -> &'static str {
+    match payment {
+        PaymentState::Unpaid => "unpaid",
+        PaymentState::CashCollected => "cash_collected",
+        PaymentState::Escrowed => "escrowed",
+        PaymentState::Released => "released",
+        PaymentState::Refunded => "refunded",
+    }
+}
+
+/// Refuse unless the sender is `order`'s buyer.
+pub(crate) fn require_buyer(shop: &Shop<'_>, id: &RecordId, order: &Order) -> Result<(), Fail> {
+    if order.buyer == *shop.sender() {
+        Ok(())
+    } else {
+        Err(CommerceError::NotYourOrder {
+            order: *id,
+            party: "buyer",
+        }
+        .into())
+    }
+}
+
+/// Refuse unless the sender is a seller account of `order`'s seller organisation.
+pub(crate) async fn require_seller<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+    order: &Order,
+) -> Result<(), Fail> {
+    let registration = shop.registration(store).await?;
+    if registration.org == order.seller
+        && registration.roles & consort_types::gov::role::SELLER != 0
+    {
+        Ok(())
+    } else {
+        Err(CommerceError::NotYourOrder {
+            order: *id,
+            party: "seller",
+        }
+        .into())
+    }
+}

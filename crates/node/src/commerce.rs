@@ -1,0 +1,306 @@
+//! Read routes over the shop: products with their variants' prices and stock, earlier
+//! versions, reviews, sellers' ratings, escrow held per asset — open to anyone; orders and
+//! payouts — only to requests signed by a party (the buyer, an account of the seller
+//! organisation, of an assigned carrier or of the issuing bank) or a regulator.
+
+use crate::{
+    private::signed_reader,
+    shared::{ApiError, Shared, read},
+};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, Method, StatusCode, Uri},
+    routing::get,
+};
+use commonware_glue::stateful::db::DatabaseSet as _;
+use consort_state::{StateError, Store};
+use consort_types::{
+    AccountId, Asset,
+    commerce::{
+        Holdings, Order, Payout, ProductHead, ProductVersion, RecordId, ReviewHead, SellerStats,
+        Shipment, VariantState,
+    },
+    gov::{EMoney, OrgId, Registration, role},
+    state_key::{commerce as key, gov as gkey},
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type AppState = State<Arc<Shared>>;
+
+/// The shop's routes.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/v1/commerce", get(overview))
+        .route("/v1/commerce/products/{id}", get(product))
+        .route(
+            "/v1/commerce/products/{id}/versions/{version}",
+            get(version),
+        )
+        .route("/v1/commerce/orders/{id}", get(order))
+        .route("/v1/commerce/reviews/{order}/{line}", get(review))
+        .route("/v1/commerce/sellers/{org}", get(seller))
+        .route("/v1/commerce/holdings/{asset}", get(holdings))
+        .route("/v1/commerce/payouts/{id}", get(payout))
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
+}
+
+fn record_id(text: &str) -> Result<RecordId, ApiError> {
+    text.parse().map_err(|e| bad(format!("{e}")))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn shop(s: &Shared) -> Result<&consort_types::commerce::CommerceConfig, ApiError> {
+    s.genesis.commerce.as_ref().ok_or_else(|| {
+        not_found(
+            "commerce_disabled",
+            "this chain has no shop: genesis has no commerce section",
+        )
+    })
+}
+
+/// Run `read` over one snapshot of the finalized state, again on a fresh one if a block lands
+/// meanwhile.
+macro_rules! snapshot {
+    ($s:expr, |$store:ident| $body:expr) => {{
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let batch = $s.databases.new_batches().await;
+            let mut $store = Store::new(&batch);
+            let result: Result<_, StateError> = async { $body }.await;
+            match result {
+                Err(StateError::StaleRead) if attempts < 16 => {}
+                Err(StateError::StaleRead) => {
+                    break Err(ApiError::busy(
+                        "blocks kept landing during the read; retry in a moment",
+                    ));
+                }
+                Err(e) => break Err(ApiError::internal(e.to_string())),
+                Ok(value) => break Ok(value),
+            }
+        }
+    }};
+}
+
+async fn overview(State(s): AppState) -> Result<Json<Value>, ApiError> {
+    let config = shop(&s)?;
+    Ok(Json(json!({
+        "fee_rate_bp": config.fee_rate_bp,
+        "fee_account": config.fee_account,
+        "payment_window_ms": config.payment_window_ms,
+        "receipt_window_ms": config.receipt_window_ms,
+        "calls": consort_types::commerce::CommerceCall::KINDS,
+        "errors": consort_types::commerce::CommerceError::CODES,
+    })))
+}
+
+async fn product(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let id = record_id(&id)?;
+    let found: Option<(ProductHead, Vec<VariantState>)> = snapshot!(s, |store| {
+        let Some(head) = store.get::<ProductHead>(&key::product(&id)).await? else {
+            return Ok(None);
+        };
+        let mut variants = Vec::with_capacity(usize::from(head.variants));
+        for v in 0..head.variants {
+            if let Some(state) = store
+                .get_fixed::<VariantState>(&key::variant(&id, v))
+                .await?
+            {
+                variants.push(state);
+            }
+        }
+        Ok(Some((head, variants)))
+    })?;
+    let (head, variants) =
+        found.ok_or_else(|| not_found("unknown_product", format!("no product {id}")))?;
+    let rating = (head.rating_count > 0).then(|| {
+        // Two decimals, in integers: the API never computes with floats it could round.
+        let hundredths = head.rating_sum * 100 / head.rating_count;
+        format!("{}.{:02}", hundredths / 100, hundredths % 100)
+    });
+    Ok(Json(json!({
+        "id": id,
+        "head": head,
+        "rating": rating,
+        "variants": variants.iter().enumerate().map(|(i, v)| json!({
+            "variant": i,
+            "price": v.price,
+            "currency": v.currency,
+            "available": v.available,
+            "reserved": v.reserved,
+        })).collect::<Vec<_>>(),
+        "content": {
+            "height": head.content_at.height,
+            "index": head.content_at.index,
+            "see": format!("/v1/blocks/{}", head.content_at.height),
+        },
+    })))
+}
+
+async fn version(
+    State(s): AppState,
+    Path((id, version)): Path<(String, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let id = record_id(&id)?;
+    let found: Option<ProductVersion> =
+        read(&s.databases, &key::product_version(&id, version)).await?;
+    let found = found.ok_or_else(|| {
+        not_found(
+            "unknown_version",
+            format!(
+                "product {id} has no replaced version {version} (the current one is on the product)"
+            ),
+        )
+    })?;
+    Ok(Json(
+        json!({ "id": id, "version": version, "replaced": found }),
+    ))
+}
+
+async fn review(
+    State(s): AppState,
+    Path((order, line)): Path<(String, u8)>,
+) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let order = record_id(&order)?;
+    let head: ReviewHead = read(&s.databases, &key::review(&order, line))
+        .await?
+        .ok_or_else(|| {
+            not_found(
+                "no_review",
+                format!("order {order} line {line} has no review"),
+            )
+        })?;
+    Ok(Json(
+        json!({ "order": order, "line": line, "review": head }),
+    ))
+}
+
+async fn seller(State(s): AppState, Path(org): Path<String>) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let org: OrgId = org.parse().map_err(|e| bad(format!("{e}")))?;
+    let stats: SellerStats = read(&s.databases, &key::seller(&org))
+        .await?
+        .unwrap_or_default();
+    Ok(Json(json!({ "org": org, "stats": stats })))
+}
+
+async fn holdings(State(s): AppState, Path(asset): Path<String>) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let asset: Asset = asset.parse().map_err(|e| bad(format!("{e}")))?;
+    let held: Holdings = read(&s.databases, &key::holdings(&asset))
+        .await?
+        .unwrap_or_default();
+    Ok(Json(
+        json!({ "asset": asset, "escrow": held.escrow, "payouts": held.payouts }),
+    ))
+}
+
+/// The reader's active registration, if any.
+async fn registration(s: &Shared, reader: &AccountId) -> Result<Option<Registration>, ApiError> {
+    Ok(
+        read::<Registration>(&s.databases, &gkey::registration(reader))
+            .await?
+            .filter(|r| r.active),
+    )
+}
+
+fn forbidden(reader: &AccountId, what: String) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not_entitled",
+        format!("account {reader} is not a party to {what} or a regulator"),
+    )
+}
+
+async fn order(
+    State(s): AppState,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let id = record_id(&id)?;
+    let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
+    let found: Option<(Order, Vec<Shipment>)> = snapshot!(s, |store| {
+        let Some(order) = store.get::<Order>(&key::order(&id)).await? else {
+            return Ok(None);
+        };
+        let mut shipments = Vec::with_capacity(usize::from(order.shipments));
+        for n in 0..order.shipments {
+            if let Some(shipment) = store.get::<Shipment>(&key::shipment(&id, n)).await? {
+                shipments.push(shipment);
+            }
+        }
+        Ok(Some((order, shipments)))
+    })?;
+    let (order, shipments) =
+        found.ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
+    let entitled = reader == order.buyer
+        || match registration(&s, &reader).await? {
+            Some(r) => {
+                (r.org == order.seller && r.roles & role::SELLER != 0)
+                    || (r.roles & role::CARRIER != 0
+                        && shipments.iter().any(|x| x.carrier == r.org))
+                    || r.roles & role::REGULATOR != 0
+                    || (r.roles & role::BANK != 0
+                        && read::<EMoney>(&s.databases, &gkey::emoney(&order.currency))
+                            .await?
+                            .is_some_and(|m| m.issuer == r.org))
+            }
+            None => false,
+        };
+    if !entitled {
+        return Err(forbidden(&reader, format!("order {id}")));
+    }
+    Ok(Json(
+        json!({ "id": id, "order": order, "shipments": shipments }),
+    ))
+}
+
+async fn payout(
+    State(s): AppState,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let id = record_id(&id)?;
+    let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
+    let payout: Payout = read(&s.databases, &key::payout(&id))
+        .await?
+        .ok_or_else(|| not_found("unknown_payout", format!("no payout {id}")))?;
+    let entitled = reader == payout.seller
+        || match registration(&s, &reader).await? {
+            Some(r) => {
+                r.roles & role::REGULATOR != 0
+                    || (r.roles & role::BANK != 0
+                        && read::<EMoney>(&s.databases, &gkey::emoney(&payout.asset))
+                            .await?
+                            .is_some_and(|m| m.issuer == r.org))
+            }
+            None => false,
+        };
+    if !entitled {
+        return Err(forbidden(&reader, format!("payout {id}")));
+    }
+    Ok(Json(json!({ "id": id, "payout": payout })))
+}

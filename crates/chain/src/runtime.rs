@@ -288,8 +288,10 @@ pub async fn execute_block<E: Runtime>(
                 return Err(BlockError::InvalidTx { index, error });
             }
         }
-        // A block holds far fewer than 2^32 transactions (TX_PER_BLOCK_MAX).
-        let position = u32::try_from(index).unwrap_or(u32::MAX);
+        // The place it takes among the included transactions (what the block holds, so a
+        // verifier counts the same; skipped candidates take none). A block holds far fewer
+        // than 2^32 transactions (BLOCK_TXS_MAX).
+        let position = u32::try_from(included.len()).unwrap_or(u32::MAX);
         let outcome = match run(&mut store, rules, tx, block, position).await {
             Ok(Ok(())) => Outcome::Applied,
             Ok(Err(error)) => {

@@ -38,6 +38,9 @@ pub const PEG_CONFIRMATIONS: u32 = 2;
 /// Contest blocks of the devnet's peg.
 pub const PEG_CONTEST_BLOCKS: u32 = 3;
 
+/// The devnet shop's platform fee, in basis points.
+const DEVNET_FEE_RATE_BP: u32 = 200;
+
 /// Blocks per epoch on the devnet: short, so validator-set changes take effect within a minute.
 pub const DEVNET_EPOCH_BLOCKS: u64 = 60;
 
@@ -173,6 +176,7 @@ pub fn prepare_with(
         });
     }
     let governance = devnet_governance(&accounts, customers);
+    let operator = accounts[0].id;
     accounts.extend(extra);
     let genesis = Genesis {
         chain_id: 1,
@@ -215,7 +219,14 @@ pub fn prepare_with(
             }
             None => None,
         },
-        commerce: None,
+        // The shop: a 2% platform fee to the operator's demo account, 30 minutes to pay,
+        // 7 days after delivery to confirm receipt.
+        commerce: Some(consort_types::commerce::CommerceConfig {
+            fee_rate_bp: DEVNET_FEE_RATE_BP,
+            fee_account: operator,
+            payment_window_ms: 30 * 60 * 1_000,
+            receipt_window_ms: 7 * 24 * 60 * 60 * 1_000,
+        }),
     };
     genesis.check()?;
     std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;

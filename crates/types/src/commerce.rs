@@ -1042,6 +1042,9 @@ calls! {
         ConfirmPayment = (15, "confirm_payment") {
             /// The order.
             order: RecordId,
+            /// The fiat received, in base units: it must be the order's total (an order that
+            /// changed since the buyer paid is refused, not issued for).
+            amount: u64,
         },
         /// The carrier records the cash it collected at the door (cash on delivery).
         CollectCash = (16, "collect_cash") {

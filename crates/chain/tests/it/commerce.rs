@@ -822,9 +822,50 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
             "wrong_payment_method"
         );
         let issued_before = issued(money(&mall).await);
-        mall.send(BANK, CommerceCall::ConfirmPayment { order: id })
-            .await
-            .expect("bank confirms");
+        // The buyer changes the order while the transfer is on its way: the bank's
+        // confirmation of the old total is refused, of the new one issued.
+        mall.send(
+            buyer,
+            CommerceCall::ModifyOrder {
+                order: id,
+                quantities: List(vec![2]),
+                address: None,
+            },
+        )
+        .await
+        .expect("modified");
+        assert_eq!(
+            code(
+                mall.send(
+                    BANK,
+                    CommerceCall::ConfirmPayment {
+                        order: id,
+                        amount: 50_000
+                    }
+                )
+                .await
+            ),
+            "invalid_amount"
+        );
+        mall.send(
+            buyer,
+            CommerceCall::ModifyOrder {
+                order: id,
+                quantities: List(vec![1]),
+                address: None,
+            },
+        )
+        .await
+        .expect("modified back");
+        mall.send(
+            BANK,
+            CommerceCall::ConfirmPayment {
+                order: id,
+                amount: 50_000,
+            },
+        )
+        .await
+        .expect("bank confirms");
         assert_eq!(issued(money(&mall).await), issued_before + 50_000);
         assert_eq!(mall.order(id).await.status, OrderStatus::Paid);
         mall.send(
@@ -863,8 +904,8 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
             .expect("placed");
         assert_eq!(
             mall.order(id).await.deadline_ms,
-            0,
-            "cash on delivery orders do not expire unpaid"
+            mall.time_ms + PAYMENT_WINDOW_MS,
+            "a cash on delivery order expires unless the seller accepts it in time"
         );
         mall.send(
             SHOP,
@@ -921,9 +962,15 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
         assert_eq!(mall.order(id).await.payment, PaymentState::CashCollected);
         let seller = mall.cny(SHOP).await;
         let fee = mall.cny(FEE).await;
-        mall.send(BANK, CommerceCall::ConfirmPayment { order: id })
-            .await
-            .expect("remitted");
+        mall.send(
+            BANK,
+            CommerceCall::ConfirmPayment {
+                order: id,
+                amount: 100_000,
+            },
+        )
+        .await
+        .expect("remitted");
         let order = mall.order(id).await;
         assert_eq!(
             (order.status, order.payment),
@@ -981,7 +1028,9 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
             OrderStatus::Delivered,
             "not before the window passes"
         );
-        mall.run_at(Vec::new(), order.deadline_ms).await;
+        // Deadlines fire in the first block of a later second.
+        mall.run_at(Vec::new(), (order.deadline_ms / 1_000 + 1) * 1_000)
+            .await;
         let order = mall.order(id).await;
         assert_eq!(
             (order.status, order.payment),
@@ -1200,7 +1249,10 @@ fn every_illegal_transition_is_refused_with_its_code_and_changes_nothing() {
         refused(
             &mut mall,
             SHOP,
-            CommerceCall::ConfirmPayment { order: id },
+            CommerceCall::ConfirmPayment {
+                order: id,
+                amount: 2_000,
+            },
             "unauthorized",
             state,
         )
@@ -1755,7 +1807,13 @@ async fn random_call(mall: &Mall, rng: &mut u64, products: &[RecordId]) -> (u64,
                 reason: text("sorry"),
             },
         ),
-        14 => (BANK, CommerceCall::ConfirmPayment { order }),
+        14 => (
+            BANK,
+            CommerceCall::ConfirmPayment {
+                order,
+                amount: total,
+            },
+        ),
         15 => (
             SHOP,
             CommerceCall::SetStock {
@@ -1850,4 +1908,158 @@ fn random_interleavings_keep_conservation_and_stock_and_the_same_seed_gives_the_
             deterministic::Runner::seeded(seed).start(|context| random_run(context, seed, 120));
         assert_eq!(first, second, "seed {seed}: same calls, same root");
     }
+}
+
+#[test]
+fn ids_count_only_included_transactions_so_proposer_and_verifier_agree() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut mall = Mall::new(context, "commerce-ids").await;
+        let product = mall
+            .publish(SHOP, ProductKind::Physical, &[(1_000, 5)])
+            .await;
+        mall.call(
+            REGULATOR,
+            Call::Freeze {
+                target: FreezeTarget::Account(id(113)),
+            },
+        )
+        .await
+        .expect("frozen");
+        // The frozen customer's order is skipped by the proposer; the next one is placed.
+        let skipped = {
+            let call = place_call(
+                &mall,
+                113,
+                SHOP,
+                &[(product, 0, 1, 1_000)],
+                PaymentMethod::Wallet,
+                true,
+            );
+            mall.tx(113, mall.account(113).await.nonce, Call::Commerce(call))
+        };
+        let placed = {
+            let call = place_call(
+                &mall,
+                114,
+                SHOP,
+                &[(product, 0, 1, 1_000)],
+                PaymentMethod::Wallet,
+                true,
+            );
+            mall.tx(114, mall.account(114).await.nonce, Call::Commerce(call))
+        };
+        let info = BlockInfo {
+            height: mall.height + 1,
+            timestamp_ms: mall.time_ms + 1_000,
+        };
+        let rules = Rules {
+            genesis: &mall.genesis,
+            peg: None,
+            gov: Some(&mall.gov),
+            commerce: Some(&mall.commerce),
+        };
+        let proposed = execute_block(
+            mall.databases.new_batches().await,
+            info,
+            vec![skipped, placed],
+            rules,
+            Mode::Propose,
+        )
+        .await
+        .expect("builds");
+        assert_eq!(
+            proposed.rejected.len(),
+            1,
+            "the frozen buyer's order is skipped"
+        );
+        assert_eq!(proposed.included.len(), 1);
+        let verified = execute_block(
+            mall.databases.new_batches().await,
+            info,
+            proposed.included.to_vec(),
+            rules,
+            Mode::Verify,
+        )
+        .await
+        .expect("verifies");
+        assert_eq!(
+            proposed.merkleized.root(),
+            verified.merkleized.root(),
+            "the order's id is its place among the included transactions"
+        );
+        mall.databases.apply(verified.merkleized).await;
+        let order: Option<Order> = mall
+            .read(&key::order(&RecordId {
+                height: info.height,
+                index: 0,
+            }))
+            .await;
+        assert_eq!(order.map(|o| o.buyer), Some(id(114)));
+    });
+}
+
+#[test]
+fn a_refund_in_whole_before_shipment_cancels_the_order_and_returns_its_stock() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut mall = Mall::new(context, "commerce-refund").await;
+        let buyer = 115;
+        let product = mall
+            .publish(SHOP, ProductKind::Physical, &[(1_000, 5)])
+            .await;
+        let wallet = mall.cny(buyer).await;
+        let id = mall
+            .place(
+                buyer,
+                SHOP,
+                &[(product, 0, 3, 1_000)],
+                PaymentMethod::Wallet,
+                true,
+            )
+            .await
+            .expect("placed");
+        mall.send(
+            SHOP,
+            CommerceCall::Refund {
+                order: id,
+                amount: 1_000,
+                reason: text("one is damaged"),
+            },
+        )
+        .await
+        .expect("part refunded");
+        assert_eq!(mall.cny(buyer).await, wallet - 2_000);
+        assert_eq!(
+            code(
+                mall.send(
+                    buyer,
+                    CommerceCall::ModifyOrder {
+                        order: id,
+                        quantities: List(vec![1]),
+                        address: None
+                    }
+                )
+                .await
+            ),
+            "bad_order_state",
+            "quantities of a partly refunded order stay"
+        );
+        mall.send(
+            SHOP,
+            CommerceCall::Refund {
+                order: id,
+                amount: 2_000,
+                reason: text("out of stock after all"),
+            },
+        )
+        .await
+        .expect("refunded in whole");
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.payment),
+            (OrderStatus::Cancelled, PaymentState::Refunded)
+        );
+        assert_eq!(mall.cny(buyer).await, wallet);
+        let stock = mall.variant(product, 0).await;
+        assert_eq!((stock.available, stock.reserved), (5, 0));
+    });
 }

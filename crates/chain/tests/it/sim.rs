@@ -158,6 +158,22 @@ impl State {
             .expect("state reads")
     }
 
+    /// A fixed-size record of the finalized state (one 32-byte value).
+    pub async fn record_fixed<
+        T: commonware_codec::Read<Cfg = ()> + commonware_codec::EncodeSize,
+    >(
+        &self,
+        key: &consort_types::Digest,
+    ) -> Option<T> {
+        use commonware_glue::stateful::db::DatabaseSet as _;
+        let databases = self.stateful.subscribe_databases().await;
+        let batch = databases.new_batches().await;
+        consort_state::Store::new(&batch)
+            .get_fixed(key)
+            .await
+            .expect("state reads")
+    }
+
     pub async fn account(&self, id: &AccountId) -> Option<Account> {
         let databases = self.stateful.subscribe_databases().await;
         state::read_account(&databases, id)

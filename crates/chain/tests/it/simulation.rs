@@ -536,3 +536,189 @@ fn validators_cross_epoch_boundaries_through_random_crashes_and_restarts() {
         .run()
         .expect("validators keep finalizing across epochs while crashing and restarting");
 }
+
+/// The shop's race on the real stack: customers 100.. each place one order for the last ten
+/// items of a product, all in one block.
+mod race {
+    use super::*;
+    use consort_types::{
+        Call,
+        codec_util::{List, Text},
+        commerce::{
+            CommerceCall, CommerceConfig, Holdings, LineRequest, Order, PaymentMethod,
+            ProductContent, ProductKind, RecordId, VariantSpec, VariantState,
+        },
+        sealed,
+        state_key::commerce as key,
+    };
+
+    pub const CUSTOMERS: std::ops::Range<u64> = 100..150;
+    pub const PRICE: u64 = 8_800;
+    /// Where the product lands: the setup takes block 1 whole, in arrival order (seal keys of
+    /// the seller, the regulator and 50 customers, 50 issues, then the publication).
+    pub const PRODUCT: RecordId = RecordId {
+        height: 1,
+        index: 102,
+    };
+
+    fn cny() -> consort_types::Asset {
+        "CNY".parse().expect("asset")
+    }
+
+    pub fn genesis(validators: u64) -> consort_types::Genesis {
+        let mut genesis = consortium_genesis(validators);
+        if let Some(gov) = &mut genesis.governance {
+            gov.customers = CUSTOMERS.map(sim::user).collect();
+        }
+        genesis.commerce = Some(CommerceConfig {
+            fee_rate_bp: 100,
+            fee_account: sim::user(0),
+            payment_window_ms: 600_000,
+            receipt_window_ms: 600_000,
+        });
+        genesis
+    }
+
+    fn seal_key(user: u64) -> [u8; 32] {
+        use commonware_codec::Encode as _;
+        sealed::keypair(&sim::user_key(user).encode()).1
+    }
+
+    pub fn txs() -> Vec<consort_types::SignedTx> {
+        fn text<const N: usize>(s: &str) -> Text<N> {
+            Text::new(s).expect("fits")
+        }
+        let mut txs = Vec::new();
+        for user in [1, 3].into_iter().chain(CUSTOMERS) {
+            txs.push(gov_tx(
+                user,
+                0,
+                Call::SetSealKey {
+                    key: seal_key(user),
+                },
+            ));
+        }
+        for (nonce, customer) in (0..).zip(CUSTOMERS) {
+            txs.push(gov_tx(
+                2,
+                nonce,
+                Call::Issue {
+                    asset: cny(),
+                    to: sim::user(customer),
+                    amount: consort_types::Amount::new(100_000),
+                },
+            ));
+        }
+        txs.push(gov_tx(
+            1,
+            1,
+            Call::Commerce(CommerceCall::PublishProduct {
+                content: ProductContent {
+                    kind: ProductKind::Physical,
+                    title_zh: text("限量版耳机"),
+                    title_en: text("Limited edition headphones"),
+                    description_zh: text("最后十副"),
+                    description_en: text("The last ten"),
+                    category: text("electronics/audio"),
+                    attributes: List(Vec::new()),
+                    images: List(Vec::new()),
+                    variants: List(vec![VariantSpec {
+                        name: text("black"),
+                        price: PRICE,
+                        currency: cny(),
+                        stock: 10,
+                    }]),
+                },
+            }),
+        ));
+        for customer in CUSTOMERS {
+            let recipients = [customer, 1, 3].map(|u| (sim::user(u), seal_key(u)));
+            let address = sealed::seal(b"Room 1, Shanghai", &recipients, b"race").expect("seals");
+            txs.push(gov_tx(
+                customer,
+                1,
+                Call::Commerce(CommerceCall::PlaceOrder {
+                    lines: List(vec![LineRequest {
+                        product: PRODUCT,
+                        variant: 0,
+                        quantity: 1,
+                        price: PRICE,
+                    }]),
+                    method: PaymentMethod::Wallet,
+                    pay: true,
+                    address,
+                }),
+            ));
+        }
+        txs
+    }
+
+    #[derive(Clone)]
+    /// On every validator: ten orders placed, forty refused (their nonces used), the stock
+    /// at 0 available and 10 reserved, ten prices in escrow.
+    pub struct LastTenSold;
+
+    impl Property<Key, State> for LastTenSold {
+        fn name(&self) -> &str {
+            "last_ten_sold"
+        }
+
+        fn check<'a>(
+            &'a self,
+            _tracker: &'a ProgressTracker<Key>,
+            states: &'a [&'a State],
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+            Box::pin(async move {
+                for (v, state) in states.iter().enumerate() {
+                    let stock: Option<VariantState> =
+                        state.record_fixed(&key::variant(&PRODUCT, 0)).await;
+                    let stock = stock.ok_or(format!("validator {v}: no product at {PRODUCT}"))?;
+                    if (stock.available, stock.reserved) != (0, 10) {
+                        return Err(format!("validator {v}: stock is {stock:?}"));
+                    }
+                    let mut placed = 0;
+                    for index in 0..400 {
+                        let id = RecordId {
+                            height: PRODUCT.height,
+                            index,
+                        };
+                        if state.record::<Order>(&key::order(&id)).await.is_some() {
+                            placed += 1;
+                        }
+                    }
+                    if placed != 10 {
+                        return Err(format!("validator {v}: {placed} orders placed"));
+                    }
+                    for customer in CUSTOMERS {
+                        let nonce = state.account(&sim::user(customer)).await.map(|a| a.nonce);
+                        if nonce != Some(2) {
+                            return Err(format!(
+                                "validator {v}: customer {customer} nonce {nonce:?}, not 2"
+                            ));
+                        }
+                    }
+                    let held: Holdings = state
+                        .record(&key::holdings(&cny()))
+                        .await
+                        .unwrap_or_default();
+                    if held.escrow != 10 * PRICE {
+                        return Err(format!("validator {v}: escrow {}", held.escrow));
+                    }
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+#[test]
+fn fifty_customers_race_for_the_last_ten_items_on_four_validators_and_ten_win() {
+    let chain = Chain::with_genesis(race::genesis(4), race::txs());
+    PlanBuilder::new(chain)
+        .seed(11)
+        .required_finalizations(5)
+        .timeout(Duration::from_secs(600))
+        .property(race::LastTenSold)
+        .run()
+        .expect("exactly ten orders on every validator, forty out of stock");
+}

@@ -2,8 +2,8 @@
 //! delivered one completes when its receipt window passes.
 //!
 //! A deadline is an entry under its second of block time (`due/{second}/{n}` and a count),
-//! written when it is set. End of block walks the seconds up to the block's time from a
-//! cursor, at most [`DUE_PER_BLOCK_MAX`] entries and [`DUE_SECONDS_PER_BLOCK_MAX`] seconds per
+//! written when it is set. End of block walks the seconds that have wholly passed by the
+//! block's time (a deadline fires in the first block of a later second) from a cursor, at most [`DUE_PER_BLOCK_MAX`] entries and [`DUE_SECONDS_PER_BLOCK_MAX`] seconds per
 //! block, deleting each entry it handles. An entry whose order moved on meanwhile (paid,
 //! cancelled, confirmed) is skipped: the order's own deadline decides.
 
@@ -12,8 +12,8 @@ use consort_execution::{BlockError, BlockInfo, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
     commerce::{
-        DUE_PER_BLOCK_MAX, DUE_SECONDS_PER_BLOCK_MAX, DueCursor, OrderStatus, PaymentMethod,
-        PaymentState, RecordId,
+        DUE_PER_BLOCK_MAX, DUE_SECONDS_PER_BLOCK_MAX, DueCursor, OrderStatus, PaymentState,
+        RecordId,
     },
     state_key::commerce as key,
 };
@@ -68,7 +68,7 @@ pub async fn run<E: Runtime>(
     let mut cursor = start;
     let mut handled = 0u64;
     let mut walked = 0u64;
-    while cursor.second <= now_second
+    while cursor.second < now_second
         && handled < DUE_PER_BLOCK_MAX
         && walked < DUE_SECONDS_PER_BLOCK_MAX
     {
@@ -90,10 +90,6 @@ pub async fn run<E: Runtime>(
         }
         if count > 0 {
             store.delete(&key::due_count(cursor.second)).await?;
-        }
-        // The current second may still gain entries from later blocks: stay on it.
-        if cursor.second == now_second {
-            break;
         }
         cursor.second += 1;
         cursor.done = 0;
@@ -127,9 +123,7 @@ async fn handle<E: Runtime>(
     let at = stamp(block);
     let step: Result<(), Fail> = async {
         match (order.status, order.payment) {
-            (OrderStatus::Placed, PaymentState::Unpaid)
-                if order.method != PaymentMethod::CashOnDelivery =>
-            {
+            (OrderStatus::Placed, PaymentState::Unpaid) => {
                 stock::release_all(store, &order).await?;
                 order.status = OrderStatus::Expired;
                 order.deadline_ms = 0;

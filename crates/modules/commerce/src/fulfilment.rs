@@ -43,6 +43,7 @@ pub(crate) async fn accept<E: Runtime>(
             .into());
         }
         order.status = OrderStatus::Accepted;
+        order.deadline_ms = 0;
         save_order(store, id, &mut order, shop.now(), b"accept").await?;
     }
     Ok(())

@@ -117,7 +117,9 @@ impl Commerce {
             C::Fulfil { order, voucher } => fulfilment::fulfil(store, &shop, order, voucher).await,
             C::ConfirmReceipt { order } => fulfilment::confirm_receipt(store, &shop, order).await,
             C::Refund { order, amount, .. } => money::refund(store, &shop, order, *amount).await,
-            C::ConfirmPayment { order } => money::confirm_payment(store, &shop, order).await,
+            C::ConfirmPayment { order, amount } => {
+                money::confirm_payment(store, &shop, order, *amount).await
+            }
             C::CollectCash { order, amount } => {
                 money::collect_cash(store, &shop, order, *amount).await
             }
@@ -215,6 +217,24 @@ pub(crate) const fn stamp(block: BlockInfo) -> Stamp {
         height: block.height,
         time_ms: block.timestamp_ms,
     }
+}
+
+/// The key `account` holds now: the last key it was rotated to (an admin may rotate a lost
+/// key), so that what is paid to it reaches a key that can spend it.
+pub(crate) async fn current_key<E: Runtime>(
+    store: &mut Store<'_, E>,
+    account: &AccountId,
+) -> Result<AccountId, BlockError> {
+    let mut key = *account;
+    // Each rotation needs a transaction and a new key; a few hops cover any real history,
+    // and the bound keeps the read count fixed.
+    for _ in 0..8 {
+        match Gov::rotated_to(store, &key).await? {
+            Some(next) => key = next,
+            None => break,
+        }
+    }
+    Ok(key)
 }
 
 /// Refuse if `target` is frozen, naming `what`.

@@ -6,7 +6,9 @@
 //! `Σ balances + escrow + payouts` changes only when a bank issues or redeems, or the peg
 //! mints or burns.
 
-use crate::{Commerce, Shop, order, payment_name, refuse_frozen, require_seller, save_order};
+use crate::{
+    Commerce, Shop, current_key, order, payment_name, refuse_frozen, require_seller, save_order,
+};
 use consort_execution::{BlockError, Fail, Runtime, Store, ledger};
 use consort_governance::Gov;
 use consort_types::{
@@ -119,7 +121,8 @@ pub(crate) async fn refund_to_buyer<E: Runtime>(
         }
         .into());
     }
-    refuse_frozen(store, FreezeTarget::Account(order.buyer), "the buyer").await?;
+    let buyer = current_key(store, &order.buyer).await?;
+    refuse_frozen(store, FreezeTarget::Account(buyer), "the buyer").await?;
     refuse_frozen(
         store,
         FreezeTarget::Asset(order.currency),
@@ -127,7 +130,7 @@ pub(crate) async fn refund_to_buyer<E: Runtime>(
     )
     .await?;
     escrow_out(store, &order.currency, amount).await?;
-    ledger::credit(store, order.currency, &order.buyer, amount).await?;
+    ledger::credit(store, order.currency, &buyer, amount).await?;
     order.escrow -= amount;
     order.refunded = order
         .refunded
@@ -146,7 +149,8 @@ pub(crate) async fn settle<E: Runtime>(
     rules: &Commerce,
     order: &mut Order,
 ) -> Result<(), Fail> {
-    refuse_frozen(store, FreezeTarget::Account(order.payee), "the seller").await?;
+    let payee = current_key(store, &order.payee).await?;
+    refuse_frozen(store, FreezeTarget::Account(payee), "the seller").await?;
     refuse_frozen(
         store,
         FreezeTarget::Org(order.seller),
@@ -164,7 +168,7 @@ pub(crate) async fn settle<E: Runtime>(
     let fee = u64::try_from(u128::from(escrow) * u128::from(rules.config.fee_rate_bp) / 10_000)
         .map_err(|_| CommerceError::Overflow("fee"))?;
     escrow_out(store, &order.currency, escrow).await?;
-    ledger::credit(store, order.currency, &order.payee, escrow - fee).await?;
+    ledger::credit(store, order.currency, &payee, escrow - fee).await?;
     if fee > 0 {
         ledger::credit(store, order.currency, &rules.config.fee_account, fee).await?;
     }
@@ -207,6 +211,17 @@ pub(crate) async fn refund<E: Runtime>(
         return Err(TxError::InvalidAmount("a refund must be more than zero").into());
     }
     refund_to_buyer(store, &mut order, amount).await?;
+    if order.escrow == 0 {
+        // Refunded in whole: the order closes. Before shipment that is a cancellation (its
+        // stock comes back); after, it is done with nothing to settle.
+        if order.status.before_shipment() {
+            crate::stock::release_all(store, &order).await?;
+            order.status = OrderStatus::Cancelled;
+        } else {
+            order.status = OrderStatus::Completed;
+        }
+        order.deadline_ms = 0;
+    }
     save_order(store, id, &mut order, shop.now(), b"refund").await
 }
 
@@ -236,6 +251,7 @@ pub(crate) async fn confirm_payment<E: Runtime>(
     store: &mut Store<'_, E>,
     shop: &Shop<'_>,
     id: &RecordId,
+    amount: u64,
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     let bank = issuing_bank(store, shop, &order.currency).await?;
@@ -260,6 +276,12 @@ pub(crate) async fn confirm_payment<E: Runtime>(
                 payment_name(order.payment)
             },
         }
+        .into());
+    }
+    if amount != order.total {
+        return Err(TxError::InvalidAmount(
+            "the fiat received must be the order's total; the order changed since it was paid",
+        )
         .into());
     }
     refuse_frozen(store, FreezeTarget::Account(order.buyer), "the buyer").await?;

@@ -189,7 +189,9 @@ pub(crate) async fn place<E: Runtime>(
     if pay {
         money::hold_from_wallet(store, &mut order, shop.sender(), total).await?;
         order.status = OrderStatus::Paid;
-    } else if method != PaymentMethod::CashOnDelivery {
+    } else {
+        // Unpaid (or, cash on delivery, not yet accepted by the seller): it expires when the
+        // payment window passes, and its stock comes back.
         order.deadline_ms = shop
             .now()
             .time_ms
@@ -265,6 +267,13 @@ pub(crate) async fn modify<E: Runtime>(
         ],
     )?;
     if !quantities.is_empty() {
+        if order.refunded > 0 {
+            return Err(CommerceError::BadState {
+                call: "change the quantities of",
+                status: "partly refunded",
+            }
+            .into());
+        }
         if quantities.len() != order.lines.0.len() {
             return Err(CommerceError::BadContent("give one quantity per order line").into());
         }
@@ -283,6 +292,9 @@ pub(crate) async fn modify<E: Runtime>(
                 .into());
             }
             if *quantity > line.quantity {
+                if product(store, &line.product).await?.status != ProductStatus::Listed {
+                    return Err(CommerceError::NotListed(line.product).into());
+                }
                 reserve(
                     store,
                     &line.product,

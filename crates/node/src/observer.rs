@@ -118,7 +118,7 @@ impl ChainObserver for Observer {
                 .collect::<Vec<_>>(),
         });
         let _ = self.events.send(Arc::new(event.to_string()));
-        for (tx, outcome) in block.txs.iter().zip(block.outcomes.iter()) {
+        for (index, (tx, outcome)) in (0u32..).zip(block.txs.iter().zip(block.outcomes.iter())) {
             if let Some(code) = outcome.failure() {
                 // A failed transaction moved nothing: no alert, no gov or peg event.
                 let event = serde_json::json!({
@@ -145,6 +145,9 @@ impl ChainObserver for Observer {
                     "sender": tx.tx.sender,
                     "call": tx.tx.call,
                 });
+                let _ = self.events.send(Arc::new(event.to_string()));
+            }
+            if let Some(event) = commerce_event(tx, block.number(), index) {
                 let _ = self.events.send(Arc::new(event.to_string()));
             }
             if let Some(detail) = peg_event(tx) {
@@ -204,6 +207,65 @@ pub(crate) fn alert_event(
     })
 }
 
+/// What the events stream says about an applied shop call: its kind, the records it names
+/// (`orders`, a `product`, a `payout`) and `created`, the id of any record it created (its place,
+/// `HEIGHT-INDEX`). Content and sealed fields stay in the block.
+pub(crate) fn commerce_event(
+    tx: &consort_types::SignedTx,
+    height: u64,
+    index: u32,
+) -> Option<serde_json::Value> {
+    use consort_types::{Call, commerce::CommerceCall as C};
+    let Call::Commerce(call) = &tx.tx.call else {
+        return None;
+    };
+    let created = consort_types::commerce::RecordId { height, index };
+    let (orders, product): (Vec<consort_types::commerce::RecordId>, _) = match call {
+        C::PublishProduct { .. } => (Vec::new(), Some(created)),
+        C::UpdateProduct { product, .. }
+        | C::SetListed { product, .. }
+        | C::Suspend { product, .. }
+        | C::SetStock { product, .. } => (Vec::new(), Some(*product)),
+        C::PlaceOrder { .. } => (vec![created], None),
+        C::RequestPayout { .. } | C::ConfirmPayout { .. } => (Vec::new(), None),
+        C::AcceptOrders { orders } => (orders.0.clone(), None),
+        C::CarrierEvents { events } => {
+            let mut orders: Vec<_> = events.0.iter().map(|e| e.order).collect();
+            orders.sort_unstable();
+            orders.dedup();
+            (orders, None)
+        }
+        C::PayOrder { order }
+        | C::ModifyOrder { order, .. }
+        | C::CancelOrder { order, .. }
+        | C::Ship { order, .. }
+        | C::Fulfil { order, .. }
+        | C::ConfirmReceipt { order }
+        | C::Refund { order, .. }
+        | C::ConfirmPayment { order, .. }
+        | C::CollectCash { order, .. }
+        | C::Review { order, .. }
+        | C::ReviseReview { order, .. }
+        | C::ReplyReview { order, .. } => (vec![*order], None),
+    };
+    let payout = match call {
+        C::RequestPayout { .. } => Some(created),
+        C::ConfirmPayout { payout } => Some(*payout),
+        _ => None,
+    };
+    Some(serde_json::json!({
+        "type": "commerce",
+        "height": height,
+        "tx": hex_serde::encode(&tx.hash()),
+        "sender": tx.tx.sender,
+        "call": call.kind(),
+        "created": created,
+        "orders": orders,
+        "product": product,
+        "payout": payout,
+    }))
+}
+
 /// What the events stream says about a finalized peg transaction (none for other calls).
 fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
     use consort_types::{Call, tx::Module};
@@ -248,4 +310,58 @@ fn peg_event(tx: &consort_types::SignedTx) -> Option<serde_json::Value> {
         }),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commerce_event;
+    use commonware_cryptography::{Signer as _, ed25519};
+    use consort_types::{
+        AccountId, Call, Tx,
+        codec_util::List,
+        commerce::{CommerceCall, RecordId},
+    };
+
+    fn signed(call: CommerceCall) -> consort_types::SignedTx {
+        let key = ed25519::PrivateKey::from_seed(1);
+        Tx {
+            chain_id: 1,
+            sender: AccountId::new(key.public_key()),
+            nonce: 0,
+            call: Call::Commerce(call),
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn a_shop_event_names_the_record_a_call_creates_and_the_orders_it_touches() {
+        let placed = commerce_event(
+            &signed(CommerceCall::PlaceOrder {
+                lines: List(Vec::new()),
+                method: consort_types::commerce::PaymentMethod::Wallet,
+                pay: true,
+                address: consort_types::sealed::Sealed::default(),
+            }),
+            5,
+            3,
+        )
+        .expect("a shop call");
+        assert_eq!(placed["call"], "place_order");
+        assert_eq!(placed["created"], "5-3");
+        assert_eq!(placed["orders"], serde_json::json!(["5-3"]));
+        let order = RecordId {
+            height: 5,
+            index: 3,
+        };
+        let accepted = commerce_event(
+            &signed(CommerceCall::AcceptOrders {
+                orders: List(vec![order, order]),
+            }),
+            9,
+            0,
+        )
+        .expect("a shop call");
+        assert_eq!(accepted["orders"], serde_json::json!(["5-3", "5-3"]));
+        assert_eq!(accepted["product"], serde_json::Value::Null);
+    }
 }

@@ -125,6 +125,11 @@ enum Command {
     /// Light client: fetch an account's balance, nonce and state proof plus the block header
     /// and finalization certificate it is proven under, and check them against the validators
     /// in your genesis file, trusting nothing the node says. Exits non-zero if anything fails.
+    ///
+    /// With `--order ID --key FILE`, prove an order's state (status, payment, amounts, lines,
+    /// history) to one of its parties; with `--review ORDER:LINE`, prove a review's head and
+    /// its text (the transaction carrying it, by its inclusion in its finalized block).
+    #[command(verbatim_doc_comment)]
     Verify {
         /// A node's API URL.
         #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
@@ -133,7 +138,18 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
         /// Account id (hex public key).
-        id: String,
+        #[arg(required_unless_present_any = ["order", "review"])]
+        id: Option<String>,
+        /// An order id (HEIGHT-INDEX) to prove instead; needs --key of a party to it.
+        #[arg(long, requires = "key", conflicts_with_all = ["id", "review"])]
+        order: Option<String>,
+        /// The key file to sign the order read with (the buyer, a seller or carrier account of
+        /// the order, its bank, or a regulator).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// A review to prove instead: ORDER:LINE (e.g. 1520-3:0).
+        #[arg(long, conflicts_with_all = ["id", "order"])]
+        review: Option<String>,
     },
     /// Supervision: export every finalized transaction of a height range.
     Audit {
@@ -351,12 +367,65 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(())
         }
-        Command::Verify { node, genesis, id } => {
+        Command::Verify {
+            node,
+            genesis,
+            id,
+            order,
+            key,
+            review,
+        } => {
             let genesis = consort_types::Genesis::from_json(
                 &std::fs::read_to_string(&genesis)
                     .with_context(|| format!("cannot read {}", genesis.display()))?,
             )?;
-            let verified = verify::account(&client::Client::new(&node), &genesis, &id)?;
+            let client = client::Client::new(&node);
+            if let Some(order) = order {
+                let key = consort_node::node::load_key(&key.context("--order needs --key")?)?;
+                let (proven, found) = verify::order(&client, &genesis, &order, &key)?;
+                println!(
+                    "verified: order {order} is {} (payment {:?}), total {} {}, escrow {}, paid {}, refunded {}, settled {} (fee {}), {} changes (history {}), in finalized block {} (height {}), signed by {} of {} validators",
+                    found.status.name(),
+                    found.payment,
+                    found.total,
+                    found.currency,
+                    found.escrow,
+                    found.paid,
+                    found.refunded,
+                    found.settled,
+                    found.fee,
+                    found.changes,
+                    hex::encode(found.history),
+                    proven.block,
+                    proven.header.height.get(),
+                    proven.signers,
+                    genesis.validators.len()
+                );
+                return Ok(());
+            }
+            if let Some(review) = review {
+                let (order, line) = review
+                    .split_once(':')
+                    .context("--review takes ORDER:LINE, e.g. 1520-3:0")?;
+                let line: u8 = line.parse().context("the line is a number from 0")?;
+                let proven = verify::review(&client, &genesis, order, line)?;
+                println!(
+                    "verified: review of order {order} line {line}, version {}, rating {}/5 by {}: {:?} ({} photos), text in transaction {}, head in finalized block {} (height {}), signed by {} of {} validators",
+                    proven.head.version,
+                    proven.head.rating,
+                    proven.head.author,
+                    proven.content.text.as_str(),
+                    proven.content.photos.0.len(),
+                    proven.head.content_at,
+                    proven.record.block,
+                    proven.record.header.height.get(),
+                    proven.record.signers,
+                    genesis.validators.len()
+                );
+                return Ok(());
+            }
+            let id = id.context("give an account id, --order or --review")?;
+            let verified = verify::account(&client, &genesis, &id)?;
             println!(
                 "verified: account {id} has balance {} and nonce {} in finalized block {} (height {}, state root {}), signed by {} of {} validators",
                 verified.account.balance.units(),

@@ -86,6 +86,114 @@ pub enum LightError {
     /// The epoch boundaries do not lead from genesis to the block's epoch.
     #[error("epoch boundary evidence is wrong: {0}")]
     BadBoundary(String),
+    /// A record's chunks are not the ones its first chunk names, or do not make a record.
+    #[error("the record's chunks do not make the record: {0}")]
+    BadRecord(&'static str),
+    /// A transaction is not proven under the block's transaction root.
+    #[error("the transaction is not in the block: {0}")]
+    BadInclusion(&'static str),
+}
+
+/// One chunk of a record as a node served it: its state key, its 32-byte value, the encoded
+/// QMDB key-value proof.
+pub struct ChunkEvidence {
+    /// The chunk's state key.
+    pub key: sha256::Digest,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// Its proof.
+    pub proof: Vec<u8>,
+}
+
+/// What was verified of a record: the block and the record's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedRecord {
+    /// The finalized header the record is proven under.
+    pub header: Header,
+    /// Its digest.
+    pub block: sha256::Digest,
+    /// Validators whose signatures the certificate carries.
+    pub signers: usize,
+    /// The record's bytes (decode them as the record's type).
+    pub bytes: Vec<u8>,
+}
+
+/// Verify that the record under `key` is `chunks` (assembled) in the state of a finalized
+/// block: the header's finalization as [`verify_header`] checks it, every chunk's proof
+/// against the header's state root, and the chunk keys exactly those the first chunk names.
+///
+/// # Errors
+/// Why it does not verify.
+pub fn verify_record(
+    genesis: &Genesis,
+    header: &[u8],
+    finalization: &[u8],
+    boundaries: &[(Vec<u8>, Vec<u8>)],
+    key: &sha256::Digest,
+    chunks: &[ChunkEvidence],
+) -> Result<VerifiedRecord, LightError> {
+    let (header, finalization) = verify_header(genesis, header, finalization, boundaries)?;
+    let values: Vec<StateValue> = chunks
+        .iter()
+        .map(|c| {
+            <[u8; CHUNK_BYTES]>::try_from(c.value.as_slice())
+                .map(StateValue::new)
+                .map_err(|_| LightError::BadRecord("a chunk is not 32 bytes"))
+        })
+        .collect::<Result<_, _>>()?;
+    let first = values.first().ok_or(LightError::BadRecord("no chunks"))?;
+    let keys = consort_state::record_chunk_keys(key, first)
+        .ok_or(LightError::BadRecord("impossible length"))?;
+    if keys.len() != chunks.len() || keys.iter().zip(chunks).any(|(k, c)| *k != c.key) {
+        return Err(LightError::BadRecord("the chunk keys are not the record's"));
+    }
+    for (chunk, value) in chunks.iter().zip(&values) {
+        let proof =
+            StateProof::decode_cfg(Copying(chunk.proof.as_slice()), &(PROOF_DIGESTS_MAX, ()))
+                .map_err(|e| LightError::BadProof(e.to_string()))?;
+        if !proof.verify::<Sha256, FixedEncoding<StateValue>>(
+            chunk.key,
+            value.clone(),
+            &header.state_root,
+        ) {
+            return Err(LightError::ProofMismatch);
+        }
+    }
+    let bytes = consort_state::assemble_record(&values)
+        .ok_or(LightError::BadRecord("the chunks do not assemble"))?;
+    Ok(VerifiedRecord {
+        block: header.digest(),
+        signers: finalization.certificate.signers.count(),
+        header,
+        bytes,
+    })
+}
+
+/// Verify that `tx` (its signed encoding) with `outcome` is transaction `index` of the block
+/// of `header` (already verified), by `proof` under its transaction root. Returns the
+/// transaction and whether it applied.
+///
+/// # Errors
+/// [`LightError::BadInclusion`].
+pub fn verify_tx(
+    header: &Header,
+    index: u32,
+    tx: &[u8],
+    outcome: &[u8],
+    proof: &[u8],
+) -> Result<(consort_types::SignedTx, consort_types::Outcome), LightError> {
+    let tx = consort_types::SignedTx::decode_untrusted(tx)
+        .map_err(|_| LightError::BadInclusion("the transaction does not decode"))?;
+    let outcome = consort_types::Outcome::decode(Copying(outcome))
+        .map_err(|_| LightError::BadInclusion("the outcome does not decode"))?;
+    let proof = commonware_storage::bmt::Proof::<sha256::Digest>::decode_cfg(Copying(proof), &1)
+        .map_err(|_| LightError::BadInclusion("the proof does not decode"))?;
+    if !consort_types::block::verify_tx_inclusion(&tx, &outcome, index, &proof, &header.tx_root) {
+        return Err(LightError::BadInclusion(
+            "the proof does not lead to the block's transaction root",
+        ));
+    }
+    Ok((tx, outcome))
 }
 
 /// Check a finalization of `header` by `committee`, in epoch `epoch`.

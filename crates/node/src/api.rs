@@ -126,6 +126,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/txs/{hash}", get(tx_status))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/blocks/{height}/txs/{index}", get(block_tx))
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi))
@@ -395,6 +396,47 @@ async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value
     Ok(Json(value))
 }
 
+/// One transaction of a finalized block, as signed (hex of its canonical encoding), with its
+/// outcome and the proof that both are under the block's `tx_root`.
+async fn block_tx(
+    State(s): AppState,
+    Path((height, index)): Path<(u64, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(block) = s
+        .marshal
+        .get_block(Identifier::Height(Height::new(height)))
+        .await
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_block",
+            format!("no finalized block at height {height}"),
+        ));
+    };
+    let block = block.inner();
+    let proof =
+        consort_types::block::tx_proof(&block.txs, &block.outcomes, index).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_tx",
+                format!(
+                    "block {height} has {} transactions, no {index}",
+                    block.txs.len()
+                ),
+            )
+        })?;
+    let position = index as usize;
+    Ok(Json(json!({
+        "height": height,
+        "index": index,
+        "hash": hex_serde::encode(&block.txs[position].hash()),
+        "tx": hex::encode(block.txs[position].encode()),
+        "outcome": hex::encode(block.outcomes[position].encode()),
+        "call": block.txs[position].tx.call,
+        "proof": hex::encode(proof.encode()),
+    })))
+}
+
 async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id: AccountId = id.parse().map_err(|e| {
         ApiError::new(
@@ -425,20 +467,7 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
     };
     let account = state::from_value::<consort_types::Account>(&value)
         .ok_or_else(|| ApiError::internal("stored account does not decode"))?;
-    // Find the finalized block whose state root this is (the tip, or the block being applied).
-    let tip = s.observer.tip.lock().expect("tip lock").height;
-    let mut proven_height = None;
-    for height in [tip, tip + 1, tip.saturating_sub(1)] {
-        if let Some(b) = s
-            .marshal
-            .get_block(Identifier::Height(Height::new(height)))
-            .await
-            && b.inner().header.state_root == root
-        {
-            proven_height = Some(height);
-            break;
-        }
-    }
+    let proven_height = crate::shared::proven_height(&s, &root).await;
     Ok(Json(json!({
         "id": id,
         "balance": account.balance,

@@ -39,7 +39,12 @@ pub fn routes() -> Router<Arc<Shared>> {
             get(version),
         )
         .route("/v1/commerce/orders/{id}", get(order))
+        .route("/v1/commerce/orders/{id}/proof", get(order_proof))
         .route("/v1/commerce/reviews/{order}/{line}", get(review))
+        .route(
+            "/v1/commerce/reviews/{order}/{line}/proof",
+            get(review_proof),
+        )
         .route("/v1/commerce/sellers/{org}", get(seller))
         .route("/v1/commerce/holdings/{asset}", get(holdings))
         .route("/v1/commerce/payouts/{id}", get(payout))
@@ -303,4 +308,80 @@ async fn payout(
         return Err(forbidden(&reader, format!("payout {id}")));
     }
     Ok(Json(json!({ "id": id, "payout": payout })))
+}
+
+/// State proofs of every chunk of the record under `key` against one state root, and the
+/// height of the finalized block with that root (null while it is being applied: ask again).
+/// `None` if there is no such record.
+async fn record_proof(s: &Shared, key: consort_types::Digest) -> Result<Option<Value>, ApiError> {
+    use commonware_codec::Encode as _;
+    let internal =
+        |what: &str, e: &dyn std::fmt::Debug| ApiError::internal(format!("{what}: {e:?}"));
+    let (root, chunks) = {
+        let db = s.databases.read().await;
+        let Some(first) = db.get(&key).await.map_err(|e| internal("reading", &e))? else {
+            return Ok(None);
+        };
+        let keys = consort_state::record_chunk_keys(&key, &first)
+            .ok_or_else(|| ApiError::internal("a stored record has an impossible length"))?;
+        let mut chunks = Vec::with_capacity(keys.len());
+        for chunk_key in keys {
+            let value = db
+                .get(&chunk_key)
+                .await
+                .map_err(|e| internal("reading", &e))?
+                .ok_or_else(|| ApiError::internal("a stored record lacks a chunk"))?;
+            let proof = db
+                .key_value_proof(chunk_key)
+                .await
+                .map_err(|e| internal("proving", &e))?;
+            chunks.push(json!({
+                "key": consort_types::hex_serde::encode(&chunk_key),
+                "value": hex::encode(value.as_ref()),
+                "proof": hex::encode(proof.encode()),
+            }));
+        }
+        (db.root(), chunks)
+    };
+    Ok(Some(json!({
+        "height": crate::shared::proven_height(s, &root).await,
+        "state_root": consort_types::hex_serde::encode(&root),
+        "chunks": chunks,
+    })))
+}
+
+async fn order_proof(
+    State(s): AppState,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    // Entitled readers only, as the order itself.
+    let Json(shown) = order(State(s.clone()), Path(id), method, uri, headers).await?;
+    let id: RecordId = serde_json::from_value(shown["id"].clone())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let proof = record_proof(&s, key::order(&id))
+        .await?
+        .ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
+    Ok(Json(json!({ "id": id, "proof": proof })))
+}
+
+async fn review_proof(
+    State(s): AppState,
+    Path((order, line)): Path<(String, u8)>,
+) -> Result<Json<Value>, ApiError> {
+    shop(&s)?;
+    let order = record_id(&order)?;
+    let proof = record_proof(&s, key::review(&order, line))
+        .await?
+        .ok_or_else(|| {
+            not_found(
+                "no_review",
+                format!("order {order} line {line} has no review"),
+            )
+        })?;
+    Ok(Json(
+        json!({ "order": order, "line": line, "proof": proof }),
+    ))
 }

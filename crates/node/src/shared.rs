@@ -145,3 +145,22 @@ pub async fn read<T: commonware_codec::Read<Cfg = ()>>(
 pub async fn admit_own(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     s.admission.admit(tx, true).await.map(|_| ())
 }
+
+/// The finalized block whose state root is `root` (the tip, or the block being applied), if
+/// any: what a state proof read now is tied to.
+pub(crate) async fn proven_height(s: &Shared, root: &consort_types::Digest) -> Option<u64> {
+    let tip = s.observer.tip.lock().expect("tip lock").height;
+    for height in [tip, tip + 1, tip.saturating_sub(1)] {
+        if let Some(b) = s
+            .marshal
+            .get_block(commonware_consensus::marshal::Identifier::Height(
+                commonware_consensus::types::Height::new(height),
+            ))
+            .await
+            && b.inner().header.state_root == *root
+        {
+            return Some(height);
+        }
+    }
+    None
+}

@@ -44,6 +44,37 @@ fn head_len(first: &StateValue) -> usize {
     u32::from_be_bytes(head) as usize
 }
 
+/// The state keys holding the record under `key`, whose first chunk is `first`: `key` itself,
+/// then one per further chunk. `None` if the first chunk's length is impossible.
+pub fn record_chunk_keys(key: &Digest, first: &StateValue) -> Option<Vec<Digest>> {
+    let len = head_len(first);
+    if len > RECORD_SIZE_MAX {
+        return None;
+    }
+    Some((0..chunk_count(len)).map(|i| chunk_key(key, i)).collect())
+}
+
+/// The record's bytes from its chunks' values, in key order as [`record_chunk_keys`] names
+/// them. `None` if they do not make a record.
+pub fn assemble_record(chunks: &[StateValue]) -> Option<Vec<u8>> {
+    let first = chunks.first()?;
+    let len = head_len(first);
+    if len > RECORD_SIZE_MAX || chunks.len() != chunk_count(len) as usize {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(len);
+    bytes.extend_from_slice(
+        first
+            .as_ref()
+            .get(HEAD_BYTES..HEAD_BYTES + len.min(FIRST_CHUNK_DATA))?,
+    );
+    for chunk in &chunks[1..] {
+        let take = len.saturating_sub(bytes.len()).min(STATE_VALUE_SIZE);
+        bytes.extend_from_slice(chunk.as_ref().get(..take)?);
+    }
+    Some(bytes)
+}
+
 /// The records a block reads and writes.
 pub struct Store<'a, E: Runtime> {
     parent: &'a Unmerkleized<E>,

@@ -112,6 +112,32 @@ pub fn tx_root(txs: &[SignedTx], outcomes: &[Outcome]) -> Digest {
     builder.build().root()
 }
 
+/// The proof that transaction `index` of `txs` (with its outcome) is under their
+/// [`tx_root`]; `None` if there is no such transaction.
+pub fn tx_proof(txs: &[SignedTx], outcomes: &[Outcome], index: u32) -> Option<bmt::Proof<Digest>> {
+    if txs.len() != outcomes.len() || index as usize >= txs.len() {
+        return None;
+    }
+    let mut builder = bmt::Builder::<Sha256>::new(txs.len());
+    for (tx, outcome) in txs.iter().zip(outcomes) {
+        builder.add(&tx_leaf(tx, outcome));
+    }
+    builder.build().proof(index).ok()
+}
+
+/// Whether `proof` shows `tx` with `outcome` at position `index` under `tx_root`.
+pub fn verify_tx_inclusion(
+    tx: &SignedTx,
+    outcome: &Outcome,
+    index: u32,
+    proof: &bmt::Proof<Digest>,
+    tx_root: &Digest,
+) -> bool {
+    proof
+        .verify_element_inclusion::<Sha256>(&tx_leaf(tx, outcome), index, tx_root)
+        .is_ok()
+}
+
 /// A header and the transactions it commits to, each with its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {

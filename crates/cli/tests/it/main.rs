@@ -11,6 +11,7 @@ mod gov;
 mod jam;
 mod peg;
 mod private;
+mod shop;
 mod validators;
 
 const BIN: &str = env!("CARGO_BIN_EXE_consort");

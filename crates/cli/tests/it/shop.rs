@@ -1,0 +1,395 @@
+//! The shop on four `consort node` processes: fifty customers order the last ten items at
+//! once (ten orders, forty `out_of_stock` receipts, every nonce used, stock 0 available and 10
+//! reserved), a buyer proves its order with `consort verify --order`, and a digital good goes
+//! from order to review, whose text `consort verify --review` proves from genesis alone.
+
+use super::{BIN, get, height_of, http, start_devnet, wait_for};
+use commonware_codec::Encode as _;
+use commonware_cryptography::{Signer as _, ed25519};
+use consort_types::{
+    AccountId, Amount, Call, SignedTx, Tx,
+    codec_util::{List, Text},
+    commerce::{
+        CommerceCall, LineRequest, PaymentMethod, ProductContent, ProductKind, RecordId,
+        ReviewContent, VariantSpec,
+    },
+    sealed::{self, Sealed},
+};
+use serde_json::{Value, json};
+use std::{path::Path, process::Command, time::Duration};
+
+const CUSTOMERS: u64 = 50;
+const PRICE: u64 = 8_800;
+
+fn sign(key: &ed25519::PrivateKey, nonce: u64, call: Call) -> SignedTx {
+    Tx {
+        chain_id: 1,
+        sender: AccountId::new(key.public_key()),
+        nonce,
+        call,
+    }
+    .sign(key)
+}
+
+fn post(api: &str, txs: &[SignedTx]) -> Vec<String> {
+    let hex: Vec<String> = txs.iter().map(|t| hex::encode(t.encode())).collect();
+    let answer: Value = http()
+        .post(format!("{api}/v1/txs/batch"))
+        .timeout(Duration::from_secs(30))
+        .json(&json!({ "txs": hex }))
+        .send()
+        .expect("post batch")
+        .json()
+        .expect("json");
+    let refused = answer["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x.get("error").is_some()))
+        .cloned();
+    assert_eq!(
+        answer["accepted"].as_u64(),
+        Some(txs.len() as u64),
+        "every transaction admitted; the first refused: {refused:?}"
+    );
+    txs.iter()
+        .map(|t| consort_types::hex_serde::encode(&t.hash()))
+        .collect()
+}
+
+/// Wait for `hash` to be final; its place and failure code (if it failed).
+fn outcome(api: &str, hash: &str) -> (RecordId, Option<String>) {
+    let mut found = None;
+    wait_for(&format!("{hash} final"), Duration::from_secs(60), || {
+        found = get(&format!("{api}/v1/txs/{hash}"))
+            .filter(|v| matches!(v["status"].as_str(), Some("finalized" | "failed")));
+        found.is_some()
+    });
+    let v = found.expect("final");
+    (
+        RecordId {
+            height: v["height"].as_u64().expect("height"),
+            index: u32::try_from(v["index"].as_u64().expect("index")).expect("index"),
+        },
+        v["error"]["code"].as_str().map(str::to_string),
+    )
+}
+
+fn applied(api: &str, hash: &str) -> RecordId {
+    let (place, failure) = outcome(api, hash);
+    assert_eq!(failure, None, "{hash} applied");
+    place
+}
+
+fn nonce_of(api: &str, id: &AccountId) -> u64 {
+    get(&format!("{api}/v1/accounts/{id}"))
+        .and_then(|a| a["nonce"].as_u64())
+        .unwrap_or(0)
+}
+
+fn seal_key(key: &ed25519::PrivateKey) -> [u8; 32] {
+    sealed::keypair(&key.encode()).1
+}
+
+fn seal(payload: &[u8], to: &[&ed25519::PrivateKey]) -> Sealed {
+    let recipients: Vec<_> = to
+        .iter()
+        .map(|k| (AccountId::new(k.public_key()), seal_key(k)))
+        .collect();
+    sealed::seal(payload, &recipients, b"consort/shop-test").expect("seals")
+}
+
+fn text<const N: usize>(s: &str) -> Text<N> {
+    Text::new(s).expect("fits")
+}
+
+fn product(kind: ProductKind, stock: u64) -> CommerceCall {
+    CommerceCall::PublishProduct {
+        content: ProductContent {
+            kind,
+            title_zh: text("限量版蓝牙耳机"),
+            title_en: text("Limited edition bluetooth headphones"),
+            description_zh: text("最后十副"),
+            description_en: text("The last ten"),
+            category: text("electronics/audio"),
+            attributes: List(Vec::new()),
+            images: List(Vec::new()),
+            variants: List(vec![VariantSpec {
+                name: text("black"),
+                price: PRICE,
+                currency: "CNY".parse().expect("asset"),
+                stock,
+            }]),
+        },
+    }
+}
+
+fn verify(dir: &Path, api: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["verify", "--node", api, "--genesis"])
+        .arg(dir.join("genesis.json"))
+        .args(args)
+        .output()
+        .expect("consort verify");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn fifty_customers_race_for_the_last_ten_items_on_the_devnet_and_orders_and_reviews_are_proven() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = start_devnet(dir.path(), 4, 500);
+    let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    wait_for("every node to finalize", Duration::from_secs(60), || {
+        apis.iter().all(|api| height_of(api) >= 2)
+    });
+    let demo = |name: &str| {
+        consort_node::node::load_key(&dir.path().join(format!("accounts/{name}.key")))
+            .expect("demo key")
+    };
+    // alice runs the platform, bob the shop, carol the bank, dave the regulator.
+    let (bob, carol, dave) = (demo("bob"), demo("carol"), demo("dave"));
+    let customers: Vec<ed25519::PrivateKey> = (0..CUSTOMERS)
+        .map(|i| ed25519::PrivateKey::from_seed(0x5_0000_0000 + i))
+        .collect();
+
+    // Customers register and publish sealing keys; the shop and the regulator too; the bank
+    // issues e-money to every customer.
+    // Admission reads the finalized state: registrations first, then what needs them.
+    let registered: Vec<SignedTx> = customers
+        .iter()
+        .map(|customer| sign(customer, 0, Call::SelfRegister))
+        .collect();
+    for hash in post(&apis[0], &registered) {
+        applied(&apis[0], &hash);
+    }
+    let mut setup = Vec::new();
+    for customer in &customers {
+        setup.push(sign(
+            customer,
+            1,
+            Call::SetSealKey {
+                key: seal_key(customer),
+            },
+        ));
+    }
+    let seals = [&bob, &dave].map(|k| {
+        let id = AccountId::new(k.public_key());
+        sign(
+            k,
+            nonce_of(&apis[0], &id),
+            Call::SetSealKey { key: seal_key(k) },
+        )
+    });
+    setup.extend(seals);
+    let carol_nonce = nonce_of(&apis[0], &AccountId::new(carol.public_key()));
+    for (i, customer) in customers.iter().enumerate() {
+        setup.push(sign(
+            &carol,
+            carol_nonce + i as u64,
+            Call::Issue {
+                asset: "CNY".parse().expect("asset"),
+                to: AccountId::new(customer.public_key()),
+                amount: Amount::new(100_000),
+            },
+        ));
+    }
+    let hashes = post(&apis[0], &setup);
+    for hash in &hashes {
+        applied(&apis[0], hash);
+    }
+    let bob_nonce = nonce_of(&apis[0], &AccountId::new(bob.public_key()));
+    let published = post(
+        &apis[1],
+        &[
+            sign(
+                &bob,
+                bob_nonce,
+                Call::Commerce(product(ProductKind::Physical, 10)),
+            ),
+            sign(
+                &bob,
+                bob_nonce + 1,
+                Call::Commerce(product(ProductKind::Digital, 100)),
+            ),
+        ],
+    );
+    let physical = applied(&apis[1], &published[0]);
+    let digital = applied(&apis[1], &published[1]);
+
+    // The race: fifty orders for the last ten, posted to the four nodes at once.
+    let orders: Vec<SignedTx> = customers
+        .iter()
+        .map(|customer| {
+            sign(
+                customer,
+                2,
+                Call::Commerce(CommerceCall::PlaceOrder {
+                    lines: List(vec![LineRequest {
+                        product: physical,
+                        variant: 0,
+                        quantity: 1,
+                        price: PRICE,
+                    }]),
+                    method: PaymentMethod::Wallet,
+                    pay: true,
+                    address: seal(b"Room 1, 100 Nanjing Road", &[customer, &bob, &dave]),
+                }),
+            )
+        })
+        .collect();
+    let hashes: Vec<String> = orders
+        .chunks(orders.len().div_ceil(apis.len()))
+        .zip(&apis)
+        .flat_map(|(chunk, api)| post(api, chunk))
+        .collect();
+    let outcomes: Vec<(RecordId, Option<String>)> =
+        hashes.iter().map(|h| outcome(&apis[2], h)).collect();
+    let placed: Vec<(usize, RecordId)> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, failure))| failure.is_none())
+        .map(|(i, (place, _))| (i, *place))
+        .collect();
+    let refused: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|(_, failure)| failure.as_deref())
+        .collect();
+    assert_eq!(placed.len(), 10, "exactly ten orders: {outcomes:?}");
+    assert_eq!(refused.len(), 40);
+    assert!(
+        refused.iter().all(|code| *code == "out_of_stock"),
+        "{refused:?}"
+    );
+    for customer in &customers {
+        assert_eq!(
+            nonce_of(&apis[3], &AccountId::new(customer.public_key())),
+            3,
+            "every order used its nonce"
+        );
+    }
+    let shown = get(&format!("{}/v1/commerce/products/{physical}", apis[3])).expect("product");
+    assert_eq!(shown["variants"][0]["available"], 0);
+    assert_eq!(shown["variants"][0]["reserved"], 10);
+    let escrow = get(&format!("{}/v1/commerce/holdings/CNY", apis[0])).expect("holdings");
+    assert_eq!(escrow["escrow"], 10 * PRICE);
+
+    // A winner proves its order from genesis alone; a stranger may not read it.
+    let (winner, order) = placed[0];
+    let key_file = dir.path().join("winner.key");
+    std::fs::write(
+        &key_file,
+        consort_types::hex_serde::encode(&customers[winner]),
+    )
+    .expect("key");
+    let (ok, out) = verify(
+        dir.path(),
+        &apis[1],
+        &[
+            "--order",
+            &order.to_string(),
+            "--key",
+            key_file.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("verified: order {order} is paid")),
+        "{out}"
+    );
+    let loser = outcomes
+        .iter()
+        .position(|(_, f)| f.is_some())
+        .expect("a loser");
+    let stranger_file = dir.path().join("stranger.key");
+    std::fs::write(
+        &stranger_file,
+        consort_types::hex_serde::encode(&customers[loser]),
+    )
+    .expect("key");
+    let (ok, out) = verify(
+        dir.path(),
+        &apis[1],
+        &[
+            "--order",
+            &order.to_string(),
+            "--key",
+            stranger_file.to_str().expect("path"),
+        ],
+    );
+    assert!(!ok && out.contains("not_entitled"), "{out}");
+
+    // A digital good from order to review, then the review proven with its text.
+    let buyer = &customers[loser];
+    let bought = post(
+        &apis[0],
+        &[sign(
+            buyer,
+            3,
+            Call::Commerce(CommerceCall::PlaceOrder {
+                lines: List(vec![LineRequest {
+                    product: digital,
+                    variant: 0,
+                    quantity: 1,
+                    price: PRICE,
+                }]),
+                method: PaymentMethod::Wallet,
+                pay: true,
+                address: Sealed::default(),
+            }),
+        )],
+    );
+    let ebook = applied(&apis[0], &bought[0]);
+    let bob_nonce = nonce_of(&apis[0], &AccountId::new(bob.public_key()));
+    let steps = post(
+        &apis[0],
+        &[
+            sign(
+                &bob,
+                bob_nonce,
+                Call::Commerce(CommerceCall::AcceptOrders {
+                    orders: List(vec![ebook]),
+                }),
+            ),
+            sign(
+                &bob,
+                bob_nonce + 1,
+                Call::Commerce(CommerceCall::Fulfil {
+                    order: ebook,
+                    voucher: seal(b"CODE-1234", &[&bob, buyer, &dave]),
+                }),
+            ),
+            sign(
+                buyer,
+                4,
+                Call::Commerce(CommerceCall::ConfirmReceipt { order: ebook }),
+            ),
+            sign(
+                buyer,
+                5,
+                Call::Commerce(CommerceCall::Review {
+                    order: ebook,
+                    line: 0,
+                    content: ReviewContent {
+                        rating: 5,
+                        text: text("音质很好 great sound"),
+                        photos: List(vec![[3; 32]]),
+                    },
+                }),
+            ),
+        ],
+    );
+    for hash in &steps {
+        applied(&apis[0], hash);
+    }
+    let (ok, out) = verify(dir.path(), &apis[2], &["--review", &format!("{ebook}:0")]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("rating 5/5") && out.contains("音质很好 great sound"),
+        "{out}"
+    );
+}

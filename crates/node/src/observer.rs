@@ -227,7 +227,9 @@ pub(crate) fn commerce_event(
         | C::Suspend { product, .. }
         | C::SetStock { product, .. } => (Vec::new(), Some(*product)),
         C::PlaceOrder { .. } => (vec![created], None),
-        C::RequestPayout { .. } | C::ConfirmPayout { .. } => (Vec::new(), None),
+        C::RequestPayout { .. } | C::ConfirmPayout { .. } | C::CancelPayout { .. } => {
+            (Vec::new(), None)
+        }
         C::AcceptOrders { orders } => (orders.0.clone(), None),
         C::CarrierEvents { events } => {
             let mut orders: Vec<_> = events.0.iter().map(|e| e.order).collect();
@@ -250,7 +252,7 @@ pub(crate) fn commerce_event(
     };
     let payout = match call {
         C::RequestPayout { .. } => Some(created),
-        C::ConfirmPayout { payout } => Some(*payout),
+        C::ConfirmPayout { payout } | C::CancelPayout { payout } => Some(*payout),
         _ => None,
     };
     Some(serde_json::json!({

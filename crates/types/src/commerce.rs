@@ -1092,6 +1092,11 @@ calls! {
             /// The reply.
             text: Text<REVIEW_TEXT_MAX>,
         },
+        /// The seller withdraws a payout its bank has not confirmed: the e-money comes back.
+        CancelPayout = (22, "cancel_payout") {
+            /// The payout.
+            payout: RecordId,
+        },
     }
 }
 
@@ -1123,6 +1128,7 @@ impl CommerceCall {
             | Self::Fulfil { .. }
             | Self::Refund { .. }
             | Self::RequestPayout { .. }
+            | Self::CancelPayout { .. }
             | Self::ReplyReview { .. } => Party::Seller,
             Self::Suspend { .. } => Party::Operator,
             Self::PlaceOrder { .. }

@@ -127,6 +127,7 @@ impl Commerce {
                 money::request_payout(store, &shop, asset, *amount).await
             }
             C::ConfirmPayout { payout } => money::confirm_payout(store, &shop, payout).await,
+            C::CancelPayout { payout } => money::cancel_payout(store, &shop, payout).await,
             C::Review {
                 order,
                 line,

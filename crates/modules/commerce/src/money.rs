@@ -435,3 +435,39 @@ pub(crate) async fn confirm_payout<E: Runtime>(
     store.put(&key::payout(id), &payout).await?;
     Ok(())
 }
+
+/// `cancel_payout`: the seller that asked for a payout withdraws it before its bank confirms;
+/// the e-money returns to its balance and the request is gone (its transactions stay).
+///
+/// # Errors
+/// [`CommerceError::UnknownPayout`], [`CommerceError::PayoutConfirmed`],
+/// [`CommerceError::NotYourOrder`] (another seller's payout).
+pub(crate) async fn cancel_payout<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+) -> Result<(), Fail> {
+    let payout = store
+        .get::<Payout>(&key::payout(id))
+        .await?
+        .ok_or(CommerceError::UnknownPayout(*id))?;
+    if payout.confirmed {
+        return Err(CommerceError::PayoutConfirmed(*id).into());
+    }
+    if current_key(store, &payout.seller).await? != *shop.sender() {
+        return Err(CommerceError::NotYourOrder {
+            order: *id,
+            party: "seller that asked for the payout",
+        }
+        .into());
+    }
+    refuse_frozen(store, FreezeTarget::Asset(payout.asset), "the asset").await?;
+    let mut held = holdings(store, &payout.asset).await?;
+    held.payouts = held.payouts.checked_sub(payout.amount).ok_or_else(|| {
+        BlockError::Invariant(format!("{}: payouts below a payout", payout.asset))
+    })?;
+    set_holdings(store, &payout.asset, held).await?;
+    ledger::credit(store, payout.asset, shop.sender(), payout.amount).await?;
+    store.delete(&key::payout(id)).await?;
+    Ok(())
+}

@@ -187,6 +187,20 @@ pub(crate) async fn settle<E: Runtime>(
     Ok(())
 }
 
+/// Refuse `call` on `order`, naming where it stands: its status while unpaid, its payment
+/// state otherwise.
+fn where_it_stands(call: &'static str, order: &Order) -> Fail {
+    CommerceError::BadState {
+        call,
+        status: if order.payment == PaymentState::Unpaid {
+            order.status.name()
+        } else {
+            payment_name(order.payment)
+        },
+    }
+    .into()
+}
+
 /// `refund`: the seller returns part or all of what escrow holds to the buyer.
 ///
 /// # Errors
@@ -268,15 +282,7 @@ pub(crate) async fn confirm_payment<E: Runtime>(
         PaymentMethod::CashOnDelivery => order.payment == PaymentState::CashCollected,
     };
     if !ready {
-        return Err(CommerceError::BadState {
-            call: "confirm_payment",
-            status: if order.payment == PaymentState::Unpaid {
-                order.status.name()
-            } else {
-                payment_name(order.payment)
-            },
-        }
-        .into());
+        return Err(where_it_stands("confirm_payment", &order));
     }
     if amount != order.total {
         return Err(TxError::InvalidAmount(
@@ -342,15 +348,7 @@ pub(crate) async fn collect_cash<E: Runtime>(
     if order.payment != PaymentState::Unpaid
         || !matches!(order.status, OrderStatus::Shipped | OrderStatus::Delivered)
     {
-        return Err(CommerceError::BadState {
-            call: "collect_cash",
-            status: if order.payment == PaymentState::Unpaid {
-                order.status.name()
-            } else {
-                payment_name(order.payment)
-            },
-        }
-        .into());
+        return Err(where_it_stands("collect_cash", &order));
     }
     if amount != order.total {
         return Err(TxError::InvalidAmount("cash collected must be the order's total").into());

@@ -5,6 +5,8 @@
 //! Latency is measured end to end: from the moment a batch is posted to a node until node 0
 //! announces, on its event stream, the finalized block that holds the transaction.
 
+pub mod orders;
+
 use crate::devnet;
 use anyhow::{Context as _, bail};
 use commonware_codec::Encode as _;
@@ -26,7 +28,7 @@ use std::{
 const BENCH_SEED_BASE: u64 = 0xB3_0000_0000;
 
 /// Starting balance of each bench account.
-const BENCH_BALANCE: u64 = 1_000_000_000_000;
+pub(crate) const BENCH_BALANCE: u64 = 1_000_000_000_000;
 
 /// Offered-load ceiling used to size the pre-signed workload (transactions per second).
 const WORKLOAD_RATE_CEILING: u64 = 25_000;
@@ -96,8 +98,13 @@ fn bench_key(i: usize) -> ed25519::PrivateKey {
 }
 
 /// Sign `count` transfers round-robin over `keys`: transaction `k` is sent by account
-/// `k % keys.len()` with nonce `k / keys.len()` to the next account.
-fn sign_workload(keys: &[ed25519::PrivateKey], ids: &[AccountId], count: usize) -> Vec<SignedTx> {
+/// `a = k % keys.len()` with nonce `nonces[a] + k / keys.len()` to the next account.
+fn sign_workload(
+    keys: &[ed25519::PrivateKey],
+    ids: &[AccountId],
+    nonces: &[u64],
+    count: usize,
+) -> Vec<SignedTx> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = count.div_ceil(threads).max(1);
     let mut out = Vec::with_capacity(count);
@@ -114,7 +121,7 @@ fn sign_workload(keys: &[ed25519::PrivateKey], ids: &[AccountId], count: usize) 
                             Tx {
                                 chain_id: 1,
                                 sender: ids[from],
-                                nonce: (k / keys.len()) as u64,
+                                nonce: nonces[from] + (k / keys.len()) as u64,
                                 call: Call::Transfer {
                                     to: ids[to],
                                     amount: Amount::new(1),
@@ -181,31 +188,48 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
     if options.accounts < 2 || options.batch == 0 || options.duration == 0 {
         bail!("--accounts must be ≥ 2, --batch and --duration > 0");
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("[1/5] generating {} bench accounts", options.accounts);
-    let keys: Vec<_> = (0..options.accounts).map(bench_key).collect();
-    let ids: Vec<AccountId> = keys
+    eprintln!("generating {} bench accounts", options.accounts);
+    let (keys, ids) = bench_accounts(options.accounts);
+    let (dir, _temp) = bench_dir(options.dir.as_ref())?;
+    eprintln!(
+        "starting {} validators in {}",
+        options.validators,
+        dir.display()
+    );
+    let extra = ids
+        .iter()
+        .map(|id| GenesisAccount {
+            id: *id,
+            balance: Amount::new(BENCH_BALANCE),
+        })
+        .collect();
+    let configs = devnet::prepare_with(options.validators, &dir, extra, None, None, |_| {})?;
+    let mut children = devnet::spawn(&dir, &configs)?;
+    let result = (|| {
+        let urls = devnet::wait_until_up(&configs, &mut children, &dir)?;
+        wait_for_block_one(&urls)?;
+        run_transfers(options, &urls, &keys, &ids, &vec![0; ids.len()])
+    })();
+    crate::process::stop(&mut children);
+    result
+}
+
+/// The bench accounts' keys and ids.
+pub(crate) fn bench_accounts(count: usize) -> (Vec<ed25519::PrivateKey>, Vec<AccountId>) {
+    let keys: Vec<_> = (0..count).map(bench_key).collect();
+    let ids = keys
         .iter()
         .map(|k| AccountId::new(k.public_key()))
         .collect();
+    (keys, ids)
+}
 
-    let total = (WORKLOAD_RATE_CEILING * (options.duration + options.warmup + 5)) as usize;
-    let per_account = total.div_ceil(options.accounts);
-    if per_account > consort_types::limits::NONCE_WINDOW_MAX as usize * 64 {
-        bail!("too few --accounts for this --duration; use more accounts");
-    }
-    eprintln!("[2/5] signing {total} transfers ({per_account} per account)");
-    let started = Instant::now();
-    let workload = sign_workload(&keys, &ids, total);
-    eprintln!("      signed in {:.1}s", started.elapsed().as_secs_f64());
-
-    eprintln!("[3/5] measuring single-core ed25519 verification on this machine");
-    let (verify_single, verify_batched) = measure_ed25519(&workload[..1024.min(workload.len())]);
-    eprintln!(
-        "      {verify_single:.0} verifications/s one at a time, {verify_batched:.0}/s in batches"
-    );
-
-    let (dir, _temp) = match &options.dir {
+/// Where a benchmark keeps its devnet: `dir` if given (it must not hold a chain), else a
+/// temporary directory removed when the guard drops.
+pub(crate) fn bench_dir(
+    dir: Option<&PathBuf>,
+) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    let (dir, temp) = match dir {
         Some(dir) => (dir.clone(), None),
         None => {
             let temp = tempfile::Builder::new()
@@ -221,36 +245,39 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
             dir.display()
         );
     }
+    Ok((dir, temp))
+}
+
+/// Sign and drive transfers between `keys` (whose next nonces are `nonces`) through the
+/// nodes at `urls` for the warm-up and the measured window, and report.
+pub(crate) fn run_transfers(
+    options: &Options,
+    urls: &[String],
+    keys: &[ed25519::PrivateKey],
+    ids: &[AccountId],
+    nonces: &[u64],
+) -> anyhow::Result<Report> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total = (WORKLOAD_RATE_CEILING * (options.duration + options.warmup + 5)) as usize;
+    let per_account = total.div_ceil(keys.len());
+    if per_account > consort_types::limits::NONCE_WINDOW_MAX as usize * 64 {
+        bail!("too few --accounts for this --duration; use more accounts");
+    }
+    eprintln!("signing {total} transfers ({per_account} per account)");
+    let started = Instant::now();
+    let workload = sign_workload(keys, ids, nonces, total);
+    eprintln!("      signed in {:.1}s", started.elapsed().as_secs_f64());
+
+    eprintln!("measuring single-core ed25519 verification on this machine");
+    let (verify_single, verify_batched) = measure_ed25519(&workload[..1024.min(workload.len())]);
     eprintln!(
-        "[4/5] starting {} validators in {}",
-        options.validators,
-        dir.display()
+        "      {verify_single:.0} verifications/s one at a time, {verify_batched:.0}/s in batches"
     );
-    let extra = ids
-        .iter()
-        .map(|id| GenesisAccount {
-            id: *id,
-            balance: Amount::new(BENCH_BALANCE),
-        })
-        .collect();
-    let configs = devnet::prepare_with(options.validators, &dir, extra, None, None)?;
-    let mut children = devnet::spawn(&dir, &configs)?;
-    let result = (|| {
-        let urls = devnet::wait_until_up(&configs, &mut children, &dir)?;
-        drive(options, &urls, workload)
-    })();
-    crate::process::stop(&mut children);
-    let (finalized_in_window, window_s, mut latencies, rejected, blocks_in_window) = result?;
-    latencies.sort_unstable();
-    let pick = |q: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((latencies.len() - 1) as f64 * q).round() as usize;
-        latencies[i] as f64 / 1e6
-    };
+    let (finalized_in_window, window_s, latencies, rejected, blocks_in_window) =
+        drive(options, urls, workload)?;
     let finalized_tps = finalized_in_window as f64 / window_s;
     let ceiling_tps = verify_batched * cores as f64 / options.validators as f64;
+    let pick = percentiles(latencies);
     Ok(Report {
         validators: options.validators,
         window_s,
@@ -272,10 +299,21 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
     })
 }
 
-type Measured = (u64, f64, Vec<u64>, u64, u64);
+/// Quantiles (in ms) of latencies given in ns: `pick(0.99)` is the 99th percentile, NaN when
+/// there are none.
+pub(crate) fn percentiles(mut latencies: Vec<u64>) -> impl Fn(f64) -> f64 {
+    latencies.sort_unstable();
+    move |q: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((latencies.len() - 1) as f64 * q).round() as usize;
+        latencies[i] as f64 / 1e6
+    }
+}
 
-fn drive(options: &Options, urls: &[String], workload: Vec<SignedTx>) -> anyhow::Result<Measured> {
-    // Genesis allocations land in block 1: wait for it everywhere.
+/// Genesis allocations land in block 1: wait for it on every node.
+pub(crate) fn wait_for_block_one(urls: &[String]) -> anyhow::Result<()> {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -298,6 +336,15 @@ fn drive(options: &Options, urls: &[String], workload: Vec<SignedTx>) -> anyhow:
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    Ok(())
+}
+
+type Measured = (u64, f64, Vec<u64>, u64, u64);
+
+fn drive(options: &Options, urls: &[String], workload: Vec<SignedTx>) -> anyhow::Result<Measured> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let index: HashMap<String, usize> = workload
         .iter()
         .enumerate()
@@ -318,10 +365,10 @@ fn drive(options: &Options, urls: &[String], workload: Vec<SignedTx>) -> anyhow:
     let finalized: Arc<Mutex<Vec<Finalized>>> = Arc::new(Mutex::new(Vec::new()));
 
     eprintln!(
-        "[5/5] driving transfers: {}s warm-up, {}s measured",
+        "driving transfers: {}s warm-up, {}s measured",
         options.warmup, options.duration
     );
-    let watch_url = urls[0].replace("http://", "ws://") + "/v1/events";
+    let watch_url = urls[0].replace("http://", "ws://") + "/v1/events?types=block_finalized";
     let mut socket = connect_events(&watch_url)?;
     let hexes = Arc::new(hexes);
     let next = Arc::new(AtomicUsize::new(0));
@@ -463,9 +510,10 @@ fn submit(
     }
 }
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+pub(crate) type Socket =
+    tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
-fn connect_events(url: &str) -> anyhow::Result<Socket> {
+pub(crate) fn connect_events(url: &str) -> anyhow::Result<Socket> {
     let (socket, _) =
         tungstenite::connect(url).with_context(|| format!("cannot open the event stream {url}"))?;
     if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {

@@ -30,7 +30,14 @@ pub fn prepare(
     dir: &Path,
     empty_block_interval_ms: Option<u64>,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    prepare_with(validators, dir, Vec::new(), None, empty_block_interval_ms)
+    prepare_with(
+        validators,
+        dir,
+        Vec::new(),
+        None,
+        empty_block_interval_ms,
+        |_| {},
+    )
 }
 
 /// The devnet's peg settings: k confirmations, c contest blocks, fee rate.
@@ -39,7 +46,7 @@ pub const PEG_CONFIRMATIONS: u32 = 2;
 pub const PEG_CONTEST_BLOCKS: u32 = 3;
 
 /// The devnet shop's platform fee, in basis points.
-const DEVNET_FEE_RATE_BP: u32 = 200;
+pub const DEVNET_FEE_RATE_BP: u32 = 200;
 
 /// Blocks per epoch on the devnet: short, so validator-set changes take effect within a minute.
 pub const DEVNET_EPOCH_BLOCKS: u64 = 60;
@@ -100,13 +107,16 @@ fn devnet_governance(
     }
 }
 
-/// [`prepare`], funding `extra` accounts in genesis besides the demo accounts.
+/// [`prepare`], funding `extra` accounts in genesis besides the demo accounts (and registering
+/// them as customers); `shape` amends the genesis before it is checked and written (a
+/// benchmark adds organisations and accounts).
 pub fn prepare_with(
     validators: usize,
     dir: &Path,
     extra: Vec<GenesisAccount>,
     main: Option<&crate::mainchain::DevChain>,
     empty_block_interval_ms: Option<u64>,
+    shape: impl FnOnce(&mut Genesis),
 ) -> anyhow::Result<Vec<PathBuf>> {
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
@@ -178,7 +188,7 @@ pub fn prepare_with(
     let governance = devnet_governance(&accounts, customers);
     let operator = accounts[0].id;
     accounts.extend(extra);
-    let genesis = Genesis {
+    let mut genesis = Genesis {
         chain_id: 1,
         genesis_time_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
         validators: genesis_validators,
@@ -228,6 +238,7 @@ pub fn prepare_with(
             receipt_window_ms: 7 * 24 * 60 * 60 * 1_000,
         }),
     };
+    shape(&mut genesis);
     genesis.check()?;
     std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
     Ok(configs)
@@ -340,6 +351,7 @@ pub fn run(
         Vec::new(),
         main.as_deref(),
         empty_block_interval_ms,
+        |_| {},
     )?;
     let urls = api_urls(&configs)?;
     std::fs::write(

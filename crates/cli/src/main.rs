@@ -216,6 +216,52 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a fresh devnet with a shop (sellers, a carrier organisation, buyers holding a
+    /// bank's e-money) and drive whole orders through it: place and pay, accept (many per
+    /// transaction), ship with a sealed label, carrier events (many per transaction), confirm
+    /// receipt, which settles escrow to the seller less the platform fee. Each step is sent
+    /// once the previous one is final. Reports settled orders per second, the latency from
+    /// placing to settled (p50, p99, and per step), shop transactions and QMDB operations per
+    /// order, and checks that the sellers received what the settled orders owe them. Plain
+    /// transfers are measured first on the same devnet, for comparison.
+    ///
+    /// Build with `--release`: a debug build measures the debug build.
+    Orders {
+        /// Validator processes.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Measured seconds (after the warm-up), for the transfers and then the orders.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Warm-up seconds, not measured.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Buyer accounts (registered customers funded with e-money).
+        #[arg(long, default_value_t = 4096)]
+        buyers: usize,
+        /// Seller accounts, one product each.
+        #[arg(long, default_value_t = 16)]
+        sellers: usize,
+        /// Carrier accounts of the carrier organisation.
+        #[arg(long, default_value_t = 4)]
+        carriers: usize,
+        /// Most orders open (placed, not yet settled) at once. Closed loop: by Little's law
+        /// settled orders per second ≈ inflight / latency.
+        #[arg(long, default_value_t = 8192)]
+        inflight: usize,
+        /// Transactions per POST /v1/txs/batch.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Skip the transfers measured first.
+        #[arg(long)]
+        no_transfers: bool,
+        /// Keep the devnet in this (new) directory instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -311,6 +357,41 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 bench::print(&report);
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Orders {
+                    validators,
+                    duration,
+                    warmup,
+                    buyers,
+                    sellers,
+                    carriers,
+                    inflight,
+                    batch,
+                    no_transfers,
+                    dir,
+                    json,
+                },
+        } => {
+            let report = bench::orders::run(&bench::orders::Options {
+                validators,
+                duration,
+                warmup,
+                buyers,
+                sellers,
+                carriers,
+                inflight,
+                batch,
+                skip_transfers: no_transfers,
+                dir,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                bench::orders::print(&report);
             }
             Ok(())
         }

@@ -1,11 +1,12 @@
 //! The HTTP/WebSocket API: thin handlers over the mempool, the finalized state and marshal.
 //! Every error is JSON `{code, message}` with a stable code.
 
+use crate::observer::EVENT_KINDS;
 pub use crate::shared::{ApiError, INTERNAL_MESSAGE, Shared};
 use axum::{
     Json, Router,
     extract::{
-        Path, State,
+        Path, Query, State,
         ws::{Message, WebSocketUpgrade},
     },
     http::StatusCode,
@@ -484,14 +485,63 @@ async fn account(State(s): AppState, Path(id): Path<String>) -> Result<Json<Valu
     })))
 }
 
-async fn events(State(s): AppState, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+/// `GET /v1/events` query: `types`, a comma-separated list of event types to follow
+/// (absent: all).
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    types: Option<String>,
+}
+
+/// Which kinds of event `types` names (absent: all of them).
+///
+/// # Errors
+/// 400 `bad_request` naming the unknown type and the known ones.
+fn event_kinds(types: Option<&str>) -> Result<[bool; EVENT_KINDS.len()], ApiError> {
+    let Some(types) = types else {
+        return Ok([true; EVENT_KINDS.len()]);
+    };
+    let mut kinds = [false; EVENT_KINDS.len()];
+    for name in types.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(k) = EVENT_KINDS.iter().position(|known| *known == name) else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "unknown event type {name:?}; follow any of {}",
+                    EVENT_KINDS.join(", ")
+                ),
+            ));
+        };
+        kinds[k] = true;
+    }
+    if !kinds.contains(&true) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "types names no event type; follow any of {}",
+                EVENT_KINDS.join(", ")
+            ),
+        ));
+    }
+    Ok(kinds)
+}
+
+async fn events(
+    State(s): AppState,
+    Query(query): Query<EventsQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let kinds = event_kinds(query.types.as_deref())?;
     let slot = subscriber_slot(&s.event_subscribers)?;
     let mut rx = s.observer.events.subscribe();
+    let wanting = s.observer.want(kinds);
     Ok(ws.on_upgrade(move |mut socket| async move {
         let _slot = slot;
         loop {
             let text = match rx.recv().await {
-                Ok(event) => event.as_str().to_owned(),
+                Ok(event) if wanting.wants(event.kind) => event.json.clone(),
+                Ok(_) => continue,
                 // A slow reader is told how many events it missed, then continues.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                     json!({"type": "lagged", "missed": missed}).to_string()

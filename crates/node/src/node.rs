@@ -152,6 +152,7 @@ async fn serve(
         mempool: mempool.clone(),
         tip: Mutex::new(Tip::default()),
         events,
+        interest: Default::default(),
         counters: Counters::default(),
         alert_threshold: genesis.governance.as_ref().and_then(|g| g.alert_threshold),
     });

@@ -9,8 +9,72 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-/// Finalized-block events buffered for slow WebSocket readers (who are told what they missed).
-pub const EVENTS_BUFFERED: usize = 4096;
+/// Events buffered for slow WebSocket readers (who are told what they missed): room for
+/// every event of four full blocks, since one block may carry one notable event per
+/// transaction besides its own.
+pub const EVENTS_BUFFERED: usize = 4 * (consort_types::limits::BLOCK_TXS_MAX + 1);
+
+/// The kinds of event on `/v1/events`, by the `type` each carries.
+pub const EVENT_KINDS: [&str; 6] = [
+    "block_finalized",
+    "tx_failed",
+    "alert",
+    "gov",
+    "commerce",
+    "peg",
+];
+
+/// Index in [`EVENT_KINDS`] of each kind.
+pub mod kind {
+    /// A finalized block.
+    pub const BLOCK: usize = 0;
+    /// A transaction that failed.
+    pub const TX_FAILED: usize = 1;
+    /// An amount at or above the regulator's threshold.
+    pub const ALERT: usize = 2;
+    /// A governance, supervision or validator call.
+    pub const GOV: usize = 3;
+    /// A shop call.
+    pub const COMMERCE: usize = 4;
+    /// A peg step.
+    pub const PEG: usize = 5;
+}
+
+/// One event on the stream: its kind (an index in [`EVENT_KINDS`]) and its JSON.
+#[derive(Debug)]
+pub struct Event {
+    /// Index in [`EVENT_KINDS`].
+    pub kind: usize,
+    /// The message.
+    pub json: String,
+}
+
+/// How many subscribers want each kind of event: the observer builds only wanted events.
+#[derive(Default)]
+pub struct Interest([std::sync::atomic::AtomicUsize; EVENT_KINDS.len()]);
+
+/// A subscriber's interest, withdrawn when dropped.
+pub struct Wanting {
+    observer: Arc<Observer>,
+    kinds: [bool; EVENT_KINDS.len()],
+}
+
+impl Wanting {
+    /// Whether this subscriber wants events of `kind`.
+    pub fn wants(&self, kind: usize) -> bool {
+        self.kinds[kind]
+    }
+}
+
+impl Drop for Wanting {
+    fn drop(&mut self) {
+        for (count, wanted) in self.observer.interest.0.iter().zip(self.kinds) {
+            if wanted {
+                count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
 
 /// The latest finalized block as the node knows it.
 #[derive(Clone, Debug, Default)]
@@ -45,8 +109,10 @@ pub struct Observer {
     pub mempool: Mempool,
     /// The tip.
     pub tip: Mutex<Tip>,
-    /// Finalized-block events for WebSocket subscribers (JSON).
-    pub events: tokio::sync::broadcast::Sender<Arc<String>>,
+    /// Events for WebSocket subscribers.
+    pub events: tokio::sync::broadcast::Sender<Arc<Event>>,
+    /// Which kinds of event someone follows.
+    pub interest: Interest,
     /// Metrics.
     pub counters: Counters,
     /// Amounts from which the regulator gets an alert.
@@ -61,6 +127,38 @@ fn wall_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default()
+}
+
+impl Observer {
+    /// Register a subscriber following `kinds` (indices in [`EVENT_KINDS`]).
+    pub fn want(self: &Arc<Self>, kinds: [bool; EVENT_KINDS.len()]) -> Wanting {
+        for (count, wanted) in self.interest.0.iter().zip(kinds) {
+            if wanted {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Wanting {
+            observer: self.clone(),
+            kinds,
+        }
+    }
+
+    /// Whether anyone follows events of `kind`.
+    fn wanted(&self, kind: usize) -> bool {
+        self.interest.0[kind].load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+
+    /// Send an event of `kind` built by `build`, if anyone follows that kind.
+    fn emit(&self, kind: usize, build: impl FnOnce() -> Option<serde_json::Value>) {
+        if self.wanted(kind)
+            && let Some(event) = build()
+        {
+            let _ = self.events.send(Arc::new(Event {
+                kind,
+                json: event.to_string(),
+            }));
+        }
+    }
 }
 
 impl ChainObserver for Observer {
@@ -96,71 +194,72 @@ impl ChainObserver for Observer {
             .position(|&bound| latency <= bound)
             .unwrap_or(FINALITY_BUCKETS_MS.len());
         self.counters.finality_buckets[bucket].fetch_add(1, Relaxed);
-        // The events below are JSON with a hash per transaction: not worth building unheard.
-        if self.events.receiver_count() == 0 {
+        // Events are JSON with a hash per transaction: each kind is built only if followed.
+        let height = block.number();
+        self.emit(kind::BLOCK, || {
+            Some(serde_json::json!({
+                "type": "block_finalized",
+                "height": height,
+                "hash": hash,
+                "timestamp_ms": block.header.timestamp_ms,
+                "txs": block.txs.iter().map(|t| hex_serde::encode(&t.hash())).collect::<Vec<_>>(),
+                "failed": block
+                    .txs
+                    .iter()
+                    .zip(block.outcomes.iter())
+                    .filter_map(|(t, outcome)| {
+                        outcome.failure().map(|code| {
+                            serde_json::json!({"tx": hex_serde::encode(&t.hash()), "code": code})
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            }))
+        });
+        if !(kind::TX_FAILED..EVENT_KINDS.len()).any(|k| self.wanted(k)) {
             return;
         }
-        let event = serde_json::json!({
-            "type": "block_finalized",
-            "height": block.number(),
-            "hash": hash,
-            "timestamp_ms": block.header.timestamp_ms,
-            "txs": block.txs.iter().map(|t| hex_serde::encode(&t.hash())).collect::<Vec<_>>(),
-            "failed": block
-                .txs
-                .iter()
-                .zip(block.outcomes.iter())
-                .filter_map(|(t, outcome)| {
-                    outcome.failure().map(|code| {
-                        serde_json::json!({"tx": hex_serde::encode(&t.hash()), "code": code})
-                    })
-                })
-                .collect::<Vec<_>>(),
-        });
-        let _ = self.events.send(Arc::new(event.to_string()));
         for (index, (tx, outcome)) in (0u32..).zip(block.txs.iter().zip(block.outcomes.iter())) {
             if let Some(code) = outcome.failure() {
                 // A failed transaction moved nothing: no alert, no gov or peg event.
-                let event = serde_json::json!({
-                    "type": "tx_failed",
-                    "height": block.number(),
-                    "tx": hex_serde::encode(&tx.hash()),
-                    "sender": tx.tx.sender,
-                    "call": tx.tx.call.kind(),
-                    "code": code,
+                self.emit(kind::TX_FAILED, || {
+                    Some(serde_json::json!({
+                        "type": "tx_failed",
+                        "height": height,
+                        "tx": hex_serde::encode(&tx.hash()),
+                        "sender": tx.tx.sender,
+                        "call": tx.tx.call.kind(),
+                        "code": code,
+                    }))
                 });
-                let _ = self.events.send(Arc::new(event.to_string()));
                 continue;
             }
-            if let Some(threshold) = self.alert_threshold
-                && let Some(event) = alert_event(tx, threshold, block.number())
-            {
-                let _ = self.events.send(Arc::new(event.to_string()));
+            if let Some(threshold) = self.alert_threshold {
+                self.emit(kind::ALERT, || alert_event(tx, threshold, height));
             }
-            if is_governance(&tx.tx.call) {
-                let event = serde_json::json!({
-                    "type": "gov",
-                    "height": block.number(),
-                    "tx": hex_serde::encode(&tx.hash()),
-                    "sender": tx.tx.sender,
-                    "call": tx.tx.call,
-                });
-                let _ = self.events.send(Arc::new(event.to_string()));
-            }
-            if let Some(event) = commerce_event(tx, block.number(), index) {
-                let _ = self.events.send(Arc::new(event.to_string()));
-            }
-            if let Some(detail) = peg_event(tx) {
-                let event = serde_json::json!({
-                    "type": "peg",
-                    "height": block.number(),
-                    "tx": hex_serde::encode(&tx.hash()),
-                    "sender": tx.tx.sender,
-                    "call": tx.tx.call.kind(),
-                    "detail": detail,
-                });
-                let _ = self.events.send(Arc::new(event.to_string()));
-            }
+            self.emit(kind::GOV, || {
+                is_governance(&tx.tx.call).then(|| {
+                    serde_json::json!({
+                        "type": "gov",
+                        "height": height,
+                        "tx": hex_serde::encode(&tx.hash()),
+                        "sender": tx.tx.sender,
+                        "call": tx.tx.call,
+                    })
+                })
+            });
+            self.emit(kind::COMMERCE, || commerce_event(tx, height, index));
+            self.emit(kind::PEG, || {
+                peg_event(tx).map(|detail| {
+                    serde_json::json!({
+                        "type": "peg",
+                        "height": height,
+                        "tx": hex_serde::encode(&tx.hash()),
+                        "sender": tx.tx.sender,
+                        "call": tx.tx.call.kind(),
+                        "detail": detail,
+                    })
+                })
+            });
         }
     }
 }

@@ -201,6 +201,13 @@ impl<'a, E: Runtime> Store<'a, E> {
             return Err(StateError::CorruptState(*key));
         }
         let corrupt = || StateError::CorruptState(*key);
+        // The rest of the record in one database pass: a lookup per chunk costs the
+        // database far more than one batched lookup of them all.
+        let count = chunk_count(len);
+        if count > 1 {
+            let rest: Vec<Digest> = (1..count).map(|index| chunk_key(key, index)).collect();
+            self.prefetch(&rest).await?;
+        }
         let first: &[u8] = first.as_ref();
         let mut bytes = Vec::with_capacity(len);
         bytes.extend_from_slice(
@@ -208,7 +215,7 @@ impl<'a, E: Runtime> Store<'a, E> {
                 .get(HEAD_BYTES..HEAD_BYTES + len.min(FIRST_CHUNK_DATA))
                 .ok_or_else(corrupt)?,
         );
-        for index in 1..chunk_count(len) {
+        for index in 1..count {
             let chunk = self
                 .raw(&chunk_key(key, index))
                 .await?

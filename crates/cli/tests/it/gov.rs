@@ -278,17 +278,25 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
             .expect("proposal number")
             .to_string()
     };
-    // Members follow governance on the events stream.
+    // Members follow governance on the events stream, asking for gov events only; an
+    // unknown event type is refused before the upgrade.
+    let ws = api.replace("http://", "ws://");
+    match tungstenite::connect(format!("{ws}/v1/events?types=gov,bogus")) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 400),
+        other => panic!(
+            "an unknown event type must be refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
     let gov_events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
     {
         let events = gov_events.clone();
-        let url = format!("{}/v1/events", api.replace("http://", "ws://"));
-        let (mut socket, _) = tungstenite::connect(url).expect("events stream");
+        let (mut socket, _) =
+            tungstenite::connect(format!("{ws}/v1/events?types=gov")).expect("events stream");
         std::thread::spawn(move || {
             while let Ok(message) = socket.read() {
                 if let tungstenite::Message::Text(text) = message
                     && let Ok(event) = serde_json::from_str::<Value>(&text)
-                    && event["type"] == "gov"
                 {
                     events.lock().expect("events").push(event);
                 }
@@ -337,6 +345,10 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
         "transfer", "--node", &api, "--key", &alice, "--to", &bob_id, "--amount", "5",
     ]);
     let seen = gov_events.lock().expect("events").clone();
+    assert!(
+        seen.iter().all(|e| e["type"] == "gov"),
+        "only the types asked for: {seen:?}"
+    );
     let halt_number: u64 = halt.parse().expect("number");
     assert!(
         seen.iter()

@@ -250,7 +250,22 @@ pub async fn execute_block<E: Runtime>(
         ids.extend(genesis.accounts.iter().map(|a| a.id));
         ids.extend(genesis.validators.iter().map(|v| v.public_key));
     }
-    let keys: Vec<Digest> = ids.iter().map(state_key::account).collect();
+    let mut keys: Vec<Digest> = ids.iter().map(state_key::account).collect();
+    // What the shop's calls will read: their orders, shipments and products; and on a
+    // governed chain each sender's registration, which every permission check reads.
+    if rules.gov.is_some() {
+        let senders: BTreeSet<&AccountId> = txs.iter().map(|tx| &tx.tx.sender).collect();
+        keys.extend(senders.into_iter().map(state_key::gov::registration));
+    }
+    if rules.commerce.is_some() {
+        for tx in txs.iter() {
+            if let Call::Commerce(call) = &tx.tx.call {
+                consort_commerce::keys_read(call, &mut keys);
+            }
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
     store.prefetch(&keys).await?;
     if let Some(genesis) = genesis {
         for allocation in &genesis.accounts {

@@ -44,6 +44,15 @@ fn head_len(first: &StateValue) -> usize {
     u32::from_be_bytes(head) as usize
 }
 
+/// The state keys that hold a record of `len` encoded bytes under `key`: `key`, then one per
+/// further chunk. Loading them ahead ([`Store::prefetch`]) with a good guess of `len` saves a
+/// database pass per record; a wrong guess costs only lookups.
+pub fn record_keys(key: &Digest, len: usize) -> Vec<Digest> {
+    (0..chunk_count(len.min(RECORD_SIZE_MAX)))
+        .map(|index| chunk_key(key, index))
+        .collect()
+}
+
 /// The state keys holding the record under `key`, whose first chunk is `first`: `key` itself,
 /// then one per further chunk. `None` if the first chunk's length is impossible.
 pub fn record_chunk_keys(key: &Digest, first: &StateValue) -> Option<Vec<Digest>> {

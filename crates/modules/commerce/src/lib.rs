@@ -159,6 +159,71 @@ impl Commerce {
     }
 }
 
+/// Encoded bytes of a one-line order, a one-line shipment and a product head: the records
+/// [`keys_read`] loads ahead (a longer order's other chunks are read as it runs).
+pub const ORDER_BYTES_ONE_LINE: usize = 312;
+/// Encoded bytes of a one-line shipment.
+pub const SHIPMENT_BYTES_ONE_LINE: usize = 91;
+/// Encoded bytes of a product head.
+pub const PRODUCT_HEAD_BYTES: usize = 132;
+
+/// The state keys a shop call will read that its block can load in one database pass before
+/// it runs: the orders it names, their shipments, the products and variants it orders. A
+/// guess, never a rule: what it misses is read as the call runs, what it loads in vain costs
+/// only a lookup.
+pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
+    use CommerceCall as C;
+    use consort_execution::record_keys;
+    let order = |id: &RecordId, out: &mut Vec<_>| {
+        out.extend(record_keys(&key::order(id), ORDER_BYTES_ONE_LINE));
+    };
+    match call {
+        C::PlaceOrder { lines, .. } => {
+            for line in &lines.0 {
+                out.extend(record_keys(
+                    &key::product(&line.product),
+                    PRODUCT_HEAD_BYTES,
+                ));
+                out.push(key::variant(&line.product, line.variant));
+            }
+        }
+        C::AcceptOrders { orders } => {
+            for id in &orders.0 {
+                order(id, out);
+            }
+        }
+        C::CarrierEvents { events } => {
+            for event in &events.0 {
+                order(&event.order, out);
+                out.extend(record_keys(
+                    &key::shipment(&event.order, event.shipment),
+                    SHIPMENT_BYTES_ONE_LINE,
+                ));
+            }
+        }
+        C::PayOrder { order: id }
+        | C::ModifyOrder { order: id, .. }
+        | C::CancelOrder { order: id, .. }
+        | C::Ship { order: id, .. }
+        | C::Fulfil { order: id, .. }
+        | C::ConfirmReceipt { order: id }
+        | C::Refund { order: id, .. }
+        | C::ConfirmPayment { order: id, .. }
+        | C::CollectCash { order: id, .. }
+        | C::Review { order: id, .. }
+        | C::ReviseReview { order: id, .. }
+        | C::ReplyReview { order: id, .. } => order(id, out),
+        C::PublishProduct { .. }
+        | C::UpdateProduct { .. }
+        | C::SetListed { .. }
+        | C::Suspend { .. }
+        | C::SetStock { .. }
+        | C::RequestPayout { .. }
+        | C::ConfirmPayout { .. }
+        | C::CancelPayout { .. } => {}
+    }
+}
+
 /// What a call runs with: the shop's rules, governance (organisations, roles, freezes,
 /// e-money) and the call's context.
 pub(crate) struct Shop<'a> {
@@ -372,5 +437,95 @@ pub(crate) async fn require_seller<E: Runtime>(
             party: "seller",
         }
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_codec::EncodeSize as _;
+    use consort_types::{
+        codec_util::List,
+        commerce::{
+            OrderLine, PaymentMethod, ProductKind, ProductStatus, ShipLine, Shipment,
+            ShipmentStatus,
+        },
+    };
+
+    #[test]
+    fn the_sizes_keys_read_loads_are_the_records_sizes() {
+        let id = RecordId {
+            height: 7,
+            index: 1,
+        };
+        let at = Stamp {
+            height: 7,
+            time_ms: 1,
+        };
+        use commonware_cryptography::Signer as _;
+        let account =
+            AccountId::new(commonware_cryptography::ed25519::PrivateKey::from_seed(1).public_key());
+        let org: OrgId = "shop".parse().expect("org");
+        let order = Order {
+            buyer: account,
+            seller: org,
+            payee: account,
+            kind: ProductKind::Physical,
+            status: OrderStatus::Shipped,
+            payment: PaymentState::Escrowed,
+            method: PaymentMethod::Wallet,
+            currency: "CNY".parse().expect("asset"),
+            total: 1,
+            escrow: 1,
+            paid: 1,
+            refunded: 0,
+            settled: 0,
+            fee: 0,
+            carrier: Some(org),
+            shipments: 1,
+            delivered: 0,
+            placed: at,
+            updated: at,
+            deadline_ms: 0,
+            address: [1; 32],
+            address_at: id,
+            changes: 3,
+            history: [2; 32],
+            lines: List(vec![OrderLine {
+                product: id,
+                variant: 0,
+                quantity: 1,
+                price: 1,
+                shipped: 1,
+            }]),
+        };
+        assert_eq!(order.encode_size(), ORDER_BYTES_ONE_LINE);
+        let shipment = Shipment {
+            carrier: org,
+            status: ShipmentStatus::InTransit,
+            lines: List(vec![ShipLine {
+                line: 0,
+                quantity: 1,
+            }]),
+            label: [3; 32],
+            events: 2,
+            created: at,
+            updated: at,
+        };
+        assert_eq!(shipment.encode_size(), SHIPMENT_BYTES_ONE_LINE);
+        let head = ProductHead {
+            org,
+            payee: account,
+            kind: ProductKind::Physical,
+            version: 1,
+            digest: [4; 32],
+            content_at: id,
+            status: ProductStatus::Listed,
+            variants: 1,
+            rating_sum: 0,
+            rating_count: 0,
+            updated: at,
+        };
+        assert_eq!(head.encode_size(), PRODUCT_HEAD_BYTES);
     }
 }

@@ -168,7 +168,8 @@ pub const SHIPMENT_BYTES_ONE_LINE: usize = 91;
 pub const PRODUCT_HEAD_BYTES: usize = 132;
 
 /// The state keys a shop call will read that its block can load in one database pass before
-/// it runs: the orders it names, their shipments, the products and variants it orders. A
+/// it runs: the orders it names, their shipments, the products and variants it orders, the
+/// sealing keys and registrations of its envelopes' recipients. A
 /// guess, never a rule: what it misses is read as the call runs, what it loads in vain costs
 /// only a lookup.
 pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
@@ -177,8 +178,17 @@ pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     let order = |id: &RecordId, out: &mut Vec<_>| {
         out.extend(record_keys(&key::order(id), ORDER_BYTES_ONE_LINE));
     };
+    // An envelope's recipients: their sealing keys, and their registrations (one must be
+    // a regulator's).
+    let sealed_to = |envelope: &consort_types::sealed::Sealed, out: &mut Vec<_>| {
+        for recipient in envelope.recipients() {
+            out.push(consort_types::state_key::private::seal_key(recipient));
+            out.push(consort_types::state_key::gov::registration(recipient));
+        }
+    };
     match call {
-        C::PlaceOrder { lines, .. } => {
+        C::PlaceOrder { lines, address, .. } => {
+            sealed_to(address, out);
             for line in &lines.0 {
                 out.extend(record_keys(
                     &key::product(&line.product),
@@ -201,11 +211,19 @@ pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
                 ));
             }
         }
+        C::Ship {
+            order: id, label, ..
+        }
+        | C::Fulfil {
+            order: id,
+            voucher: label,
+        } => {
+            order(id, out);
+            sealed_to(label, out);
+        }
         C::PayOrder { order: id }
         | C::ModifyOrder { order: id, .. }
         | C::CancelOrder { order: id, .. }
-        | C::Ship { order: id, .. }
-        | C::Fulfil { order: id, .. }
         | C::ConfirmReceipt { order: id }
         | C::Refund { order: id, .. }
         | C::ConfirmPayment { order: id, .. }

@@ -1,6 +1,7 @@
 //! Multi-validator tests on commonware's deterministic runtime and simulated network.
 
 mod commerce;
+mod commerce_peg;
 mod epochs;
 mod equivocator;
 mod gov;

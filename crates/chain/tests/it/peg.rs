@@ -96,6 +96,7 @@ pub(super) struct Ledger {
     genesis: Genesis,
     pub(super) peg: Peg,
     gov: Option<consort_governance::Gov>,
+    commerce: Option<consort_commerce::Commerce>,
     pub(super) height: u64,
     nonces: BTreeMap<AccountId, u64>,
     pub(super) relayed: u32,
@@ -112,11 +113,13 @@ impl Ledger {
             .expect("valid peg")
             .expect("peg configured");
         let gov = consort_governance::Gov::from_genesis(&genesis);
+        let commerce = consort_commerce::Commerce::from_genesis(&genesis);
         let mut ledger = Self {
             databases,
             genesis,
             peg,
             gov,
+            commerce,
             height: 0,
             nonces: BTreeMap::new(),
             relayed: 0,
@@ -141,7 +144,7 @@ impl Ledger {
             genesis: &self.genesis,
             peg: Some(&self.peg),
             gov: self.gov.as_ref(),
-            commerce: None,
+            commerce: self.commerce.as_ref(),
         };
         // Refused a place, then failed at execution (included, nonce used).
         crate::harness::block(&self.databases, self.height, txs, rules)

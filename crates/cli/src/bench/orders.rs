@@ -72,9 +72,11 @@ const CARRIER_ORG: &str = "express";
 /// Orders per carrier transaction: two events each.
 const CARRIER_ORDERS_PER_TX: usize = CARRIER_EVENTS_MAX / 2;
 
-/// Most place-order transactions created per turn of the driver's loop, so that a freed
-/// window becomes a stream rather than one burst.
-const PLACES_PER_TURN: usize = 2_048;
+/// New orders enter at most `inflight / PLACE_SPREAD_BLOCKS` per finalized block: started all
+/// at once they would march through the six steps in lockstep, every block carrying one step
+/// of one crowd; spread over about as many blocks as an order's life takes, each block
+/// carries every step of several.
+const PLACE_SPREAD_BLOCKS: usize = 6;
 
 /// How long the driver waits for open orders to finish after the window.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1056,13 +1058,14 @@ fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measu
             let mut last_report = 0u64;
             let mut reported_settled = 0usize;
             let mut drain_started: Option<Instant> = None;
+            let per_block = options.inflight.div_ceil(PLACE_SPREAD_BLOCKS);
+            let mut allowance = per_block;
             loop {
                 let now = driver.now();
                 if now < end_ns {
-                    let mut made = 0;
-                    while driver.in_flight() < options.inflight && made < PLACES_PER_TURN {
+                    while driver.in_flight() < options.inflight && allowance > 0 {
                         driver.place();
-                        made += 1;
+                        allowance -= 1;
                     }
                 } else if driver.in_flight() == 0 {
                     break;
@@ -1081,6 +1084,7 @@ fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measu
                 match blocks.recv_timeout(Duration::from_millis(5)) {
                     Ok(block) => {
                         driver.seen(&block);
+                        allowance = per_block;
                         while let Ok(block) = blocks.try_recv() {
                             driver.seen(&block);
                         }

@@ -246,8 +246,9 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         carriers: usize,
         /// Most orders open (placed, not yet settled) at once. Closed loop: by Little's law
-        /// settled orders per second ≈ inflight / latency.
-        #[arg(long, default_value_t = 8192)]
+        /// settled orders per second ≈ inflight / latency. More fills blocks (up to
+        /// BLOCK_TXS_MAX) and lengthens each step without settling more.
+        #[arg(long, default_value_t = 4096)]
         inflight: usize,
         /// Transactions per POST /v1/txs/batch.
         #[arg(long, default_value_t = 512)]

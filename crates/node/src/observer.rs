@@ -9,10 +9,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-/// Events buffered for slow WebSocket readers (who are told what they missed): room for
-/// every event of four full blocks, since one block may carry one notable event per
-/// transaction besides its own.
-pub const EVENTS_BUFFERED: usize = 4 * (consort_types::limits::BLOCK_TXS_MAX + 1);
+/// Events buffered for slow WebSocket readers (who are told what they missed). A block may
+/// carry an event per transaction: a reader of every kind may miss some of a full block's,
+/// while one that follows only `block_finalized` (`?types=`) gets one event per block. Kept
+/// small because each buffered event stays in memory until the slowest reader has it.
+pub const EVENTS_BUFFERED: usize = 4096;
 
 /// The kinds of event on `/v1/events`, by the `type` each carries.
 pub const EVENT_KINDS: [&str; 6] = [

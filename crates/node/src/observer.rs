@@ -10,9 +10,10 @@ use std::{
 };
 
 /// Events buffered for slow WebSocket readers (who are told what they missed). A block may
-/// carry an event per transaction: a reader of every kind may miss some of a full block's,
-/// while one that follows only `block_finalized` (`?types=`) gets one event per block. Kept
-/// small because each buffered event stays in memory until the slowest reader has it.
+/// carry an event per transaction, and the buffer holds every kind someone follows: while
+/// nobody follows per-transaction kinds, a reader of `block_finalized` alone gets one event
+/// per block. Kept small because each buffered event stays in memory until the slowest
+/// reader has it.
 pub const EVENTS_BUFFERED: usize = 4096;
 
 /// The kinds of event on `/v1/events`, by the `type` each carries.
@@ -54,9 +55,10 @@ pub struct Event {
 #[derive(Default)]
 pub struct Interest([std::sync::atomic::AtomicUsize; EVENT_KINDS.len()]);
 
-/// A subscriber's interest, withdrawn when dropped.
+/// A subscriber's interest, withdrawn when dropped (it holds the counts, not the observer,
+/// so the stream still closes when the node stops).
 pub struct Wanting {
-    observer: Arc<Observer>,
+    interest: Arc<Interest>,
     kinds: [bool; EVENT_KINDS.len()],
 }
 
@@ -69,7 +71,7 @@ impl Wanting {
 
 impl Drop for Wanting {
     fn drop(&mut self) {
-        for (count, wanted) in self.observer.interest.0.iter().zip(self.kinds) {
+        for (count, wanted) in self.interest.0.iter().zip(self.kinds) {
             if wanted {
                 count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -113,7 +115,7 @@ pub struct Observer {
     /// Events for WebSocket subscribers.
     pub events: tokio::sync::broadcast::Sender<Arc<Event>>,
     /// Which kinds of event someone follows.
-    pub interest: Interest,
+    pub interest: Arc<Interest>,
     /// Metrics.
     pub counters: Counters,
     /// Amounts from which the regulator gets an alert.
@@ -132,14 +134,14 @@ fn wall_ms() -> u64 {
 
 impl Observer {
     /// Register a subscriber following `kinds` (indices in [`EVENT_KINDS`]).
-    pub fn want(self: &Arc<Self>, kinds: [bool; EVENT_KINDS.len()]) -> Wanting {
+    pub fn want(&self, kinds: [bool; EVENT_KINDS.len()]) -> Wanting {
         for (count, wanted) in self.interest.0.iter().zip(kinds) {
             if wanted {
                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Wanting {
-            observer: self.clone(),
+            interest: self.interest.clone(),
             kinds,
         }
     }

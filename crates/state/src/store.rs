@@ -92,6 +92,11 @@ pub struct Store<'a, E: Runtime> {
     /// it: a block of shop orders holds a hundred thousand chunks, where a tree's lookups
     /// cost a tenth of the block's time.
     block: std::collections::HashMap<Digest, Option<StateValue>>,
+    /// Chunks loaded ahead ([`Store::prefetch`]) that no transaction has read yet. Kept
+    /// apart from `block` so that what a block loads on a guess (a proposer guesses for
+    /// candidates it may skip) never decides which unchanged chunks [`Store::put`] skips:
+    /// only what the block's transactions read or wrote does, the same on every node.
+    ahead: std::collections::HashMap<Digest, Option<StateValue>>,
     /// Raw chunks written by the current transaction.
     journal: BTreeMap<Digest, Option<StateValue>>,
     /// Chunks the block's committed transactions wrote (repeats possible; sorted at the end).
@@ -113,6 +118,7 @@ impl<'a, E: Runtime> Store<'a, E> {
         Self {
             parent,
             block: std::collections::HashMap::new(),
+            ahead: std::collections::HashMap::new(),
             journal: BTreeMap::new(),
             written: Vec::new(),
             commits: 0,
@@ -143,7 +149,10 @@ impl<'a, E: Runtime> Store<'a, E> {
         if let Some(value) = self.block.get(key) {
             return Ok(value.clone());
         }
-        let value = self.parent.get(key).await?;
+        let value = match self.ahead.remove(key) {
+            Some(value) => value,
+            None => self.parent.get(key).await?,
+        };
         self.block.insert(*key, value.clone());
         Ok(value)
     }
@@ -156,14 +165,18 @@ impl<'a, E: Runtime> Store<'a, E> {
     pub async fn prefetch(&mut self, keys: &[Digest]) -> Result<(), StateError> {
         let missing: Vec<&Digest> = keys
             .iter()
-            .filter(|key| !self.journal.contains_key(*key) && !self.block.contains_key(*key))
+            .filter(|key| {
+                !self.journal.contains_key(*key)
+                    && !self.block.contains_key(*key)
+                    && !self.ahead.contains_key(*key)
+            })
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
         let values = self.parent.get_many(&missing).await?;
         for (key, value) in missing.into_iter().zip(values) {
-            self.block.insert(*key, value);
+            self.ahead.insert(*key, value);
         }
         Ok(())
     }

@@ -225,6 +225,17 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     if options.batch == 0 || options.duration == 0 || options.inflight == 0 {
         bail!("--batch, --duration and --inflight must be > 0");
     }
+    // Every open order may have a step pending from its seller: each seller's share must fit
+    // its nonce window, with room for the accepts.
+    let window = consort_types::limits::NONCE_WINDOW_MAX as usize;
+    if options.inflight.div_ceil(options.sellers) > window / 2 {
+        bail!(
+            "--inflight {} over --sellers {} leaves a seller more pending transactions than \
+             half its nonce window ({window}); add sellers or lower --inflight",
+            options.inflight,
+            options.sellers
+        );
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (buyer_keys, buyer_ids) = bench_accounts(options.buyers);
     let sellers: Vec<ed25519::PrivateKey> = (0..options.sellers).map(role_key).collect();
@@ -1081,6 +1092,15 @@ fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measu
                     }
                 }
                 driver.flush();
+                // A refused transaction leaves its account a nonce gap that nothing fills:
+                // what it sends later would wait forever, so the run stops.
+                if outbox.refused.load(Ordering::Relaxed) > 0 {
+                    let first = outbox.first_refusal.lock().expect("lock").clone();
+                    bail!(
+                        "a node refused a transaction, so the run cannot go on: {}",
+                        first.unwrap_or_default()
+                    );
+                }
                 match blocks.recv_timeout(Duration::from_millis(5)) {
                     Ok(block) => {
                         driver.seen(&block);

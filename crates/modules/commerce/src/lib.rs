@@ -166,6 +166,8 @@ pub const ORDER_BYTES_ONE_LINE: usize = 312;
 pub const SHIPMENT_BYTES_ONE_LINE: usize = 91;
 /// Encoded bytes of a product head.
 pub const PRODUCT_HEAD_BYTES: usize = 132;
+/// Encoded bytes of a published sealing key.
+pub const SEAL_KEY_BYTES: usize = 32;
 
 /// The state keys a shop call will read that its block can load in one database pass before
 /// it runs: the orders it names, their shipments, the products and variants it orders, the
@@ -173,6 +175,19 @@ pub const PRODUCT_HEAD_BYTES: usize = 132;
 /// guess, never a rule: what it misses is read as the call runs, what it loads in vain costs
 /// only a lookup.
 pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
+    let start = out.len();
+    guess_keys(call, out);
+    // A guess costs the block a lookup even when the call then fails at once (a bogus
+    // order id): bounded per call, so no call buys more than a transaction's worth.
+    out.truncate(start + KEYS_READ_PER_CALL_MAX);
+}
+
+/// Most keys [`keys_read`] guesses for one call: a one-line order placed or shipped needs
+/// about 20; a call naming many orders has its first ones loaded ahead, the rest read as it
+/// runs.
+pub const KEYS_READ_PER_CALL_MAX: usize = 32;
+
+fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     use CommerceCall as C;
     use consort_execution::record_keys;
     let order = |id: &RecordId, out: &mut Vec<_>| {
@@ -182,7 +197,10 @@ pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     // a regulator's).
     let sealed_to = |envelope: &consort_types::sealed::Sealed, out: &mut Vec<_>| {
         for recipient in envelope.recipients() {
-            out.push(consort_types::state_key::private::seal_key(recipient));
+            out.extend(record_keys(
+                &consort_types::state_key::private::seal_key(recipient),
+                SEAL_KEY_BYTES,
+            ));
             out.push(consort_types::state_key::gov::registration(recipient));
         }
     };
@@ -545,5 +563,7 @@ mod tests {
             updated: at,
         };
         assert_eq!(head.encode_size(), PRODUCT_HEAD_BYTES);
+        let seal_key: consort_types::sealed::SealKey = [5; 32];
+        assert_eq!(seal_key.encode_size(), SEAL_KEY_BYTES);
     }
 }

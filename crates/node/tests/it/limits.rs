@@ -196,6 +196,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("ORDER_LINES_MAX", bytes(commerce::ORDER_LINES_MAX)),
         ("LINE_QUANTITY_MAX", u64::from(commerce::LINE_QUANTITY_MAX)),
         ("ACCEPT_ORDERS_MAX", bytes(commerce::ACCEPT_ORDERS_MAX)),
+        (
+            "KEYS_READ_PER_CALL_MAX",
+            bytes(consort_commerce::KEYS_READ_PER_CALL_MAX),
+        ),
         ("CARRIER_EVENTS_MAX", bytes(commerce::CARRIER_EVENTS_MAX)),
         ("STOCK_CHANGES_MAX", bytes(commerce::STOCK_CHANGES_MAX)),
         ("SHIPMENTS_MAX", u64::from(commerce::SHIPMENTS_MAX)),

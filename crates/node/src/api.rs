@@ -529,9 +529,16 @@ fn event_kinds(types: Option<&str>) -> Result<[bool; EVENT_KINDS.len()], ApiErro
 
 async fn events(
     State(s): AppState,
-    Query(query): Query<EventsQuery>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{rejection}; give ?types= once, a comma-separated list"),
+        )
+    })?;
     let kinds = event_kinds(query.types.as_deref())?;
     let slot = subscriber_slot(&s.event_subscribers)?;
     let mut rx = s.observer.events.subscribe();

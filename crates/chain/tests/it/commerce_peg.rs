@@ -17,8 +17,9 @@ use consort_types::{
     AccountId, Amount, Asset, Call,
     codec_util::{Blob, List, Text},
     commerce::{
-        CarrierEvent, CommerceCall, CommerceConfig, LineRequest, Order, OrderStatus, PaymentMethod,
-        PaymentState, ProductContent, ProductKind, RecordId, ShipLine, ShipmentStatus, VariantSpec,
+        CarrierEvent, CommerceCall, CommerceConfig, Holdings, LineRequest, Order, OrderStatus,
+        PaymentMethod, PaymentState, ProductContent, ProductKind, RecordId, ShipLine,
+        ShipmentStatus, VariantSpec,
     },
     gov::{GenesisOrg, GovernanceConfig, Mode, OrgKind},
     sealed::{self, Sealed},
@@ -94,14 +95,23 @@ async fn order(ledger: &Ledger, id: &RecordId) -> Order {
         .expect("the order exists")
 }
 
-/// Conservation with escrow: the parties' pegged balances plus what escrow holds are the
-/// pegged supply, which the audit then matches against the federation's coins on litecoind.
+/// Conservation with escrow: the parties' pegged balances plus what the shop's escrow holds
+/// on chain (which must be `escrow`) are the pegged supply, which the audit then matches
+/// against the federation's coins on litecoind.
 async fn conserved(
     ledger: &Ledger,
     rpc: &consort_mainchain::RpcClient,
     escrow: u64,
 ) -> anyhow::Result<()> {
-    let mut held = escrow;
+    let holdings: Holdings = ledger
+        .read(&key::holdings(&ledger.peg.asset()))
+        .await
+        .unwrap_or_default();
+    ensure!(
+        holdings.escrow == escrow && holdings.payouts == 0,
+        "the shop holds {holdings:?}, expected {escrow} in escrow"
+    );
+    let mut held = holdings.escrow;
     for who in [BUYER, OPERATOR, SELLER, CARRIER, REGULATOR] {
         held += ledger.pegged(&id(who)).await;
     }

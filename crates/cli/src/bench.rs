@@ -522,6 +522,35 @@ pub(crate) fn connect_events(url: &str) -> anyhow::Result<Socket> {
     Ok(socket)
 }
 
+/// The next finalized-block event on `socket` (opened by [`connect_events`]), or `None` when
+/// the read timed out or the message was of another kind. A `lagged` notice is an error:
+/// the measurement would miss blocks.
+pub(crate) fn next_block_event(socket: &mut Socket) -> anyhow::Result<Option<Value>> {
+    let message = match socket.read() {
+        Ok(message) => message,
+        Err(tungstenite::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => bail!("event stream failed: {error}"),
+    };
+    let tungstenite::Message::Text(text) = message else {
+        return Ok(None);
+    };
+    let text = text.as_str();
+    if text.contains("\"type\":\"lagged\"") {
+        bail!("the benchmark fell behind node 0's event stream: {text}");
+    }
+    if !text.contains("\"type\":\"block_finalized\"") {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(text)?))
+}
+
 fn watch(
     socket: &mut Socket,
     index: &HashMap<String, usize>,
@@ -530,28 +559,10 @@ fn watch(
     finalized: &Mutex<Vec<Finalized>>,
 ) -> anyhow::Result<()> {
     while !progress.stop.load(Ordering::Relaxed) {
-        let message = match socket.read() {
-            Ok(message) => message,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(error) => bail!("event stream failed: {error}"),
-        };
-        let tungstenite::Message::Text(text) = message else {
+        let Some(event) = next_block_event(socket)? else {
             continue;
         };
         let now = progress.epoch.elapsed().as_nanos() as u64;
-        let event: Value = serde_json::from_str(text.as_str())?;
-        match event["type"].as_str() {
-            Some("lagged") => bail!("the benchmark fell behind node 0's event stream: {event}"),
-            Some("block_finalized") => {}
-            _ => continue,
-        }
         let txs = event["txs"].as_array().map_or(&[][..], Vec::as_slice);
         let mut f = finalized.lock().expect("lock");
         let mut counted = 0;

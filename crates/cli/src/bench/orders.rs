@@ -16,8 +16,8 @@
 //! finalized headers how many QMDB operations the window's blocks appended.
 
 use super::{
-    BENCH_BALANCE, Socket, bench_accounts, bench_dir, connect_events, percentiles, run_transfers,
-    wait_for_block_one,
+    BENCH_BALANCE, Socket, bench_accounts, bench_dir, connect_events, next_block_event,
+    percentiles, run_transfers, wait_for_block_one,
 };
 use crate::devnet;
 use anyhow::{Context as _, bail};
@@ -713,30 +713,10 @@ fn follow(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     while !stop.load(Ordering::Relaxed) {
-        let message = match socket.read() {
-            Ok(message) => message,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(error) => bail!("event stream failed: {error}"),
-        };
-        let tungstenite::Message::Text(text) = message else {
+        let Some(event) = next_block_event(socket)? else {
             continue;
         };
-        let text = text.as_str();
-        if text.contains("\"type\":\"lagged\"") {
-            bail!("the benchmark fell behind node 0's event stream: {text}");
-        }
-        if !text.contains("\"type\":\"block_finalized\"") {
-            continue;
-        }
         let at_ns = epoch.elapsed().as_nanos() as u64;
-        let event: Value = serde_json::from_str(text)?;
         let failed = event["failed"]
             .as_array()
             .map_or(&[][..], Vec::as_slice)

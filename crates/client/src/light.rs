@@ -14,7 +14,7 @@ use commonware_storage::{
     mmr,
     qmdb::{any::value::FixedEncoding, current::ordered::proof::KeyValueProof},
 };
-use consort_state::{CHUNK_BYTES, StateValue, from_value};
+use consort_state::{CHUNK_BYTES, STATE_VALUE_SIZE, StateValue, from_value};
 use consort_types::{Account, AccountId, CONSENSUS_NAMESPACE, Genesis, Header, state_key};
 use consort_validators::participants;
 
@@ -94,7 +94,7 @@ pub enum LightError {
     BadInclusion(&'static str),
 }
 
-/// One chunk of a record as a node served it: its state key, its 32-byte value, the encoded
+/// One chunk of a record as a node served it: its state key, its value (`STATE_VALUE_SIZE` bytes), the encoded
 /// QMDB key-value proof.
 pub struct ChunkEvidence {
     /// The chunk's state key.
@@ -136,9 +136,9 @@ pub fn verify_record(
     let values: Vec<StateValue> = chunks
         .iter()
         .map(|c| {
-            <[u8; CHUNK_BYTES]>::try_from(c.value.as_slice())
+            <[u8; STATE_VALUE_SIZE]>::try_from(c.value.as_slice())
                 .map(StateValue::new)
-                .map_err(|_| LightError::BadRecord("a chunk is not 32 bytes"))
+                .map_err(|_| LightError::BadRecord("a chunk is not a state value's size"))
         })
         .collect::<Result<_, _>>()?;
     let first = values.first().ok_or(LightError::BadRecord("no chunks"))?;

@@ -40,8 +40,13 @@ impl<T> Runtime for T where
 {
 }
 
-/// Size of every value stored under a key (bytes).
-pub const STATE_VALUE_SIZE: usize = 32;
+/// Size of every value stored under a key (bytes). A record of up to 124 bytes (an account, a
+/// shipment, an order's changing fields) is one value, so one database operation when it
+/// changes; a larger one is split into further values ([`crate::store`]). Values are fixed in
+/// size because state sync exchanges fixed-size operations. Each operation carries a whole
+/// value, so a larger size costs every write bytes; 128 keeps a transfer's operations small
+/// while an order step rewrites one value.
+pub const STATE_VALUE_SIZE: usize = 128;
 
 /// Bitmap chunk size of the current database (bytes).
 pub const CHUNK_BYTES: usize = 32;

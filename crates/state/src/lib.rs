@@ -19,4 +19,6 @@ pub use db::{
     Unmerkleized, db_config, from_value, read_account, read_record, to_value,
 };
 pub use error::StateError;
-pub use store::{RECORD_SIZE_MAX, Store, assemble_record, record_chunk_keys, record_keys};
+pub use store::{
+    FIRST_CHUNK_DATA, RECORD_SIZE_MAX, Store, assemble_record, record_chunk_keys, record_keys,
+};

@@ -2,7 +2,7 @@
 //! transaction journal so a refused transaction changes nothing.
 //!
 //! A record is stored as chunks: the first under its own key holds a 4-byte length and the first
-//! 28 bytes; chunk `i > 0` lives under `sha256("chunk/" ‖ key ‖ i)`. Reads go through the
+//! [`FIRST_CHUNK_DATA`] bytes; chunk `i > 0` lives under `sha256("chunk/" ‖ key ‖ i)`. Reads go through the
 //! transaction's journal, then the block's writes, then the parent state. Everything written is
 //! handed back in key order, so every node writes the same operations.
 
@@ -15,7 +15,9 @@ use consort_types::{Digest, sha256};
 use std::collections::BTreeMap;
 
 const HEAD_BYTES: usize = 4;
-const FIRST_CHUNK_DATA: usize = STATE_VALUE_SIZE - HEAD_BYTES;
+/// Bytes of a record its first chunk holds (after the length): fields a record changes often
+/// belong here, so a change rewrites one chunk.
+pub const FIRST_CHUNK_DATA: usize = STATE_VALUE_SIZE - HEAD_BYTES;
 
 /// Largest record (bytes).
 pub const RECORD_SIZE_MAX: usize = 1 << 20;

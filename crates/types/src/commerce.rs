@@ -571,31 +571,35 @@ pub struct Order {
     /// The lines.
     pub lines: List<OrderLine, ORDER_LINES_MAX>,
 }
+// What changes as an order moves (status, money, shipment counts, stamps, history) encodes
+// first, within the 124 bytes of its record's first state chunk, so each step of an order's
+// life rewrites one chunk; the carrier (set once, at shipping) and what is fixed at placing
+// follow.
 crate::codec_record!(Order {
-    buyer: AccountId,
-    seller: OrgId,
-    payee: AccountId,
-    kind: ProductKind,
     status: OrderStatus,
     payment: PaymentState,
-    method: PaymentMethod,
-    currency: Asset,
-    total: u64,
     escrow: u64,
     paid: u64,
     refunded: u64,
     settled: u64,
     fee: u64,
-    carrier: Option<OrgId>,
     shipments: u16,
     delivered: u16,
-    placed: Stamp,
     updated: Stamp,
     deadline_ms: u64,
-    address: [u8; 32],
-    address_at: RecordId,
     changes: u32,
     history: [u8; 32],
+    carrier: Option<OrgId>,
+    buyer: AccountId,
+    seller: OrgId,
+    payee: AccountId,
+    kind: ProductKind,
+    method: PaymentMethod,
+    currency: Asset,
+    total: u64,
+    placed: Stamp,
+    address: [u8; 32],
+    address_at: RecordId,
     lines: List<OrderLine, ORDER_LINES_MAX>,
 });
 

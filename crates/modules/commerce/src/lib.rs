@@ -536,6 +536,33 @@ mod tests {
             }]),
         };
         assert_eq!(order.encode_size(), ORDER_BYTES_ONE_LINE);
+        // Every step after shipping changes only fields in the record's first state chunk.
+        let moved = Order {
+            status: OrderStatus::Completed,
+            payment: PaymentState::Released,
+            escrow: u64::MAX,
+            paid: u64::MAX,
+            refunded: u64::MAX,
+            settled: u64::MAX,
+            fee: u64::MAX,
+            shipments: u16::MAX,
+            delivered: u16::MAX,
+            updated: Stamp {
+                height: u64::MAX,
+                time_ms: u64::MAX,
+            },
+            deadline_ms: u64::MAX,
+            changes: u32::MAX,
+            history: [9; 32],
+            ..order.clone()
+        };
+        use commonware_codec::Encode as _;
+        let (before, after) = (order.encode(), moved.encode());
+        assert_eq!(before.len(), after.len());
+        assert_eq!(
+            before[consort_execution::FIRST_CHUNK_DATA..],
+            after[consort_execution::FIRST_CHUNK_DATA..]
+        );
         let shipment = Shipment {
             carrier: org,
             status: ShipmentStatus::InTransit,

@@ -12,7 +12,13 @@ use commonware_consensus::simplex::{scheme::ed25519::Scheme, types::Finalization
 use commonware_cryptography::{Sha256, sha256};
 use commonware_storage::{
     mmr,
-    qmdb::{any::value::FixedEncoding, current::ordered::proof::KeyValueProof},
+    qmdb::{
+        any::{
+            unordered::{Update, fixed::Operation},
+            value::FixedEncoding,
+        },
+        current::unordered::proof::constant::KeyValueProof,
+    },
 };
 use consort_state::{CHUNK_BYTES, STATE_VALUE_SIZE, StateValue, from_value};
 use consort_types::{Account, AccountId, CONSENSUS_NAMESPACE, Genesis, Header, state_key};
@@ -23,7 +29,21 @@ use consort_validators::participants;
 const PROOF_DIGESTS_MAX: usize = 1024;
 
 /// The state proof proper.
-type StateProof = KeyValueProof<mmr::Family, sha256::Digest, sha256::Digest, [u8; CHUNK_BYTES]>;
+type StateProof = KeyValueProof<mmr::Family, sha256::Digest, CHUNK_BYTES>;
+
+/// Whether `proof` shows `key` holding `value` in the state under `root`.
+fn proves(
+    proof: &StateProof,
+    key: sha256::Digest,
+    value: StateValue,
+    root: &sha256::Digest,
+) -> bool {
+    let op = Operation::<mmr::Family, sha256::Digest, StateValue>::Update(Update::<
+        sha256::Digest,
+        FixedEncoding<StateValue>,
+    >(key, value));
+    proof.verify::<Sha256, _>(op, root)
+}
 
 /// What a node served for one account (all binary fields as bytes).
 pub struct AccountEvidence<'a> {
@@ -148,14 +168,9 @@ pub fn verify_record(
         return Err(LightError::BadRecord("the chunk keys are not the record's"));
     }
     for (chunk, value) in chunks.iter().zip(&values) {
-        let proof =
-            StateProof::decode_cfg(Copying(chunk.proof.as_slice()), &(PROOF_DIGESTS_MAX, ()))
-                .map_err(|e| LightError::BadProof(e.to_string()))?;
-        if !proof.verify::<Sha256, FixedEncoding<StateValue>>(
-            chunk.key,
-            value.clone(),
-            &header.state_root,
-        ) {
+        let proof = StateProof::decode_cfg(Copying(chunk.proof.as_slice()), &PROOF_DIGESTS_MAX)
+            .map_err(|e| LightError::BadProof(e.to_string()))?;
+        if !proves(&proof, chunk.key, value.clone(), &header.state_root) {
             return Err(LightError::ProofMismatch);
         }
     }
@@ -293,12 +308,12 @@ pub fn verify_account(
         evidence.boundaries,
     )?;
     let digest = header.digest();
-    let proof = StateProof::decode_cfg(Copying(evidence.proof), &(PROOF_DIGESTS_MAX, ()))
+    let proof = StateProof::decode_cfg(Copying(evidence.proof), &PROOF_DIGESTS_MAX)
         .map_err(|e| LightError::BadProof(e.to_string()))?;
     let key = state_key::account(&evidence.id);
     let value: StateValue = consort_state::to_value(&evidence.account);
     if from_value::<Account>(&value) != Some(evidence.account)
-        || !proof.verify::<Sha256, FixedEncoding<StateValue>>(key, value, &header.state_root)
+        || !proves(&proof, key, value, &header.state_root)
     {
         return Err(LightError::ProofMismatch);
     }

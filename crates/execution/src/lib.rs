@@ -19,7 +19,9 @@ pub mod error;
 pub mod ledger;
 pub mod permissions;
 
-pub use consort_state::{FIRST_CHUNK_DATA, Runtime, StateError, Store, record_keys};
+pub use consort_state::{
+    FIRST_CHUNK_DATA, Runtime, STATE_VALUE_SIZE, StateError, Store, record_keys,
+};
 pub use context::{BlockInfo, Context};
 pub use error::{BlockError, Fail};
 pub use ledger::Denom;

@@ -1,5 +1,11 @@
-//! The authenticated state database: one QMDB `current::ordered::variable` database keyed by
-//! [`consort_types::state_key`] digests, valued by canonical encodings.
+//! The authenticated state database: one QMDB `current::unordered::fixed` database keyed by
+//! [`consort_types::state_key`] digests, valued by canonical encodings in values of
+//! [`STATE_VALUE_SIZE`] bytes.
+//!
+//! Unordered: a key's current value is proven (`key_value_proof`), its absence is not. Keeping
+//! keys in order would let a node prove absence, but costs every new or deleted key an update
+//! of its neighbour and every lookup an ordered index: about a fifth of a shop order's cost
+//! (`consort bench orders`: 1,315 → 1,579 orders/s when dropped). Nothing proves absence today.
 
 use commonware_cryptography::{Sha256, sha256};
 use commonware_glue::stateful::db::{DatabaseSet, Shared};
@@ -8,7 +14,7 @@ use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::{
     journal::contiguous::fixed::Config as FixedLogConfig,
     mmr::{self, full::Config as MmrJournalConfig},
-    qmdb::current::{FixedConfig, ordered::fixed},
+    qmdb::current::{FixedConfig, unordered::fixed},
     translator::EightCap,
 };
 use commonware_utils::{NZU64, NZUsize};

@@ -1,7 +1,7 @@
 //! Consort's authenticated state, below execution: nothing here knows a transaction.
 //!
-//! * [`db`]: the one QMDB `current::ordered::fixed` database keyed by
-//!   [`consort_types::state_key`] digests, its 32-byte values ([`StateValue`]) and its storage
+//! * [`db`]: the one QMDB `current::unordered::fixed` database keyed by
+//!   [`consort_types::state_key`] digests, its 128-byte values ([`StateValue`]) and its storage
 //!   configuration; reads of the finalized state ([`read_record`]).
 //! * [`store`]: what a block reads and writes — fixed records and records of any size (as
 //!   chunks), through a per-transaction journal so a refused transaction changes nothing, handed

@@ -573,8 +573,9 @@ pub struct Order {
 }
 // What changes as an order moves (status, money, shipment counts, stamps, history) encodes
 // first, within the 124 bytes of its record's first state chunk, so each step of an order's
-// life rewrites one chunk; the carrier (set once, at shipping) and what is fixed at placing
-// follow.
+// life rewrites one chunk. What is fixed at placing follows; the lines (their shipped counts)
+// and the carrier, which change at shipping, come last, so shipping rewrites the last chunk
+// too and nothing between.
 crate::codec_record!(Order {
     status: OrderStatus,
     payment: PaymentState,
@@ -589,7 +590,6 @@ crate::codec_record!(Order {
     deadline_ms: u64,
     changes: u32,
     history: [u8; 32],
-    carrier: Option<OrgId>,
     buyer: AccountId,
     seller: OrgId,
     payee: AccountId,
@@ -601,6 +601,7 @@ crate::codec_record!(Order {
     address: [u8; 32],
     address_at: RecordId,
     lines: List<OrderLine, ORDER_LINES_MAX>,
+    carrier: Option<OrgId>,
 });
 
 /// A line of a shipment: which order line, how many items.

@@ -563,6 +563,26 @@ mod tests {
             before[consort_execution::FIRST_CHUNK_DATA..],
             after[consort_execution::FIRST_CHUNK_DATA..]
         );
+        // Shipping also changes the lines and the carrier, which share the record's last
+        // chunk (a one-line order's, before and after the carrier is set).
+        let chunk_of = |offset: usize| {
+            offset
+                .checked_sub(consort_execution::FIRST_CHUNK_DATA)
+                .map_or(0, |rest| 1 + rest / consort_execution::STATE_VALUE_SIZE)
+        };
+        for carrier in [None, Some(org)] {
+            let order = Order {
+                carrier,
+                ..order.clone()
+            };
+            let len = order.encode_size();
+            let lines_at = len - order.lines.encode_size() - order.carrier.encode_size();
+            assert_eq!(chunk_of(lines_at), chunk_of(len - 1));
+            assert!(
+                chunk_of(lines_at) > 1,
+                "the cold fields fill a chunk between"
+            );
+        }
         let shipment = Shipment {
             carrier: org,
             status: ShipmentStatus::InTransit,

@@ -218,7 +218,7 @@ enum BenchCommand {
     },
     /// Start a fresh devnet with a shop (sellers, a carrier organisation, buyers holding a
     /// bank's e-money) and drive whole orders through it: place and pay, accept (many per
-    /// transaction), ship with a sealed label, carrier events (many per transaction), confirm
+    /// transaction), ship with sealed labels (many per transaction), carrier events (many per transaction), confirm
     /// receipt, which settles escrow to the seller less the platform fee. Each step is sent
     /// once the previous one is final. Reports settled orders per second, the latency from
     /// placing to settled (p50, p99, and per step), shop transactions and QMDB operations per

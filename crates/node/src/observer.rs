@@ -333,6 +333,12 @@ pub(crate) fn commerce_event(
             (Vec::new(), None)
         }
         C::AcceptOrders { orders } => (orders.0.clone(), None),
+        C::ShipOrders { shipments } => {
+            let mut orders: Vec<_> = shipments.0.iter().map(|s| s.order).collect();
+            orders.sort_unstable();
+            orders.dedup();
+            (orders, None)
+        }
         C::CarrierEvents { events } => {
             let mut orders: Vec<_> = events.0.iter().map(|e| e.order).collect();
             orders.sort_unstable();

@@ -69,9 +69,8 @@ pub type StateDb<E> = fixed::Db<
     Sequential,
 >;
 
-/// A value in the state: the canonical encoding of a record, zero-padded to
-/// [`STATE_VALUE_SIZE`] bytes. Records larger than that live off the authenticated state with
-/// their digest stored here.
+/// A value in the state: the canonical encoding of a small record, zero-padded to
+/// [`STATE_VALUE_SIZE`] bytes, or one chunk of a larger record ([`crate::store`]).
 pub type StateValue = commonware_utils::sequence::FixedBytes<STATE_VALUE_SIZE>;
 
 /// Pad a record's encoding into a state value.

@@ -1,4 +1,4 @@
-//! Records of any size over the fixed 32-byte values of the state database, with a per-
+//! Records of any size over the fixed-size values of the state database, with a per-
 //! transaction journal so a refused transaction changes nothing.
 //!
 //! A record is stored as chunks: the first under its own key holds a 4-byte length and the first

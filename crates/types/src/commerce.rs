@@ -4,7 +4,7 @@
 //! Content (product text, attributes, images by hash, sealed addresses and labels, review
 //! text) travels in transaction bodies, certified by the block's transaction root; state holds
 //! small heads that name the transaction carrying their content ([`RecordId`]). Stock lives in
-//! one fixed 32-byte key per variant ([`VariantState`]), so an order never rewrites a product.
+//! one fixed-size key (one state value) per variant ([`VariantState`]), so an order never rewrites a product.
 //! Ids are where the creating transaction sits (block height and position), never a global
 //! counter.
 
@@ -41,6 +41,8 @@ pub const VARIANTS_MAX: usize = 64;
 pub const ORDER_LINES_MAX: usize = 32;
 /// Most items of one order line.
 pub const LINE_QUANTITY_MAX: u32 = 10_000;
+/// Most shipments one `ship_orders` makes.
+pub const SHIP_ORDERS_MAX: usize = 64;
 /// Most orders one `accept_orders` takes.
 pub const ACCEPT_ORDERS_MAX: usize = 256;
 /// Most carrier events one `carrier_events` posts.
@@ -342,7 +344,7 @@ crate::codec_record!(ProductVersion {
     content_at: RecordId,
 });
 
-/// One variant's price and stock: exactly one 32-byte state value, the only key an order's
+/// One variant's price and stock: exactly one state value, the only key an order's
 /// reservation writes per line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VariantState {
@@ -706,6 +708,25 @@ crate::codec_record!(Shipment {
     events: u32,
     created: Stamp,
     updated: Stamp,
+});
+
+/// One shipment of a `ship_orders` call: as `ship` takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipping {
+    /// The order.
+    pub order: RecordId,
+    /// What goes in this shipment.
+    pub lines: List<ShipLine, ORDER_LINES_MAX>,
+    /// The carrier organisation.
+    pub carrier: OrgId,
+    /// The sealed delivery label.
+    pub label: Sealed,
+}
+crate::codec_record!(Shipping {
+    order: RecordId,
+    lines: List<ShipLine, ORDER_LINES_MAX>,
+    carrier: OrgId,
+    label: Sealed,
 });
 
 /// A carrier's event on a shipment.
@@ -1102,6 +1123,12 @@ calls! {
             /// The payout.
             payout: RecordId,
         },
+        /// Ship many orders at once (their seller): each shipment as `ship` makes it, in
+        /// order, all or none — a day's parcels handed to carriers in one transaction.
+        ShipOrders = (23, "ship_orders") {
+            /// The shipments.
+            shipments: List<Shipping, SHIP_ORDERS_MAX>,
+        },
     }
 }
 
@@ -1130,6 +1157,7 @@ impl CommerceCall {
             | Self::SetStock { .. }
             | Self::AcceptOrders { .. }
             | Self::Ship { .. }
+            | Self::ShipOrders { .. }
             | Self::Fulfil { .. }
             | Self::Refund { .. }
             | Self::RequestPayout { .. }

@@ -226,8 +226,8 @@ pub mod commerce {
             &version.to_be_bytes(),
         ])
     }
-    /// `commerce/products/{id}/variants/{v}` → [`crate::commerce::VariantState`] (one fixed
-    /// 32-byte value).
+    /// `commerce/products/{id}/variants/{v}` → [`crate::commerce::VariantState`] (one state
+    /// value).
     pub fn variant(id: &RecordId, variant: u16) -> Digest {
         sha256(&[
             b"commerce/products/",

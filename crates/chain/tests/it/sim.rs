@@ -158,7 +158,7 @@ impl State {
             .expect("state reads")
     }
 
-    /// A fixed-size record of the finalized state (one 32-byte value).
+    /// A fixed-size record of the finalized state (one state value).
     pub async fn record_fixed<
         T: commonware_codec::Read<Cfg = ()> + commonware_codec::EncodeSize,
     >(

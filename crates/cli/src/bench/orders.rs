@@ -7,7 +7,8 @@
 //! 1. the buyer places and pays it in one transaction (its saved address sealed to itself,
 //!    the seller and the regulator);
 //! 2. the seller accepts its new orders, up to `ACCEPT_ORDERS_MAX` per transaction;
-//! 3. the seller ships each order with a label sealed to a carrier account;
+//! 3. the seller ships its accepted orders, each with a label sealed to a carrier account, up
+//!    to `SHIP_ORDERS_MAX` per transaction;
 //! 4. the carrier posts "picked up" and "in transit", many orders per transaction;
 //! 5. the carrier posts "out for delivery" and "delivered", many orders per transaction;
 //! 6. the buyer confirms receipt, which settles: escrow pays the seller less the platform fee.
@@ -28,8 +29,8 @@ use consort_types::{
     codec_util::{List, Text},
     commerce::{
         ACCEPT_ORDERS_MAX, CARRIER_EVENTS_MAX, CarrierEvent, CommerceCall, LineRequest,
-        PaymentMethod, ProductContent, ProductKind, RecordId, ShipLine, ShipmentStatus,
-        VariantSpec,
+        PaymentMethod, ProductContent, ProductKind, RecordId, SHIP_ORDERS_MAX, ShipLine,
+        ShipmentStatus, Shipping, VariantSpec,
     },
     gov::{GenesisOrg, OrgKind},
     hex_serde,
@@ -599,7 +600,7 @@ fn setup(
 enum Waiting {
     Place { buyer: usize, created_ns: u64 },
     Accept { orders: Vec<RecordId> },
-    Ship { order: RecordId },
+    Ship { orders: Vec<RecordId> },
     Pickup { orders: Vec<RecordId> },
     Deliver { orders: Vec<RecordId> },
     Confirm { order: RecordId },
@@ -751,6 +752,8 @@ struct Driver {
     open: HashMap<RecordId, Open>,
     /// Orders placed but not yet accepted, per seller.
     to_accept: Vec<Vec<RecordId>>,
+    /// Accepted orders to ship, per seller.
+    to_ship: Vec<Vec<RecordId>>,
     /// Shipped orders to pick up, per carrier.
     to_pick_up: Vec<Vec<RecordId>>,
     /// Picked-up orders to deliver, per carrier.
@@ -846,11 +849,13 @@ impl Driver {
                         self.ship(order);
                     }
                 }
-                Waiting::Ship { order } => {
-                    self.stamp(&order, 3, at);
-                    if let Some(open) = self.open.get(&order) {
-                        let carrier = self.shop.carrier_of(open.buyer);
-                        self.to_pick_up[carrier].push(order);
+                Waiting::Ship { orders } => {
+                    for order in orders {
+                        self.stamp(&order, 3, at);
+                        if let Some(open) = self.open.get(&order) {
+                            let carrier = self.shop.carrier_of(open.buyer);
+                            self.to_pick_up[carrier].push(order);
+                        }
                     }
                 }
                 Waiting::Pickup { orders } => {
@@ -889,37 +894,39 @@ impl Driver {
         match waiting {
             Waiting::Place { .. } => self.placing -= 1,
             Waiting::Accept { orders }
+            | Waiting::Ship { orders }
             | Waiting::Pickup { orders }
             | Waiting::Deliver { orders } => {
                 for order in orders {
                     self.open.remove(&order);
                 }
             }
-            Waiting::Ship { order } | Waiting::Confirm { order } => {
+            Waiting::Confirm { order } => {
                 self.open.remove(&order);
             }
         }
     }
 
+    /// Queue an accepted order for its seller's next shipping transaction.
     fn ship(&mut self, order: RecordId) {
-        let Some(open) = self.open.get(&order) else {
-            return;
-        };
-        let b = open.buyer;
-        let s = self.shop.seller_of(b);
-        let call = Call::Commerce(CommerceCall::Ship {
+        if let Some(open) = self.open.get(&order) {
+            let s = self.shop.seller_of(open.buyer);
+            self.to_ship[s].push(order);
+        }
+    }
+
+    /// What shipping `order` takes: its one line, the carrier, its buyer's sealed label.
+    fn shipping(&self, order: RecordId) -> Option<Shipping> {
+        let open = self.open.get(&order)?;
+        Some(Shipping {
             order,
             lines: List(vec![ShipLine {
                 line: 0,
                 quantity: 1,
             }]),
             carrier: CARRIER_ORG.parse().expect("valid organisation id"),
-            label: self.shop.labels[b].clone(),
-        });
-        let seller = &mut self.shop.sellers[s];
-        let node = seller.node;
-        let tx = seller.sign(call);
-        self.send(node, &tx, Waiting::Ship { order });
+            label: self.shop.labels[open.buyer].clone(),
+        })
     }
 
     fn confirm(&mut self, order: RecordId) {
@@ -949,6 +956,23 @@ impl Driver {
                         orders: orders.to_vec(),
                     },
                 );
+            }
+        }
+        for s in 0..self.to_ship.len() {
+            let queued = std::mem::take(&mut self.to_ship[s]);
+            for orders in queued.chunks(SHIP_ORDERS_MAX) {
+                let shipments: Vec<Shipping> =
+                    orders.iter().filter_map(|o| self.shipping(*o)).collect();
+                if shipments.is_empty() {
+                    continue;
+                }
+                let orders: Vec<RecordId> = shipments.iter().map(|s| s.order).collect();
+                let seller = &mut self.shop.sellers[s];
+                let node = seller.node;
+                let tx = seller.sign(Call::Commerce(CommerceCall::ShipOrders {
+                    shipments: List(shipments),
+                }));
+                self.send(node, &tx, Waiting::Ship { orders });
             }
         }
         let moves = [
@@ -1012,6 +1036,7 @@ fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measu
         waiting: HashMap::new(),
         open: HashMap::new(),
         to_accept: vec![Vec::new(); sellers],
+        to_ship: vec![Vec::new(); sellers],
         to_pick_up: vec![Vec::new(); carriers],
         to_deliver: vec![Vec::new(); carriers],
         placing: 0,

@@ -111,6 +111,23 @@ impl Commerce {
                 carrier,
                 label,
             } => fulfilment::ship(store, &shop, order, &lines.0, carrier, label).await,
+            C::ShipOrders { shipments } => {
+                if shipments.0.is_empty() {
+                    return Err(CommerceError::BadContent("ship_orders needs a shipment").into());
+                }
+                for shipping in &shipments.0 {
+                    fulfilment::ship(
+                        store,
+                        &shop,
+                        &shipping.order,
+                        &shipping.lines.0,
+                        &shipping.carrier,
+                        &shipping.label,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
             C::CarrierEvents { events } => {
                 fulfilment::carrier_events(store, &shop, &events.0).await
             }
@@ -175,11 +192,55 @@ pub const SEAL_KEY_BYTES: usize = 32;
 /// guess, never a rule: what it misses is read as the call runs, what it loads in vain costs
 /// only a lookup.
 pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
+    if let CommerceCall::ShipOrders { shipments } = call {
+        // A seller's many shipments share most recipients (itself, the carrier, the
+        // regulator): guessed once each, the whole call within a few calls' worth.
+        let start = out.len();
+        for shipping in &shipments.0 {
+            guess_ship(&shipping.order, &shipping.label, out);
+        }
+        let mut guessed = out.split_off(start);
+        guessed.sort_unstable();
+        guessed.dedup();
+        guessed.truncate(SHIP_ORDERS_KEYS_READ_MAX);
+        out.extend(guessed);
+        return;
+    }
     let start = out.len();
     guess_keys(call, out);
     // A guess costs the block a lookup even when the call then fails at once (a bogus
-    // order id): bounded per call, so no call buys more than a transaction's worth.
+    // order id): bounded per call.
     out.truncate(start + KEYS_READ_PER_CALL_MAX);
+}
+
+/// What shipping `id` with `label` reads: the order, the label's recipients.
+fn guess_ship(
+    id: &RecordId,
+    label: &consort_types::sealed::Sealed,
+    out: &mut Vec<consort_types::Digest>,
+) {
+    guess_order(id, out);
+    guess_sealed_to(label, out);
+}
+
+/// An order's record.
+fn guess_order(id: &RecordId, out: &mut Vec<consort_types::Digest>) {
+    out.extend(consort_execution::record_keys(
+        &key::order(id),
+        ORDER_BYTES_ONE_LINE,
+    ));
+}
+
+/// An envelope's recipients: their sealing keys, and their registrations (one must be a
+/// regulator's).
+fn guess_sealed_to(envelope: &consort_types::sealed::Sealed, out: &mut Vec<consort_types::Digest>) {
+    for recipient in envelope.recipients() {
+        out.extend(consort_execution::record_keys(
+            &consort_types::state_key::private::seal_key(recipient),
+            SEAL_KEY_BYTES,
+        ));
+        out.push(consort_types::state_key::gov::registration(recipient));
+    }
 }
 
 /// Most keys [`keys_read`] guesses for one call: a one-line order placed or shipped needs
@@ -187,23 +248,15 @@ pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
 /// runs.
 pub const KEYS_READ_PER_CALL_MAX: usize = 32;
 
+/// Keys guessed for one `ship_orders` (a seller's call, up to `SHIP_ORDERS_MAX` shipments):
+/// four calls' worth.
+const SHIP_ORDERS_KEYS_READ_MAX: usize = 4 * KEYS_READ_PER_CALL_MAX;
+
 fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     use CommerceCall as C;
     use consort_execution::record_keys;
-    let order = |id: &RecordId, out: &mut Vec<_>| {
-        out.extend(record_keys(&key::order(id), ORDER_BYTES_ONE_LINE));
-    };
-    // An envelope's recipients: their sealing keys, and their registrations (one must be
-    // a regulator's).
-    let sealed_to = |envelope: &consort_types::sealed::Sealed, out: &mut Vec<_>| {
-        for recipient in envelope.recipients() {
-            out.extend(record_keys(
-                &consort_types::state_key::private::seal_key(recipient),
-                SEAL_KEY_BYTES,
-            ));
-            out.push(consort_types::state_key::gov::registration(recipient));
-        }
-    };
+    let order = guess_order;
+    let sealed_to = guess_sealed_to;
     match call {
         C::PlaceOrder { lines, address, .. } => {
             sealed_to(address, out);
@@ -257,6 +310,8 @@ fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
         | C::RequestPayout { .. }
         | C::ConfirmPayout { .. }
         | C::CancelPayout { .. } => {}
+        // Guessed per shipment by `keys_read`.
+        C::ShipOrders { .. } => {}
     }
 }
 

@@ -203,6 +203,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("CARRIER_EVENTS_MAX", bytes(commerce::CARRIER_EVENTS_MAX)),
         ("STOCK_CHANGES_MAX", bytes(commerce::STOCK_CHANGES_MAX)),
         ("SHIPMENTS_MAX", u64::from(commerce::SHIPMENTS_MAX)),
+        ("SHIP_ORDERS_MAX", bytes(commerce::SHIP_ORDERS_MAX)),
         ("REASON_MAX", bytes(commerce::REASON_MAX)),
         ("LOCATION_MAX", bytes(commerce::LOCATION_MAX)),
         ("REVIEW_TEXT_MAX", bytes(commerce::REVIEW_TEXT_MAX)),

@@ -49,6 +49,10 @@ pub const BLOCKING_WAIT_MAX_MS: u64 = 250;
 /// Most clients following `/v1/events` at once; more are answered 503 `too_many_subscribers`.
 pub const EVENT_SUBSCRIBERS_MAX: usize = 128;
 
+/// How long one event may wait for a `/v1/events` reader to take it before the node closes
+/// that socket (and frees its slot).
+pub const EVENT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 type AppState = State<Arc<Shared>>;
 
 /// The answer to a JSON body that could not be taken: 413 `payload_too_large` when it is
@@ -555,8 +559,13 @@ async fn events(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             };
-            if socket.send(Message::Text(text.into())).await.is_err() {
-                break;
+            // A reader that stopped reading (its socket full) gives up its slot rather than
+            // hold it forever: a few stalled clients must not shut everyone else out.
+            match tokio::time::timeout(EVENT_SEND_TIMEOUT, socket.send(Message::Text(text.into())))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
             }
         }
     }))

@@ -244,7 +244,7 @@ async fn order(
     shop(&s)?;
     let id = record_id(&id)?;
     let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
-    let found: Option<(Order, Vec<Shipment>)> = snapshot!(s, |store| {
+    let found: Option<(Order, Vec<Shipment>, AccountId)> = snapshot!(s, |store| {
         let Some(order) = store.get::<Order>(&key::order(&id)).await? else {
             return Ok(None);
         };
@@ -254,11 +254,20 @@ async fn order(
                 shipments.push(shipment);
             }
         }
-        Ok(Some((order, shipments)))
+        // The buyer's key now: a rotated-away key no longer reads the order, its new one
+        // does (the same bounded walk the shop module makes).
+        let mut buyer = order.buyer;
+        for _ in 0..8 {
+            match store.get::<AccountId>(&gkey::rotated_to(&buyer)).await? {
+                Some(next) => buyer = next,
+                None => break,
+            }
+        }
+        Ok(Some((order, shipments, buyer)))
     })?;
-    let (order, shipments) =
+    let (order, shipments, buyer) =
         found.ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
-    let entitled = reader == order.buyer
+    let entitled = reader == buyer
         || match registration(&s, &reader).await? {
             Some(r) => {
                 (r.org == order.seller && r.roles & role::SELLER != 0)

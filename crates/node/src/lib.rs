@@ -4,6 +4,7 @@
 pub mod api;
 pub mod commerce;
 pub mod config;
+pub mod format;
 pub mod gossip;
 pub mod gov;
 pub mod node;

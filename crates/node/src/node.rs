@@ -54,6 +54,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    crate::format::check(&config.data_dir)?;
     let runtime = cw_tokio::Runner::new(
         cw_tokio::Config::new().with_storage_directory(config.data_dir.join("storage")),
     );

@@ -1012,7 +1012,8 @@ calls! {
             address: Option<Sealed>,
         },
         /// Cancel an order before shipment (its buyer, or its seller refusing it): stock
-        /// released, escrow refunded.
+        /// released, escrow refunded. On a partly shipped order, cancel its unshipped items:
+        /// their stock released and their price refunded; the order goes on as shipped.
         CancelOrder = (8, "cancel_order") {
             /// The order.
             order: RecordId,

@@ -47,6 +47,8 @@ const SHOP2: u64 = 6;
 const CARRIER2: u64 = 7;
 const FEE: u64 = 8;
 const CUSTOMERS: std::ops::Range<u64> = 100..160;
+/// A new key a customer rotates to (not registered before the rotation).
+const ROTATED: u64 = 170;
 
 fn key(seed: u64) -> ed25519::PrivateKey {
     ed25519::PrivateKey::from_seed(seed)
@@ -339,7 +341,7 @@ impl Mall {
     /// reserved stock against the open orders' unshipped items.
     async fn rederive(&self) {
         let mut holders: Vec<u64> = vec![
-            OPERATOR, SHOP, BANK, REGULATOR, CARRIER, SHOP2, CARRIER2, FEE,
+            OPERATOR, SHOP, BANK, REGULATOR, CARRIER, SHOP2, CARRIER2, FEE, ROTATED,
         ];
         holders.extend(CUSTOMERS);
         let mut balances = 0u128;
@@ -437,6 +439,40 @@ impl Mall {
     ) -> Result<RecordId, TxError> {
         let call = place_call(self, buyer, seller, lines, method, pay);
         self.send(buyer, call).await
+    }
+
+    /// Place and pay from the wallet an order of `lines` from the shop.
+    async fn place_paid(&mut self, buyer: u64, lines: &[(RecordId, u16, u32, u64)]) -> RecordId {
+        self.place(buyer, SHOP, lines, PaymentMethod::Wallet, true)
+            .await
+            .expect("placed and paid")
+    }
+
+    /// The shop accepts order `id`.
+    async fn accept(&mut self, id: RecordId) {
+        self.send(
+            SHOP,
+            CommerceCall::AcceptOrders {
+                orders: List(vec![id]),
+            },
+        )
+        .await
+        .expect("accepted");
+    }
+
+    /// The shop ships `quantity` items of `line` of `buyer`'s order `id` with the carrier.
+    async fn ship_part(&mut self, id: RecordId, line: u8, quantity: u32, buyer: u64) {
+        self.send(
+            SHOP,
+            CommerceCall::Ship {
+                order: id,
+                lines: List(vec![ShipLine { line, quantity }]),
+                carrier: org("express"),
+                label: label(buyer),
+            },
+        )
+        .await
+        .expect("shipped");
     }
 }
 
@@ -2281,6 +2317,209 @@ fn a_whole_order_life_costs_a_bounded_number_of_database_writes() {
         assert!(
             per_life.iter().all(|w| *w <= 33),
             "an order's life writes at most 33 state chunks (37 when every record is rewritten whole): {per_life:?}"
+        );
+    });
+}
+
+#[test]
+fn a_partly_shipped_order_has_its_unshipped_items_cancelled_and_goes_on_to_settle() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut mall = Mall::new(context, "commerce-cancel-rest").await;
+        let (buyer, other) = (140, 141);
+        let product = mall
+            .publish(SHOP, ProductKind::Physical, &[(1_000, 5), (2_000, 5)])
+            .await;
+        let wallet = mall.cny(buyer).await;
+        let id = mall
+            .place_paid(buyer, &[(product, 0, 3, 1_000), (product, 1, 1, 2_000)])
+            .await;
+        mall.accept(id).await;
+        // Two of line 0's three items go; the rest waits.
+        mall.ship_part(id, 0, 2, buyer).await;
+        assert_eq!(mall.order(id).await.status, OrderStatus::PartlyShipped);
+        let cancel = |reason| CommerceCall::CancelOrder {
+            order: id,
+            reason: text(reason),
+        };
+        assert_eq!(
+            code(mall.send(other, cancel("not mine")).await),
+            "not_your_order"
+        );
+        assert_eq!(mall.order(id).await.status, OrderStatus::PartlyShipped);
+
+        // The buyer gives up on the rest: released, refunded, the order goes on as shipped.
+        mall.send(buyer, cancel("the rest is too late"))
+            .await
+            .expect("rest cancelled");
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.payment),
+            (OrderStatus::Shipped, PaymentState::Escrowed)
+        );
+        let quantities: Vec<u32> = order.lines.0.iter().map(|l| l.quantity).collect();
+        assert_eq!(quantities, [2, 0], "each line keeps what was shipped");
+        assert_eq!(
+            (order.total, order.escrow, order.refunded),
+            (2_000, 2_000, 3_000)
+        );
+        assert_eq!(mall.cny(buyer).await, wallet - 2_000);
+        let (v0, v1) = (
+            mall.variant(product, 0).await,
+            mall.variant(product, 1).await,
+        );
+        assert_eq!((v0.available, v0.reserved), (3, 0), "two sold, one back");
+        assert_eq!((v1.available, v1.reserved), (5, 0));
+        mall.rederive().await;
+        assert_eq!(
+            code(mall.send(buyer, cancel("again")).await),
+            "bad_order_state",
+            "shipped whole: nothing is left to cancel"
+        );
+
+        // Delivered and confirmed: the seller is paid for what it shipped.
+        mall.send(
+            CARRIER,
+            events(vec![
+                event(id, 0, ShipmentStatus::PickedUp),
+                event(id, 0, ShipmentStatus::OutForDelivery),
+                event(id, 0, ShipmentStatus::Delivered),
+            ]),
+        )
+        .await
+        .expect("delivered");
+        assert_eq!(mall.order(id).await.status, OrderStatus::Delivered);
+        let seller = mall.cny(SHOP).await;
+        mall.send(buyer, CommerceCall::ConfirmReceipt { order: id })
+            .await
+            .expect("confirmed");
+        assert_eq!(mall.order(id).await.status, OrderStatus::Completed);
+        assert_eq!(mall.cny(SHOP).await, seller + 2_000 - fee_of(2_000));
+        assert_eq!(mall.cny(buyer).await, wallet - 2_000);
+        mall.rederive().await;
+
+        // A seller refunding a partly shipped order in whole: it closes, and the items it
+        // never shipped come back to stock.
+        let id = mall.place_paid(other, &[(product, 1, 2, 2_000)]).await;
+        mall.accept(id).await;
+        mall.ship_part(id, 0, 1, other).await;
+        mall.send(
+            SHOP,
+            CommerceCall::Refund {
+                order: id,
+                amount: 4_000,
+                reason: text("lost in the warehouse"),
+            },
+        )
+        .await
+        .expect("refunded in whole");
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.payment),
+            (OrderStatus::Completed, PaymentState::Refunded)
+        );
+        let v1 = mall.variant(product, 1).await;
+        assert_eq!((v1.available, v1.reserved), (4, 0), "one sold, one back");
+        mall.rederive().await;
+
+        // The seller refunded the item it could not send; the buyer then cancels it: what
+        // was refunded counts, the buyer pays for what was shipped, no less.
+        let third = 143;
+        let wallet = mall.cny(third).await;
+        let id = mall.place_paid(third, &[(product, 1, 2, 2_000)]).await;
+        mall.accept(id).await;
+        mall.ship_part(id, 0, 1, third).await;
+        mall.send(
+            SHOP,
+            CommerceCall::Refund {
+                order: id,
+                amount: 2_000,
+                reason: text("the second one is broken"),
+            },
+        )
+        .await
+        .expect("part refunded");
+        mall.send(
+            SHOP,
+            CommerceCall::CancelOrder {
+                order: id,
+                reason: text("not sending the broken one"),
+            },
+        )
+        .await
+        .expect("the seller cancels the rest");
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.total, order.escrow, order.refunded),
+            (OrderStatus::Shipped, 2_000, 2_000, 2_000),
+            "nothing refunded twice"
+        );
+        assert_eq!(mall.cny(third).await, wallet - 2_000);
+        let v1 = mall.variant(product, 1).await;
+        assert_eq!((v1.available, v1.reserved), (3, 0));
+    });
+}
+
+#[test]
+fn a_buyer_who_rotated_its_key_goes_on_with_its_orders() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut mall = Mall::new(context, "commerce-rotated-buyer").await;
+        let (buyer, new) = (142, ROTATED);
+        let product = mall
+            .publish(SHOP, ProductKind::Physical, &[(1_000, 5)])
+            .await;
+        let id = mall.place_paid(buyer, &[(product, 0, 1, 1_000)]).await;
+        let wallet = mall.cny(buyer).await;
+        mall.call(
+            buyer,
+            Call::Rotate {
+                account: self::id(buyer),
+                new: self::id(new),
+            },
+        )
+        .await
+        .expect("rotated");
+        assert_eq!(mall.cny(new).await, wallet, "the balance moved");
+        mall.call(
+            new,
+            Call::SetSealKey {
+                key: sealed::keypair(&key(new).encode()).1,
+            },
+        )
+        .await
+        .expect("the new key publishes its sealing key");
+
+        // The seller seals the label to the buyer's new key; the new key confirms.
+        mall.accept(id).await;
+        let order = mall.order(id).await;
+        assert_eq!(
+            code(
+                mall.send(
+                    SHOP,
+                    with_order(ship_all(&order, "express", label(buyer)), id)
+                )
+                .await
+            ),
+            "private_recipient_missing",
+            "a label sealed to the old key is refused"
+        );
+        ship_and_deliver(&mut mall, id, new).await;
+        assert!(
+            mall.send(buyer, CommerceCall::ConfirmReceipt { order: id })
+                .await
+                .is_err(),
+            "the old key stops working"
+        );
+        assert_eq!(mall.order(id).await.status, OrderStatus::Delivered);
+        mall.send(new, CommerceCall::ConfirmReceipt { order: id })
+            .await
+            .expect("the new key confirms the old key's order");
+        assert_eq!(mall.order(id).await.status, OrderStatus::Completed);
+        assert_eq!(
+            code(
+                mall.send(143, CommerceCall::ConfirmReceipt { order: id })
+                    .await
+            ),
+            "not_your_order"
         );
     });
 }

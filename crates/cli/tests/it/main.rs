@@ -405,6 +405,51 @@ fn height_of(api: &str) -> u64 {
 
 /// `consort verify` accepts what an honest node serves; the light client refuses the same
 /// evidence with a tampered balance, state root or signature, or against another validator set.
+/// A hex field's bytes.
+pub(crate) fn hex_field(value: &Value) -> Vec<u8> {
+    hex::decode(value.as_str().expect("hex field")).expect("hex")
+}
+
+/// What a light client checks a proof against: a finalized header, its finalization, and
+/// every epoch boundary before it (the devnet's epochs are short: the committee is followed
+/// from genesis through every epoch's last block).
+pub(crate) struct Evidence {
+    pub(crate) header: Vec<u8>,
+    pub(crate) finalization: Vec<u8>,
+    pub(crate) boundaries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// GET `path` from `api` until the node ties its proof to a finalized block; the answer and
+/// that block's evidence.
+pub(crate) fn proven(api: &str, genesis: &consort_types::Genesis, path: &str) -> (Value, Evidence) {
+    let (answer, block) = loop {
+        let answer = get(&format!("{api}{path}")).expect("proof");
+        if let Some(height) = answer["proof"]["height"].as_u64() {
+            let block = get(&format!("{api}/v1/blocks/{height}")).expect("block");
+            break (answer, block);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let height = block["height"].as_u64().expect("height");
+    let blocks = genesis.epoch_blocks();
+    let boundaries = (0..height / blocks)
+        .map(|e| {
+            let boundary =
+                get(&format!("{api}/v1/blocks/{}", (e + 1) * blocks - 1)).expect("block");
+            (
+                hex_field(&boundary["header"]),
+                hex_field(&boundary["finalization"]),
+            )
+        })
+        .collect();
+    let evidence = Evidence {
+        header: hex_field(&block["header"]),
+        finalization: hex_field(&block["finalization"]),
+        boundaries,
+    };
+    (answer, evidence)
+}
+
 fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, id: &str) {
     use consort_client::light::{AccountEvidence, LightError, verify_account};
     let out = Command::new(BIN)
@@ -423,31 +468,13 @@ fn light_client_verifies_and_catches_tampering(api: &str, genesis_path: &Path, i
     let genesis =
         consort_types::Genesis::from_json(&std::fs::read_to_string(genesis_path).expect("genesis"))
             .expect("genesis");
-    let (answer, block) = loop {
-        let answer = get(&format!("{api}/v1/accounts/{id}")).expect("account");
-        if let Some(height) = answer["proof"]["height"].as_u64() {
-            break (
-                answer,
-                get(&format!("{api}/v1/blocks/{height}")).expect("block"),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let bytes = |v: &Value| hex::decode(v.as_str().expect("hex field")).expect("hex");
-    // The devnet's epochs are short: the committee is followed from genesis through every
-    // epoch's last block.
-    let height = block["height"].as_u64().expect("height");
-    let blocks = genesis.epoch_blocks();
-    let boundaries: Vec<(Vec<u8>, Vec<u8>)> = (0..height / blocks)
-        .map(|e| {
-            let boundary =
-                get(&format!("{api}/v1/blocks/{}", (e + 1) * blocks - 1)).expect("block");
-            (bytes(&boundary["header"]), bytes(&boundary["finalization"]))
-        })
-        .collect();
-    let header = bytes(&block["header"]);
-    let finalization = bytes(&block["finalization"]);
-    let proof = bytes(&answer["proof"]["proof"]);
+    let (answer, evidence_at) = proven(api, &genesis, &format!("/v1/accounts/{id}"));
+    let Evidence {
+        header,
+        finalization,
+        boundaries,
+    } = evidence_at;
+    let proof = hex_field(&answer["proof"]["proof"]);
     let account = consort_types::Account {
         balance: consort_types::Amount::new(answer["balance"].as_u64().expect("balance")),
         nonce: answer["nonce"].as_u64().expect("nonce"),

@@ -392,4 +392,79 @@ fn fifty_customers_race_for_the_last_ten_items_on_the_devnet_and_orders_and_revi
         out.contains("rating 5/5") && out.contains("音质很好 great sound"),
         "{out}"
     );
+    review_evidence_catches_tampering(dir.path(), &apis[2], ebook);
+}
+
+/// The light client refuses a review's record evidence changed in any part: a value's
+/// byte, its length head, its size, a chunk's key, a chunk dropped.
+fn review_evidence_catches_tampering(dir: &Path, api: &str, order: RecordId) {
+    use commonware_codec::DecodeExt as _;
+    use consort_client::light::{ChunkEvidence, LightError, verify_record};
+    let genesis = consort_types::Genesis::from_json(
+        &std::fs::read_to_string(dir.join("genesis.json")).expect("genesis"),
+    )
+    .expect("genesis");
+    let (answer, evidence) = super::proven(
+        api,
+        &genesis,
+        &format!("/v1/commerce/reviews/{order}/0/proof"),
+    );
+    let super::Evidence {
+        header,
+        finalization,
+        boundaries,
+    } = evidence;
+    let proof = &answer["proof"];
+    let bytes = super::hex_field;
+    let chunks = || -> Vec<ChunkEvidence> {
+        proof["chunks"]
+            .as_array()
+            .expect("chunks")
+            .iter()
+            .map(|c| ChunkEvidence {
+                key: consort_types::Digest::decode(commonware_codec::Copying(
+                    bytes(&c["key"]).as_slice(),
+                ))
+                .expect("key"),
+                value: bytes(&c["value"]),
+                proof: bytes(&c["proof"]),
+            })
+            .collect()
+    };
+    let key = consort_types::state_key::commerce::review(&order, 0);
+    let check = |chunks: &[ChunkEvidence]| {
+        verify_record(&genesis, &header, &finalization, &boundaries, &key, chunks)
+    };
+    let honest = check(&chunks()).expect("honest evidence verifies");
+    assert!(honest.signers >= 3, "a quorum of 4 signed");
+
+    // A byte of the record changed (past the 4-byte length head).
+    let mut lied = chunks();
+    lied[0].value[10] ^= 0x01;
+    assert_eq!(check(&lied), Err(LightError::ProofMismatch));
+    // The length head changed: the chunks it names are not these, or the proof fails.
+    let mut lied = chunks();
+    lied[0].value[3] ^= 0x01;
+    assert!(check(&lied).is_err(), "a changed length head is caught");
+    // A value of the wrong size.
+    let mut lied = chunks();
+    lied[0].value.pop();
+    assert_eq!(
+        check(&lied),
+        Err(LightError::BadRecord("a chunk is not a state value's size"))
+    );
+    // The record's first chunk presented under another key (another line's review).
+    let mut lied = chunks();
+    lied[0].key = consort_types::state_key::commerce::review(&order, 1);
+    assert_eq!(
+        check(&lied),
+        Err(LightError::BadRecord("the chunk keys are not the record's"))
+    );
+    // A chunk dropped (the review's head names more than one, or none are left).
+    let mut lied = chunks();
+    lied.pop();
+    assert!(
+        matches!(check(&lied), Err(LightError::BadRecord(_))),
+        "a dropped chunk is caught"
+    );
 }

@@ -7,16 +7,31 @@
 //! block, deleting each entry it handles. An entry whose order moved on meanwhile (paid,
 //! cancelled, confirmed) is skipped: the order's own deadline decides.
 
-use crate::{Commerce, money, save_order, stamp, stock};
+use crate::{Commerce, Shop, money, save_order, stamp, stock};
 use consort_execution::{BlockError, BlockInfo, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
     commerce::{
-        DUE_PER_BLOCK_MAX, DUE_SECONDS_PER_BLOCK_MAX, DueCursor, OrderStatus, PaymentState,
+        DUE_PER_BLOCK_MAX, DUE_SECONDS_PER_BLOCK_MAX, DueCursor, Order, OrderStatus, PaymentState,
         RecordId,
     },
     state_key::commerce as key,
 };
+
+/// The order is delivered: it completes on its own when the receipt window passes.
+pub(crate) async fn start_receipt_window<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+    order: &mut Order,
+) -> Result<(), Fail> {
+    order.deadline_ms = shop
+        .now()
+        .time_ms
+        .saturating_add(shop.rules.config.receipt_window_ms);
+    schedule(store, id, order.deadline_ms).await?;
+    Ok(())
+}
 
 /// Set a deadline of order `id` at `deadline_ms`.
 ///

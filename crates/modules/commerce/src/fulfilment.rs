@@ -148,11 +148,12 @@ pub(crate) async fn ship<E: Runtime>(
         _ => return Err(CommerceError::NotACarrier(*carrier).into()),
     }
     refuse_frozen(store, FreezeTarget::Org(*carrier), "the carrier").await?;
+    let buyer = crate::current_key(store, &order.buyer).await?;
     consort_private::execute::check_envelope(
         store,
         shop.gov,
         label,
-        &[(shop.sender(), "seller"), (&order.buyer, "buyer")],
+        &[(shop.sender(), "seller"), (&buyer, "buyer")],
     )
     .await?;
     if !sealed_to_carrier(store, label, carrier).await? {
@@ -234,26 +235,11 @@ pub(crate) async fn carrier_events<E: Runtime>(
             order.delivered = order.delivered.saturating_add(1);
             if order.status == OrderStatus::Shipped && order.delivered == order.shipments {
                 order.status = OrderStatus::Delivered;
-                start_receipt_window(store, shop, id, &mut order).await?;
+                due::start_receipt_window(store, shop, id, &mut order).await?;
             }
         }
         save_order(store, id, &mut order, shop.now(), b"carrier_event").await?;
     }
-    Ok(())
-}
-
-/// The order is delivered: it completes on its own when the receipt window passes.
-async fn start_receipt_window<E: Runtime>(
-    store: &mut Store<'_, E>,
-    shop: &Shop<'_>,
-    id: &RecordId,
-    order: &mut Order,
-) -> Result<(), Fail> {
-    order.deadline_ms = shop
-        .now()
-        .time_ms
-        .saturating_add(shop.rules.config.receipt_window_ms);
-    due::schedule(store, id, order.deadline_ms).await?;
     Ok(())
 }
 
@@ -275,11 +261,12 @@ pub(crate) async fn fulfil<E: Runtime>(
     if order.kind == ProductKind::Physical {
         return Err(CommerceError::BadContent("physical goods are shipped").into());
     }
+    let buyer = crate::current_key(store, &order.buyer).await?;
     consort_private::execute::check_envelope(
         store,
         shop.gov,
         voucher,
-        &[(shop.sender(), "seller"), (&order.buyer, "buyer")],
+        &[(shop.sender(), "seller"), (&buyer, "buyer")],
     )
     .await?;
     let lines: Vec<ShipLine> = (0u8..)
@@ -308,7 +295,7 @@ pub(crate) async fn fulfil<E: Runtime>(
     order.shipments = 1;
     order.delivered = 1;
     order.status = OrderStatus::Delivered;
-    start_receipt_window(store, shop, id, &mut order).await?;
+    due::start_receipt_window(store, shop, id, &mut order).await?;
     save_order(store, id, &mut order, shop.now(), b"fulfil").await
 }
 
@@ -324,7 +311,7 @@ pub(crate) async fn confirm_receipt<E: Runtime>(
     id: &RecordId,
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
-    require_buyer(shop, id, &order)?;
+    require_buyer(store, shop, id, &order).await?;
     require_status(
         &order,
         "confirm receipt of",

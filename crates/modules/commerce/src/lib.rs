@@ -498,8 +498,13 @@ pub(crate) const fn payment_name(payment: PaymentState) -> &'static str {
 }
 
 /// Refuse unless the sender is `order`'s buyer.
-pub(crate) fn require_buyer(shop: &Shop<'_>, id: &RecordId, order: &Order) -> Result<(), Fail> {
-    if order.buyer == *shop.sender() {
+pub(crate) async fn require_buyer<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+    order: &Order,
+) -> Result<(), Fail> {
+    if is_buyer(store, shop, order).await? {
         Ok(())
     } else {
         Err(CommerceError::NotYourOrder {
@@ -508,6 +513,16 @@ pub(crate) fn require_buyer(shop: &Shop<'_>, id: &RecordId, order: &Order) -> Re
         }
         .into())
     }
+}
+
+/// Whether the sender is `order`'s buyer: the key that placed it, or the key that account
+/// was rotated to since (a lost or replaced key does not lose its orders).
+pub(crate) async fn is_buyer<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    order: &Order,
+) -> Result<bool, BlockError> {
+    Ok(order.buyer == *shop.sender() || current_key(store, &order.buyer).await? == *shop.sender())
 }
 
 /// Refuse unless the sender is a seller account of `order`'s seller organisation.

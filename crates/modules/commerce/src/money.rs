@@ -232,6 +232,11 @@ pub(crate) async fn refund<E: Runtime>(
             crate::stock::release_all(store, &order).await?;
             order.status = OrderStatus::Cancelled;
         } else {
+            // Items not yet shipped never will be: their stock comes back.
+            crate::stock::release_all(store, &order).await?;
+            for line in &mut order.lines.0 {
+                line.quantity = line.shipped;
+            }
             order.status = OrderStatus::Completed;
         }
         order.deadline_ms = 0;
@@ -290,7 +295,8 @@ pub(crate) async fn confirm_payment<E: Runtime>(
         )
         .into());
     }
-    refuse_frozen(store, FreezeTarget::Account(order.buyer), "the buyer").await?;
+    let buyer = current_key(store, &order.buyer).await?;
+    refuse_frozen(store, FreezeTarget::Account(buyer), "the buyer").await?;
     refuse_frozen(
         store,
         FreezeTarget::Asset(order.currency),

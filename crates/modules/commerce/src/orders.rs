@@ -7,7 +7,7 @@ use crate::{
     stock::{release, release_all, reserve},
     variant,
 };
-use consort_execution::{Fail, Runtime, Store};
+use consort_execution::{BlockError, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
     codec_util::List,
@@ -32,7 +32,8 @@ async fn check_address<E: Runtime>(
             store,
             shop.gov,
             address,
-            &[(&order.buyer, "buyer"), (&order.payee, "seller")],
+            // Placing or modifying, the sender is the buyer (by the key it holds now).
+            &[(shop.sender(), "buyer"), (&order.payee, "seller")],
         )
         .await
     } else if address.copies.0.is_empty() {
@@ -212,7 +213,7 @@ pub(crate) async fn pay<E: Runtime>(
     id: &RecordId,
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
-    require_buyer(shop, id, &order)?;
+    require_buyer(store, shop, id, &order).await?;
     if order.payment != PaymentState::Unpaid {
         return Err(CommerceError::BadState {
             call: "pay",
@@ -256,7 +257,7 @@ pub(crate) async fn modify<E: Runtime>(
     address: Option<&Sealed>,
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
-    require_buyer(shop, id, &order)?;
+    require_buyer(store, shop, id, &order).await?;
     require_status(
         &order,
         "modify",
@@ -348,17 +349,19 @@ pub(crate) async fn modify<E: Runtime>(
 }
 
 /// `cancel_order`: the buyer cancels, or a seller account of its seller refuses, an order
-/// before shipment: stock released, escrow refunded in whole.
+/// before shipment: stock released, escrow refunded in whole. Once some of it is shipped,
+/// the same call cancels what is not: see [`cancel_rest`].
 ///
 /// # Errors
-/// [`CommerceError::NotYourOrder`], [`CommerceError::BadState`] once shipped or closed.
+/// [`CommerceError::NotYourOrder`], [`CommerceError::BadState`] once shipped whole or
+/// closed.
 pub(crate) async fn cancel<E: Runtime>(
     store: &mut Store<'_, E>,
     shop: &Shop<'_>,
     id: &RecordId,
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
-    if order.buyer != *shop.sender() {
+    if !crate::is_buyer(store, shop, &order).await? {
         let registration = shop.registration(store).await?;
         if registration.org != order.seller || registration.roles & role::SELLER == 0 {
             return Err(CommerceError::NotYourOrder {
@@ -367,6 +370,9 @@ pub(crate) async fn cancel<E: Runtime>(
             }
             .into());
         }
+    }
+    if order.status == OrderStatus::PartlyShipped {
+        return cancel_rest(store, shop, id, order).await;
     }
     require_status(
         &order,
@@ -386,4 +392,51 @@ pub(crate) async fn cancel<E: Runtime>(
         order.payment = PaymentState::Unpaid;
     }
     save_order(store, id, &mut order, shop.now(), b"cancel_order").await
+}
+
+/// A partly shipped order's unshipped items are cancelled (its buyer gives up waiting, or
+/// its seller cannot send them): their stock is released, each line keeps what was shipped,
+/// the order's total drops by their price and escrow returns to the buyer what it holds
+/// beyond the new total (earlier refunds count). The order is then shipped whole, or
+/// delivered if every shipment already is, and completes as any other.
+async fn cancel_rest<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+    mut order: Order,
+) -> Result<(), Fail> {
+    release_all(store, &order).await?;
+    let mut unshipped = 0u64;
+    for line in &mut order.lines.0 {
+        let value = line
+            .price
+            .checked_mul(u64::from(line.quantity - line.shipped))
+            .ok_or(CommerceError::Overflow("line total"))?;
+        unshipped = unshipped
+            .checked_add(value)
+            .ok_or(CommerceError::Overflow("order total"))?;
+        line.quantity = line.shipped;
+    }
+    order.total = order.total.checked_sub(unshipped).ok_or_else(|| {
+        BlockError::Invariant(format!(
+            "order {id}: its unshipped items cost more than its total"
+        ))
+    })?;
+    if order.payment == PaymentState::Escrowed {
+        // Escrow keeps the price of what was shipped; what the seller refunded already
+        // counts (a buyer is never refunded more than it paid for what it never got).
+        let back = order.escrow.saturating_sub(order.total);
+        money::refund_to_buyer(store, &mut order, back).await?;
+    }
+    order.status = OrderStatus::Shipped;
+    if order.payment == PaymentState::Refunded {
+        // Escrow was refunded in whole (earlier refunds and this one): nothing is left to
+        // settle, as when a seller refunds a shipped order in whole.
+        order.status = OrderStatus::Completed;
+        order.deadline_ms = 0;
+    } else if order.delivered == order.shipments {
+        order.status = OrderStatus::Delivered;
+        due::start_receipt_window(store, shop, id, &mut order).await?;
+    }
+    save_order(store, id, &mut order, shop.now(), b"cancel_rest").await
 }

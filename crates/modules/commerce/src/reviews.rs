@@ -53,7 +53,7 @@ async fn reviewable<E: Runtime>(
     line: u8,
 ) -> Result<RecordId, Fail> {
     let order = order(store, id).await?;
-    crate::require_buyer(shop, id, &order)?;
+    crate::require_buyer(store, shop, id, &order).await?;
     if order.status != OrderStatus::Completed {
         return Err(CommerceError::NotReviewable(*id).into());
     }

@@ -89,6 +89,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("BLOCKING_TASKS_MAX", bytes(api::BLOCKING_TASKS_MAX)),
         ("BLOCKING_WAIT_MAX_MS", api::BLOCKING_WAIT_MAX_MS),
         ("EVENT_SUBSCRIBERS_MAX", bytes(api::EVENT_SUBSCRIBERS_MAX)),
+        ("EVENT_SEND_TIMEOUT", api::EVENT_SEND_TIMEOUT.as_secs()),
         ("API_CONNECTIONS_MAX", bytes(serve::API_CONNECTIONS_MAX)),
         ("HEADER_READ_TIMEOUT_MS", serve::HEADER_READ_TIMEOUT_MS),
         ("EVENTS_BUFFERED", bytes(observer::EVENTS_BUFFERED)),

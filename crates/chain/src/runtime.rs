@@ -292,10 +292,16 @@ pub async fn execute_block<E: Runtime>(
     // Transactions of each sender in this block, for the per-account rate limit.
     let mut per_sender: BTreeMap<AccountId, u32> = BTreeMap::new();
     for (index, tx) in txs.iter().enumerate() {
+        // A candidate left out must leave the block holding only what verifiers' blocks hold.
+        let mark = store.mark();
         match (place(&mut store, rules, &per_sender, tx).await?, mode) {
             (Ok(()), _) => {}
-            (Err(Skip::Wait(_)), Mode::Propose) => continue,
+            (Err(Skip::Wait(_)), Mode::Propose) => {
+                store.forget_since(mark);
+                continue;
+            }
             (Err(Skip::Refuse(error)), Mode::Propose) => {
+                store.forget_since(mark);
                 rejected.push((tx.hash(), error));
                 continue;
             }
@@ -319,6 +325,7 @@ pub async fn execute_block<E: Runtime>(
             // verifiers never see it.
             Err(BlockError::Invariant(reason)) if mode == Mode::Propose => {
                 store.rollback();
+                store.forget_since(mark);
                 tracing::error!(tx = %tx.hash(), %reason, "left out a transaction that breaks an invariant");
                 rejected.push((tx.hash(), TxError::StateUnavailable));
                 continue;

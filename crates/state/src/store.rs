@@ -99,6 +99,9 @@ pub struct Store<'a, E: Runtime> {
     /// candidates it may skip) never decides which unchanged chunks [`Store::put`] skips:
     /// only what the block's transactions read or wrote does, the same on every node.
     ahead: std::collections::HashMap<Digest, Option<StateValue>>,
+    /// Keys first loaded into `block` since the last commit, in order: what a proposer's
+    /// candidate read before it was left out is forgotten again ([`Store::forget_since`]).
+    loaded: Vec<Digest>,
     /// Raw chunks written by the current transaction.
     journal: BTreeMap<Digest, Option<StateValue>>,
     /// Chunks the block's committed transactions wrote (repeats possible; sorted at the end).
@@ -121,6 +124,7 @@ impl<'a, E: Runtime> Store<'a, E> {
             parent,
             block: std::collections::HashMap::new(),
             ahead: std::collections::HashMap::new(),
+            loaded: Vec::new(),
             journal: BTreeMap::new(),
             written: Vec::new(),
             commits: 0,
@@ -156,7 +160,27 @@ impl<'a, E: Runtime> Store<'a, E> {
             None => self.parent.get(key).await?,
         };
         self.block.insert(*key, value.clone());
+        self.loaded.push(*key);
         Ok(value)
+    }
+
+    /// A mark of what the block has loaded so far, for [`Store::forget_since`].
+    pub fn mark(&self) -> usize {
+        self.loaded.len()
+    }
+
+    /// Forget what was loaded since `mark` (and not committed since): a proposer's candidate
+    /// that read state and was then left out of the block. Which unchanged chunks
+    /// [`Store::put`] skips depends on what the block holds, so it must hold only what the
+    /// included transactions read, as every verifier's block does; the values go back to the
+    /// loaded-ahead cache, so nothing is read twice.
+    pub fn forget_since(&mut self, mark: usize) {
+        let from = mark.min(self.loaded.len());
+        for key in self.loaded.drain(from..) {
+            if let Some(value) = self.block.remove(&key) {
+                self.ahead.insert(key, value);
+            }
+        }
     }
 
     /// Read `keys` from the parent state in one pass, so later reads of them are served from
@@ -355,6 +379,8 @@ impl<'a, E: Runtime> Store<'a, E> {
         }
         self.written.extend(journal.keys().copied());
         self.block.extend(journal);
+        // What was read up to here stays: an included transaction, or the block's own steps.
+        self.loaded.clear();
     }
 
     /// Drop the current transaction's writes.

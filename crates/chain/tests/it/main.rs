@@ -13,3 +13,4 @@ mod peg_federation;
 mod peg_scale;
 mod sim;
 mod simulation;
+mod store;

@@ -255,14 +255,8 @@ async fn order(
             }
         }
         // The buyer's key now: a rotated-away key no longer reads the order, its new one
-        // does (the same bounded walk the shop module makes).
-        let mut buyer = order.buyer;
-        for _ in 0..8 {
-            match store.get::<AccountId>(&gkey::rotated_to(&buyer)).await? {
-                Some(next) => buyer = next,
-                None => break,
-            }
-        }
+        // does (as the shop module checks a buyer).
+        let buyer = consort_governance::Gov::current_key(&mut store, &order.buyer).await?;
         Ok(Some((order, shipments, buyer)))
     })?;
     let (order, shipments, buyer) =

@@ -376,22 +376,13 @@ pub(crate) const fn stamp(block: BlockInfo) -> Stamp {
     }
 }
 
-/// The key `account` holds now: the last key it was rotated to (an admin may rotate a lost
-/// key), so that what is paid to it reaches a key that can spend it.
+/// The key `account` holds now ([`Gov::current_key`]), so that what is paid to it reaches a
+/// key that can spend it.
 pub(crate) async fn current_key<E: Runtime>(
     store: &mut Store<'_, E>,
     account: &AccountId,
 ) -> Result<AccountId, BlockError> {
-    let mut key = *account;
-    // Each rotation needs a transaction and a new key; a few hops cover any real history,
-    // and the bound keeps the read count fixed.
-    for _ in 0..8 {
-        match Gov::rotated_to(store, &key).await? {
-            Some(next) => key = next,
-            None => break,
-        }
-    }
-    Ok(key)
+    Ok(Gov::current_key(store, account).await?)
 }
 
 /// Refuse if `target` is frozen, naming `what`.

@@ -1,7 +1,7 @@
 //! Reads other modules and the node make of governance state.
 
 use crate::Gov;
-use consort_execution::{BlockError, Runtime, Store};
+use consort_execution::{BlockError, Runtime, StateError, Store};
 use consort_types::{
     AccountId, Asset,
     gov::{EMoney, FreezeTarget, Org, OrgId, Registration},
@@ -15,6 +15,27 @@ impl Gov {
         old: &AccountId,
     ) -> Result<Option<AccountId>, BlockError> {
         Ok(store.get(&key::rotated_to(old)).await?)
+    }
+
+    /// The key `account` holds now: the last key it was rotated to (an admin may rotate a
+    /// lost key), or itself. Each rotation needs a transaction and a new key, so a few hops
+    /// cover any real history; the bound keeps the read count fixed.
+    ///
+    /// # Errors
+    /// A state failure.
+    pub async fn current_key<E: Runtime>(
+        store: &mut Store<'_, E>,
+        account: &AccountId,
+    ) -> Result<AccountId, StateError> {
+        const HOPS: usize = 8;
+        let mut key = *account;
+        for _ in 0..HOPS {
+            match store.get::<AccountId>(&key::rotated_to(&key)).await? {
+                Some(next) => key = next,
+                None => break,
+            }
+        }
+        Ok(key)
     }
 
     /// The height at which governance halted the chain, while the brake holds.

@@ -17,8 +17,8 @@ use commonware_storage::qmdb::sync::Target;
 use commonware_utils::range::NonEmptyRange;
 use consort_state::{Databases, Merkleized, Runtime, Unmerkleized};
 use consort_types::{
-    Block, BlockContext, Digest, Genesis, Header, SignedTx, block::tx_root, limits,
-    receipt::FAILURE_CODE_MAX,
+    Block, BlockContext, Digest, Genesis, Header, SignedTx, block::tx_root, changes::Changes,
+    limits, receipt::FAILURE_CODE_MAX,
 };
 use futures::StreamExt;
 use std::{
@@ -48,10 +48,24 @@ const BUSY_PARENT_WAIT_MS: u64 = 20;
 /// How often a waiting leader looks at the mempool.
 const PROPOSE_POLL: Duration = Duration::from_millis(2);
 
+/// Most executed but not yet finalized blocks whose shop changes are remembered. A block
+/// finalized without them (forgotten, or executed by no one here since a restart: never, as
+/// a finalized block is executed again before its state is applied) leaves a gap the node's
+/// change log reports.
+const CHANGES_REMEMBERED_MAX: usize = 1024;
+
 /// Hears of every block the node finalizes, after its state is applied.
 pub trait ChainObserver: Send + Sync + 'static {
     /// Block `block` is final and its state is readable.
     fn finalized(&self, block: &Arc<Block>);
+
+    /// Block `block` is final and about to be applied: `changes` are the shop records it
+    /// changed (`None` if this node does not have them). Called in height order before the
+    /// block's state is applied, and again for the same block after a crash until it is
+    /// applied, so an observer that keeps them durably before returning misses none.
+    fn captured(&self, block: &Block, changes: Option<&Changes>) {
+        let _ = (block, changes);
+    }
 }
 
 /// An observer that ignores everything.
@@ -74,6 +88,9 @@ pub struct App {
     /// Block digest → (height, the state keys the block wrote), for blocks executed and not
     /// yet finalized.
     writes: Arc<Mutex<BlockWrites>>,
+    /// Block digest → (height, the shop records it changed), for blocks executed and not yet
+    /// finalized.
+    changes: Arc<Mutex<BTreeMap<Digest, (u64, Arc<Changes>)>>>,
 }
 
 /// Block digest → (height, the state keys the block wrote; `None`: too many to track).
@@ -126,7 +143,35 @@ impl App {
             observer,
             mempool,
             writes: Arc::default(),
+            changes: Arc::default(),
         }
+    }
+
+    /// Remember the shop records block `digest` at `height` changed, until it or a block at
+    /// its height is finalized.
+    fn remember_changes(&self, digest: Digest, height: u64, changes: Changes) {
+        let mut remembered = self.changes.lock().expect("changes lock is never poisoned");
+        remembered.insert(digest, (height, Arc::new(changes)));
+        while remembered.len() > CHANGES_REMEMBERED_MAX {
+            let Some(lowest) = remembered
+                .iter()
+                .min_by_key(|(digest, (height, _))| (*height, **digest))
+                .map(|(digest, _)| *digest)
+            else {
+                break;
+            };
+            remembered.remove(&lowest);
+        }
+    }
+
+    /// The shop records finalized `block` changed, if it was executed here; forgets them and
+    /// everything at its height or below.
+    fn take_changes(&self, block: &Block) -> Option<Arc<Changes>> {
+        let mut remembered = self.changes.lock().expect("changes lock is never poisoned");
+        let changes = remembered.remove(&block.digest()).map(|(_, c)| c);
+        let height = block.number();
+        remembered.retain(|_, (h, _)| *h > height);
+        changes
     }
 
     /// Remember what block `digest` at `height` wrote, until it or a block at its height is
@@ -331,6 +376,7 @@ impl<E: Runtime> Application<E> for App {
         debug!(height, txs = executed.included.len(), failed, "proposing");
         let block = Block::new(header, executed.included, executed.outcomes);
         self.remember_writes(block.digest(), height, executed.written);
+        self.remember_changes(block.digest(), height, executed.changes);
         Some(Proposed {
             block,
             merkleized: executed.merkleized,
@@ -398,16 +444,25 @@ impl<E: Runtime> Application<E> for App {
         self.mempool
             .mark_in_flight(height, block.txs.iter().map(SignedTx::hash));
         self.remember_writes(block.digest(), height, executed.written);
+        self.remember_changes(block.digest(), height, executed.changes);
         Some(executed.merkleized)
     }
 
     async fn capture(
         &mut self,
         _context: (E, BlockContext),
-        _block: &Block,
+        block: &Block,
         _batches: &Merkleized<E>,
         _readers: <Databases<E> as DatabaseSet<E>>::Readers,
     ) {
+        let changes = self.take_changes(block);
+        if changes.is_none() && block.number() > 0 {
+            warn!(
+                height = block.number(),
+                "finalized a block whose shop changes this node does not have"
+            );
+        }
+        self.observer.captured(block, changes.as_deref());
     }
 
     async fn finalized(

@@ -67,6 +67,9 @@ pub struct Executed<E: Runtime> {
     pub next_committee: Option<consort_types::validators::ValidatorSet>,
     /// Every state key the block wrote or deleted (raw chunk keys), in key order.
     pub written: Vec<consort_types::Digest>,
+    /// The shop records the block changed, with their values after it: the node keeps them
+    /// for the read side ([`consort_types::changes`]).
+    pub changes: consort_types::changes::Changes,
 }
 
 /// Why a transaction does not take a place in the block being built.
@@ -387,6 +390,11 @@ pub async fn execute_block<E: Runtime>(
         )
         .await?;
     }
+    let changes = if store.notes().is_empty() {
+        consort_types::changes::Changes::default()
+    } else {
+        consort_commerce::changes(&mut store).await?
+    };
     let records = store.into_writes();
     let written = records.iter().map(|(key, _)| *key).collect();
     let mut batch = batch;
@@ -405,5 +413,6 @@ pub async fn execute_block<E: Runtime>(
         failures,
         next_committee,
         written,
+        changes,
     })
 }

@@ -10,6 +10,7 @@ use axum::{
         ws::{Message, WebSocketUpgrade},
     },
     http::StatusCode,
+    response::IntoResponse as _,
     response::Response,
     routing::get,
 };
@@ -132,6 +133,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/txs/{hash}", get(tx_status))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/blocks/{height}/txs/{index}", get(block_tx))
+        .route("/v1/blocks/{height}/raw", get(block_raw))
+        .route("/v1/blocks/{height}/changes", get(block_changes))
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi))
@@ -399,6 +402,76 @@ async fn block(State(s): AppState, Path(height): Path<u64>) -> Result<Json<Value
         value["finalization"] = Value::String(hex::encode(finalization.encode()));
     }
     Ok(Json(value))
+}
+
+async fn finalized_block(s: &Shared, height: u64) -> Result<Arc<Block>, ApiError> {
+    s.marshal
+        .get_block(Identifier::Height(Height::new(height)))
+        .await
+        .map(|block| Arc::new(block.inner().clone()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_block",
+                format!("no finalized block at height {height}"),
+            )
+        })
+}
+
+/// A finalized block in its canonical encoding (`application/octet-stream`): what a follower
+/// such as the indexer decodes, transactions and outcomes whole.
+async fn block_raw(
+    State(s): AppState,
+    Path(height): Path<u64>,
+) -> Result<axum::response::Response, ApiError> {
+    let block = finalized_block(&s, height).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        block.encode().to_vec(),
+    )
+        .into_response())
+}
+
+/// The shop records finalized block `height` changed, each with its value after the block
+/// (hex of its canonical encoding; `null`: removed), and the whole list's encoding.
+async fn block_changes(
+    State(s): AppState,
+    Path(height): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let log = &s.observer.changelog;
+    let recorded = log
+        .get(height)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if recorded.is_none() {
+        // Not final yet (or never): say so rather than that it was not recorded.
+        finalized_block(&s, height).await?;
+    }
+    let changes = recorded.ok_or_else(|| {
+        let first = log.first().ok().flatten();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "changes_not_recorded",
+            match first {
+                Some(first) => format!(
+                    "this node did not execute block {height} (it joined by state sync or \
+                         ran an older build); its change log starts at block {first}: ask a \
+                         node that executed the chain from genesis"
+                ),
+                None => format!(
+                    "this node has recorded no block's changes yet; ask a node that \
+                         executed block {height}"
+                ),
+            },
+        )
+    })?;
+    Ok(Json(json!({
+        "height": height,
+        "changes": changes.0.iter().map(|c| json!({
+            "record": c.record,
+            "value": c.value.as_deref().map(hex::encode),
+        })).collect::<Vec<_>>(),
+        "encoded": hex::encode(changes.encode()),
+    })))
 }
 
 /// One transaction of a finalized block, as signed (hex of its canonical encoding), with its

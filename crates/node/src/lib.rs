@@ -2,6 +2,7 @@
 //! HTTP/WebSocket API.
 
 pub mod api;
+pub mod changelog;
 pub mod commerce;
 pub mod config;
 pub mod format;

@@ -148,8 +148,13 @@ async fn serve(
     );
     let (indexer, indexed_blocks) =
         futures::channel::mpsc::channel(consort_chain::txindex::FOLLOW_QUEUE);
+    let changelog = Arc::new(
+        crate::changelog::ChangeLog::open(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot open the shop change log: {e}"))?,
+    );
     let observer = Arc::new(Observer {
         indexer: Mutex::new(indexer),
+        changelog,
         mempool: mempool.clone(),
         tip: Mutex::new(Tip::default()),
         events,

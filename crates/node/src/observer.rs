@@ -123,6 +123,8 @@ pub struct Observer {
     /// Hands each finalized block to the transaction index's follower (which reads from
     /// marshal whatever a full queue dropped).
     pub indexer: Mutex<futures::channel::mpsc::Sender<Arc<Block>>>,
+    /// What each finalized block changed in the shop's records.
+    pub changelog: Arc<crate::changelog::ChangeLog>,
 }
 
 fn wall_ms() -> u64 {
@@ -165,6 +167,15 @@ impl Observer {
 }
 
 impl ChainObserver for Observer {
+    fn captured(&self, block: &Block, changes: Option<&consort_types::changes::Changes>) {
+        let Some(changes) = changes else {
+            return;
+        };
+        if let Err(error) = self.changelog.record(block.number(), changes) {
+            tracing::error!(height = block.number(), %error, "cannot record the block's shop changes");
+        }
+    }
+
     fn finalized(&self, block: &Arc<Block>) {
         use std::sync::atomic::Ordering::Relaxed;
         self.mempool.on_finalized(block);

@@ -11,8 +11,9 @@ use crate::{
     error::StateError,
 };
 use commonware_codec::{Decode as _, Encode, EncodeSize, Read};
+use consort_types::changes::Record;
 use consort_types::{Digest, sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const HEAD_BYTES: usize = 4;
 /// Bytes of a record its first chunk holds (after the length): fields a record changes often
@@ -115,6 +116,10 @@ pub struct Store<'a, E: Runtime> {
     flows: BTreeMap<[u8; 8], i128>,
     /// The current transaction's flows.
     flow_journal: BTreeMap<[u8; 8], i128>,
+    /// Shop records the block's committed transactions and steps wrote ([`Store::note`]).
+    notes: BTreeSet<Record>,
+    /// Shop records the current transaction wrote.
+    note_journal: Vec<Record>,
 }
 
 impl<'a, E: Runtime> Store<'a, E> {
@@ -131,6 +136,8 @@ impl<'a, E: Runtime> Store<'a, E> {
             reads: None,
             flows: BTreeMap::new(),
             flow_journal: BTreeMap::new(),
+            notes: BTreeSet::new(),
+            note_journal: Vec::new(),
         }
     }
 
@@ -243,7 +250,11 @@ impl<'a, E: Runtime> Store<'a, E> {
             .map_err(|_| StateError::CorruptState(*key))
     }
 
-    async fn get_bytes(&mut self, key: &Digest) -> Result<Option<Vec<u8>>, StateError> {
+    /// The encoded record under `key`, if any.
+    ///
+    /// # Errors
+    /// If the database fails or the chunks do not make a record.
+    pub async fn get_bytes(&mut self, key: &Digest) -> Result<Option<Vec<u8>>, StateError> {
         let Some(first) = self.raw(key).await? else {
             return Ok(None);
         };
@@ -367,8 +378,20 @@ impl<'a, E: Runtime> Store<'a, E> {
         &self.flows
     }
 
+    /// Name a shop record the current transaction writes (under [`Record::key`]), so the
+    /// block's list of changed records ([`Store::notes`]) has it if the transaction is kept.
+    pub fn note(&mut self, record: Record) {
+        self.note_journal.push(record);
+    }
+
+    /// The shop records the block's kept transactions and steps wrote, in record order.
+    pub fn notes(&self) -> &BTreeSet<Record> {
+        &self.notes
+    }
+
     /// Keep the current transaction's writes.
     pub fn commit(&mut self) {
+        self.notes.extend(self.note_journal.drain(..));
         for (denom, delta) in std::mem::take(&mut self.flow_journal) {
             let net = self.flows.entry(denom).or_default();
             *net = net.saturating_add(delta);
@@ -386,6 +409,7 @@ impl<'a, E: Runtime> Store<'a, E> {
     /// Drop the current transaction's writes.
     pub fn rollback(&mut self) {
         self.journal.clear();
+        self.note_journal.clear();
         self.flow_journal.clear();
     }
 

@@ -8,6 +8,7 @@ pub mod account;
 pub mod amount;
 pub mod asset;
 pub mod block;
+pub mod changes;
 pub mod codec_util;
 pub mod commerce;
 pub mod error;

@@ -19,6 +19,7 @@ use consort_state::{self as state, Databases, Store};
 use consort_types::{
     Account, AccountId, Amount, Asset, Call, Digest, Genesis, GenesisAccount, GenesisValidator,
     Outcome, SignedTx, Tx, TxError,
+    changes::Record,
     codec_util::{List, Text},
     commerce::{
         CarrierEvent, CommerceCall, CommerceConfig, CommerceError, Holdings, LineRequest, Order,
@@ -127,6 +128,9 @@ struct Mall {
     products: Vec<RecordId>,
     /// State chunks the last block wrote or deleted (its QMDB operations).
     writes: usize,
+    /// The shop records as the blocks' change lists tell them (what the indexer follows),
+    /// checked against the state after every block.
+    feed: std::collections::BTreeMap<Record, Vec<u8>>,
 }
 
 /// What one transaction did.
@@ -153,6 +157,7 @@ impl Mall {
             orders: Vec::new(),
             products: Vec::new(),
             writes: 0,
+            feed: std::collections::BTreeMap::new(),
         };
         mall.run(Vec::new()).await;
         // Sealing keys for everyone; e-money for the customers.
@@ -228,6 +233,12 @@ impl Mall {
         .await
         .expect("block executes (conservation checked)");
         let mut rejected = executed.rejected.into_iter();
+        for change in &executed.changes.0 {
+            match &change.value {
+                Some(value) => self.feed.insert(change.record, value.clone()),
+                None => self.feed.remove(&change.record),
+            };
+        }
         self.root = Some(executed.merkleized.root());
         self.writes = executed.written.len();
         // Orders and products created, for the full re-derivation.
@@ -339,7 +350,74 @@ impl Mall {
     /// Conservation re-derived from every record: every balance of CNY, every order's
     /// escrow and every payout against what the bank issued less redeemed; every variant's
     /// reserved stock against the open orders' unshipped items.
+    /// The encoded record under `key`, if any.
+    async fn raw(&self, key: &Digest) -> Option<Vec<u8>> {
+        let batch = self.databases.new_batches().await;
+        Store::new(&batch).get_bytes(key).await.expect("read")
+    }
+
+    /// The change lists named every shop record the blocks wrote, with its value after
+    /// them: what the feed holds is the state, and every order, product, variant, shipment,
+    /// review and seller in the state is in the feed.
+    async fn check_feed(&self) {
+        for (record, value) in &self.feed {
+            let state = match record {
+                Record::Variant { product, variant } => {
+                    Some(self.variant(*product, *variant).await.encode().to_vec())
+                }
+                _ => self.raw(&record.key()).await,
+            };
+            assert_eq!(
+                state.as_ref(),
+                Some(value),
+                "{record:?} as the changes tell it"
+            );
+        }
+        let mut expected = Vec::new();
+        for id in &self.products {
+            expected.push(Record::Product { id: *id });
+            for variant in 0..self.product(*id).await.variants {
+                expected.push(Record::Variant {
+                    product: *id,
+                    variant,
+                });
+            }
+        }
+        for id in &self.orders {
+            let Some(order) = self.read::<Order>(&key::order(id)).await else {
+                continue;
+            };
+            expected.push(Record::Order { id: *id });
+            for shipment in 0..order.shipments {
+                expected.push(Record::Shipment {
+                    order: *id,
+                    shipment,
+                });
+            }
+            for line in 0..order.lines.0.len() {
+                let line = u8::try_from(line).expect("few lines");
+                let review = Record::Review { order: *id, line };
+                if self.raw(&review.key()).await.is_some() {
+                    expected.push(review);
+                }
+            }
+        }
+        for seller in [org("shop"), org("shop2")] {
+            let stats = Record::Seller { org: seller };
+            if self.raw(&stats.key()).await.is_some() {
+                expected.push(stats);
+            }
+        }
+        for record in expected {
+            assert!(
+                self.feed.contains_key(&record),
+                "{record:?} is in the state but no block's changes named it"
+            );
+        }
+    }
+
     async fn rederive(&self) {
+        self.check_feed().await;
         let mut holders: Vec<u64> = vec![
             OPERATOR, SHOP, BANK, REGULATOR, CARRIER, SHOP2, CARRIER2, FEE, ROTATED,
         ];
@@ -2059,6 +2137,11 @@ fn ids_count_only_included_transactions_so_proposer_and_verifier_agree() {
             verified.merkleized.root(),
             "the order's id is its place among the included transactions"
         );
+        assert_eq!(
+            proposed.changes, verified.changes,
+            "a proposer lists the changes a verifier lists, whatever it left out"
+        );
+        assert!(!verified.changes.0.is_empty());
         mall.databases.apply(verified.merkleized).await;
         let order: Option<Order> = mall
             .read(&key::order(&RecordId {

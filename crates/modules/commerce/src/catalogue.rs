@@ -5,6 +5,7 @@ use consort_execution::{Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
     Asset,
+    changes::Record,
     commerce::{
         CommerceError, ProductContent, ProductHead, ProductStatus, ProductVersion, RecordId,
         StockChange, VariantState,
@@ -101,6 +102,10 @@ pub(crate) async fn publish<E: Runtime>(
                 reserved: 0,
             },
         );
+        store.note(Record::Variant {
+            product: id,
+            variant: index,
+        });
     }
     let head = ProductHead {
         org,
@@ -116,6 +121,7 @@ pub(crate) async fn publish<E: Runtime>(
         updated: shop.now(),
     };
     store.put(&key::product(&id), &head).await?;
+    store.note(Record::Product { id });
     Ok(())
 }
 
@@ -169,6 +175,10 @@ pub(crate) async fn update<E: Runtime>(
             }
         };
         store.put_fixed(&key::variant(id, index), &state);
+        store.note(Record::Variant {
+            product: *id,
+            variant: index,
+        });
     }
     head.variants = u16::try_from(content.variants.0.len())
         .map_err(|_| CommerceError::BadContent("too many variants"))?;
@@ -180,6 +190,7 @@ pub(crate) async fn update<E: Runtime>(
     head.content_at = shop.ctx.place();
     head.updated = shop.now();
     store.put(&key::product(id), &head).await?;
+    store.note(Record::Product { id: *id });
     Ok(())
 }
 
@@ -209,6 +220,7 @@ pub(crate) async fn set_listed<E: Runtime>(
     };
     head.updated = shop.now();
     store.put(&key::product(id), &head).await?;
+    store.note(Record::Product { id: *id });
     Ok(())
 }
 
@@ -237,6 +249,7 @@ pub(crate) async fn suspend<E: Runtime>(
     };
     head.updated = shop.now();
     store.put(&key::product(id), &head).await?;
+    store.note(Record::Product { id: *id });
     Ok(())
 }
 
@@ -277,6 +290,10 @@ pub(crate) async fn set_stock<E: Runtime>(
                 })?
         };
         store.put_fixed(&key::variant(id, change.variant), &state);
+        store.note(Record::Variant {
+            product: *id,
+            variant: change.variant,
+        });
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::{
 use consort_execution::{BlockError, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
+    changes::Record,
     codec_util::List,
     commerce::{
         CarrierEvent, CommerceError, Order, OrderStatus, PaymentMethod, PaymentState, ProductKind,
@@ -100,6 +101,10 @@ async fn ship_lines<E: Runtime>(
                 ))
             })?;
         store.put_fixed(&key::variant(&line.product, line.variant), &state);
+        store.note(Record::Variant {
+            product: line.product,
+            variant: line.variant,
+        });
     }
     Ok(())
 }
@@ -175,6 +180,10 @@ pub(crate) async fn ship<E: Runtime>(
             },
         )
         .await?;
+    store.note(Record::Shipment {
+        order: *id,
+        shipment: n,
+    });
     order.shipments = n + 1;
     order.carrier.get_or_insert(*carrier);
     order.status = if all_shipped(&order) {
@@ -231,6 +240,10 @@ pub(crate) async fn carrier_events<E: Runtime>(
         store
             .put(&key::shipment(id, event.shipment), &shipment)
             .await?;
+        store.note(Record::Shipment {
+            order: *id,
+            shipment: event.shipment,
+        });
         if event.status == ShipmentStatus::Delivered {
             order.delivered = order.delivered.saturating_add(1);
             if order.status == OrderStatus::Shipped && order.delivered == order.shipments {
@@ -292,6 +305,10 @@ pub(crate) async fn fulfil<E: Runtime>(
             },
         )
         .await?;
+    store.note(Record::Shipment {
+        order: *id,
+        shipment: 0,
+    });
     order.shipments = 1;
     order.delivered = 1;
     order.status = OrderStatus::Delivered;

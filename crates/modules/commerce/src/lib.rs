@@ -29,10 +29,12 @@ pub mod orders;
 pub mod reviews;
 pub mod stock;
 
+use commonware_codec::Encode as _;
 use consort_execution::{BlockError, BlockInfo, Context, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
     AccountId, Asset, Genesis, TxError,
+    changes::{CHANGE_VALUE_MAX, Change, Changes, Record},
     commerce::{
         CommerceCall, CommerceConfig, CommerceError, Order, OrderStatus, PaymentState, ProductHead,
         RecordId, Stamp, VariantState,
@@ -174,6 +176,34 @@ impl Commerce {
     ) -> Result<(), BlockError> {
         due::run(store, self, gov, block).await
     }
+}
+
+/// The shop records the block wrote so far ([`Store::notes`]), each with its value now: what
+/// the read side follows. Every node lists the same records, since only kept transactions
+/// and the block's own steps name them.
+///
+/// # Errors
+/// A state failure, or a record larger than [`CHANGE_VALUE_MAX`] (none can be).
+pub async fn changes<E: Runtime>(store: &mut Store<'_, E>) -> Result<Changes, BlockError> {
+    let records: Vec<Record> = store.notes().iter().copied().collect();
+    let mut changes = Vec::with_capacity(records.len());
+    for record in records {
+        let value = match record {
+            // Variants are one state value, padded: their canonical encoding is the record's.
+            Record::Variant { .. } => store
+                .get_fixed::<VariantState>(&record.key())
+                .await?
+                .map(|state| state.encode().to_vec()),
+            _ => store.get_bytes(&record.key()).await?,
+        };
+        if value.as_ref().is_some_and(|v| v.len() > CHANGE_VALUE_MAX) {
+            return Err(BlockError::Invariant(format!(
+                "shop record {record:?} is larger than a change may carry"
+            )));
+        }
+        changes.push(Change { record, value });
+    }
+    Ok(Changes(changes))
 }
 
 /// Encoded bytes of a one-line order, a one-line shipment and a product head: the records
@@ -457,6 +487,7 @@ pub(crate) async fn save_order<E: Runtime>(
     ])
     .0;
     store.put(&key::order(id), order).await?;
+    store.note(Record::Order { id: *id });
     Ok(())
 }
 

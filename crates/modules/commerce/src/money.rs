@@ -13,6 +13,7 @@ use consort_execution::{BlockError, Fail, Runtime, Store, ledger};
 use consort_governance::Gov;
 use consort_types::{
     AccountId, Asset, TxError,
+    changes::Record,
     commerce::{
         CommerceError, Holdings, Order, OrderStatus, PaymentMethod, PaymentState, Payout, RecordId,
         SellerStats,
@@ -184,6 +185,7 @@ pub(crate) async fn settle<E: Runtime>(
         .unwrap_or_default();
     stats.completed = stats.completed.saturating_add(1);
     store.put(&key::seller(&order.seller), &stats).await?;
+    store.note(Record::Seller { org: order.seller });
     Ok(())
 }
 
@@ -402,6 +404,9 @@ pub(crate) async fn request_payout<E: Runtime>(
             },
         )
         .await?;
+    store.note(Record::Payout {
+        id: shop.ctx.place(),
+    });
     Ok(())
 }
 
@@ -437,6 +442,7 @@ pub(crate) async fn confirm_payout<E: Runtime>(
     set_holdings(store, &payout.asset, held).await?;
     payout.confirmed = true;
     store.put(&key::payout(id), &payout).await?;
+    store.note(Record::Payout { id: *id });
     Ok(())
 }
 
@@ -473,5 +479,6 @@ pub(crate) async fn cancel_payout<E: Runtime>(
     set_holdings(store, &payout.asset, held).await?;
     ledger::credit(store, payout.asset, shop.sender(), payout.amount).await?;
     store.delete(&key::payout(id)).await?;
+    store.note(Record::Payout { id: *id });
     Ok(())
 }

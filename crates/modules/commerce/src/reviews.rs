@@ -5,6 +5,7 @@
 use crate::{Shop, order, product, require_seller};
 use consort_execution::{Fail, Runtime, Store};
 use consort_types::{
+    changes::Record,
     commerce::{
         CommerceError, OrderStatus, ProductVersion, REVIEW_VERSIONS_MAX, RecordId, ReviewContent,
         ReviewHead, SellerStats,
@@ -40,7 +41,9 @@ async fn rate<E: Runtime>(
         stats.rating_count = stats.rating_count.saturating_add(1);
     }
     store.put(&key::product(product_id), &head).await?;
+    store.note(Record::Product { id: *product_id });
     store.put(&key::seller(&head.org), &stats).await?;
+    store.note(Record::Seller { org: head.org });
     Ok(())
 }
 
@@ -98,6 +101,7 @@ pub(crate) async fn review<E: Runtime>(
             },
         )
         .await?;
+    store.note(Record::Review { order: *id, line });
     rate(store, &product_id, content.rating, 0).await
 }
 
@@ -137,6 +141,7 @@ pub(crate) async fn revise<E: Runtime>(
     head.digest = content.digest();
     head.content_at = shop.ctx.place();
     store.put(&key::review(id, line), &head).await?;
+    store.note(Record::Review { order: *id, line });
     rate(store, &head.product, content.rating, old).await
 }
 
@@ -166,5 +171,6 @@ pub(crate) async fn reply<E: Runtime>(
     }
     head.reply_at = Some(shop.ctx.place());
     store.put(&key::review(id, line), &head).await?;
+    store.note(Record::Review { order: *id, line });
     Ok(())
 }

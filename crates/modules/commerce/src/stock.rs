@@ -4,6 +4,7 @@
 use crate::variant;
 use consort_execution::{Fail, Runtime, Store};
 use consort_types::{
+    changes::Record,
     commerce::{CommerceError, Order, RecordId},
     state_key::commerce as key,
 };
@@ -39,6 +40,10 @@ pub(crate) async fn reserve<E: Runtime>(
         .checked_add(quantity)
         .ok_or(CommerceError::Overflow("reserved"))?;
     store.put_fixed(&key::variant(product, index), &state);
+    store.note(Record::Variant {
+        product: *product,
+        variant: index,
+    });
     Ok(())
 }
 
@@ -63,6 +68,10 @@ pub(crate) async fn release<E: Runtime>(
         .checked_add(quantity)
         .ok_or(CommerceError::Overflow("stock"))?;
     store.put_fixed(&key::variant(product, index), &state);
+    store.note(Record::Variant {
+        product: *product,
+        variant: index,
+    });
     Ok(())
 }
 

@@ -63,9 +63,7 @@ pub trait ChainObserver: Send + Sync + 'static {
     /// changed (`None` if this node does not have them). Called in height order before the
     /// block's state is applied, and again for the same block after a crash until it is
     /// applied, so an observer that keeps them durably before returning misses none.
-    fn captured(&self, block: &Block, changes: Option<&Changes>) {
-        let _ = (block, changes);
-    }
+    fn captured(&self, block: &Block, changes: Option<&Changes>);
 }
 
 /// An observer that ignores everything.
@@ -73,6 +71,7 @@ pub struct NoObserver;
 
 impl ChainObserver for NoObserver {
     fn finalized(&self, _: &Arc<Block>) {}
+    fn captured(&self, _: &Block, _: Option<&Changes>) {}
 }
 
 /// The application. Clones share the genesis, mempool and observer.
@@ -90,8 +89,11 @@ pub struct App {
     writes: Arc<Mutex<BlockWrites>>,
     /// Block digest → (height, the shop records it changed), for blocks executed and not yet
     /// finalized.
-    changes: Arc<Mutex<BTreeMap<Digest, (u64, Arc<Changes>)>>>,
+    changes: Arc<Mutex<BlockChanges>>,
 }
+
+/// Block digest → (height, the shop records the block changed).
+type BlockChanges = BTreeMap<Digest, (u64, Arc<Changes>)>;
 
 /// Block digest → (height, the state keys the block wrote; `None`: too many to track).
 type BlockWrites = BTreeMap<Digest, (u64, Option<Vec<Digest>>)>;

@@ -131,6 +131,10 @@ impl ChainObserver for BoundaryObserver {
         }
         self.inner.finalized(block);
     }
+
+    fn captured(&self, block: &Block, changes: Option<&consort_types::changes::Changes>) {
+        self.inner.captured(block, changes);
+    }
 }
 
 /// Hands each epoch's committee to the p2p layer: `track(epoch, committee)`.

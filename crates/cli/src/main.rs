@@ -6,6 +6,7 @@ mod bench;
 mod client;
 mod devnet;
 mod gov;
+mod indexer;
 mod keys;
 mod mainchain;
 mod peg;
@@ -170,6 +171,35 @@ enum Command {
     Validators {
         #[command(subcommand)]
         command: validators::ValidatorsCommand,
+    },
+    /// Follow a node's finalized blocks into the shop's read model, a SQLite file:
+    /// products with every version, variants' price and stock, orders with their lines and
+    /// timeline, shipments and carriers' events, reviews, sellers, payouts. Each block is
+    /// applied in one SQLite transaction with the cursor: stop it (Ctrl-C, or a kill) at any
+    /// point and run it again to go on. Follow a node that executed the chain from genesis
+    /// (one that joined by state sync lacks the earlier blocks' shop changes).
+    ///
+    /// Examples:
+    ///   consort indexer --db shop.sqlite                  follow the local devnet's tip
+    ///   consort indexer --db shop.sqlite --until 500      index blocks up to 500, then exit
+    ///   consort indexer --db shop.sqlite --rebuild        start again from genesis
+    ///   consort indexer --db shop.sqlite --dump           print every row, in key order
+    Indexer {
+        /// A node's API URL.
+        #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
+        node: String,
+        /// The index's SQLite file (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Stop once this block is indexed (default: follow the tip until stopped).
+        #[arg(long)]
+        until: Option<u64>,
+        /// Delete the index first and build it again from genesis.
+        #[arg(long)]
+        rebuild: bool,
+        /// Print the index's content (every row of every table, in key order) and exit.
+        #[arg(long, conflicts_with_all = ["rebuild", "until"])]
+        dump: bool,
     },
     /// Show a node's view of the chain.
     Status {
@@ -545,6 +575,13 @@ fn main() -> anyhow::Result<()> {
             eprintln!("exported {count} transactions of blocks {from}..={to}");
             Ok(())
         }
+        Command::Indexer {
+            node,
+            db,
+            until,
+            rebuild,
+            dump,
+        } => indexer::run(&node, &db, until, rebuild, dump),
         Command::Status { node } => {
             let value = client::Client::new(&node).get("/v1/status")?;
             println!("{}", serde_json::to_string_pretty(&value)?);

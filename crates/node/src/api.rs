@@ -711,7 +711,7 @@ async fn openapi() -> Json<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::{body::Body, http::Request, response::IntoResponse as _};
+    use axum::{body::Body, http::Request};
     use tower::ServiceExt as _;
 
     /// An answer's status and JSON body.

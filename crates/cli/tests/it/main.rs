@@ -8,6 +8,7 @@ use std::{
 };
 
 mod gov;
+mod indexer;
 mod jam;
 mod peg;
 mod private;

@@ -2,6 +2,8 @@
 //! once (ten orders, forty `out_of_stock` receipts, every nonce used, stock 0 available and 10
 //! reserved), a buyer proves its order with `consort verify --order`, and a digital good goes
 //! from order to review, whose text `consort verify --review` proves from genesis alone.
+//! All along, `consort indexer` follows the chain and is SIGKILLed at random points; at the
+//! end it holds exactly what an index built again from genesis holds.
 
 use super::{BIN, get, height_of, http, start_devnet, wait_for};
 use commonware_codec::Encode as _;
@@ -147,6 +149,9 @@ fn fifty_customers_race_for_the_last_ten_items_on_the_devnet_and_orders_and_revi
     wait_for("every node to finalize", Duration::from_secs(60), || {
         apis.iter().all(|api| height_of(api) >= 2)
     });
+    // An indexer follows the busy chain from here, killed at random points all along.
+    let followed = dir.path().join("followed.sqlite");
+    let chaos = crate::indexer::chaos(&apis[3], &followed, &dir.path().join("indexer.log"));
     let demo = |name: &str| {
         consort_node::node::load_key(&dir.path().join(format!("accounts/{name}.key")))
             .expect("demo key")
@@ -393,6 +398,104 @@ fn fifty_customers_race_for_the_last_ten_items_on_the_devnet_and_orders_and_revi
         "{out}"
     );
     review_evidence_catches_tampering(dir.path(), &apis[2], ebook);
+    indexed_the_same_as_a_rebuild(dir.path(), &apis, chaos, &followed, physical, ebook);
+}
+
+/// The indexer killed at random points while the chain was busy holds exactly what one built
+/// again from genesis (from another node's change log) holds, and that is the shop: the race's
+/// stock, the orders, the digital order's timeline, the review's words.
+fn indexed_the_same_as_a_rebuild(
+    dir: &Path,
+    apis: &[String],
+    chaos: crate::indexer::Chaos,
+    followed: &std::path::PathBuf,
+    physical: RecordId,
+    ebook: RecordId,
+) {
+    let kills = chaos.finish();
+    assert!(kills >= 5, "the indexer was killed {kills} times");
+    let tip = height_of(&apis[3]);
+    crate::indexer::index_until(&apis[3], followed, tip, false);
+    let rebuilt = dir.join("rebuilt.sqlite");
+    crate::indexer::index_until(&apis[1], &rebuilt, tip, true);
+    let (a, b) = (
+        crate::indexer::dump(followed),
+        crate::indexer::dump(&rebuilt),
+    );
+    assert!(
+        a == b,
+        "the followed index (killed {kills} times) differs from the rebuild:\n{}",
+        a.lines()
+            .zip(b.lines())
+            .filter(|(x, y)| x != y)
+            .take(5)
+            .map(|(x, y)| format!("followed: {x}\nrebuilt:  {y}\n"))
+            .collect::<String>()
+    );
+    let index = consort_indexer::Index::open(&rebuilt).expect("open the index");
+    let db = index.connection();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM orders"),
+        11,
+        "ten race winners and the e-book"
+    );
+    let stock: (i64, i64) = db
+        .query_row(
+            "SELECT available, reserved FROM variants WHERE product = ?1 AND variant = 0",
+            [physical.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the race's variant");
+    assert_eq!(stock, (0, 10), "the race's stock as the chain has it");
+    let timeline: Vec<String> = {
+        let mut statement = db
+            .prepare("SELECT event FROM order_events WHERE order_id = ?1 ORDER BY height, idx, seq")
+            .expect("timeline");
+        statement
+            .query_map([ebook.to_string()], |r| r.get(0))
+            .expect("timeline")
+            .collect::<Result<_, _>>()
+            .expect("timeline")
+    };
+    assert_eq!(
+        timeline,
+        [
+            "place_order",
+            "accept_orders",
+            "fulfil",
+            "confirm_receipt",
+            "review"
+        ],
+        "the e-book's timeline"
+    );
+    let review: (String, i64, String) = db
+        .query_row(
+            "SELECT text, rating, status FROM reviews JOIN orders ON orders.id = reviews.order_id \
+             WHERE order_id = ?1",
+            [ebook.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the review");
+    assert_eq!(
+        review,
+        (
+            "音质很好 great sound".to_string(),
+            5,
+            "completed".to_string()
+        )
+    );
+    let title: String = db
+        .query_row(
+            "SELECT title_zh FROM products WHERE id = ?1",
+            [physical.to_string()],
+            |r| r.get(0),
+        )
+        .expect("the product");
+    assert_eq!(
+        title, "限量版蓝牙耳机",
+        "the product's text comes from its transaction"
+    );
 }
 
 /// The light client refuses a review's record evidence changed in any part: a value's

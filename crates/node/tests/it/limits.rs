@@ -9,7 +9,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
     use consort_mainchain::{address, federation, keystore, merkle, rpc, spend};
     use consort_node::{api, gossip, observer, serve};
     use consort_state::{self as state, store};
-    use consort_types::{commerce, genesis, gov, limits, peg, receipt, sealed};
+    use consort_types::{changes, commerce, genesis, gov, limits, peg, receipt, sealed};
     let finality_bucket_largest = *observer::FINALITY_BUCKETS_MS
         .last()
         .expect("finality buckets are not empty");
@@ -214,6 +214,8 @@ fn limits() -> BTreeMap<&'static str, u64> {
             u64::from(commerce::REVIEW_VERSIONS_MAX),
         ),
         ("DUE_PER_BLOCK_MAX", commerce::DUE_PER_BLOCK_MAX),
+        ("CHANGE_VALUE_MAX", bytes(changes::CHANGE_VALUE_MAX)),
+        ("CHANGES_PER_BLOCK_MAX", bytes(changes::CHANGES_PER_BLOCK_MAX)),
         (
             "DUE_SECONDS_PER_BLOCK_MAX",
             commerce::DUE_SECONDS_PER_BLOCK_MAX,

@@ -1,0 +1,174 @@
+//! Where finalized blocks and their shop changes come from: a node's HTTP API.
+
+use commonware_codec::DecodeExt as _;
+use consort_types::{Block, changes::Changes};
+use std::time::Duration;
+
+/// Why a block could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The node did not answer (down, or the network failed): try again later.
+    #[error("node {url}: {error}")]
+    Unreachable {
+        /// What was asked.
+        url: String,
+        /// What failed.
+        error: String,
+    },
+    /// The node answered something that is not what was asked for.
+    #[error("node {url}: {what}")]
+    Bad {
+        /// What was asked.
+        url: String,
+        /// What was wrong.
+        what: String,
+    },
+    /// The node has the block but did not record its shop changes (it joined by state sync,
+    /// or ran an older build when it executed the block).
+    #[error(
+        "node {url} did not record the shop changes of block {height}: {message}. Follow a node \
+         that executed the chain from genesis"
+    )]
+    NotRecorded {
+        /// The node.
+        url: String,
+        /// The block.
+        height: u64,
+        /// What the node said.
+        message: String,
+    },
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed.
+    pub fn transient(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+}
+
+/// Finalized blocks by height.
+pub trait Source {
+    /// The height of the latest finalized block.
+    ///
+    /// # Errors
+    /// If the source cannot answer.
+    fn tip(&self) -> Result<u64, SourceError>;
+
+    /// Finalized block `height` and the shop records it changed, or `None` if it is not final
+    /// yet.
+    ///
+    /// # Errors
+    /// If the source cannot answer, or has the block without its changes.
+    fn block(&self, height: u64) -> Result<Option<(Block, Changes)>, SourceError>;
+}
+
+/// A node's HTTP API.
+pub struct NodeSource {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl NodeSource {
+    /// The node whose API is at `base` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built.
+    pub fn new(base: &str) -> Result<Self, SourceError> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| SourceError::Unreachable {
+                url: base.to_string(),
+                error: e.to_string(),
+            })?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        })
+    }
+
+    fn fetch(&self, path: &str) -> Result<(reqwest::StatusCode, bytes::Bytes), SourceError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |e: reqwest::Error| SourceError::Unreachable {
+            url: url.clone(),
+            error: e.to_string(),
+        };
+        let response = self.client.get(&url).send().map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().map_err(unreachable)?;
+        if status.is_server_error() {
+            return Err(SourceError::Unreachable {
+                url,
+                error: format!("{status}: {}", String::from_utf8_lossy(&body)),
+            });
+        }
+        Ok((status, body))
+    }
+
+    fn bad(&self, path: &str, what: impl Into<String>) -> SourceError {
+        SourceError::Bad {
+            url: format!("{}{path}", self.base),
+            what: what.into(),
+        }
+    }
+
+    fn json(&self, path: &str, body: &[u8]) -> Result<serde_json::Value, SourceError> {
+        serde_json::from_slice(body).map_err(|e| self.bad(path, format!("not JSON: {e}")))
+    }
+}
+
+impl Source for NodeSource {
+    fn tip(&self) -> Result<u64, SourceError> {
+        let path = "/v1/status";
+        let (status, body) = self.fetch(path)?;
+        if !status.is_success() {
+            return Err(self.bad(path, format!("answered {status}")));
+        }
+        self.json(path, &body)?["finalized_height"]
+            .as_u64()
+            .ok_or_else(|| self.bad(path, "no finalized_height"))
+    }
+
+    fn block(&self, height: u64) -> Result<Option<(Block, Changes)>, SourceError> {
+        let path = format!("/v1/blocks/{height}/raw");
+        let (status, body) = self.fetch(&path)?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(self.bad(&path, format!("answered {status}")));
+        }
+        let block =
+            Block::decode(body).map_err(|e| self.bad(&path, format!("not a block: {e}")))?;
+        if block.number() != height {
+            return Err(self.bad(&path, format!("not block {height}")));
+        }
+        let path = format!("/v1/blocks/{height}/changes");
+        let (status, body) = self.fetch(&path)?;
+        let answer = self.json(&path, &body)?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return match answer["error"]["code"].as_str() {
+                Some("changes_not_recorded") => Err(SourceError::NotRecorded {
+                    url: self.base.clone(),
+                    height,
+                    message: answer["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                }),
+                // Final in marshal a moment before the change log has it: not yet.
+                _ => Ok(None),
+            };
+        }
+        if !status.is_success() {
+            return Err(self.bad(&path, format!("answered {status}")));
+        }
+        let encoded = answer["encoded"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| self.bad(&path, "no hex `encoded`"))?;
+        let changes = Changes::decode(bytes::Bytes::from(encoded))
+            .map_err(|e| self.bad(&path, format!("changes do not decode: {e}")))?;
+        Ok(Some((block, changes)))
+    }
+}

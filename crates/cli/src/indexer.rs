@@ -1,7 +1,7 @@
 //! `consort indexer`: follow a node's finalized blocks into the shop's SQLite read model.
 
 use anyhow::Context as _;
-use consort_indexer::{Index, NodeSource, follow};
+use consort_indexer::{Index, NodeSource, Search, follow};
 use std::{
     path::Path,
     sync::{
@@ -14,8 +14,21 @@ use std::{
 /// How often progress is printed while catching up.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// Remove the index at `db` and the WAL files beside it.
+/// The search index's directory beside the read model at `db`.
+pub fn search_dir(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".search");
+    name.into()
+}
+
+/// Remove the index at `db`, the WAL files beside it and its search index.
 fn remove(db: &Path) -> anyhow::Result<()> {
+    let search = search_dir(db);
+    match std::fs::remove_dir_all(&search) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", search.display())),
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
@@ -37,6 +50,7 @@ pub fn run(
     until: Option<u64>,
     rebuild: bool,
     dump: bool,
+    listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     if dump {
         let index = Index::open(db)?;
@@ -51,6 +65,10 @@ pub fn run(
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let mut index = Index::open(db)?;
+    let search = Arc::new(Search::open(&search_dir(db))?);
+    if let Some(listen) = listen {
+        serve(listen, db.to_path_buf(), search.clone())?;
+    }
     let source = NodeSource::new(node)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -69,18 +87,59 @@ pub fn run(
     );
     let started = Instant::now();
     let mut last = Instant::now();
-    let at = follow(&mut index, &source, until, &stop, |height, tip| {
-        if last.elapsed() >= PROGRESS_EVERY {
-            last = Instant::now();
-            let behind = tip.saturating_sub(height);
-            eprintln!("indexed block {height} (tip {tip}, {behind} behind)");
-        }
-    })
+    let at = follow(
+        &mut index,
+        &source,
+        Some(&search),
+        until,
+        &stop,
+        |height, tip| {
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = Instant::now();
+                let behind = tip.saturating_sub(height);
+                eprintln!("indexed block {height} (tip {tip}, {behind} behind)");
+            }
+        },
+    )
     .context("the indexer stopped; run it again to resume from its last block")?;
     eprintln!(
         "indexed up to block {at} ({} blocks in {:.1} s)",
         at - from,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Serve the shop API (`/v1/shop/...`) on `listen` from a thread of its own.
+fn serve(
+    listen: std::net::SocketAddr,
+    db: std::path::PathBuf,
+    search: Arc<Search>,
+) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the API's runtime")?;
+    std::thread::Builder::new()
+        .name("shop-api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let app = consort_indexer::api::routes(consort_indexer::api::Shop::new(db, search));
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        if let Err(error) = axum::serve(listener, app).await {
+                            tracing::error!(%error, "the shop API stopped");
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "the shop API cannot listen"),
+                }
+            });
+        })?;
+    eprintln!("serving the shop API on http://{address}/v1/shop/search?q=...");
     Ok(())
 }

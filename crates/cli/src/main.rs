@@ -184,6 +184,7 @@ enum Command {
     ///   consort indexer --db shop.sqlite --until 500      index blocks up to 500, then exit
     ///   consort indexer --db shop.sqlite --rebuild        start again from genesis
     ///   consort indexer --db shop.sqlite --dump           print every row, in key order
+    ///   consort indexer --db shop.sqlite --listen 127.0.0.1:28100   and serve /v1/shop/...
     Indexer {
         /// A node's API URL.
         #[arg(long, env = "CONSORT_NODE", default_value = "http://127.0.0.1:28000")]
@@ -198,8 +199,12 @@ enum Command {
         #[arg(long)]
         rebuild: bool,
         /// Print the index's content (every row of every table, in key order) and exit.
-        #[arg(long, conflicts_with_all = ["rebuild", "until"])]
+        #[arg(long, conflicts_with_all = ["rebuild", "until", "listen"])]
         dump: bool,
+        /// Also serve the shop's read API (`/v1/shop/search`, `/v1/shop/products/{id}`,
+        /// `/v1/shop/compare`, `/v1/shop/status`) on this address, e.g. 127.0.0.1:28100.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Show a node's view of the chain.
     Status {
@@ -581,7 +586,8 @@ fn main() -> anyhow::Result<()> {
             until,
             rebuild,
             dump,
-        } => indexer::run(&node, &db, until, rebuild, dump),
+            listen,
+        } => indexer::run(&node, &db, until, rebuild, dump, listen),
         Command::Status { node } => {
             let value = client::Client::new(&node).get("/v1/status")?;
             println!("{}", serde_json::to_string_pretty(&value)?);

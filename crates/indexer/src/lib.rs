@@ -11,10 +11,13 @@
 //! node it follows (run it beside your own node); it depends on the types and an HTTP client,
 //! never on consensus or a node's internals.
 
+pub mod api;
 pub mod follow;
 pub mod model;
+pub mod search;
 pub mod source;
 
 pub use follow::{FollowError, follow};
 pub use model::{Index, IndexError};
+pub use search::{Search, SearchError};
 pub use source::{NodeSource, Source, SourceError};

@@ -205,6 +205,7 @@ CREATE TABLE IF NOT EXISTS sellers (
     rating_count INTEGER NOT NULL,
     completed INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS search_dirty (product TEXT PRIMARY KEY) STRICT;
 CREATE TABLE IF NOT EXISTS payouts (
     id TEXT PRIMARY KEY,
     seller TEXT NOT NULL,
@@ -559,6 +560,15 @@ struct Applying<'t, 'c> {
 }
 
 impl Applying<'_, '_> {
+    /// Mark `product` for the search index to write again ([`crate::search::Search::sync`]).
+    fn dirty(&self, product: &RecordId) -> Result<(), IndexError> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO search_dirty (product) VALUES (?1)",
+            [product.to_string()],
+        )?;
+        Ok(())
+    }
+
     fn bad(&self, what: impl Into<String>) -> IndexError {
         IndexError::Inconsistent {
             height: self.height,
@@ -619,6 +629,7 @@ impl Applying<'_, '_> {
             }
             Record::Variant { product, variant } => {
                 let state: VariantState = self.decode(change, value)?;
+                self.dirty(&product)?;
                 self.tx.execute(
                     "INSERT INTO variants \
                      (product, variant, name, price, currency, available, reserved) \
@@ -716,6 +727,7 @@ impl Applying<'_, '_> {
         carried: &Carried<'_>,
     ) -> Result<(), IndexError> {
         let key = id.to_string();
+        self.dirty(&id)?;
         self.tx.execute(
             "INSERT INTO products (id, height, idx, org, payee, kind, status, version, digest, \
              title_zh, title_en, description_zh, description_en, category, attributes, images, \
@@ -883,6 +895,7 @@ impl Applying<'_, '_> {
                     "UPDATE products SET sold = sold + ?2 WHERE id = ?1",
                     params![l.product.to_string(), l.shipped],
                 )?;
+                self.dirty(&l.product)?;
             }
         }
         // The timeline: what this block's transactions did to the order, or, if none named

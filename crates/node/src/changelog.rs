@@ -21,14 +21,46 @@ pub enum ChangeLogError {
     /// SQLite failed.
     #[error("change log: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The checkpointing thread could not start.
+    #[error("change log: cannot start its checkpoint thread: {0}")]
+    Thread(std::io::Error),
     /// A stored row does not decode (the file was damaged or written by another format).
     #[error("change log: the row of block {0} does not decode")]
     Corrupt(u64),
 }
 
+/// How often the log's write-ahead file is folded into the database, away from the block
+/// path: a block's row is appended to the write-ahead file, never waiting for that.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The log.
 pub struct ChangeLog {
     conn: Mutex<rusqlite::Connection>,
+    /// Tells the checkpointing thread to stop.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for ChangeLog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Fold the write-ahead file into the database every [`CHECKPOINT_EVERY`] until `stop`.
+fn checkpoint(path: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let conn = match rusqlite::Connection::open(&path) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the change log to checkpoint it");
+            return;
+        }
+    };
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "change log checkpoint failed; trying again");
+        }
+    }
 }
 
 impl ChangeLog {
@@ -37,17 +69,29 @@ impl ChangeLog {
     /// # Errors
     /// If SQLite cannot open or set up the file.
     pub fn open(data_dir: &Path) -> Result<Self, ChangeLogError> {
-        let conn = rusqlite::Connection::open(data_dir.join(CHANGELOG_FILE))?;
+        let path = data_dir.join(CHANGELOG_FILE);
+        let conn = rusqlite::Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints (which sync the disk) run on their own thread, not in a block's write.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS blocks (
                 height INTEGER PRIMARY KEY,
                 changes BLOB NOT NULL
             ) STRICT;",
         )?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("changelog-checkpoint".into())
+                .spawn(move || checkpoint(path, stop))
+                .map_err(ChangeLogError::Thread)?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
+            stop,
         })
     }
 

@@ -13,7 +13,7 @@ use crate::{
 use commonware_codec::{Decode as _, Encode, EncodeSize, Read};
 use consort_types::changes::Record;
 use consort_types::{Digest, sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 const HEAD_BYTES: usize = 4;
 /// Bytes of a record its first chunk holds (after the length): fields a record changes often
@@ -116,10 +116,11 @@ pub struct Store<'a, E: Runtime> {
     flows: BTreeMap<[u8; 8], i128>,
     /// The current transaction's flows.
     flow_journal: BTreeMap<[u8; 8], i128>,
-    /// Shop records the block's committed transactions and steps wrote ([`Store::note`]).
-    notes: BTreeSet<Record>,
+    /// Shop records the block's kept transactions and steps wrote, each with its encoding
+    /// as last written (`None`: removed).
+    notes: BTreeMap<Record, Option<Vec<u8>>>,
     /// Shop records the current transaction wrote.
-    note_journal: Vec<Record>,
+    note_journal: Vec<(Record, Option<Vec<u8>>)>,
 }
 
 impl<'a, E: Runtime> Store<'a, E> {
@@ -136,7 +137,7 @@ impl<'a, E: Runtime> Store<'a, E> {
             reads: None,
             flows: BTreeMap::new(),
             flow_journal: BTreeMap::new(),
-            notes: BTreeSet::new(),
+            notes: BTreeMap::new(),
             note_journal: Vec::new(),
         }
     }
@@ -296,7 +297,11 @@ impl<'a, E: Runtime> Store<'a, E> {
         key: &Digest,
         record: &T,
     ) -> Result<(), StateError> {
-        let bytes = record.encode();
+        self.put_encoded(key, &record.encode()).await
+    }
+
+    /// Write a record's encoding `bytes` under `key` (in the current transaction).
+    async fn put_encoded(&mut self, key: &Digest, bytes: &[u8]) -> Result<(), StateError> {
         let too_large = || StateError::RecordTooLarge {
             key: *key,
             size: bytes.len(),
@@ -378,14 +383,43 @@ impl<'a, E: Runtime> Store<'a, E> {
         &self.flows
     }
 
-    /// Name a shop record the current transaction writes (under [`Record::key`]), so the
-    /// block's list of changed records ([`Store::notes`]) has it if the transaction is kept.
-    pub fn note(&mut self, record: Record) {
-        self.note_journal.push(record);
+    /// Write shop record `record` (under [`Record::key`]), naming it in the block's list of
+    /// changed records ([`Store::notes`]) with its encoding, if the transaction is kept.
+    ///
+    /// # Errors
+    /// As [`Store::put`].
+    pub async fn put_noted<T: Encode + EncodeSize>(
+        &mut self,
+        record: Record,
+        value: &T,
+    ) -> Result<(), StateError> {
+        let bytes = value.encode();
+        self.put_encoded(&record.key(), &bytes).await?;
+        self.note_journal.push((record, Some(bytes.to_vec())));
+        Ok(())
     }
 
-    /// The shop records the block's kept transactions and steps wrote, in record order.
-    pub fn notes(&self) -> &BTreeSet<Record> {
+    /// Write fixed-size shop record `record` ([`Store::put_fixed`]), naming it as
+    /// [`Store::put_noted`] does.
+    pub fn put_fixed_noted<T: Encode>(&mut self, record: Record, value: &T) {
+        self.put_fixed(&record.key(), value);
+        self.note_journal
+            .push((record, Some(value.encode().to_vec())));
+    }
+
+    /// Remove shop record `record`, naming it as removed in the block's list of changes.
+    ///
+    /// # Errors
+    /// As [`Store::delete`].
+    pub async fn delete_noted(&mut self, record: Record) -> Result<(), StateError> {
+        self.delete(&record.key()).await?;
+        self.note_journal.push((record, None));
+        Ok(())
+    }
+
+    /// The shop records the block's kept transactions and steps wrote, in record order, each
+    /// with its encoding after the block (`None`: removed).
+    pub fn notes(&self) -> &BTreeMap<Record, Option<Vec<u8>>> {
         &self.notes
     }
 

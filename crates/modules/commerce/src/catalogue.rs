@@ -93,8 +93,11 @@ pub(crate) async fn publish<E: Runtime>(
     let count = u16::try_from(content.variants.0.len())
         .map_err(|_| CommerceError::BadContent("too many variants"))?;
     for (index, spec) in (0u16..).zip(&content.variants.0) {
-        store.put_fixed(
-            &key::variant(&id, index),
+        store.put_fixed_noted(
+            Record::Variant {
+                product: id,
+                variant: index,
+            },
             &VariantState {
                 price: spec.price,
                 currency: spec.currency,
@@ -102,10 +105,6 @@ pub(crate) async fn publish<E: Runtime>(
                 reserved: 0,
             },
         );
-        store.note(Record::Variant {
-            product: id,
-            variant: index,
-        });
     }
     let head = ProductHead {
         org,
@@ -120,8 +119,7 @@ pub(crate) async fn publish<E: Runtime>(
         rating_count: 0,
         updated: shop.now(),
     };
-    store.put(&key::product(&id), &head).await?;
-    store.note(Record::Product { id });
+    store.put_noted(Record::Product { id }, &head).await?;
     Ok(())
 }
 
@@ -174,11 +172,13 @@ pub(crate) async fn update<E: Runtime>(
                 reserved: 0,
             }
         };
-        store.put_fixed(&key::variant(id, index), &state);
-        store.note(Record::Variant {
-            product: *id,
-            variant: index,
-        });
+        store.put_fixed_noted(
+            Record::Variant {
+                product: *id,
+                variant: index,
+            },
+            &state,
+        );
     }
     head.variants = u16::try_from(content.variants.0.len())
         .map_err(|_| CommerceError::BadContent("too many variants"))?;
@@ -189,8 +189,7 @@ pub(crate) async fn update<E: Runtime>(
     head.digest = content.digest();
     head.content_at = shop.ctx.place();
     head.updated = shop.now();
-    store.put(&key::product(id), &head).await?;
-    store.note(Record::Product { id: *id });
+    store.put_noted(Record::Product { id: *id }, &head).await?;
     Ok(())
 }
 
@@ -219,8 +218,7 @@ pub(crate) async fn set_listed<E: Runtime>(
         ProductStatus::Delisted
     };
     head.updated = shop.now();
-    store.put(&key::product(id), &head).await?;
-    store.note(Record::Product { id: *id });
+    store.put_noted(Record::Product { id: *id }, &head).await?;
     Ok(())
 }
 
@@ -248,8 +246,7 @@ pub(crate) async fn suspend<E: Runtime>(
         ProductStatus::Delisted
     };
     head.updated = shop.now();
-    store.put(&key::product(id), &head).await?;
-    store.note(Record::Product { id: *id });
+    store.put_noted(Record::Product { id: *id }, &head).await?;
     Ok(())
 }
 
@@ -289,11 +286,13 @@ pub(crate) async fn set_stock<E: Runtime>(
                     taken: amount,
                 })?
         };
-        store.put_fixed(&key::variant(id, change.variant), &state);
-        store.note(Record::Variant {
-            product: *id,
-            variant: change.variant,
-        });
+        store.put_fixed_noted(
+            Record::Variant {
+                product: *id,
+                variant: change.variant,
+            },
+            &state,
+        );
     }
     Ok(())
 }

@@ -100,11 +100,13 @@ async fn ship_lines<E: Runtime>(
                     line.product, line.variant
                 ))
             })?;
-        store.put_fixed(&key::variant(&line.product, line.variant), &state);
-        store.note(Record::Variant {
-            product: line.product,
-            variant: line.variant,
-        });
+        store.put_fixed_noted(
+            Record::Variant {
+                product: line.product,
+                variant: line.variant,
+            },
+            &state,
+        );
     }
     Ok(())
 }
@@ -167,8 +169,11 @@ pub(crate) async fn ship<E: Runtime>(
     ship_lines(store, &mut order, lines).await?;
     let n = order.shipments;
     store
-        .put(
-            &key::shipment(id, n),
+        .put_noted(
+            Record::Shipment {
+                order: *id,
+                shipment: n,
+            },
             &Shipment {
                 carrier: *carrier,
                 status: ShipmentStatus::Pending,
@@ -180,10 +185,6 @@ pub(crate) async fn ship<E: Runtime>(
             },
         )
         .await?;
-    store.note(Record::Shipment {
-        order: *id,
-        shipment: n,
-    });
     order.shipments = n + 1;
     order.carrier.get_or_insert(*carrier);
     order.status = if all_shipped(&order) {
@@ -238,12 +239,14 @@ pub(crate) async fn carrier_events<E: Runtime>(
         shipment.events = shipment.events.saturating_add(1);
         shipment.updated = shop.now();
         store
-            .put(&key::shipment(id, event.shipment), &shipment)
+            .put_noted(
+                Record::Shipment {
+                    order: *id,
+                    shipment: event.shipment,
+                },
+                &shipment,
+            )
             .await?;
-        store.note(Record::Shipment {
-            order: *id,
-            shipment: event.shipment,
-        });
         if event.status == ShipmentStatus::Delivered {
             order.delivered = order.delivered.saturating_add(1);
             if order.status == OrderStatus::Shipped && order.delivered == order.shipments {
@@ -292,8 +295,11 @@ pub(crate) async fn fulfil<E: Runtime>(
         .collect();
     ship_lines(store, &mut order, &lines).await?;
     store
-        .put(
-            &key::shipment(id, 0),
+        .put_noted(
+            Record::Shipment {
+                order: *id,
+                shipment: 0,
+            },
             &Shipment {
                 carrier: order.seller,
                 status: ShipmentStatus::Delivered,
@@ -305,10 +311,6 @@ pub(crate) async fn fulfil<E: Runtime>(
             },
         )
         .await?;
-    store.note(Record::Shipment {
-        order: *id,
-        shipment: 0,
-    });
     order.shipments = 1;
     order.delivered = 1;
     order.status = OrderStatus::Delivered;

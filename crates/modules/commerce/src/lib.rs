@@ -29,7 +29,6 @@ pub mod orders;
 pub mod reviews;
 pub mod stock;
 
-use commonware_codec::Encode as _;
 use consort_execution::{BlockError, BlockInfo, Context, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
@@ -183,25 +182,19 @@ impl Commerce {
 /// and the block's own steps name them.
 ///
 /// # Errors
-/// A state failure, or a record larger than [`CHANGE_VALUE_MAX`] (none can be).
-pub async fn changes<E: Runtime>(store: &mut Store<'_, E>) -> Result<Changes, BlockError> {
-    let records: Vec<Record> = store.notes().iter().copied().collect();
-    let mut changes = Vec::with_capacity(records.len());
-    for record in records {
-        let value = match record {
-            // Variants are one state value, padded: their canonical encoding is the record's.
-            Record::Variant { .. } => store
-                .get_fixed::<VariantState>(&record.key())
-                .await?
-                .map(|state| state.encode().to_vec()),
-            _ => store.get_bytes(&record.key()).await?,
-        };
+/// A record larger than [`CHANGE_VALUE_MAX`] (none can be).
+pub fn changes<E: Runtime>(store: &Store<'_, E>) -> Result<Changes, BlockError> {
+    let mut changes = Vec::with_capacity(store.notes().len());
+    for (record, value) in store.notes() {
         if value.as_ref().is_some_and(|v| v.len() > CHANGE_VALUE_MAX) {
             return Err(BlockError::Invariant(format!(
                 "shop record {record:?} is larger than a change may carry"
             )));
         }
-        changes.push(Change { record, value });
+        changes.push(Change {
+            record: *record,
+            value: value.clone(),
+        });
     }
     Ok(Changes(changes))
 }
@@ -486,8 +479,7 @@ pub(crate) async fn save_order<E: Runtime>(
         change,
     ])
     .0;
-    store.put(&key::order(id), order).await?;
-    store.note(Record::Order { id: *id });
+    store.put_noted(Record::Order { id: *id }, order).await?;
     Ok(())
 }
 

@@ -184,8 +184,9 @@ pub(crate) async fn settle<E: Runtime>(
         .await?
         .unwrap_or_default();
     stats.completed = stats.completed.saturating_add(1);
-    store.put(&key::seller(&order.seller), &stats).await?;
-    store.note(Record::Seller { org: order.seller });
+    store
+        .put_noted(Record::Seller { org: order.seller }, &stats)
+        .await?;
     Ok(())
 }
 
@@ -393,8 +394,10 @@ pub(crate) async fn request_payout<E: Runtime>(
         .ok_or(CommerceError::Overflow("payouts"))?;
     set_holdings(store, asset, held).await?;
     store
-        .put(
-            &key::payout(&shop.ctx.place()),
+        .put_noted(
+            Record::Payout {
+                id: shop.ctx.place(),
+            },
             &Payout {
                 seller: *shop.sender(),
                 asset: *asset,
@@ -404,9 +407,6 @@ pub(crate) async fn request_payout<E: Runtime>(
             },
         )
         .await?;
-    store.note(Record::Payout {
-        id: shop.ctx.place(),
-    });
     Ok(())
 }
 
@@ -441,8 +441,7 @@ pub(crate) async fn confirm_payout<E: Runtime>(
     })?;
     set_holdings(store, &payout.asset, held).await?;
     payout.confirmed = true;
-    store.put(&key::payout(id), &payout).await?;
-    store.note(Record::Payout { id: *id });
+    store.put_noted(Record::Payout { id: *id }, &payout).await?;
     Ok(())
 }
 
@@ -478,7 +477,6 @@ pub(crate) async fn cancel_payout<E: Runtime>(
     })?;
     set_holdings(store, &payout.asset, held).await?;
     ledger::credit(store, payout.asset, shop.sender(), payout.amount).await?;
-    store.delete(&key::payout(id)).await?;
-    store.note(Record::Payout { id: *id });
+    store.delete_noted(Record::Payout { id: *id }).await?;
     Ok(())
 }

@@ -40,10 +40,12 @@ async fn rate<E: Runtime>(
         head.rating_count = head.rating_count.saturating_add(1);
         stats.rating_count = stats.rating_count.saturating_add(1);
     }
-    store.put(&key::product(product_id), &head).await?;
-    store.note(Record::Product { id: *product_id });
-    store.put(&key::seller(&head.org), &stats).await?;
-    store.note(Record::Seller { org: head.org });
+    store
+        .put_noted(Record::Product { id: *product_id }, &head)
+        .await?;
+    store
+        .put_noted(Record::Seller { org: head.org }, &stats)
+        .await?;
     Ok(())
 }
 
@@ -88,8 +90,8 @@ pub(crate) async fn review<E: Runtime>(
         return Err(CommerceError::AlreadyReviewed(*id).into());
     }
     store
-        .put(
-            &key::review(id, line),
+        .put_noted(
+            Record::Review { order: *id, line },
             &ReviewHead {
                 product: product_id,
                 author: *shop.sender(),
@@ -101,7 +103,6 @@ pub(crate) async fn review<E: Runtime>(
             },
         )
         .await?;
-    store.note(Record::Review { order: *id, line });
     rate(store, &product_id, content.rating, 0).await
 }
 
@@ -140,8 +141,9 @@ pub(crate) async fn revise<E: Runtime>(
     head.version += 1;
     head.digest = content.digest();
     head.content_at = shop.ctx.place();
-    store.put(&key::review(id, line), &head).await?;
-    store.note(Record::Review { order: *id, line });
+    store
+        .put_noted(Record::Review { order: *id, line }, &head)
+        .await?;
     rate(store, &head.product, content.rating, old).await
 }
 
@@ -170,7 +172,8 @@ pub(crate) async fn reply<E: Runtime>(
         return Err(CommerceError::AlreadyReplied.into());
     }
     head.reply_at = Some(shop.ctx.place());
-    store.put(&key::review(id, line), &head).await?;
-    store.note(Record::Review { order: *id, line });
+    store
+        .put_noted(Record::Review { order: *id, line }, &head)
+        .await?;
     Ok(())
 }

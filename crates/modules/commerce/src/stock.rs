@@ -6,7 +6,6 @@ use consort_execution::{Fail, Runtime, Store};
 use consort_types::{
     changes::Record,
     commerce::{CommerceError, Order, RecordId},
-    state_key::commerce as key,
 };
 
 /// Reserve `quantity` more items of a variant at `price`.
@@ -39,11 +38,13 @@ pub(crate) async fn reserve<E: Runtime>(
         .reserved
         .checked_add(quantity)
         .ok_or(CommerceError::Overflow("reserved"))?;
-    store.put_fixed(&key::variant(product, index), &state);
-    store.note(Record::Variant {
-        product: *product,
-        variant: index,
-    });
+    store.put_fixed_noted(
+        Record::Variant {
+            product: *product,
+            variant: index,
+        },
+        &state,
+    );
     Ok(())
 }
 
@@ -67,11 +68,13 @@ pub(crate) async fn release<E: Runtime>(
         .available
         .checked_add(quantity)
         .ok_or(CommerceError::Overflow("stock"))?;
-    store.put_fixed(&key::variant(product, index), &state);
-    store.note(Record::Variant {
-        product: *product,
-        variant: index,
-    });
+    store.put_fixed_noted(
+        Record::Variant {
+            product: *product,
+            variant: index,
+        },
+        &state,
+    );
     Ok(())
 }
 

@@ -215,7 +215,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ),
         ("DUE_PER_BLOCK_MAX", commerce::DUE_PER_BLOCK_MAX),
         ("CHANGE_VALUE_MAX", bytes(changes::CHANGE_VALUE_MAX)),
-        ("CHANGES_PER_BLOCK_MAX", bytes(changes::CHANGES_PER_BLOCK_MAX)),
+        (
+            "CHANGES_PER_BLOCK_MAX",
+            bytes(changes::CHANGES_PER_BLOCK_MAX),
+        ),
         (
             "DUE_SECONDS_PER_BLOCK_MAX",
             commerce::DUE_SECONDS_PER_BLOCK_MAX,

@@ -154,15 +154,17 @@ impl App {
     fn remember_changes(&self, digest: Digest, height: u64, changes: Changes) {
         let mut remembered = self.changes.lock().expect("changes lock is never poisoned");
         remembered.insert(digest, (height, Arc::new(changes)));
+        // Over the bound (finality stalled while blocks kept being built), forget the
+        // newest: the next block finalized is among the oldest.
         while remembered.len() > CHANGES_REMEMBERED_MAX {
-            let Some(lowest) = remembered
+            let Some(highest) = remembered
                 .iter()
-                .min_by_key(|(digest, (height, _))| (*height, **digest))
+                .max_by_key(|(digest, (height, _))| (*height, **digest))
                 .map(|(digest, _)| *digest)
             else {
                 break;
             };
-            remembered.remove(&lowest);
+            remembered.remove(&highest);
         }
     }
 

@@ -393,7 +393,7 @@ pub async fn execute_block<E: Runtime>(
     let changes = if store.notes().is_empty() {
         consort_types::changes::Changes::default()
     } else {
-        consort_commerce::changes(&store)?
+        consort_commerce::changes(&mut store)
     };
     let records = store.into_writes();
     let written = records.iter().map(|(key, _)| *key).collect();

@@ -23,6 +23,10 @@ use std::{path::PathBuf, sync::Arc};
 /// Most products compared side by side.
 pub const COMPARE_MAX: usize = 4;
 
+/// Versions a product page shows (newest first; every version's content stays on chain and
+/// in the read model).
+pub const PAGE_VERSIONS: usize = 20;
+
 /// Reviews a product page shows (newest first).
 pub const PAGE_REVIEWS: usize = 20;
 
@@ -257,9 +261,9 @@ fn summary(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiEr
              (SELECT MIN(price) FROM variants WHERE product = p.id), \
              (SELECT MAX(price) FROM variants WHERE product = p.id), \
              (SELECT currency FROM variants WHERE product = p.id ORDER BY variant LIMIT 1), \
-             (SELECT SUM(available) FROM variants WHERE product = p.id) \
+             (SELECT SUM(MIN(available, ?2)) FROM variants WHERE product = p.id) \
              FROM products p WHERE p.id = ?1",
-            [id],
+            rusqlite::params![id, crate::search::STOCK_SUMMED_MAX],
             |r| {
                 let sum: i64 = r.get(5)?;
                 let count: i64 = r.get(6)?;
@@ -368,6 +372,15 @@ fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, 
     let Some(mut page) = summary(conn, id)? else {
         return Ok(None);
     };
+    if page["status"] == "suspended" {
+        // The operator took it down under its policy: its status, not its content.
+        return Ok(Some(json!({
+            "id": id,
+            "status": "suspended",
+            "seller": page["seller"],
+            "url": page["url"],
+        })));
+    }
     let (description_zh, description_en, attributes, images, version, updated_ms): (
         String,
         String,
@@ -416,10 +429,10 @@ fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, 
     page["variants"] = Value::Array(variants);
     let mut statement = conn.prepare_cached(
         "SELECT version, digest, content_at, time_ms, content FROM product_versions \
-         WHERE product = ?1 ORDER BY version",
+         WHERE product = ?1 ORDER BY version DESC LIMIT ?2",
     )?;
     let versions: Vec<Value> = statement
-        .query_map([id], |r| {
+        .query_map(rusqlite::params![id, PAGE_VERSIONS as i64], |r| {
             let content: String = r.get(4)?;
             Ok(json!({
                 "version": r.get::<_, i64>(0)?,
@@ -431,6 +444,7 @@ fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, 
         })?
         .collect::<Result<_, _>>()?;
     page["versions"] = Value::Array(versions);
+    page["versions_total"] = json!(version);
     let reviews_total: i64 = conn.query_row(
         "SELECT COUNT(*) FROM reviews WHERE product = ?1",
         [id],

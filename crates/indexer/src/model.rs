@@ -402,23 +402,32 @@ impl Index {
 /// What the block's applied transactions carry that the records do not.
 #[derive(Default)]
 struct Carried<'a> {
-    /// Product content by the place of the transaction that carries it.
-    products: BTreeMap<RecordId, &'a ProductContent>,
-    /// Review content by place.
-    reviews: BTreeMap<RecordId, &'a ReviewContent>,
+    /// Product content by product, in transaction order, each with its transaction's place
+    /// (a block may publish and update a product, or update it twice).
+    products: BTreeMap<RecordId, Vec<(RecordId, &'a ProductContent)>>,
+    /// Review content by (order, line), in transaction order, with its place.
+    reviews: BTreeMap<(RecordId, u8), Vec<(RecordId, &'a ReviewContent)>>,
     /// Seller replies by place.
     replies: BTreeMap<RecordId, &'a str>,
     /// Timeline entries per order: (tx index, seq, event, detail).
     events: BTreeMap<RecordId, Vec<(u32, u32, &'static str, Value)>>,
     /// Carrier events: (order, shipment, tx index, seq, status, location).
     shipments: Vec<(RecordId, u16, u32, u32, String, &'a str)>,
+    /// Next sequence number per (order, tx index) of timeline entries.
+    event_seq: BTreeMap<(RecordId, u32), u32>,
+    /// Next sequence number per (order, shipment, tx index) of carrier events.
+    shipment_seq: BTreeMap<(RecordId, u16, u32), u32>,
 }
 
 impl<'a> Carried<'a> {
     fn event(&mut self, order: RecordId, index: u32, event: &'static str, detail: Value) {
-        let list = self.events.entry(order).or_default();
-        let seq = u32::try_from(list.iter().filter(|e| e.0 == index).count()).unwrap_or(0);
-        list.push((index, seq, event, detail));
+        let next = self.event_seq.entry((order, index)).or_default();
+        let seq = *next;
+        *next += 1;
+        self.events
+            .entry(order)
+            .or_default()
+            .push((index, seq, event, detail));
     }
 
     fn take(&mut self, height: u64, index: u32, tx: &'a SignedTx) {
@@ -429,11 +438,29 @@ impl<'a> Carried<'a> {
         let kind = call.kind();
         use CommerceCall as C;
         match call {
-            C::PublishProduct { content } | C::UpdateProduct { content, .. } => {
-                self.products.insert(here, content);
+            C::PublishProduct { content } => {
+                self.products.entry(here).or_default().push((here, content));
             }
-            C::Review { content, .. } | C::ReviseReview { content, .. } => {
-                self.reviews.insert(here, content);
+            C::UpdateProduct { product, content } => {
+                self.products
+                    .entry(*product)
+                    .or_default()
+                    .push((here, content));
+            }
+            C::Review {
+                order,
+                line,
+                content,
+            }
+            | C::ReviseReview {
+                order,
+                line,
+                content,
+            } => {
+                self.reviews
+                    .entry((*order, *line))
+                    .or_default()
+                    .push((here, content));
             }
             C::ReplyReview { text, .. } => {
                 self.replies.insert(here, text.as_str());
@@ -503,13 +530,12 @@ impl<'a> Carried<'a> {
                             "location": event.location.as_str(),
                         }),
                     );
-                    let seq = u32::try_from(
-                        self.shipments
-                            .iter()
-                            .filter(|s| s.0 == event.order && s.1 == event.shipment && s.2 == index)
-                            .count(),
-                    )
-                    .unwrap_or(0);
+                    let next = self
+                        .shipment_seq
+                        .entry((event.order, event.shipment, index))
+                        .or_default();
+                    let seq = *next;
+                    *next += 1;
                     self.shipments.push((
                         event.order,
                         event.shipment,
@@ -757,18 +783,44 @@ impl Applying<'_, '_> {
         if head.content_at.height != self.height {
             return Ok(());
         }
-        let content = carried.products.get(&head.content_at).ok_or_else(|| {
-            self.bad(format!(
-                "product {id} version {} names content at {} that no applied transaction \
-                 of this block carries",
-                head.version, head.content_at
-            ))
-        })?;
+        // Every version this block made, in order: the last is the head's.
+        let made = carried
+            .products
+            .get(&id)
+            .filter(|made| made.last().is_some_and(|(at, _)| *at == head.content_at))
+            .ok_or_else(|| {
+                self.bad(format!(
+                    "product {id} version {} names content at {} that no applied transaction \
+                     of this block carries",
+                    head.version, head.content_at
+                ))
+            })?;
+        let (_, content) = made[made.len() - 1];
         if content.digest() != head.digest {
             return Err(self.bad(format!(
                 "product {id} version {}: the content's digest is not the head's",
                 head.version
             )));
+        }
+        let first = u32::try_from(made.len() - 1)
+            .ok()
+            .and_then(|n| head.version.checked_sub(n))
+            .filter(|first| *first >= 1)
+            .ok_or_else(|| self.bad(format!("product {id}: more versions than its head counts")))?;
+        for ((at, version_content), version) in made.iter().zip(first..) {
+            self.tx.execute(
+                "INSERT OR REPLACE INTO product_versions \
+                 (product, version, digest, content_at, time_ms, content) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    key,
+                    version,
+                    hex::encode(version_content.digest()),
+                    at.to_string(),
+                    sql(self.time_ms),
+                    json!(version_content).to_string()
+                ],
+            )?;
         }
         self.tx.execute(
             "UPDATE products SET title_zh = ?2, title_en = ?3, description_zh = ?4, \
@@ -782,19 +834,6 @@ impl Applying<'_, '_> {
                 content.category.as_str(),
                 json!(content.attributes.0).to_string(),
                 json!(content.images.0).to_string()
-            ],
-        )?;
-        self.tx.execute(
-            "INSERT OR REPLACE INTO product_versions \
-             (product, version, digest, content_at, time_ms, content) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                key,
-                head.version,
-                hex::encode(head.digest),
-                head.content_at.to_string(),
-                sql(self.time_ms),
-                json!(content).to_string()
             ],
         )?;
         for (variant, spec) in (0u16..).zip(&content.variants.0) {
@@ -886,6 +925,7 @@ impl Applying<'_, '_> {
         }
         // Sales: what an order shipped counts once it completes.
         let completed_now = order.status == OrderStatus::Completed
+            && order.payment == consort_types::commerce::PaymentState::Released
             && before
                 .as_ref()
                 .is_none_or(|(s, _)| s != OrderStatus::Completed.name());
@@ -902,13 +942,29 @@ impl Applying<'_, '_> {
         // it, what the block's own steps did (an unpaid order expired, a delivered one
         // completed when its receipt window passed).
         let mut events = carried.events.remove(&id).unwrap_or_default();
-        if events.is_empty() {
-            let event = match order.status {
-                OrderStatus::Expired => "expired",
-                OrderStatus::Completed => "auto_completed",
-                _ => "updated",
-            };
-            events.push((u32::MAX, 0, event, json!({})));
+        // What the block's own steps did after its transactions: an order expires only by
+        // its payment window; it completes by a transaction only through these calls.
+        let step = match order.status {
+            OrderStatus::Expired if before.as_ref().is_none_or(|(s, _)| s != "expired") => {
+                Some("expired")
+            }
+            OrderStatus::Completed
+                if before.as_ref().is_none_or(|(s, _)| s != "completed")
+                    && !events.iter().any(|(_, _, e, _)| {
+                        matches!(
+                            *e,
+                            "confirm_receipt" | "confirm_payment" | "refund" | "cancel_order"
+                        )
+                    }) =>
+            {
+                Some("auto_completed")
+            }
+            _ => None,
+        };
+        if let Some(step) = step {
+            events.push((u32::MAX, 0, step, json!({})));
+        } else if events.is_empty() {
+            events.push((u32::MAX, 0, "updated", json!({})));
         }
         for (index, seq, event, detail) in events {
             self.tx.execute(
@@ -975,32 +1031,55 @@ impl Applying<'_, '_> {
             ],
         )?;
         if head.content_at.height == self.height {
-            let content = carried.reviews.get(&head.content_at).ok_or_else(|| {
-                self.bad(format!(
-                    "review {order}/{line} names content at {} that no applied transaction \
-                     of this block carries",
-                    head.content_at
-                ))
-            })?;
-            let photos =
-                json!(content.photos.0.iter().map(hex::encode).collect::<Vec<_>>()).to_string();
+            let made = carried
+                .reviews
+                .get(&(order, line))
+                .filter(|made| made.last().is_some_and(|(at, _)| *at == head.content_at))
+                .ok_or_else(|| {
+                    self.bad(format!(
+                        "review {order}/{line} names content at {} that no applied \
+                         transaction of this block carries",
+                        head.content_at
+                    ))
+                })?;
+            let first = u32::try_from(made.len() - 1)
+                .ok()
+                .and_then(|n| head.version.checked_sub(n))
+                .filter(|first| *first >= 1)
+                .ok_or_else(|| {
+                    self.bad(format!(
+                        "review {order}/{line}: more versions than it counts"
+                    ))
+                })?;
+            let photos_of = |content: &ReviewContent| {
+                json!(content.photos.0.iter().map(hex::encode).collect::<Vec<_>>()).to_string()
+            };
+            for ((at, content), version) in made.iter().zip(first..) {
+                self.tx.execute(
+                    "INSERT OR REPLACE INTO review_versions \
+                     (order_id, line, version, rating, text, photos, content_at, time_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        key,
+                        line,
+                        version,
+                        content.rating,
+                        content.text.as_str(),
+                        photos_of(content),
+                        at.to_string(),
+                        sql(self.time_ms)
+                    ],
+                )?;
+            }
+            let (_, content) = made[made.len() - 1];
             self.tx.execute(
                 "UPDATE reviews SET text = ?3, photos = ?4, time_ms = ?5 \
                  WHERE order_id = ?1 AND line = ?2",
-                params![key, line, content.text.as_str(), photos, sql(self.time_ms)],
-            )?;
-            self.tx.execute(
-                "INSERT OR REPLACE INTO review_versions \
-                 (order_id, line, version, rating, text, photos, content_at, time_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     key,
                     line,
-                    head.version,
-                    content.rating,
                     content.text.as_str(),
-                    photos,
-                    head.content_at.to_string(),
+                    photos_of(content),
                     sql(self.time_ms)
                 ],
             )?;

@@ -27,6 +27,10 @@ use tantivy::{
     },
 };
 
+/// Stock above this per variant counts as this much in a product's total (SQLite sums
+/// signed 64-bit integers; a seller may declare any stock).
+pub const STOCK_SUMMED_MAX: i64 = 1_000_000_000_000_000;
+
 /// Most results one page holds.
 pub const PAGE_SIZE_MAX: usize = 100;
 
@@ -630,8 +634,8 @@ pub fn product_doc(
     }
     let (price_min, price_max, available): (Option<i64>, Option<i64>, Option<i64>) = conn
         .query_row(
-            "SELECT MIN(price), MAX(price), SUM(available) FROM variants WHERE product = ?1",
-            [id],
+            "SELECT MIN(price), MAX(price), SUM(MIN(available, ?2)) FROM variants WHERE product = ?1",
+            rusqlite::params![id, STOCK_SUMMED_MAX],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
     let attributes = serde_json::from_str::<Vec<serde_json::Value>>(&attrs)

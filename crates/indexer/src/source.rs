@@ -143,10 +143,10 @@ impl Source for NodeSource {
         if block.number() != height {
             return Err(self.bad(&path, format!("not block {height}")));
         }
-        let path = format!("/v1/blocks/{height}/changes");
+        let path = format!("/v1/blocks/{height}/changes?format=binary");
         let (status, body) = self.fetch(&path)?;
-        let answer = self.json(&path, &body)?;
         if status == reqwest::StatusCode::NOT_FOUND {
+            let answer = self.json(&path, &body)?;
             return match answer["error"]["code"].as_str() {
                 Some("changes_not_recorded") => Err(SourceError::NotRecorded {
                     url: self.base.clone(),
@@ -163,11 +163,7 @@ impl Source for NodeSource {
         if !status.is_success() {
             return Err(self.bad(&path, format!("answered {status}")));
         }
-        let encoded = answer["encoded"]
-            .as_str()
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or_else(|| self.bad(&path, "no hex `encoded`"))?;
-        let changes = Changes::decode(bytes::Bytes::from(encoded))
+        let changes = Changes::decode(body)
             .map_err(|e| self.bad(&path, format!("changes do not decode: {e}")))?;
         Ok(Some((block, changes)))
     }

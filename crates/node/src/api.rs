@@ -432,46 +432,82 @@ async fn block_raw(
         .into_response())
 }
 
+/// Query string of `/v1/blocks/{height}/changes`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// `json` (the default) or `binary` (the list's canonical encoding, as followers read it).
+    pub format: Option<String>,
+}
+
 /// The shop records finalized block `height` changed, each with its value after the block
-/// (hex of its canonical encoding; `null`: removed), and the whole list's encoding.
+/// (hex of its canonical encoding; `null`: removed), or with `format=binary` the list's
+/// canonical encoding (`application/octet-stream`).
 async fn block_changes(
     State(s): AppState,
     Path(height): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
-    let log = &s.observer.changelog;
-    let recorded = log
-        .get(height)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    if recorded.is_none() {
+    query: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let binary = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("binary") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("format {other:?}: use json or binary"),
+            ));
+        }
+    };
+    let log = s.observer.changelog.clone();
+    let (recorded, first) = tokio::task::spawn_blocking(move || {
+        let recorded = log.get(height)?;
+        let first = if recorded.is_none() {
+            log.first()
+        } else {
+            None
+        };
+        Ok::<_, crate::changelog::ChangeLogError>((recorded, first))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let Some(changes) = recorded else {
         // Not final yet (or never): say so rather than that it was not recorded.
         finalized_block(&s, height).await?;
-    }
-    let changes = recorded.ok_or_else(|| {
-        let first = log.first().ok().flatten();
-        ApiError::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "changes_not_recorded",
             match first {
                 Some(first) => format!(
-                    "this node did not execute block {height} (it joined by state sync or \
-                         ran an older build); its change log starts at block {first}: ask a \
-                         node that executed the chain from genesis"
+                    "this node did not record block {height}'s changes (it joined by state \
+                     sync, or ran an older build); its change log starts at block {first}: \
+                     ask a node that executed the chain from genesis"
                 ),
                 None => format!(
-                    "this node has recorded no block's changes yet; ask a node that \
-                         executed block {height}"
+                    "this node has recorded no block's changes yet; ask a node that executed \
+                     block {height}"
                 ),
             },
+        ));
+    };
+    if binary {
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            changes.encode().to_vec(),
         )
-    })?;
+            .into_response());
+    }
     Ok(Json(json!({
         "height": height,
         "changes": changes.0.iter().map(|c| json!({
             "record": c.record,
             "value": c.value.as_deref().map(hex::encode),
         })).collect::<Vec<_>>(),
-        "encoded": hex::encode(changes.encode()),
-    })))
+    }))
+    .into_response())
 }
 
 /// One transaction of a finalized block, as signed (hex of its canonical encoding), with its
@@ -818,6 +854,8 @@ mod tests {
             include_str!("gov.rs"),
             include_str!("private.rs"),
             include_str!("commerce.rs"),
+            // The shop's read API, served by the indexer, is part of the same document.
+            include_str!("../../indexer/src/api.rs"),
         ];
         let mut routes = Vec::new();
         for source in sources {

@@ -171,8 +171,16 @@ impl ChainObserver for Observer {
         let Some(changes) = changes else {
             return;
         };
+        // The block's state is applied next: a change log that cannot keep its row would lose
+        // it for good. Stopping the node instead keeps it; after a restart the block is
+        // finalized, executed and captured again.
         if let Err(error) = self.changelog.record(block.number(), changes) {
-            tracing::error!(height = block.number(), %error, "cannot record the block's shop changes");
+            panic!(
+                "cannot record the shop changes of block {}: {error}; the node stops so that \
+                 none is lost (free disk space or fix {}, then start it again)",
+                block.number(),
+                crate::changelog::CHANGELOG_DIR
+            );
         }
     }
 

@@ -423,6 +423,11 @@ impl<'a, E: Runtime> Store<'a, E> {
         &self.notes
     }
 
+    /// Take [`Store::notes`], leaving none.
+    pub fn take_notes(&mut self) -> BTreeMap<Record, Option<Vec<u8>>> {
+        std::mem::take(&mut self.notes)
+    }
+
     /// Keep the current transaction's writes.
     pub fn commit(&mut self) {
         self.notes.extend(self.note_journal.drain(..));

@@ -104,3 +104,37 @@ pub(crate) fn dump(db: &PathBuf) -> String {
     );
     String::from_utf8(out.stdout).expect("utf8")
 }
+
+/// An indexer following `api` into `db` and serving the shop API; stopped when dropped.
+pub(crate) struct Serving {
+    child: std::process::Child,
+    /// The shop API's base URL.
+    pub(crate) url: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start an indexer on `db` that follows `api` and serves `/v1/shop/...` on a free port.
+pub(crate) fn serving(api: &str, db: &Path, log: &Path) -> Serving {
+    let port = crate::validators::free_port();
+    let out = std::fs::File::create(log).expect("log");
+    let child = Command::new(BIN)
+        .args(["indexer", "--node", api, "--db"])
+        .arg(db)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .expect("start the indexer");
+    let url = format!("http://127.0.0.1:{port}");
+    crate::wait_for("the shop API", Duration::from_secs(30), || {
+        crate::get(&format!("{url}/v1/shop/status")).is_some()
+    });
+    Serving { child, url }
+}

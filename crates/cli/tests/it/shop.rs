@@ -398,7 +398,14 @@ fn fifty_customers_race_for_the_last_ten_items_on_the_devnet_and_orders_and_revi
         "{out}"
     );
     review_evidence_catches_tampering(dir.path(), &apis[2], ebook);
-    indexed_the_same_as_a_rebuild(dir.path(), &apis, chaos, &followed, physical, ebook);
+    indexed_the_same_as_a_rebuild(
+        dir.path(),
+        &apis,
+        chaos,
+        &followed,
+        (physical, digital),
+        ebook,
+    );
 }
 
 /// The indexer killed at random points while the chain was busy holds exactly what one built
@@ -409,7 +416,7 @@ fn indexed_the_same_as_a_rebuild(
     apis: &[String],
     chaos: crate::indexer::Chaos,
     followed: &std::path::PathBuf,
-    physical: RecordId,
+    (physical, digital): (RecordId, RecordId),
     ebook: RecordId,
 ) {
     let kills = chaos.finish();
@@ -496,6 +503,93 @@ fn indexed_the_same_as_a_rebuild(
         title, "限量版蓝牙耳机",
         "the product's text comes from its transaction"
     );
+    drop(index);
+    shop_api_answers_from_the_index(dir, &apis[1], &rebuilt, (physical, digital), ebook);
+}
+
+/// The shop's read API over that index: search in Chinese and English, the product page
+/// with the race's stock and the e-book's review, a comparison, and typed errors for bad
+/// input.
+fn shop_api_answers_from_the_index(
+    dir: &Path,
+    api: &str,
+    db: &Path,
+    (physical, digital): (RecordId, RecordId),
+    ebook: RecordId,
+) {
+    let shop = crate::indexer::serving(api, db, &dir.join("shop-api.log"));
+    let url = &shop.url;
+    let found = |query: &str| -> Vec<String> {
+        let answer = get(&format!("{url}/v1/shop/search?{query}")).expect("search answers");
+        answer["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{query}: {answer}"))
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    // Both products carry the same title: each query finds both, whatever the language.
+    for query in [
+        "q=蓝牙耳机",
+        "q=耳机",
+        "q=bluetooth+headphones",
+        "q=headphone",
+    ] {
+        let mut ids = found(query);
+        ids.sort();
+        let mut both = vec![physical.to_string(), digital.to_string()];
+        both.sort();
+        assert_eq!(ids, both, "{query}");
+    }
+    assert_eq!(found("q=冰箱"), Vec::<String>::new());
+    assert_eq!(
+        found("in_stock=true"),
+        [digital.to_string()],
+        "the race's product is sold out"
+    );
+    let page = get(&format!("{url}/v1/shop/products/{physical}")).expect("product");
+    assert_eq!(page["variants"][0]["available"], 0);
+    assert_eq!(page["variants"][0]["reserved"], 10);
+    assert_eq!(
+        page["versions"][0]["content"]["title_en"],
+        "Limited edition bluetooth headphones"
+    );
+    let search = get(&format!("{url}/v1/shop/search?q=耳机&category=electronics")).expect("search");
+    assert_eq!(search["total"], 2, "{search}");
+    assert!(
+        search["facets"]["categories"]
+            .as_array()
+            .expect("facets")
+            .iter()
+            .any(|c| c["name"] == "electronics" && c["count"] == 2),
+        "{search}"
+    );
+    let page = get(&format!("{url}/v1/shop/products/{digital}")).expect("product page");
+    assert_eq!(page["reviews"]["total"], 1);
+    assert_eq!(page["reviews"]["latest"][0]["text"], "音质很好 great sound");
+    assert_eq!(page["reviews"]["latest"][0]["order"], ebook.to_string());
+    assert_eq!(page["rating"], "5.00");
+    let compared =
+        get(&format!("{url}/v1/shop/compare?ids={physical},{digital}")).expect("compare");
+    let rows = compared["rows"].as_array().expect("rows");
+    let available = rows.iter().find(|r| r["name"] == "available").expect("row");
+    assert_eq!(available["differs"], true);
+    // Bad input: a typed error, nothing else.
+    for (path, status, code) in [
+        ("/v1/shop/search?per_page=1000", 400, "bad_request"),
+        ("/v1/shop/search?sort=cheapest", 400, "bad_request"),
+        ("/v1/shop/search?price_min=-5", 400, "bad_request"),
+        ("/v1/shop/search?color=red", 400, "bad_request"),
+        ("/v1/shop/search?rating_min=9", 400, "bad_request"),
+        ("/v1/shop/products/garbage", 400, "bad_request"),
+        ("/v1/shop/products/999999-0", 404, "unknown_product"),
+        ("/v1/shop/compare?ids=1-0", 400, "bad_request"),
+    ] {
+        let response = http().get(format!("{url}{path}")).send().expect("answers");
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: serde_json::Value = response.json().expect("json error");
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
 }
 
 /// The light client refuses a review's record evidence changed in any part: a value's

@@ -179,24 +179,21 @@ impl Commerce {
 
 /// The shop records the block wrote so far ([`Store::notes`]), each with its value now: what
 /// the read side follows. Every node lists the same records, since only kept transactions
-/// and the block's own steps name them.
-///
-/// # Errors
-/// A record larger than [`CHANGE_VALUE_MAX`] (none can be).
-pub fn changes<E: Runtime>(store: &Store<'_, E>) -> Result<Changes, BlockError> {
+/// and the block's own steps name them. The list is the node's own record, never a reason
+/// to refuse a block: a record larger than [`CHANGE_VALUE_MAX`] (none can be) is left out.
+pub fn changes<E: Runtime>(store: &mut Store<'_, E>) -> Changes {
     let mut changes = Vec::with_capacity(store.notes().len());
-    for (record, value) in store.notes() {
+    for (record, value) in store.take_notes() {
         if value.as_ref().is_some_and(|v| v.len() > CHANGE_VALUE_MAX) {
-            return Err(BlockError::Invariant(format!(
-                "shop record {record:?} is larger than a change may carry"
-            )));
+            tracing::error!(
+                ?record,
+                "a shop record too large for the change list; left out"
+            );
+            continue;
         }
-        changes.push(Change {
-            record: *record,
-            value: value.clone(),
-        });
+        changes.push(Change { record, value });
     }
-    Ok(Changes(changes))
+    Changes(changes)
 }
 
 /// Encoded bytes of a one-line order, a one-line shipment and a product head: the records

@@ -220,6 +220,23 @@ fn limits() -> BTreeMap<&'static str, u64> {
             bytes(changes::CHANGES_PER_BLOCK_MAX),
         ),
         (
+            "PAGE_SIZE_MAX",
+            bytes(consort_indexer::search::PAGE_SIZE_MAX),
+        ),
+        (
+            "RESULT_DEPTH_MAX",
+            bytes(consort_indexer::search::RESULT_DEPTH_MAX),
+        ),
+        (
+            "QUERY_TEXT_MAX",
+            bytes(consort_indexer::search::QUERY_TEXT_MAX),
+        ),
+        (
+            "STOCK_SUMMED_MAX",
+            u64::try_from(consort_indexer::search::STOCK_SUMMED_MAX).expect("positive"),
+        ),
+        ("COMPARE_MAX", bytes(consort_indexer::api::COMPARE_MAX)),
+        (
             "DUE_SECONDS_PER_BLOCK_MAX",
             commerce::DUE_SECONDS_PER_BLOCK_MAX,
         ),

@@ -25,7 +25,8 @@ impl Client {
         }
     }
 
-    fn check(response: reqwest::blocking::Response) -> anyhow::Result<Value> {
+    /// The answer's JSON, or its error as `code: message`.
+    pub fn check(response: reqwest::blocking::Response) -> anyhow::Result<Value> {
         let status = response.status();
         let body: Value = response.json().context("the node's answer is not JSON")?;
         if !status.is_success() {
@@ -46,31 +47,67 @@ impl Client {
     }
 
     /// GET a restricted path with a request signed by `key` for the node's chain (see
-    /// `consort_node::private`).
+    /// `consort_types::signed_read`).
     pub fn get_signed(&self, path: &str, key: &ed25519::PrivateKey) -> anyhow::Result<Value> {
-        use commonware_cryptography::Signer as _;
+        self.signed(reqwest::Method::GET, path, None, key)
+    }
+
+    /// A request signed by `key` (its body too), for restricted reads and cart changes.
+    pub fn signed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: &ed25519::PrivateKey,
+    ) -> anyhow::Result<Value> {
+        let response = self.send_signed(method, path, body, key, Some(Duration::from_secs(10)))?;
+        Self::check(response)
+    }
+
+    /// Send a signed request and return the response as it comes (`timeout` None: a stream).
+    pub fn send_signed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: &ed25519::PrivateKey,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<reqwest::blocking::Response> {
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .context("the clock is before 1970")?
             .as_secs();
-        let chain_id = self.get("/v1/status")?["chain_id"]
-            .as_u64()
-            .context("status has no chain_id")?;
-        let message = consort_node::private::read_message(chain_id, "GET", path, time);
-        let signature = key.sign(consort_node::private::READ_NAMESPACE, &message);
+        let chain_id = self.chain_id()?;
+        let bytes = body
+            .map(serde_json::to_vec)
+            .transpose()?
+            .unwrap_or_default();
         let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .header(
-                "x-consort-account",
-                crate::keys::account_of(key).to_string(),
-            )
-            .header("x-consort-time", time.to_string())
-            .header("x-consort-signature", hex::encode(signature.encode()))
+        let mut request = self.http.request(method.clone(), &url);
+        for (name, value) in
+            consort_types::signed_read::sign(key, chain_id, method.as_str(), path, time, &bytes)
+        {
+            request = request.header(name, value);
+        }
+        if body.is_some() {
+            request = request
+                .header("content-type", "application/json")
+                .body(bytes);
+        }
+        request = match timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request.timeout(Duration::from_secs(24 * 3600)),
+        };
+        request
             .send()
-            .with_context(|| format!("cannot reach {url}"))?;
-        Self::check(response)
+            .with_context(|| format!("cannot reach {url}; is the node running?"))
+    }
+
+    /// The chain's id, as the node says.
+    pub fn chain_id(&self) -> anyhow::Result<u64> {
+        self.get("/v1/status")?["chain_id"]
+            .as_u64()
+            .context("status has no chain_id")
     }
 
     /// Sign and submit a transfer; returns its hash.

@@ -171,6 +171,10 @@ pub fn prepare_with(
             p2p_listen: p2p,
             api_listen: api,
             mainchain,
+            // Node 0 keeps the shop's read model and serves the shop API.
+            shop_db: (i == 0)
+                .then(|| std::path::absolute(vdir.join("shop/shop.sqlite")))
+                .transpose()?,
         };
         let path = vdir.join("config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
@@ -413,6 +417,11 @@ pub fn run(
         "Try: consort transfer --node {} --key {}/accounts/alice.key --to <bob's id> --amount 5",
         urls[0],
         dir.display()
+    );
+    println!(
+        "Shop: node 0 indexes the marketplace; try {}/v1/shop/search?q=耳机 or \
+         consort shop search 耳机",
+        urls[0]
     );
     println!("Press Ctrl-C to stop.");
     while !stop_flag.load(Ordering::SeqCst) {

@@ -1,7 +1,12 @@
 //! `consort indexer`: follow a node's finalized blocks into the shop's SQLite read model.
 
 use anyhow::Context as _;
-use consort_indexer::{Index, NodeSource, Search, follow};
+use consort_indexer::{
+    Index, NodeSource, Search,
+    api::{Shop, Update},
+    follow,
+    service::{remove, search_dir},
+};
 use std::{
     path::Path,
     sync::{
@@ -13,35 +18,6 @@ use std::{
 
 /// How often progress is printed while catching up.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// The search index's directory beside the read model at `db`.
-pub fn search_dir(db: &Path) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".search");
-    name.into()
-}
-
-/// Remove the index at `db`, the WAL files beside it and its search index.
-fn remove(db: &Path) -> anyhow::Result<()> {
-    let search = search_dir(db);
-    match std::fs::remove_dir_all(&search) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", search.display())),
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        match std::fs::remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot remove {}", db.display()));
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Run the indexer (see the command's help).
 pub fn run(
@@ -58,7 +34,7 @@ pub fn run(
         return Ok(());
     }
     if rebuild {
-        remove(db)?;
+        remove(db).with_context(|| format!("cannot remove the index at {}", db.display()))?;
     }
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -66,8 +42,9 @@ pub fn run(
     }
     let mut index = Index::open(db)?;
     let search = Arc::new(Search::open(&search_dir(db))?);
+    let shop = Shop::new(db.to_path_buf(), search.clone(), node)?;
     if let Some(listen) = listen {
-        serve(listen, db.to_path_buf(), search.clone())?;
+        serve(listen, shop.clone())?;
     }
     let source = NodeSource::new(node)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -94,6 +71,7 @@ pub fn run(
         until,
         &stop,
         |height, tip| {
+            shop.publish(Update { height });
             if last.elapsed() >= PROGRESS_EVERY {
                 last = Instant::now();
                 let behind = tip.saturating_sub(height);
@@ -111,11 +89,7 @@ pub fn run(
 }
 
 /// Serve the shop API (`/v1/shop/...`) on `listen` from a thread of its own.
-fn serve(
-    listen: std::net::SocketAddr,
-    db: std::path::PathBuf,
-    search: Arc<Search>,
-) -> anyhow::Result<()> {
+fn serve(listen: std::net::SocketAddr, shop: Arc<Shop>) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
@@ -129,7 +103,7 @@ fn serve(
         .name("shop-api".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let app = consort_indexer::api::routes(consort_indexer::api::Shop::new(db, search));
+                let app = consort_indexer::api::routes(shop);
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => {
                         if let Err(error) = axum::serve(listener, app).await {

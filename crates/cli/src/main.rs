@@ -12,6 +12,7 @@ mod mainchain;
 mod peg;
 mod private;
 mod process;
+mod shop;
 mod validators;
 mod verify;
 
@@ -201,10 +202,19 @@ enum Command {
         /// Print the index's content (every row of every table, in key order) and exit.
         #[arg(long, conflicts_with_all = ["rebuild", "until", "listen"])]
         dump: bool,
-        /// Also serve the shop's read API (`/v1/shop/search`, `/v1/shop/products/{id}`,
-        /// `/v1/shop/compare`, `/v1/shop/status`) on this address, e.g. 127.0.0.1:28100.
+        /// Also serve the shop API (search, products, compare, status; signed order views,
+        /// update streams and carts) on this address, e.g. 127.0.0.1:28100.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// The marketplace: search, compare, cart, checkout, orders and their tracking, reviews;
+    /// sellers' publishing, stock, order handling and shipping; carriers' events; banks'
+    /// payment confirmations. `consort shop --help` shows a whole shop's day.
+    Shop {
+        #[command(flatten)]
+        at: shop::Endpoints,
+        #[command(subcommand)]
+        command: shop::ShopCommand,
     },
     /// Show a node's view of the chain.
     Status {
@@ -588,6 +598,7 @@ fn main() -> anyhow::Result<()> {
             dump,
             listen,
         } => indexer::run(&node, &db, until, rebuild, dump, listen),
+        Command::Shop { at, command } => shop::run(&at, command),
         Command::Status { node } => {
             let value = client::Client::new(&node).get("/v1/status")?;
             println!("{}", serde_json::to_string_pretty(&value)?);

@@ -4,21 +4,21 @@
 //! attribute. `consort indexer --listen` serves it (and a node that runs an indexer merges it
 //! into its own API).
 
+pub use crate::shop::{ApiError, Shop, UPDATE_STREAMS_MAX, Update};
 use crate::{
-    Search,
-    search::{PAGE_SIZE_MAX, Query as SearchQuery, SearchError, Sort},
+    search::{PAGE_SIZE_MAX, Query as SearchQuery, Sort},
+    shop::{indexed_height, parse_id, query_error},
 };
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::get,
 };
 use rusqlite::OptionalExtension as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 /// Most products compared side by side.
 pub const COMPARE_MAX: usize = 4;
@@ -30,112 +30,6 @@ pub const PAGE_VERSIONS: usize = 20;
 /// Reviews a product page shows (newest first).
 pub const PAGE_REVIEWS: usize = 20;
 
-/// Most idle read connections to the read model kept open.
-const POOL_MAX: usize = 16;
-
-/// A JSON error: `{"error": {"code", "message"}}` with an HTTP status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    fn internal(message: impl std::fmt::Display) -> Self {
-        tracing::error!(%message, "shop API failure");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("the read model failed: {message}"),
-        )
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::internal(error)
-    }
-}
-
-impl From<SearchError> for ApiError {
-    fn from(error: SearchError) -> Self {
-        match error {
-            SearchError::BadQuery(message) => Self::bad(message),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
-    }
-}
-
-/// What the routes read: the read model's file and the search index.
-pub struct Shop {
-    db: PathBuf,
-    search: Arc<Search>,
-    pool: std::sync::Mutex<Vec<rusqlite::Connection>>,
-}
-
-impl Shop {
-    /// The API over the read model at `db` and `search`.
-    pub fn new(db: PathBuf, search: Arc<Search>) -> Arc<Self> {
-        Arc::new(Self {
-            db,
-            search,
-            pool: std::sync::Mutex::new(Vec::new()),
-        })
-    }
-
-    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
-        self.pool
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Run `f` with a read connection, on a blocking thread.
-    async fn read<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Self, &rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let shop = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match shop.pool().pop() {
-                Some(conn) => conn,
-                None => rusqlite::Connection::open_with_flags(
-                    &shop.db,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?,
-            };
-            let result = f(&shop, &conn);
-            let mut pool = shop.pool();
-            if pool.len() < POOL_MAX {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(ApiError::internal)?
-    }
-}
-
 /// The `/v1/shop` routes.
 pub fn routes(shop: Arc<Shop>) -> Router {
     Router::new()
@@ -143,6 +37,8 @@ pub fn routes(shop: Arc<Shop>) -> Router {
         .route("/v1/shop/products/{id}", get(product))
         .route("/v1/shop/compare", get(compare))
         .route("/v1/shop/status", get(status))
+        .merge(crate::views::routes())
+        .merge(crate::carts::routes())
         .with_state(shop)
 }
 
@@ -248,10 +144,6 @@ fn rating_milli(text: &str) -> Result<u64, ApiError> {
     Ok(milli)
 }
 
-fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::bad(format!("bad query string: {}", rejection.body_text()))
-}
-
 /// A product as a result lists it.
 fn summary(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiError> {
     let row = conn
@@ -306,13 +198,6 @@ fn rating(sum: i64, count: i64) -> Value {
     Value::String(format!("{}.{:02}", hundredths / 100, hundredths % 100))
 }
 
-fn indexed_height(conn: &rusqlite::Connection) -> Result<i64, ApiError> {
-    Ok(conn
-        .query_row("SELECT height FROM cursor WHERE id = 0", [], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
-}
-
 async fn status(State(shop): State<Arc<Shop>>) -> Result<Json<Value>, ApiError> {
     shop.read(|shop, conn| {
         let count =
@@ -324,6 +209,7 @@ async fn status(State(shop): State<Arc<Shop>>) -> Result<Json<Value>, ApiError> 
             "listed": count("SELECT COUNT(*) FROM products WHERE status = 'listed'")?,
             "orders": count("SELECT COUNT(*) FROM orders")?,
             "reviews": count("SELECT COUNT(*) FROM reviews")?,
+            "failed": shop.failed(),
         })))
     })
     .await
@@ -361,11 +247,6 @@ async fn search(
         })))
     })
     .await
-}
-
-fn parse_id(id: &str) -> Result<consort_types::commerce::RecordId, ApiError> {
-    id.parse()
-        .map_err(|e: consort_types::commerce::BadRecordId| ApiError::bad(e.to_string()))
 }
 
 fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiError> {

@@ -12,12 +12,17 @@
 //! never on consensus or a node's internals.
 
 pub mod api;
+pub mod carts;
 pub mod follow;
 pub mod model;
 pub mod search;
+pub mod service;
+pub mod shop;
 pub mod source;
+pub mod views;
 
 pub use follow::{FollowError, follow};
 pub use model::{Index, IndexError};
 pub use search::{Search, SearchError};
-pub use source::{NodeSource, Source, SourceError};
+pub use service::Service;
+pub use source::{Member, NodeSource, Source, SourceError};

@@ -188,6 +188,9 @@ CREATE TABLE IF NOT EXISTS reviews (
     PRIMARY KEY (order_id, line)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS reviews_by_product ON reviews (product);
+CREATE INDEX IF NOT EXISTS order_events_by_height ON order_events (height);
+CREATE INDEX IF NOT EXISTS shipment_events_by_height ON shipment_events (height);
+CREATE INDEX IF NOT EXISTS shipments_by_carrier ON shipments (carrier, created_ms);
 CREATE TABLE IF NOT EXISTS review_versions (
     order_id TEXT NOT NULL,
     line INTEGER NOT NULL,

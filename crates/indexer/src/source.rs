@@ -117,6 +117,125 @@ impl NodeSource {
     }
 }
 
+/// An active account of an active member organisation, as the chain says now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its organisation's id.
+    pub org: String,
+    /// Its [`consort_types::gov::role`] bits.
+    pub roles: u16,
+}
+
+/// Who is who on the chain, asked of a node's API from async code (the shop API's handlers):
+/// the chain's id and accounts' registrations.
+pub struct Directory {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Directory {
+    /// The node whose API is at `base`.
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built.
+    pub fn new(base: &str) -> Result<Self, SourceError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| SourceError::Unreachable {
+                url: base.to_string(),
+                error: e.to_string(),
+            })?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        })
+    }
+
+    /// GET `path`: `None` on 404, the JSON otherwise.
+    async fn fetch(&self, path: &str) -> Result<Option<serde_json::Value>, SourceError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |e: reqwest::Error| SourceError::Unreachable {
+            url: url.clone(),
+            error: e.to_string(),
+        };
+        let response = self.client.get(&url).send().await.map_err(unreachable)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(SourceError::Unreachable {
+                url,
+                error: format!("{status}: {}", String::from_utf8_lossy(&body)),
+            });
+        }
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| SourceError::Bad {
+                url,
+                what: format!("not JSON: {e}"),
+            })
+    }
+
+    fn bad(&self, path: &str, what: &str) -> SourceError {
+        SourceError::Bad {
+            url: format!("{}{path}", self.base),
+            what: what.to_string(),
+        }
+    }
+
+    /// The chain's id.
+    ///
+    /// # Errors
+    /// If the node does not answer, or answers without one.
+    pub async fn chain_id(&self) -> Result<u64, SourceError> {
+        let path = "/v1/status";
+        self.fetch(path)
+            .await?
+            .and_then(|v| v["chain_id"].as_u64())
+            .ok_or_else(|| self.bad(path, "no chain_id"))
+    }
+
+    /// Who `account` is on the chain: its organisation and roles, if it is an active account
+    /// of an active organisation; `None` for anyone else (customers of an open chain, revoked
+    /// accounts, removed organisations).
+    ///
+    /// # Errors
+    /// If the node does not answer, or answers something else.
+    pub async fn member(
+        &self,
+        account: &consort_types::AccountId,
+    ) -> Result<Option<Member>, SourceError> {
+        let path = format!("/v1/accounts/{account}/registration");
+        let Some(answer) = self.fetch(&path).await? else {
+            return Ok(None);
+        };
+        let registration = &answer["registration"];
+        if registration.is_null() || registration["active"] != serde_json::Value::Bool(true) {
+            return Ok(None);
+        }
+        let (Some(org), Some(roles)) = (
+            registration["org"].as_str(),
+            registration["roles"]
+                .as_u64()
+                .and_then(|r| u16::try_from(r).ok()),
+        ) else {
+            return Err(self.bad(&path, "a registration without org and roles"));
+        };
+        let org_path = format!("/v1/gov/orgs/{org}");
+        let active = self
+            .fetch(&org_path)
+            .await?
+            .is_some_and(|v| v["org"]["active"] == serde_json::Value::Bool(true));
+        Ok(active.then(|| Member {
+            org: org.to_string(),
+            roles,
+        }))
+    }
+}
+
 impl Source for NodeSource {
     fn tip(&self) -> Result<u64, SourceError> {
         let path = "/v1/status";

@@ -856,6 +856,8 @@ mod tests {
             include_str!("commerce.rs"),
             // The shop's read API, served by the indexer, is part of the same document.
             include_str!("../../indexer/src/api.rs"),
+            include_str!("../../indexer/src/views.rs"),
+            include_str!("../../indexer/src/carts.rs"),
         ];
         let mut routes = Vec::new();
         for source in sources {

@@ -19,6 +19,11 @@ pub struct NodeConfig {
     /// The main-chain node and federation key of a validator that runs the peg watcher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mainchain: Option<MainchainConfig>,
+    /// The shop's read model (SQLite file; its search index lives beside it, in
+    /// `<file>.search`). When set, the node runs an indexer that follows its own finalized
+    /// blocks into it and serves the shop API (`/v1/shop/...`) with the node's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_db: Option<PathBuf>,
 }
 
 /// How a validator reaches its main-chain node and unlocks its federation key.

@@ -245,13 +245,37 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the API on {}: {e}", config.api_listen))?;
     info!(api = %config.api_listen, p2p = %config.p2p_listen, "node started");
-    crate::serve::serve(
-        listener,
-        api::router(shared),
-        crate::serve::Limits::default(),
-    )
-    .await;
+    let mut router = api::router(shared);
+    // Kept until the node stops: dropping it stops following.
+    let _indexer = match &config.shop_db {
+        Some(db) => {
+            let own = own_api_url(config.api_listen);
+            let service = consort_indexer::Service::start(db, &own).map_err(|e| {
+                anyhow::anyhow!("cannot start the shop indexer on {}: {e}", db.display())
+            })?;
+            info!(db = %db.display(), "shop indexer started; /v1/shop/... served");
+            router = router.merge(consort_indexer::api::routes(service.shop()));
+            Some(service)
+        }
+        None => None,
+    };
+    crate::serve::serve(listener, router, crate::serve::Limits::default()).await;
     Ok(())
+}
+
+/// The URL at which this process reaches its own API (loopback when it listens on every
+/// interface).
+fn own_api_url(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
 }
 
 /// The peg watcher of this validator: its main-chain RPC client and unlocked federation key.

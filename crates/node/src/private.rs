@@ -20,12 +20,11 @@ use axum::{
     http::{HeaderMap, Method, StatusCode, Uri},
     routing::get,
 };
-use commonware_codec::DecodeExt as _;
-use commonware_cryptography::{Verifier as _, ed25519};
 use consort_types::{
     AccountId,
     gov::{Org, Registration, role},
     sealed::{PrivateRecord, SealKey},
+    signed_read,
     state_key::{gov as gkey, private as key},
 };
 use serde_json::{Value, json};
@@ -34,15 +33,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-/// Namespace of read-request signatures.
-pub const READ_NAMESPACE: &[u8] = b"_CONSORT_READ";
-/// How far a signed request's time may be from the node's clock.
-pub const READ_WINDOW_SECS: u64 = 300;
-
-/// What a reader signs: `chain_id METHOD path?query time`.
-pub fn read_message(chain_id: u64, method: &str, path_and_query: &str, time: u64) -> Vec<u8> {
-    format!("{chain_id} {method} {path_and_query} {time}").into_bytes()
-}
+pub use consort_types::signed_read::{READ_NAMESPACE, READ_WINDOW_SECS, read_message};
 
 type AppState = State<Arc<Shared>>;
 
@@ -66,46 +57,21 @@ pub fn signed_reader(
     headers: &HeaderMap,
     now_secs: u64,
 ) -> Result<AccountId, ApiError> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                unauthorized(format!(
-                    "this is restricted data: sign the request (header {name} is missing; \
-                     `consort private get` does it for you)"
-                ))
-            })
-    };
-    let account: AccountId = header("x-consort-account")?
-        .parse()
-        .map_err(|_| unauthorized("x-consort-account is not a hex ed25519 public key"))?;
-    let time: u64 = header("x-consort-time")?
-        .parse()
-        .map_err(|_| unauthorized("x-consort-time is not unix seconds"))?;
-    if time.abs_diff(now_secs) > READ_WINDOW_SECS {
-        return Err(unauthorized(format!(
-            "the signed time {time} is more than {READ_WINDOW_SECS} s from the node's clock \
-             {now_secs}; sign again with the current time"
-        )));
-    }
-    let signature = hex::decode(header("x-consort-signature")?)
-        .ok()
-        .and_then(|bytes| {
-            ed25519::Signature::decode(commonware_codec::Copying(bytes.as_slice())).ok()
-        })
-        .ok_or_else(|| unauthorized("x-consort-signature is not a hex ed25519 signature"))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let message = read_message(chain_id, method.as_str(), path, time);
-    let verified = account
-        .public_key()
-        .is_some_and(|key| key.verify(READ_NAMESPACE, &message, &signature));
-    if !verified {
-        return Err(unauthorized(
-            "the signature does not verify for this chain id, account, method, path and time",
-        ));
-    }
-    Ok(account)
+    signed_read::verify(
+        chain_id,
+        method.as_str(),
+        path,
+        signed_read::ReadHeaders {
+            account: header("x-consort-account"),
+            time: header("x-consort-time"),
+            signature: header("x-consort-signature"),
+        },
+        &[],
+        now_secs,
+    )
+    .map_err(|e| unauthorized(e.to_string()))
 }
 
 fn now_secs() -> u64 {

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod peg;
 pub mod receipt;
 pub mod sealed;
+pub mod signed_read;
 pub mod state_key;
 pub mod tx;
 pub mod validators;

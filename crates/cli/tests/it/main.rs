@@ -13,6 +13,7 @@ mod jam;
 mod peg;
 mod private;
 mod shop;
+mod shop_cli;
 mod validators;
 
 const BIN: &str = env!("CARGO_BIN_EXE_consort");

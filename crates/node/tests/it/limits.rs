@@ -237,6 +237,23 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ),
         ("COMPARE_MAX", bytes(consort_indexer::api::COMPARE_MAX)),
         (
+            "UPDATE_STREAMS_MAX",
+            bytes(consort_indexer::api::UPDATE_STREAMS_MAX),
+        ),
+        ("TIMELINE_MAX", bytes(consort_indexer::views::TIMELINE_MAX)),
+        (
+            "STREAM_BLOCK_ORDERS_MAX",
+            bytes(consort_indexer::views::STREAM_BLOCK_ORDERS_MAX),
+        ),
+        (
+            "CART_LINES_MAX",
+            bytes(consort_indexer::carts::CART_LINES_MAX),
+        ),
+        (
+            "CART_BODY_MAX",
+            bytes(consort_indexer::carts::CART_BODY_MAX),
+        ),
+        (
             "DUE_SECONDS_PER_BLOCK_MAX",
             commerce::DUE_SECONDS_PER_BLOCK_MAX,
         ),

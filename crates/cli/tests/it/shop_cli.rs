@@ -1,0 +1,710 @@
+//! A customer's whole purchase on four node processes, through `consort shop` only: she
+//! searches in Chinese, compares, fills a cart, checks out and pays; the seller accepts and
+//! ships with a carrier admitted by vote; the carrier posts its events; she follows the
+//! timeline live, confirms and reviews; the seller sees its settlement. Every balance adds up
+//! at each step. The shop API is node 0's (its config names a read model, as the devnet's
+//! does); transactions go to node 1. Then bad input on every new route: typed errors, nothing
+//! changed.
+
+use super::{BIN, get, height_of, http, key_id, start_devnet, wait_for};
+use serde_json::{Value, json};
+use std::{
+    io::BufRead as _,
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+/// Run `consort shop ARGS` with `key` against the devnet; its stdout, or a panic with both
+/// streams.
+fn shop(env: &Env, args: &[&str], key: &Path) -> String {
+    let out = env.command(args, key).output().expect("consort shop");
+    assert!(
+        out.status.success(),
+        "consort shop {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn shop_json(env: &Env, args: &[&str], key: &Path) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&shop(env, &all, key)).expect("--json prints JSON")
+}
+
+fn shop_fails(env: &Env, args: &[&str], key: &Path) -> String {
+    let out = env.command(args, key).output().expect("consort shop");
+    assert!(!out.status.success(), "consort shop {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+struct Env {
+    node: String,
+    shop: String,
+    regulator: String,
+}
+
+impl Env {
+    fn command(&self, args: &[&str], key: &Path) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("shop")
+            .args(args)
+            .env("CONSORT_NODE", &self.node)
+            .env("CONSORT_SHOP", &self.shop)
+            .env("CONSORT_REGULATOR", &self.regulator)
+            .env("CONSORT_KEY", key)
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+fn consort(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("consort");
+    assert!(
+        out.status.success(),
+        "consort {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn balance(api: &str, account: &str) -> u64 {
+    get(&format!("{api}/v1/accounts/{account}/balances/CNY"))
+        .and_then(|v| v["balance"].as_u64())
+        .unwrap_or(0)
+}
+
+fn escrow(api: &str) -> u64 {
+    get(&format!("{api}/v1/commerce/holdings/CNY"))
+        .and_then(|v| v["escrow"].as_u64())
+        .expect("holdings")
+}
+
+fn write_product(dir: &Path, name: &str, content: &Value) -> String {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, content.to_string()).expect("product file");
+    path.to_str().expect("path").to_string()
+}
+
+fn product(
+    title_zh: &str,
+    title_en: &str,
+    category: &str,
+    attrs: &[(&str, &str)],
+    variants: &[(&str, u64, u64)],
+) -> Value {
+    json!({
+        "kind": "physical",
+        "title_zh": title_zh,
+        "title_en": title_en,
+        "description_zh": format!("{title_zh}，正品行货"),
+        "description_en": format!("{title_en}, genuine"),
+        "category": category,
+        "attributes": attrs.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+        "images": [{"sha256": "ab".repeat(32), "url": format!("https://img.example/{}.jpg", title_en.replace(' ', "-"))}],
+        "variants": variants.iter().map(|(n, price, stock)| json!({"name": n, "price": price, "currency": "CNY", "stock": stock})).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = start_devnet(dir.path(), 4, 500);
+    let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    wait_for("every node to finalize", Duration::from_secs(60), || {
+        apis.iter().all(|api| height_of(api) >= 2)
+    });
+    wait_for("node 0's shop API", Duration::from_secs(30), || {
+        get(&format!("{}/v1/shop/status", apis[0]))
+            .is_some_and(|s| s["indexed_height"].as_u64() >= Some(1))
+    });
+    let key = |name: &str| dir.path().join(format!("accounts/{name}.key"));
+    let new_key = |name: &str| {
+        let path = key(name);
+        consort(&["keys", "new", "--out", path.to_str().expect("path")]);
+        let id = key_id(&path);
+        (path, id)
+    };
+    let s = |p: &Path| p.to_str().expect("path").to_string();
+    let (alice, bob, carol, dave) = (key("alice"), key("bob"), key("carol"), key("dave"));
+    let (bob_id, dave_id) = (key_id(&bob), key_id(&dave));
+    let env = Env {
+        node: apis[1].clone(),
+        shop: apis[0].clone(),
+        regulator: dave_id.clone(),
+    };
+
+    // A carrier is admitted by vote; its admin registers a courier account.
+    let (swift_admin, swift_admin_id) = new_key("swift-admin");
+    let proposed = consort(&[
+        "org",
+        "propose-admit",
+        "--node",
+        &apis[1],
+        "--key",
+        &s(&alice),
+        "--org",
+        "swift",
+        "--kind",
+        "logistics",
+        "--admin",
+        &swift_admin_id,
+    ]);
+    let proposal = proposed
+        .split("proposal ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("proposal number")
+        .to_string();
+    for voter in [&bob, &carol] {
+        consort(&[
+            "gov",
+            "vote",
+            &proposal,
+            "--yes",
+            "--node",
+            &apis[1],
+            "--key",
+            &s(voter),
+        ]);
+    }
+    let (courier, courier_id) = new_key("courier");
+    consort(&[
+        "account",
+        "register",
+        "--node",
+        &apis[1],
+        "--key",
+        &s(&swift_admin),
+        "--account",
+        &courier_id,
+        "--roles",
+        "carrier",
+    ]);
+    // Everyone who receives sealed fields publishes a sealing key.
+    for party in [&bob, &dave, &courier] {
+        shop(&env, &["join"], party);
+    }
+    let (ann, ann_id) = new_key("ann");
+    let joined = shop(&env, &["join"], &ann);
+    assert!(
+        joined.contains("registered") && joined.contains("ready to shop"),
+        "{joined}"
+    );
+    consort(&[
+        "bank",
+        "issue",
+        "--node",
+        &apis[1],
+        "--key",
+        &s(&carol),
+        "--asset",
+        "CNY",
+        "--to",
+        &ann_id,
+        "--amount",
+        "100000",
+    ]);
+
+    // The seller publishes three products.
+    let published: Vec<String> = [
+        product(
+            "蓝牙耳机 降噪",
+            "Bluetooth headphones, noise cancelling",
+            "electronics/audio",
+            &[("battery", "30h"), ("colour", "black")],
+            &[("black", 29_900, 5), ("white", 31_900, 2)],
+        ),
+        product(
+            "有线耳机",
+            "Wired earphones",
+            "electronics/audio",
+            &[("battery", "none"), ("colour", "white")],
+            &[("white", 4_900, 50)],
+        ),
+        product(
+            "机械键盘",
+            "Mechanical keyboard",
+            "electronics/computers",
+            &[("switch", "brown")],
+            &[("87 keys", 39_900, 10)],
+        ),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, content)| {
+        let file = write_product(dir.path(), &format!("product-{i}"), content);
+        let out = shop(&env, &["publish", "--file", &file], &bob);
+        out.trim()
+            .strip_prefix("published product ")
+            .expect("id")
+            .to_string()
+    })
+    .collect();
+    let (headphones, earphones, keyboard) = (&published[0], &published[1], &published[2]);
+
+    // She searches in Chinese: both headphones, not the keyboard; facets count them.
+    let mut found = Value::Null;
+    wait_for(
+        "the products to be searchable",
+        Duration::from_secs(30),
+        || {
+            found = shop_json(&env, &["search", "耳机"], &ann);
+            found["total"] == 2
+        },
+    );
+    let ids: Vec<&str> = found["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&headphones.as_str()) && ids.contains(&earphones.as_str()),
+        "{found}"
+    );
+    assert!(!ids.contains(&keyboard.as_str()));
+    let text = shop(&env, &["search", "耳机", "--sort", "price_asc"], &ann);
+    assert!(text.starts_with("2 found"), "{text}");
+    assert!(
+        text.find("有线耳机").expect("earphones listed")
+            < text.find("蓝牙耳机").expect("headphones listed"),
+        "price order: {text}"
+    );
+    let english = shop_json(&env, &["search", "bluetooth", "headphone"], &ann);
+    assert_eq!(
+        english["results"][0]["id"].as_str(),
+        Some(headphones.as_str()),
+        "{english}"
+    );
+
+    // She compares them: colour and battery differ.
+    let compared = shop(&env, &["compare", headphones, earphones], &ann);
+    assert!(
+        compared.lines().any(|l| l.starts_with("*battery")),
+        "{compared}"
+    );
+    assert!(
+        compared.lines().any(|l| l.starts_with("*colour")),
+        "{compared}"
+    );
+    assert!(
+        compared.lines().any(|l| l.starts_with(" category")),
+        "{compared}"
+    );
+
+    // The cart: two headphones (white), one pair of earphones, then one headphone fewer.
+    shop(
+        &env,
+        &[
+            "cart",
+            "add",
+            headphones,
+            "--variant",
+            "1",
+            "--quantity",
+            "2",
+        ],
+        &ann,
+    );
+    shop(&env, &["cart", "add", earphones], &ann);
+    let cart = shop(
+        &env,
+        &[
+            "cart",
+            "set",
+            headphones,
+            "--variant",
+            "1",
+            "--quantity",
+            "1",
+        ],
+        &ann,
+    );
+    assert!(cart.contains("total: 36800 CNY"), "{cart}");
+    let viewed = shop_json(&env, &["cart", "show"], &ann);
+    assert_eq!(viewed["ready"], true);
+    assert_eq!(
+        viewed["checkout"].as_array().map(Vec::len),
+        Some(1),
+        "one seller, one order"
+    );
+    // More than is in stock is warned of and left out of checkout.
+    shop(&env, &["cart", "add", keyboard, "--quantity", "11"], &ann);
+    let viewed = shop_json(&env, &["cart", "show"], &ann);
+    let keyboard_line = viewed["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["product"] == keyboard.as_str())
+        .expect("keyboard line")
+        .clone();
+    assert_eq!(keyboard_line["warnings"], json!(["low_stock"]), "{viewed}");
+    assert_eq!(viewed["ready"], false);
+    shop(&env, &["cart", "remove", keyboard], &ann);
+
+    // Checkout pays from her wallet into escrow.
+    let (ann_before, escrow_before) = (balance(&apis[2], &ann_id), escrow(&apis[2]));
+    assert_eq!(ann_before, 100_000);
+    let placed = shop(
+        &env,
+        &["checkout", "--address", "安妮, 上海市南京路100号 5室"],
+        &ann,
+    );
+    let order = placed
+        .split("order ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("order id")
+        .to_string();
+    assert!(placed.contains("paid into escrow"), "{placed}");
+    wait_for("balances after checkout", Duration::from_secs(20), || {
+        balance(&apis[2], &ann_id) == ann_before - 36_800
+    });
+    assert_eq!(escrow(&apis[2]), escrow_before + 36_800);
+    assert_eq!(
+        shop_json(&env, &["cart", "show"], &ann)["lines"],
+        json!([]),
+        "ordered items left the cart"
+    );
+
+    // Her orders; the seller's queue; a stranger sees nothing of it.
+    let mine = wait_json(&env, &["orders"], &ann, |v| v["total"] == 1);
+    assert_eq!(mine["orders"][0]["id"].as_str(), Some(order.as_str()));
+    assert_eq!(mine["orders"][0]["status"], "paid");
+    // She follows the order live from here.
+    let mut follower = env
+        .command(&["track", &order, "--follow"], &ann)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("track --follow");
+
+    let queue = wait_json(
+        &env,
+        &["orders", "--role", "seller", "--status", "paid"],
+        &bob,
+        |v| v["total"] == 1,
+    );
+    assert_eq!(queue["orders"][0]["buyer"].as_str(), Some(ann_id.as_str()));
+    let (stranger, _) = new_key("stranger");
+    let refused = shop_fails(&env, &["order", &order], &stranger);
+    assert!(refused.contains("not_a_party"), "{refused}");
+    assert!(shop_fails(&env, &["orders", "--role", "seller"], &ann).contains("not_a_party"));
+    assert!(shop_fails(&env, &["orders", "--role", "regulator"], &ann).contains("not_a_party"));
+    assert!(
+        shop_json(&env, &["orders", "--role", "regulator"], &dave)["total"].as_u64() >= Some(1)
+    );
+
+    // The seller accepts and ships with the carrier; the carrier posts its events.
+    shop(&env, &["accept", &order], &bob);
+    shop(
+        &env,
+        &[
+            "ship",
+            &order,
+            "--carrier",
+            "swift",
+            "--carrier-account",
+            &courier_id,
+            "--label",
+            "安妮 上海市南京路100号 5室 138-0000-0000",
+        ],
+        &bob,
+    );
+    let assigned = wait_json(&env, &["orders", "--role", "carrier"], &courier, |v| {
+        v["total"] == 1
+    });
+    assert_eq!(
+        assigned["shipments"][0]["order"].as_str(),
+        Some(order.as_str())
+    );
+    for (status, location) in [
+        ("picked_up", "深圳"),
+        ("in_transit", "Shanghai hub"),
+        ("out_for_delivery", "黄浦区"),
+        ("delivered", ""),
+    ] {
+        shop(
+            &env,
+            &["event", &order, "0", status, "--location", location],
+            &courier,
+        );
+    }
+    let timeline = wait_json(&env, &["order", &order], &ann, |v| {
+        v["order"]["status"] == "delivered"
+    });
+    let steps: Vec<String> = timeline["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|e| match e["event"].as_str() {
+            Some("shipment") => format!("shipment:{}", e["status"].as_str().unwrap_or("")),
+            other => other.unwrap_or("").to_string(),
+        })
+        .collect();
+    let expected = [
+        "place_order",
+        "accept_orders",
+        "ship",
+        "shipment:picked_up",
+        "shipment:in_transit",
+        "shipment:out_for_delivery",
+        "shipment:delivered",
+    ];
+    let mut rest = steps.iter();
+    for step in expected {
+        assert!(rest.any(|s| s == step), "{step} in order in {steps:?}");
+    }
+    assert_eq!(
+        steps.first().map(String::as_str),
+        Some("place_order"),
+        "{steps:?}"
+    );
+    assert_eq!(timeline["as"], "buyer");
+    assert_eq!(timeline["lines"][0]["title_zh"], "蓝牙耳机 降噪");
+
+    // She confirms: escrow pays the seller less the platform's fee; the follower sees the
+    // order complete and stops on its own.
+    let bob_before = balance(&apis[2], &bob_id);
+    let escrow_held = escrow(&apis[2]);
+    shop(&env, &["confirm", &order], &ann);
+    let done = wait_json(&env, &["order", &order], &ann, |v| {
+        v["order"]["status"] == "completed"
+    });
+    let (settled, fee) = (
+        done["order"]["settled"].as_u64().expect("settled"),
+        done["order"]["fee"].as_u64().expect("fee"),
+    );
+    assert_eq!(settled + fee, 36_800, "{done}");
+    wait_for("the seller's settlement", Duration::from_secs(20), || {
+        balance(&apis[2], &bob_id) == bob_before + settled
+    });
+    assert_eq!(escrow(&apis[2]), escrow_held - 36_800);
+    assert_eq!(balance(&apis[2], &ann_id), ann_before - 36_800);
+    let sold = wait_json(
+        &env,
+        &["orders", "--role", "seller", "--status", "completed"],
+        &bob,
+        |v| v["total"] == 1,
+    );
+    assert_eq!(sold["orders"][0]["settled"].as_u64(), Some(settled));
+
+    let mut followed = String::new();
+    let stdout = follower.stdout.take().expect("stdout");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        followed.push_str(&line);
+        followed.push('\n');
+        if line.contains("confirm_receipt") {
+            break;
+        }
+    }
+    if !followed.contains("shipment 0 in_transit at Shanghai hub") {
+        let _ = follower.kill();
+        let mut errors = String::new();
+        if let Some(mut stderr) = follower.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut errors);
+        }
+        panic!("the follower printed:\n{followed}\nand said:\n{errors}");
+    }
+    let status = follower
+        .wait()
+        .expect("the follower ends once the order completes");
+    assert!(status.success(), "{followed}");
+
+    // She reviews the headphones; the product page shows it.
+    shop(
+        &env,
+        &[
+            "review",
+            &order,
+            "0",
+            "--rating",
+            "5",
+            "--text",
+            "音质很好，降噪明显",
+        ],
+        &ann,
+    );
+    let page = wait_json(&env, &["product", headphones], &ann, |v| {
+        v["reviews"]["total"] == 1
+    });
+    assert_eq!(page["reviews"]["latest"][0]["text"], "音质很好，降噪明显");
+    assert_eq!(page["rating"], "5.00");
+
+    bad_input_on_the_new_routes(&apis[0], &order, &ann);
+}
+
+/// Poll `consort shop ARGS --json` until `done` holds.
+fn wait_json(env: &Env, args: &[&str], key: &Path, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    wait_for(
+        &format!("consort shop {args:?}"),
+        Duration::from_secs(30),
+        || {
+            last = shop_json(env, args, key);
+            done(&last)
+        },
+    );
+    last
+}
+
+/// Unsigned, forged, stale, replayed and malformed requests to order views and carts: each a
+/// typed error, and the cart unchanged.
+fn bad_input_on_the_new_routes(api: &str, order: &str, ann_key: &Path) {
+    let key = consort_node::node::load_key(ann_key).expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let signed = |method: &str, path: &str, body: &[u8], time: u64| {
+        let headers = consort_types::signed_read::sign(&key, 1, method, path, time, body);
+        let mut request = http().request(method.parse().expect("method"), format!("{api}{path}"));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(body.to_vec())
+    };
+    let code = |response: reqwest::blocking::Response| -> (u16, String) {
+        let status = response.status().as_u16();
+        let body: Value = response.json().expect("a JSON error");
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let cart_before: Value = signed("GET", "/v1/shop/cart", b"", now)
+        .send()
+        .expect("cart")
+        .json()
+        .expect("json");
+    // Unsigned.
+    for path in [
+        "/v1/shop/cart",
+        &format!("/v1/shop/orders/{order}"),
+        "/v1/shop/orders",
+        "/v1/shop/updates",
+    ] {
+        assert_eq!(
+            code(http().get(format!("{api}{path}")).send().expect("get")),
+            (401, "unsigned_read".into()),
+            "{path}"
+        );
+    }
+    // Signed for another path, or long ago.
+    let mut other = http().get(format!("{api}/v1/shop/orders"));
+    for (name, value) in consort_types::signed_read::sign(&key, 1, "GET", "/v1/shop/cart", now, b"")
+    {
+        other = other.header(name, value);
+    }
+    assert_eq!(
+        code(other.send().expect("get")),
+        (401, "unsigned_read".into())
+    );
+    assert_eq!(
+        code(
+            signed("GET", "/v1/shop/cart", b"", now - 3_600)
+                .send()
+                .expect("get")
+        ),
+        (401, "unsigned_read".into())
+    );
+    // A body that is not what was signed.
+    let body = br#"{"product":"1-0","quantity":1}"#;
+    let headers =
+        consort_types::signed_read::sign(&key, 1, "POST", "/v1/shop/cart/items", now, body);
+    let mut tampered = http().post(format!("{api}/v1/shop/cart/items"));
+    for (name, value) in headers {
+        tampered = tampered.header(name, value);
+    }
+    assert_eq!(
+        code(
+            tampered
+                .body(br#"{"product":"1-0","quantity":9}"#.to_vec())
+                .send()
+                .expect("post")
+        ),
+        (401, "unsigned_read".into())
+    );
+    // Malformed bodies and parameters.
+    for (body, expected) in [
+        (&b"not json"[..], (400, "bad_request")),
+        (br#"{"product":"1-0","quantity":0}"#, (400, "bad_request")),
+        (br#"{"product":"x","quantity":1}"#, (400, "bad_request")),
+        (
+            br#"{"product":"1-0","quantity":1,"extra":true}"#,
+            (400, "bad_request"),
+        ),
+        (
+            br#"{"product":"999999-0","quantity":1}"#,
+            (404, "unknown_product"),
+        ),
+    ] {
+        let (status, error) = code(
+            signed("POST", "/v1/shop/cart/items", body, now)
+                .send()
+                .expect("post"),
+        );
+        assert_eq!(
+            (status, error.as_str()),
+            expected,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let big = format!(
+        r#"{{"product":"1-0","quantity":1,"pad":"{}"}}"#,
+        "x".repeat(2_000)
+    );
+    assert_eq!(
+        code(
+            signed("POST", "/v1/shop/cart/items", big.as_bytes(), now)
+                .send()
+                .expect("post")
+        )
+        .0,
+        413
+    );
+    for path in [
+        "/v1/shop/orders?role=king",
+        "/v1/shop/orders?page=0",
+        "/v1/shop/orders?per_page=101",
+        "/v1/shop/orders?colour=red",
+        "/v1/shop/orders/not-an-id",
+    ] {
+        assert_eq!(
+            code(signed("GET", path, b"", now).send().expect("get")),
+            (400, "bad_request".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        code(
+            signed("DELETE", "/v1/shop/cart/items/1-0/0", b"", now)
+                .send()
+                .expect("delete")
+        ),
+        (404, "not_in_cart".into())
+    );
+    // A replayed change is refused.
+    let first = signed("DELETE", "/v1/shop/cart", b"", now)
+        .send()
+        .expect("clear");
+    assert_eq!(first.status().as_u16(), 200);
+    let again = signed("DELETE", "/v1/shop/cart", b"", now);
+    assert_eq!(
+        code(again.send().expect("clear again")),
+        (409, "replayed".into())
+    );
+    let cart_after: Value = signed("GET", "/v1/shop/cart", b"", now)
+        .send()
+        .expect("cart")
+        .json()
+        .expect("json");
+    assert_eq!(cart_before["lines"], cart_after["lines"], "nothing changed");
+}

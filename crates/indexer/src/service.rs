@@ -1,0 +1,137 @@
+//! An indexer running beside a node: the follower on a thread of its own, and the shop API
+//! that reads what it writes. `consort node` starts one when its config names a read model
+//! (`shop_db`); `consort indexer` is the same parts run on their own.
+
+use crate::{
+    FollowError, Index, NodeSource, Search, follow,
+    shop::{Shop, Update},
+};
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+pub use crate::shop::ServiceError;
+
+/// The search index's directory beside the read model at `db` (`shop.sqlite.search`).
+pub fn search_dir(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".search");
+    name.into()
+}
+
+/// Remove the read model at `db`, the WAL files beside it and its search index, so that the
+/// next start rebuilds from genesis. Carts and other data customers wrote are elsewhere and
+/// stay.
+///
+/// # Errors
+/// If a file exists and cannot be removed.
+pub fn remove(db: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(search_dir(db)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A running indexer: follows `node` into the read model and serves [`Service::shop`].
+pub struct Service {
+    shop: Arc<Shop>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<u64, FollowError>>>,
+}
+
+impl Service {
+    /// Open (or create) the read model at `db` and its search index, and follow the node
+    /// whose API is at `node` from the read model's cursor, on a thread of its own.
+    ///
+    /// # Errors
+    /// If the read model or the search index cannot be opened.
+    pub fn start(db: &Path, node: &str) -> Result<Self, ServiceError> {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| ServiceError::Io {
+                what: format!("cannot create {}", parent.display()),
+                error,
+            })?;
+        }
+        let mut index = Index::open(db)?;
+        let search = Arc::new(Search::open(&search_dir(db))?);
+        let shop = Shop::new(db.to_path_buf(), search.clone(), node)?;
+        let node = node.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("shop-indexer".into())
+            .spawn({
+                let shop = shop.clone();
+                let stop = stop.clone();
+                move || {
+                    // Made here: a blocking HTTP client must not live on an async thread.
+                    let result = NodeSource::new(&node).map_err(FollowError::from).and_then(
+                        |source| {
+                            follow(
+                        &mut index,
+                        &source,
+                        Some(&search),
+                        None,
+                        &stop,
+                        |height, _| shop.publish(Update { height }),
+                            )
+                        },
+                    );
+                    if let Err(error) = &result {
+                        tracing::error!(%error, "the shop indexer stopped; restart the node to resume");
+                        shop.set_failed(error.to_string());
+                    }
+                    result
+                }
+            })
+            .map_err(|error| ServiceError::Io {
+                what: "cannot start the indexer's thread".into(),
+                error,
+            })?;
+        Ok(Self {
+            shop,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The shop API's state, for [`crate::api::routes`].
+    pub fn shop(&self) -> Arc<Shop> {
+        self.shop.clone()
+    }
+
+    /// Stop following at the next block boundary and wait for it; returns the last height
+    /// applied.
+    ///
+    /// # Errors
+    /// If following had failed.
+    pub fn stop(mut self) -> Result<u64, FollowError> {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

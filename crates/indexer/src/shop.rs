@@ -1,0 +1,270 @@
+//! What the shop API's routes share: the [`Shop`] state (the read model's file, the search
+//! index, carts, who-is-who from the node, the update broadcast), its JSON errors and small
+//! helpers. The routes live in `api` (catalogue), `views` (orders) and `carts`.
+
+use crate::{IndexError, Member, Search, SearchError, SourceError, source::Directory};
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use rusqlite::{Connection, OptionalExtension as _};
+use serde_json::json;
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+/// Why an indexer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The read model cannot be opened.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The search index cannot be opened.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// The node's URL is not usable.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A directory or thread could not be made.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What failed.
+        error: std::io::Error,
+    },
+}
+
+/// Most idle read connections to the read model kept open.
+const POOL_MAX: usize = 16;
+
+/// A JSON error: `{"error": {"code", "message"}}` with an HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(%message, "shop API failure");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the read model failed: {message}"),
+        )
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::BadQuery(message) => Self::bad(message),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// What the routes read: the read model's file and the search index; the node, for who is
+/// who (order views answer only an order's parties and the regulator).
+pub struct Shop {
+    db: PathBuf,
+    pub(crate) search: Arc<Search>,
+    pool: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    pub(crate) node: Directory,
+    pub(crate) chain_id: std::sync::OnceLock<u64>,
+    pub(crate) members: std::sync::Mutex<MemberCache>,
+    pub(crate) updates: tokio::sync::broadcast::Sender<Update>,
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
+    pub(crate) carts: Carts,
+    failed: std::sync::Mutex<Option<String>>,
+}
+
+/// Who was who, as the node said a moment ago: account to (when asked, answer).
+pub(crate) type MemberCache =
+    std::collections::HashMap<consort_types::AccountId, (std::time::Instant, Option<Member>)>;
+
+/// A block the indexer has applied (order views' update streams wake on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// Its height.
+    pub height: u64,
+}
+
+/// Blocks an update stream may fall behind before it is told to read again.
+const UPDATES_BUFFERED: usize = 1024;
+
+/// Most update streams open at once.
+pub const UPDATE_STREAMS_MAX: usize = 256;
+
+impl Shop {
+    /// The API over the read model at `db` and `search`, kept from the node whose API is at
+    /// `node`.
+    ///
+    /// # Errors
+    /// If the carts file beside `db` cannot be opened, or the HTTP client cannot be built.
+    pub fn new(db: PathBuf, search: Arc<Search>, node: &str) -> Result<Arc<Self>, ServiceError> {
+        let carts = Carts::open(&carts_path(&db)).map_err(IndexError::from)?;
+        let node = Directory::new(node)?;
+        Ok(Arc::new(Self {
+            carts,
+            db,
+            search,
+            pool: std::sync::Mutex::new(Vec::new()),
+            node,
+            chain_id: std::sync::OnceLock::new(),
+            members: std::sync::Mutex::new(MemberCache::new()),
+            updates: tokio::sync::broadcast::channel(UPDATES_BUFFERED).0,
+            streams: Arc::new(tokio::sync::Semaphore::new(UPDATE_STREAMS_MAX)),
+            failed: std::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Tell update streams that block `update` is in the read model.
+    pub fn publish(&self, update: Update) {
+        // No receiver is not an error: nobody is watching.
+        let _ = self.updates.send(update);
+    }
+
+    /// Record that following stopped with `error` (the status route shows it).
+    pub fn set_failed(&self, error: String) {
+        *self
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+    }
+
+    pub(crate) fn failed(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
+        self.pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Run `f` with a read connection, on a blocking thread.
+    pub(crate) async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Self, &rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let shop = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match shop.pool().pop() {
+                Some(conn) => conn,
+                None => rusqlite::Connection::open_with_flags(
+                    &shop.db,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?,
+            };
+            let result = f(&shop, &conn);
+            let mut pool = shop.pool();
+            if pool.len() < POOL_MAX {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+}
+
+pub(crate) fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad(format!("bad query string: {}", rejection.body_text()))
+}
+
+pub(crate) fn indexed_height(conn: &rusqlite::Connection) -> Result<i64, ApiError> {
+    Ok(conn
+        .query_row("SELECT height FROM cursor WHERE id = 0", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+pub(crate) fn parse_id(id: &str) -> Result<consort_types::commerce::RecordId, ApiError> {
+    id.parse()
+        .map_err(|e: consort_types::commerce::BadRecordId| ApiError::bad(e.to_string()))
+}
+
+const CARTS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS cart_lines (
+    account TEXT NOT NULL,
+    product TEXT NOT NULL,
+    variant INTEGER NOT NULL,
+    quantity INTEGER NOT NULL,
+    price_seen INTEGER NOT NULL,
+    added_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, product, variant)
+) STRICT;
+CREATE TABLE IF NOT EXISTS used_signatures (
+    signature TEXT PRIMARY KEY,
+    time INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS used_signatures_by_time ON used_signatures (time);
+";
+
+/// The carts file beside the read model at `db` (`shop.sqlite.carts`).
+pub fn carts_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".carts");
+    name.into()
+}
+
+/// The carts database.
+pub struct Carts {
+    conn: Mutex<Connection>,
+}
+
+impl Carts {
+    /// Open (or create) the carts file at `path`.
+    ///
+    /// # Errors
+    /// If SQLite cannot open or set it up.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(CARTS_SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

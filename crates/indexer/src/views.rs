@@ -1,0 +1,629 @@
+//! Order views: a customer's orders with their whole timeline, a seller organisation's order
+//! queue, a carrier's assigned shipments, and a stream of updates as blocks change them.
+//!
+//! A customer's purchases are nobody else's business: every route here answers only requests
+//! signed by an account's key (see [`consort_types::signed_read`]), and an order only to its
+//! parties (the buyer, a seller account of the seller organisation, a carrier account of a
+//! carrier assigned to one of its shipments) and to regulators, as the node's own order route
+//! decides. (A buyer that rotated its key reads its earlier orders with the old key here.) Who belongs to which organisation is asked of
+//! the node, which reads it from the chain's state, and remembered for [`MEMBER_TTL`].
+
+use crate::{
+    Member,
+    search::{PAGE_SIZE_MAX, RESULT_DEPTH_MAX},
+    shop::{ApiError, Shop, UPDATE_STREAMS_MAX, Update, parse_id, query_error},
+};
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::sse::{Event, KeepAlive, Sse},
+    routing::get,
+};
+use consort_types::{AccountId, gov::role, signed_read};
+use futures::Stream;
+use rusqlite::{OptionalExtension as _, params};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+/// How long who-is-who answers from the node are reused. A revoked account keeps its view
+/// for at most this long.
+pub const MEMBER_TTL: Duration = Duration::from_secs(5);
+
+/// Most accounts remembered; the cache starts again when full.
+const MEMBER_CACHE: usize = 10_000;
+
+/// Timeline entries an order view shows (the newest; `timeline_truncated` says when older
+/// ones were left out).
+pub const TIMELINE_MAX: usize = 500;
+
+/// Orders one update event lists for one block (a regulator watching a busy chain gets a
+/// `truncated` event beyond it and reads the queue instead).
+pub const STREAM_BLOCK_ORDERS_MAX: usize = 1_000;
+
+/// The routes, merged into [`crate::api::routes`].
+pub(crate) fn routes() -> Router<Arc<Shop>> {
+    Router::new()
+        .route("/v1/shop/orders", get(list))
+        .route("/v1/shop/orders/{id}", get(order))
+        .route("/v1/shop/updates", get(updates))
+}
+
+/// Who signed a request.
+pub(crate) struct Reader {
+    /// The signing account.
+    pub account: AccountId,
+    /// Its organisation and roles, if it is an active member's active account.
+    pub member: Option<Member>,
+}
+
+impl Reader {
+    fn regulator(&self) -> bool {
+        self.member
+            .as_ref()
+            .is_some_and(|m| m.roles & role::REGULATOR != 0)
+    }
+
+    /// The reader's organisation, if it holds one of `roles` there.
+    fn org_as(&self, roles: u16) -> Option<&str> {
+        self.member
+            .as_ref()
+            .filter(|m| m.roles & roles != 0)
+            .map(|m| m.org.as_str())
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unreachable_node(error: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "node_unreachable",
+        format!("cannot ask the node who signed this request: {error}; try again shortly"),
+    )
+}
+
+/// The account that signed this request (with `body`), and who it is on the chain.
+pub(crate) async fn reader(
+    shop: &Arc<Shop>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reader, ApiError> {
+    let chain_id = match shop.chain_id.get() {
+        Some(id) => *id,
+        None => {
+            let id = shop.node.chain_id().await.map_err(unreachable_node)?;
+            *shop.chain_id.get_or_init(|| id)
+        }
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let account = signed_read::verify(
+        chain_id,
+        method.as_str(),
+        path,
+        signed_read::ReadHeaders {
+            account: header("x-consort-account"),
+            time: header("x-consort-time"),
+            signature: header("x-consort-signature"),
+        },
+        body,
+        now_secs(),
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", e.to_string()))?;
+    let cached = shop
+        .members
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&account)
+        .filter(|(at, _)| at.elapsed() < MEMBER_TTL)
+        .map(|(_, member)| member.clone());
+    let member = match cached {
+        Some(member) => member,
+        None => {
+            let member = shop.node.member(&account).await.map_err(unreachable_node)?;
+            let mut cache = shop
+                .members
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.len() >= MEMBER_CACHE {
+                cache.clear();
+            }
+            cache.insert(account, (Instant::now(), member.clone()));
+            member
+        }
+    };
+    Ok(Reader { account, member })
+}
+
+/// Query string of `/v1/shop/orders`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Whose view: `buyer` (the signer's purchases, the default), `seller` (its
+    /// organisation's queue), `carrier` (its organisation's shipments) or `regulator` (every
+    /// order).
+    pub role: Option<String>,
+    /// Only orders (or, for a carrier, shipments) in this status.
+    pub status: Option<String>,
+    /// Only orders whose payment is in this state (`unpaid`, `escrowed`, `released`…).
+    pub payment: Option<String>,
+    /// Page, from 1.
+    pub page: Option<usize>,
+    /// Results per page, 1 to 100 (default 20).
+    pub per_page: Option<usize>,
+}
+
+fn pages(page: Option<usize>, per_page: Option<usize>) -> Result<(usize, usize), ApiError> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(20);
+    if page == 0 {
+        return Err(ApiError::bad("pages count from 1"));
+    }
+    if per_page == 0 || per_page > PAGE_SIZE_MAX {
+        return Err(ApiError::bad(format!("per_page is 1 to {PAGE_SIZE_MAX}")));
+    }
+    let offset = (page - 1).saturating_mul(per_page);
+    if offset.saturating_add(per_page) > RESULT_DEPTH_MAX {
+        return Err(ApiError::bad(format!(
+            "lists go {RESULT_DEPTH_MAX} deep; filter by status"
+        )));
+    }
+    Ok((offset, per_page))
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "not_a_party", message)
+}
+
+/// An order as lists show it.
+const ORDER_COLUMNS: &str = "o.id, o.buyer, o.seller, o.kind, o.status, o.payment, o.method, \
+     o.currency, o.total, o.escrow, o.paid, o.refunded, o.settled, o.fee, o.carrier, \
+     o.shipments, o.delivered, o.placed_ms, o.updated_height, o.updated_ms, o.deadline_ms, \
+     (SELECT COUNT(*) FROM order_lines l WHERE l.order_id = o.id), \
+     (SELECT p.title_en FROM order_lines l JOIN products p ON p.id = l.product \
+      WHERE l.order_id = o.id ORDER BY l.line LIMIT 1), \
+     (SELECT p.title_zh FROM order_lines l JOIN products p ON p.id = l.product \
+      WHERE l.order_id = o.id ORDER BY l.line LIMIT 1)";
+
+fn order_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let id: String = r.get(0)?;
+    Ok(json!({
+        "id": id,
+        "buyer": r.get::<_, String>(1)?,
+        "seller": r.get::<_, String>(2)?,
+        "kind": r.get::<_, String>(3)?,
+        "status": r.get::<_, String>(4)?,
+        "payment": r.get::<_, String>(5)?,
+        "method": r.get::<_, String>(6)?,
+        "currency": r.get::<_, String>(7)?,
+        "total": r.get::<_, i64>(8)?,
+        "escrow": r.get::<_, i64>(9)?,
+        "paid": r.get::<_, i64>(10)?,
+        "refunded": r.get::<_, i64>(11)?,
+        "settled": r.get::<_, i64>(12)?,
+        "fee": r.get::<_, i64>(13)?,
+        "carrier": r.get::<_, Option<String>>(14)?,
+        "shipments": r.get::<_, i64>(15)?,
+        "delivered": r.get::<_, i64>(16)?,
+        "placed_ms": r.get::<_, i64>(17)?,
+        "updated_height": r.get::<_, i64>(18)?,
+        "updated_ms": r.get::<_, i64>(19)?,
+        "deadline_ms": r.get::<_, i64>(20)?,
+        "lines": r.get::<_, i64>(21)?,
+        "first_item_en": r.get::<_, Option<String>>(22)?,
+        "first_item_zh": r.get::<_, Option<String>>(23)?,
+        "url": format!("/v1/shop/orders/{id}"),
+    }))
+}
+
+async fn list(
+    State(shop): State<Arc<Shop>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let (offset, limit) = pages(params.page, params.per_page)?;
+    let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
+    let role = params.role.clone().unwrap_or_else(|| "buyer".into());
+    // Whose rows: (the SQL that picks them, its one parameter).
+    let (filter, party) = match role.as_str() {
+        "buyer" => ("o.buyer = ?1", reader.account.to_string()),
+        "seller" => {
+            let org = reader.org_as(role::SELLER).ok_or_else(|| {
+                forbidden("only a seller account of a seller organisation sees its order queue")
+            })?;
+            ("o.seller = ?1", org.to_string())
+        }
+        "carrier" => {
+            let org = reader
+                .org_as(role::CARRIER)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    forbidden("only a carrier account sees its organisation's shipments")
+                })?;
+            return shop
+                .read(move |_, conn| shipments(conn, &org, params.status.as_deref(), offset, limit))
+                .await
+                .map(Json);
+        }
+        "regulator" if reader.regulator() => ("?1 = ?1", String::new()),
+        "regulator" => return Err(forbidden("only a regulator sees every order")),
+        other => {
+            return Err(ApiError::bad(format!(
+                "role {other:?}: use buyer, seller, carrier or regulator"
+            )));
+        }
+    };
+    shop.read(move |_, conn| {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o WHERE {filter} \
+             AND (?2 IS NULL OR o.status = ?2) AND (?3 IS NULL OR o.payment = ?3) \
+             ORDER BY o.height DESC, o.idx DESC LIMIT ?4 OFFSET ?5"
+        );
+        let mut statement = conn.prepare_cached(&sql)?;
+        let rows = statement
+            .query_map(
+                params![
+                    party,
+                    params.status,
+                    params.payment,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                order_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM orders o WHERE {filter} \
+                 AND (?2 IS NULL OR o.status = ?2) AND (?3 IS NULL OR o.payment = ?3)"
+            ),
+            params![party, params.status, params.payment],
+            |r| r.get(0),
+        )?;
+        Ok(Json(json!({
+            "role": role,
+            "total": total,
+            "orders": rows,
+        })))
+    })
+    .await
+}
+
+/// A carrier organisation's shipments, newest first.
+fn shipments(
+    conn: &rusqlite::Connection,
+    org: &str,
+    status: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<Value, ApiError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT s.order_id, s.shipment, s.status, s.lines, s.events, s.created_ms, \
+         s.updated_ms, o.status, o.method, o.seller, o.currency, o.total, o.escrow \
+         FROM shipments s JOIN orders o ON o.id = s.order_id \
+         WHERE s.carrier = ?1 AND (?2 IS NULL OR s.status = ?2) \
+         ORDER BY s.created_ms DESC, s.order_id, s.shipment LIMIT ?3 OFFSET ?4",
+    )?;
+    let rows = statement
+        .query_map(
+            params![
+                org,
+                status,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                let order: String = r.get(0)?;
+                let lines: String = r.get(3)?;
+                Ok(json!({
+                    "order": order,
+                    "shipment": r.get::<_, i64>(1)?,
+                    "status": r.get::<_, String>(2)?,
+                    "lines": serde_json::from_str::<Value>(&lines).unwrap_or(Value::String(lines)),
+                    "events": r.get::<_, i64>(4)?,
+                    "created_ms": r.get::<_, i64>(5)?,
+                    "updated_ms": r.get::<_, i64>(6)?,
+                    "order_status": r.get::<_, String>(7)?,
+                    "method": r.get::<_, String>(8)?,
+                    "seller": r.get::<_, String>(9)?,
+                    "currency": r.get::<_, String>(10)?,
+                    "total": r.get::<_, i64>(11)?,
+                    "escrow": r.get::<_, i64>(12)?,
+                    "url": format!("/v1/shop/orders/{order}"),
+                }))
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let total: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM shipments WHERE carrier = ?1 AND (?2 IS NULL OR status = ?2)",
+        params![org, status],
+        |r| r.get(0),
+    )?;
+    Ok(json!({"role": "carrier", "total": total, "shipments": rows}))
+}
+
+/// How `reader` stands to the order `id` (buyer, seller, carrier, regulator), if at all.
+fn standing(
+    conn: &rusqlite::Connection,
+    id: &str,
+    reader: &Reader,
+) -> Result<Option<&'static str>, ApiError> {
+    let Some((buyer, seller)): Option<(String, String)> = conn
+        .query_row(
+            "SELECT buyer, seller FROM orders WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_order",
+            format!("no order {id} (yet: the indexer may be a block behind)"),
+        ));
+    };
+    if buyer == reader.account.to_string() {
+        return Ok(Some("buyer"));
+    }
+    if reader.org_as(role::SELLER) == Some(seller.as_str()) {
+        return Ok(Some("seller"));
+    }
+    if let Some(org) = reader.org_as(role::CARRIER) {
+        let carries: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM shipments WHERE order_id = ?1 AND carrier = ?2) \
+             OR EXISTS (SELECT 1 FROM orders WHERE id = ?1 AND carrier = ?2)",
+            params![id, org],
+            |r| r.get(0),
+        )?;
+        if carries {
+            return Ok(Some("carrier"));
+        }
+    }
+    Ok(reader.regulator().then_some("regulator"))
+}
+
+async fn order(
+    State(shop): State<Arc<Shop>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    parse_id(&id)?;
+    let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
+    shop.read(move |_, conn| {
+        let Some(standing) = standing(conn, &id, &reader)? else {
+            return Err(forbidden(format!(
+                "order {id} is seen only by its buyer, its seller's and carriers' accounts and \
+                 regulators"
+            )));
+        };
+        order_view(conn, &id, standing).map(Json)
+    })
+    .await
+}
+
+/// An order with its lines, shipments and timeline.
+fn order_view(conn: &rusqlite::Connection, id: &str, standing: &str) -> Result<Value, ApiError> {
+    let order = conn.query_row(
+        &format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = ?1"),
+        [id],
+        order_row,
+    )?;
+    let mut statement = conn.prepare_cached(
+        "SELECT l.line, l.product, l.variant, l.quantity, l.price, l.shipped, p.title_zh, \
+         p.title_en, v.name FROM order_lines l LEFT JOIN products p ON p.id = l.product \
+         LEFT JOIN variants v ON v.product = l.product AND v.variant = l.variant \
+         WHERE l.order_id = ?1 ORDER BY l.line",
+    )?;
+    let lines = statement
+        .query_map([id], |r| {
+            Ok(json!({
+                "line": r.get::<_, i64>(0)?,
+                "product": r.get::<_, String>(1)?,
+                "variant": r.get::<_, i64>(2)?,
+                "quantity": r.get::<_, i64>(3)?,
+                "price": r.get::<_, i64>(4)?,
+                "shipped": r.get::<_, i64>(5)?,
+                "title_zh": r.get::<_, Option<String>>(6)?,
+                "title_en": r.get::<_, Option<String>>(7)?,
+                "variant_name": r.get::<_, Option<String>>(8)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut statement = conn.prepare_cached(
+        "SELECT shipment, carrier, status, lines, events, created_ms, updated_ms \
+         FROM shipments WHERE order_id = ?1 ORDER BY shipment",
+    )?;
+    let shipments = statement
+        .query_map([id], |r| {
+            let lines: String = r.get(3)?;
+            Ok(json!({
+                "shipment": r.get::<_, i64>(0)?,
+                "carrier": r.get::<_, String>(1)?,
+                "status": r.get::<_, String>(2)?,
+                "lines": serde_json::from_str::<Value>(&lines).unwrap_or(Value::String(lines)),
+                "events": r.get::<_, i64>(4)?,
+                "created_ms": r.get::<_, i64>(5)?,
+                "updated_ms": r.get::<_, i64>(6)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // The timeline: the order's own steps and its shipments' carrier events, in chain order
+    // (block, transaction, then the order's step before the carriers' within a transaction).
+    let limit = i64::try_from(TIMELINE_MAX + 1).unwrap_or(i64::MAX);
+    let mut statement = conn.prepare_cached(
+        "SELECT * FROM ( \
+           SELECT height, idx, 0 AS part, seq, time_ms, event, status, payment, detail, \
+                  NULL AS shipment, NULL AS location FROM order_events WHERE order_id = ?1 \
+           UNION ALL \
+           SELECT height, idx, 1, seq, time_ms, 'shipment', status, NULL, NULL, shipment, \
+                  location FROM shipment_events WHERE order_id = ?1 \
+         ) ORDER BY height DESC, idx DESC, part DESC, seq DESC LIMIT ?2",
+    )?;
+    let mut timeline = statement
+        .query_map(params![id, limit], |r| {
+            let detail: Option<String> = r.get(8)?;
+            let mut entry = json!({
+                "height": r.get::<_, i64>(0)?,
+                "time_ms": r.get::<_, i64>(4)?,
+                "event": r.get::<_, String>(5)?,
+                "status": r.get::<_, String>(6)?,
+            });
+            if let Some(payment) = r.get::<_, Option<String>>(7)? {
+                entry["payment"] = json!(payment);
+            }
+            if let Some(detail) = detail {
+                entry["detail"] = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
+            }
+            if let Some(shipment) = r.get::<_, Option<i64>>(9)? {
+                entry["shipment"] = json!(shipment);
+                entry["location"] = json!(r.get::<_, Option<String>>(10)?);
+            }
+            Ok(entry)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let truncated = timeline.len() > TIMELINE_MAX;
+    timeline.truncate(TIMELINE_MAX);
+    timeline.reverse();
+    Ok(json!({
+        "as": standing,
+        "order": order,
+        "lines": lines,
+        "shipments": shipments,
+        "timeline": timeline,
+        "timeline_truncated": truncated,
+    }))
+}
+
+/// Orders a block changed that `reader` may see, at most [`STREAM_BLOCK_ORDERS_MAX`] + 1.
+fn changed_orders(
+    conn: &rusqlite::Connection,
+    height: u64,
+    reader: &Reader,
+) -> Result<Vec<Value>, ApiError> {
+    let everyone = reader.regulator();
+    let seller = reader.org_as(role::SELLER).unwrap_or("").to_string();
+    let carrier = reader.org_as(role::CARRIER).unwrap_or("").to_string();
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id IN ( \
+           SELECT order_id FROM order_events WHERE height = ?1 \
+           UNION SELECT order_id FROM shipment_events WHERE height = ?1) \
+         AND (?2 OR o.buyer = ?3 OR (?4 != '' AND o.seller = ?4) OR (?5 != '' AND \
+              (o.carrier = ?5 OR \
+               EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.id AND s.carrier = ?5)))) \
+         ORDER BY o.height, o.idx LIMIT ?6"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement
+        .query_map(
+            params![
+                i64::try_from(height).unwrap_or(i64::MAX),
+                everyone,
+                reader.account.to_string(),
+                seller,
+                carrier,
+                i64::try_from(STREAM_BLOCK_ORDERS_MAX + 1).unwrap_or(i64::MAX)
+            ],
+            order_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// `GET /v1/shop/updates`: server-sent events. `order` carries an order (as lists show it)
+/// each time a block changes one the signer may see; `block` carries each indexed height (a
+/// heartbeat a client can show); `lagged` says updates were missed (read the lists again);
+/// `truncated` says a block changed more orders than one event lists.
+async fn updates(
+    State(shop): State<Arc<Shop>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let reader = Arc::new(reader(&shop, &method, &uri, &headers, &[]).await?);
+    let permit = shop.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "{} update streams are open; try again later or poll /v1/shop/orders",
+                UPDATE_STREAMS_MAX
+            ),
+        )
+    })?;
+    let receiver = shop.updates.subscribe();
+    let state = (shop, reader, receiver, permit);
+    let stream =
+        futures::stream::unfold(state, |(shop, reader, mut receiver, permit)| async move {
+            let events = match receiver.recv().await {
+                Ok(Update { height }) => {
+                    let who = reader.clone();
+                    let found = shop
+                        .read(move |_, conn| changed_orders(conn, height, &who))
+                        .await;
+                    let mut events = vec![Event::default().event("block").data(height.to_string())];
+                    match found {
+                        Ok(mut orders) => {
+                            if orders.len() > STREAM_BLOCK_ORDERS_MAX {
+                                orders.truncate(STREAM_BLOCK_ORDERS_MAX);
+                                events.push(
+                                    Event::default()
+                                        .event("truncated")
+                                        .data(json!({"height": height}).to_string()),
+                                );
+                            }
+                            events.extend(orders.into_iter().map(|o| {
+                                Event::default()
+                                    .event("order")
+                                    .data(json!({"height": height, "order": o}).to_string())
+                            }));
+                        }
+                        Err(error) => {
+                            tracing::warn!(
+                                ?error,
+                                height,
+                                "an update stream cannot read the block"
+                            );
+                            events.push(
+                                Event::default()
+                                    .event("lagged")
+                                    .data(json!({"height": height}).to_string()),
+                            );
+                        }
+                    }
+                    events
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    vec![
+                        Event::default()
+                            .event("lagged")
+                            .data(json!({"missed_blocks": missed}).to_string()),
+                    ]
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            let events: Vec<Result<Event, Infallible>> = events.into_iter().map(Ok).collect();
+            Some((
+                futures::stream::iter(events),
+                (shop, reader, receiver, permit),
+            ))
+        });
+    use futures::StreamExt as _;
+    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+}

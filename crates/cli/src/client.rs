@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 pub struct Client {
     base: String,
     http: reqwest::blocking::Client,
+    /// The node that says which chain signed requests are for (default: `base`), so that a
+    /// shop server never chooses the chain a signature is valid on.
+    chain_from: Option<String>,
 }
 
 impl Client {
@@ -22,7 +25,14 @@ impl Client {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("http client builds"),
+            chain_from: None,
         }
+    }
+
+    /// The same client, asking `node` (not `base`) for the chain id its signatures name.
+    pub fn chain_from(mut self, node: &str) -> Self {
+        self.chain_from = Some(node.trim_end_matches('/').to_string());
+        self
     }
 
     /// The answer's JSON, or its error as `code: message`.
@@ -43,6 +53,19 @@ impl Client {
         let response = self.http.get(&url).send().with_context(|| {
             format!("cannot reach {url}; is the node running? (consort devnet prints the URLs)")
         })?;
+        Self::check(response)
+    }
+
+    /// POST JSON to a path.
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(60))
+            .json(body)
+            .send()
+            .with_context(|| format!("cannot reach {url}; is the node running?"))?;
         Self::check(response)
     }
 
@@ -105,7 +128,11 @@ impl Client {
 
     /// The chain's id, as the node says.
     pub fn chain_id(&self) -> anyhow::Result<u64> {
-        self.get("/v1/status")?["chain_id"]
+        let status = match &self.chain_from {
+            Some(node) => Client::new(node).get("/v1/status")?,
+            None => self.get("/v1/status")?,
+        };
+        status["chain_id"]
             .as_u64()
             .context("status has no chain_id")
     }

@@ -336,6 +336,7 @@ pub fn run(
     validators: usize,
     dir: &Path,
     empty_block_interval_ms: Option<u64>,
+    demo: bool,
 ) -> anyhow::Result<()> {
     let fresh = !dir.join("genesis.json").exists();
     let resumed_with_peg = dir.join("litecoind").exists();
@@ -379,6 +380,17 @@ pub fn run(
         dir.display()
     );
     wait_for_nodes(&urls, &mut children, dir, &stop_flag)?;
+    let shop = if demo {
+        match crate::demo::seed(dir, &urls[0]) {
+            Ok(shop) => Some(shop),
+            Err(error) => {
+                eprintln!("warning: the demo shop could not be set up: {error:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     println!("Consort devnet is running ({} validators).", urls.len());
     for (i, url) in urls.iter().enumerate() {
         println!("  node {i}: {url}");
@@ -418,11 +430,29 @@ pub fn run(
         urls[0],
         dir.display()
     );
-    println!(
-        "Shop: node 0 indexes the marketplace; try {}/v1/shop/search?q=耳机 or \
-         consort shop search 耳机",
-        urls[0]
-    );
+    match shop {
+        Some(shop) => {
+            println!(
+                "Shop: {} products from three sellers, customers with orders in every state. \
+                 Node 0 serves the shop API ({}/v1/shop/search?q=耳机). Try:",
+                shop.products, urls[0]
+            );
+            println!(
+                "  export CONSORT_NODE={} CONSORT_REGULATOR={}",
+                urls[0], shop.regulator
+            );
+            println!("  export CONSORT_KEY={}", shop.customer_key.display());
+            println!("  consort shop search 蓝牙耳机 --in-stock");
+            println!("  consort shop orders; consort shop track <order>");
+            println!("  consort shop cart add <product>; consort shop checkout --address '...'");
+        }
+        None => println!(
+            "Shop: node 0 serves the shop API ({}/v1/shop/search?q=耳机); `consort shop demo \
+             --dir {}` fills it with a demo shop.",
+            urls[0],
+            dir.display()
+        ),
+    }
     println!("Press Ctrl-C to stop.");
     while !stop_flag.load(Ordering::SeqCst) {
         for (i, child) in children.iter_mut().enumerate() {

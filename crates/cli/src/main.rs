@@ -4,6 +4,7 @@
 mod audit;
 mod bench;
 mod client;
+mod demo;
 mod devnet;
 mod gov;
 mod indexer;
@@ -52,6 +53,10 @@ enum Command {
         /// new chain; default 5000). Blocks with transactions are built at once.
         #[arg(long)]
         empty_block_interval_ms: Option<u64>,
+        /// Do not put the demo shop on a new chain (organisations admitted by vote, 210
+        /// products, customers, orders in every state, reviews).
+        #[arg(long)]
+        no_demo: bool,
     },
     /// Benchmarks (run them on a release build).
     Bench {
@@ -367,6 +372,7 @@ fn main() -> anyhow::Result<()> {
             dir,
             init_only,
             empty_block_interval_ms,
+            no_demo,
         } => {
             if init_only {
                 for config in devnet::prepare(validators, &dir, empty_block_interval_ms)? {
@@ -374,7 +380,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             } else {
-                devnet::run(validators, &dir, empty_block_interval_ms)
+                devnet::run(validators, &dir, empty_block_interval_ms, !no_demo)
             }
         }
         Command::Bench {

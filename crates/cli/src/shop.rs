@@ -44,7 +44,7 @@ A seller (a seller account of a seller organisation):
       --label 'Li Lei, Room 5, 1 Harbour Road' --key seller.key
 A carrier, and a bank:
   consort shop event 40-3 0 in_transit --location Shanghai --key carrier.key
-  consort shop confirm-payment 40-3 --key bank.key
+  consort shop confirm-payment 40-3 --amount 36800 --key bank.key
 
 --node (or CONSORT_NODE) is the node that takes transactions; --shop (default: the same) serves
 /v1/shop. A regulator's account is needed to seal addresses and labels (every sealed field on
@@ -72,7 +72,7 @@ impl Endpoints {
     }
 
     fn shop(&self) -> Client {
-        Client::new(self.shop.as_deref().unwrap_or(&self.node))
+        Client::new(self.shop.as_deref().unwrap_or(&self.node)).chain_from(&self.node)
     }
 }
 
@@ -101,6 +101,14 @@ pub struct JsonArg {
 #[derive(Subcommand)]
 #[command(after_help = AFTER_HELP)]
 pub enum ShopCommand {
+    /// Put the demo shop on a devnet (`consort devnet` does it at start unless --no-demo):
+    /// a carrier, two sellers and a bank admitted by vote, 210 products, customers with
+    /// profiles, orders in every state, reviews. Once per chain.
+    Demo {
+        /// The devnet's directory (its demo accounts' keys are in `accounts/`).
+        #[arg(long, default_value = "devnet")]
+        dir: PathBuf,
+    },
     /// Register as a customer and publish this account's sealing key (once per account).
     Join {
         #[command(flatten)]
@@ -204,6 +212,9 @@ pub enum ShopCommand {
         /// Page, from 1.
         #[arg(long)]
         page: Option<usize>,
+        /// Orders per page (1 to 100).
+        #[arg(long)]
+        per_page: Option<usize>,
         #[command(flatten)]
         json: JsonArg,
     },
@@ -339,9 +350,10 @@ pub enum ShopCommand {
         order: String,
         #[command(flatten)]
         key: KeyArg,
-        /// The fiat received, base units (default: the order's total).
+        /// The fiat received, base units: the order's total (an order that changed since is
+        /// refused, so give what actually arrived).
         #[arg(long)]
-        amount: Option<u64>,
+        amount: u64,
     },
 }
 
@@ -505,6 +517,14 @@ fn money(amount: &Value, currency: &Value) -> String {
 pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
     match command {
         ShopCommand::Join { key } => join(at, &key.load()?),
+        ShopCommand::Demo { dir } => {
+            let demo = crate::demo::seed(&dir, &at.node)?;
+            println!(
+                "demo shop ready: {} products, {} orders; try consort shop search 耳机",
+                demo.products, demo.orders
+            );
+            Ok(())
+        }
         ShopCommand::Search {
             words,
             category,
@@ -587,6 +607,7 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
             status,
             payment,
             page,
+            per_page,
             json,
         } => {
             let path = format!(
@@ -596,6 +617,7 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                     ("status", status),
                     ("payment", payment),
                     ("page", page.map(|p| p.to_string())),
+                    ("per_page", per_page.map(|p| p.to_string())),
                 ])
             );
             let answer = at.shop().get_signed(&path, &key.load()?)?;
@@ -768,14 +790,6 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
         ShopCommand::ConfirmPayment { order, key, amount } => {
             let key = key.load()?;
             let node = at.node();
-            let amount = match amount {
-                Some(a) => a,
-                None => node
-                    .get_signed(&format!("/v1/commerce/orders/{}", encode(&order)), &key)?["order"]
-                    ["total"]
-                    .as_u64()
-                    .context("the order has no total")?,
-            };
             send(
                 &node,
                 &key,
@@ -1049,39 +1063,49 @@ fn ship(
 fn track(at: &Endpoints, id: &str, key: &ed25519::PrivateKey, follow: bool) -> anyhow::Result<()> {
     let shop = at.shop();
     let path = format!("/v1/shop/orders/{}", encode(id));
-    let view = shop.get_signed(&path, key)?;
-    let mut shown = print_timeline(&view, 0);
-    if !follow || ended(&view) {
+    if !follow {
+        print_timeline(&shop.get_signed(&path, key)?, 0);
         return Ok(());
     }
-    let response = shop.send_signed(Method::GET, "/v1/shop/updates", None, key, None)?;
-    if !response.status().is_success() {
-        Client::check(response)?;
-        bail!("the update stream was refused");
-    }
-    let mut event = String::new();
-    for line in std::io::BufReader::new(response).lines() {
-        let line = line.context("the update stream broke; run the command again")?;
-        if let Some(name) = line.strip_prefix("event:") {
-            event = name.trim().to_string();
-        } else if let Some(data) = line.strip_prefix("data:") {
-            let changed = match event.as_str() {
-                "order" => serde_json::from_str::<Value>(data.trim())
-                    .ok()
-                    .is_some_and(|v| v["order"]["id"].as_str() == Some(id)),
-                "lagged" => true,
-                _ => false,
+    let mut shown = 0;
+    // A stream lasts a few minutes; each is signed afresh. It is opened before the order is
+    // read, so no change falls between the read and the stream.
+    loop {
+        let response = shop.send_signed(Method::GET, "/v1/shop/updates", None, key, None)?;
+        if !response.status().is_success() {
+            Client::check(response)?;
+            bail!("the update stream was refused");
+        }
+        let view = shop.get_signed(&path, key)?;
+        shown = print_timeline(&view, shown);
+        if ended(&view) {
+            return Ok(());
+        }
+        let mut event = String::new();
+        for line in std::io::BufReader::new(response).lines() {
+            let Ok(line) = line else {
+                break;
             };
-            if changed {
-                let view = shop.get_signed(&path, key)?;
-                shown = print_timeline(&view, shown);
-                if ended(&view) {
-                    return Ok(());
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                let changed = match event.as_str() {
+                    "order" => serde_json::from_str::<Value>(data.trim())
+                        .ok()
+                        .is_some_and(|v| v["order"]["id"].as_str() == Some(id)),
+                    "lagged" => true,
+                    _ => false,
+                };
+                if changed {
+                    let view = shop.get_signed(&path, key)?;
+                    shown = print_timeline(&view, shown);
+                    if ended(&view) {
+                        return Ok(());
+                    }
                 }
             }
         }
     }
-    Ok(())
 }
 
 fn ended(view: &Value) -> bool {
@@ -1107,6 +1131,8 @@ fn print_timeline(view: &Value, from: usize) -> usize {
     }
     for entry in entries.iter().skip(from) {
         let what = match entry["event"].as_str() {
+            // The carrier's own entries (below) say what each of its events did.
+            Some("carrier_events") => continue,
             Some("shipment") => format!(
                 "shipment {} {}{}",
                 entry["shipment"],
@@ -1128,7 +1154,7 @@ fn print_timeline(view: &Value, from: usize) -> usize {
 fn print_results(answer: &Value) {
     let results = answer["results"].as_array().cloned().unwrap_or_default();
     println!(
-        "{} found (page {} of results {}):",
+        "{} found; page {}, {} shown:",
         answer["total"],
         answer["page"],
         results.len()

@@ -16,6 +16,7 @@ use crate::{
 use axum::{
     Json, Router,
     body::Bytes,
+    extract::{DefaultBodyLimit, rejection::BytesRejection},
     extract::{Path, State},
     http::{HeaderMap, Method, StatusCode, Uri},
     routing::{delete, get},
@@ -45,6 +46,8 @@ pub(crate) fn routes() -> Router<Arc<Shop>> {
             "/v1/shop/cart/items/{product}/{variant}",
             delete(remove).put(set),
         )
+        // Bodies beyond the limit are refused as they arrive, not buffered first.
+        .layer(DefaultBodyLimit::max(CART_BODY_MAX))
 }
 
 fn now_ms() -> i64 {
@@ -70,6 +73,14 @@ struct AddItem {
 #[serde(deny_unknown_fields)]
 struct SetItem {
     quantity: u32,
+}
+
+fn too_large(rejection: BytesRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("a cart request carries at most {CART_BODY_MAX} bytes: {rejection}"),
+    )
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -142,8 +153,9 @@ async fn add(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let bytes = bytes.map_err(too_large)?;
     let item: AddItem = body(&bytes)?;
     parse_id(&item.product)?;
     let wanted = quantity(item.quantity)?;
@@ -212,8 +224,9 @@ async fn set(
     uri: Uri,
     headers: HeaderMap,
     Path((product, variant_id)): Path<(String, u16)>,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let bytes = bytes.map_err(too_large)?;
     let item: SetItem = body(&bytes)?;
     parse_id(&product)?;
     let reader = reader(&shop, &method, &uri, &headers, &bytes).await?;
@@ -377,7 +390,9 @@ fn cart_view(shop: &Shop, read: &Connection, account: &str) -> Result<Value, Api
             warnings.push("price_changed");
         }
         let subtotal = price.saturating_mul(quantity);
-        let buyable = status == "listed" && available >= quantity;
+        // A line whose price changed since it was added waits for the customer to add it
+        // again at the new price: checkout never pays a price the customer did not see.
+        let buyable = status == "listed" && available >= quantity && price == price_seen;
         ready &= buyable;
         if buyable {
             let total = totals.entry(currency.clone()).or_default();

@@ -46,6 +46,10 @@ pub const TIMELINE_MAX: usize = 500;
 /// `truncated` event beyond it and reads the queue instead).
 pub const STREAM_BLOCK_ORDERS_MAX: usize = 1_000;
 
+/// How long one update stream lasts: a client opens a new one (signed again) after it.
+pub const STREAM_LIFETIME: Duration =
+    Duration::from_secs(consort_types::signed_read::READ_WINDOW_SECS);
+
 /// The routes, merged into [`crate::api::routes`].
 pub(crate) fn routes() -> Router<Arc<Shop>> {
     Router::new()
@@ -122,6 +126,12 @@ pub(crate) async fn reader(
         now_secs(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", e.to_string()))?;
+    let member = member_of(shop, account).await?;
+    Ok(Reader { account, member })
+}
+
+/// Who `account` is on the chain, as the node said at most [`MEMBER_TTL`] ago.
+async fn member_of(shop: &Arc<Shop>, account: AccountId) -> Result<Option<Member>, ApiError> {
     let cached = shop
         .members
         .lock()
@@ -144,7 +154,7 @@ pub(crate) async fn reader(
             member
         }
     };
-    Ok(Reader { account, member })
+    Ok(member)
 }
 
 /// Query string of `/v1/shop/orders`.
@@ -568,11 +578,25 @@ async fn updates(
         )
     })?;
     let receiver = shop.updates.subscribe();
+    let deadline = tokio::time::Instant::now() + STREAM_LIFETIME;
     let state = (shop, reader, receiver, permit);
-    let stream =
-        futures::stream::unfold(state, |(shop, reader, mut receiver, permit)| async move {
-            let events = match receiver.recv().await {
+    let stream = futures::stream::unfold(
+        state,
+        move |(shop, mut reader, mut receiver, permit)| async move {
+            // A stream ends after its lifetime (the client signs again), so a revoked
+            // account's rights do not live on in an open connection.
+            let received = tokio::time::timeout_at(deadline, receiver.recv())
+                .await
+                .ok()?;
+            let events = match received {
                 Ok(Update { height }) => {
+                    // Who the reader is may have changed since it connected.
+                    if let Ok(member) = member_of(&shop, reader.account).await {
+                        reader = Arc::new(Reader {
+                            account: reader.account,
+                            member,
+                        });
+                    }
                     let who = reader.clone();
                     let found = shop
                         .read(move |_, conn| changed_orders(conn, height, &who))
@@ -623,7 +647,8 @@ async fn updates(
                 futures::stream::iter(events),
                 (shop, reader, receiver, permit),
             ))
-        });
+        },
+    );
     use futures::StreamExt as _;
     Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }

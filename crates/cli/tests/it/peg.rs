@@ -105,7 +105,14 @@ fn devnet_pegs_in_and_out_through_litecoind_with_the_cli() {
     let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
     let _devnet = Devnet(
         Command::new(BIN)
-            .args(["devnet", "--empty-block-interval-ms", "500", "--dir", path])
+            .args([
+                "devnet",
+                "--no-demo",
+                "--empty-block-interval-ms",
+                "500",
+                "--dir",
+                path,
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -342,7 +349,14 @@ fn devnet_peg_soak_two_thousand_deposits_and_five_hundred_peg_outs() {
     let log = std::fs::File::create(dir.path().join("devnet.log")).expect("log");
     let _devnet = Devnet(
         Command::new(BIN)
-            .args(["devnet", "--empty-block-interval-ms", "500", "--dir", &path])
+            .args([
+                "devnet",
+                "--no-demo",
+                "--empty-block-interval-ms",
+                "500",
+                "--dir",
+                &path,
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -537,7 +537,7 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert_eq!(page["reviews"]["latest"][0]["text"], "音质很好，降噪明显");
     assert_eq!(page["rating"], "5.00");
 
-    bad_input_on_the_new_routes(&apis[0], &order, &ann);
+    bad_input_on_the_new_routes(&apis[0], &order, earphones, &ann);
 }
 
 /// Poll `consort shop ARGS --json` until `done` holds.
@@ -556,7 +556,7 @@ fn wait_json(env: &Env, args: &[&str], key: &Path, done: impl Fn(&Value) -> bool
 
 /// Unsigned, forged, stale, replayed and malformed requests to order views and carts: each a
 /// typed error, and the cart unchanged.
-fn bad_input_on_the_new_routes(api: &str, order: &str, ann_key: &Path) {
+fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &Path) {
     let key = consort_node::node::load_key(ann_key).expect("key");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -578,11 +578,30 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, ann_key: &Path) {
             body["error"]["code"].as_str().unwrap_or("").to_string(),
         )
     };
-    let cart_before: Value = signed("GET", "/v1/shop/cart", b"", now)
+    // A line in the cart, and a replay of the request that put it there refused.
+    let add = format!(r#"{{"product":"{product}","quantity":1}}"#);
+    let path = "/v1/shop/cart/items?request_id=bad-input-test";
+    let added = signed("POST", path, add.as_bytes(), now)
         .send()
-        .expect("cart")
-        .json()
-        .expect("json");
+        .expect("add");
+    assert_eq!(added.status().as_u16(), 200);
+    assert_eq!(
+        code(
+            signed("POST", path, add.as_bytes(), now)
+                .send()
+                .expect("replay")
+        ),
+        (409, "replayed".into())
+    );
+    let read_cart = || -> Value {
+        let response = signed("GET", "/v1/shop/cart", b"", now)
+            .send()
+            .expect("cart");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().expect("json")
+    };
+    let cart_before = read_cart();
+    assert_eq!(cart_before["lines"][0]["quantity"], 1, "{cart_before}");
     // Unsigned.
     for path in [
         "/v1/shop/cart",
@@ -691,7 +710,12 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, ann_key: &Path) {
         ),
         (404, "not_in_cart".into())
     );
-    // A replayed change is refused.
+    assert_eq!(
+        read_cart()["lines"],
+        cart_before["lines"],
+        "nothing changed"
+    );
+    // A replayed clear is refused too.
     let first = signed("DELETE", "/v1/shop/cart", b"", now)
         .send()
         .expect("clear");
@@ -701,10 +725,125 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, ann_key: &Path) {
         code(again.send().expect("clear again")),
         (409, "replayed".into())
     );
-    let cart_after: Value = signed("GET", "/v1/shop/cart", b"", now)
-        .send()
-        .expect("cart")
-        .json()
-        .expect("json");
-    assert_eq!(cart_before["lines"], cart_after["lines"], "nothing changed");
+    assert_eq!(read_cart()["lines"], json!([]));
+}
+
+/// `consort shop demo` (what `consort devnet` runs at start) on four nodes: four
+/// organisations admitted by vote, 210 products in both languages, orders in every state a
+/// shop shows, reviews with a seller's reply, customers' profiles sealed to them; a second run
+/// changes nothing.
+#[test]
+fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_reviews() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = start_devnet(dir.path(), 4, 500);
+    let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    wait_for("every node to finalize", Duration::from_secs(60), || {
+        apis.iter().all(|api| height_of(api) >= 2)
+    });
+    let demo = |node: &str| {
+        let out = Command::new(BIN)
+            .args(["shop", "demo", "--node", node, "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("consort shop demo");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let said = demo(&apis[2]);
+    assert!(said.contains("210 products, 20 orders"), "{said}");
+    let gov = get(&format!("{}/v1/gov", apis[1])).expect("gov");
+    let members: Vec<&str> = gov["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    for org in ["swift", "tea-house", "gadgets", "bank2"] {
+        assert!(members.contains(&org), "{org} admitted: {members:?}");
+    }
+    let env = Env {
+        node: apis[1].clone(),
+        shop: apis[0].clone(),
+        regulator: key_id(&dir.path().join("accounts/dave.key")),
+    };
+    let dave = dir.path().join("accounts/dave.key");
+    // Node 0's indexer may be a block or two behind the node the demo talked to.
+    wait_for(
+        "the demo's last block indexed",
+        Duration::from_secs(30),
+        || get(&format!("{}/v1/shop/status", apis[0])).is_some_and(|s| s["reviews"] == 13),
+    );
+    let status = wait_json(
+        &env,
+        &["orders", "--role", "regulator", "--per-page", "100"],
+        &dave,
+        |v| v["total"] == 20,
+    );
+    let mut states: Vec<&str> = status["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter_map(|o| o["status"].as_str())
+        .collect();
+    states.sort_unstable();
+    states.dedup();
+    assert_eq!(
+        states,
+        [
+            "accepted",
+            "cancelled",
+            "completed",
+            "delivered",
+            "paid",
+            "placed",
+            "shipped"
+        ],
+        "{status}"
+    );
+    let catalogue = get(&format!("{}/v1/shop/status", apis[0])).expect("status");
+    assert_eq!(catalogue["products"], 210, "{catalogue}");
+    assert_eq!(catalogue["reviews"], 13, "{catalogue}");
+    // Both languages find the same goods; sellers and categories are facets.
+    let zh = get(&format!(
+        "{}/v1/shop/search?q=%E9%BE%99%E4%BA%95%E8%8C%B6&per_page=100",
+        apis[0]
+    ))
+    .expect("search");
+    let en = get(&format!(
+        "{}/v1/shop/search?q=longjing&per_page=100",
+        apis[0]
+    ))
+    .expect("search");
+    assert_eq!(zh["total"], 10, "{zh}");
+    assert_eq!(zh["total"], en["total"]);
+    let everything = get(&format!("{}/v1/shop/search?per_page=1", apis[0])).expect("search");
+    assert_eq!(
+        everything["facets"]["sellers"].as_array().map(Vec::len),
+        Some(3),
+        "{everything}"
+    );
+    assert!(
+        everything["facets"]["categories"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 8,
+        "{everything}"
+    );
+    // A customer sees her own two orders.
+    let customer = dir.path().join("accounts/customer-0.key");
+    let mine = shop_json(&env, &["orders"], &customer);
+    assert_eq!(mine["total"], 2, "{mine}");
+    // Run again: nothing more is made.
+    let again = demo(&apis[3]);
+    assert!(again.contains("210 products, 0 orders"), "{again}");
+    assert_eq!(
+        get(&format!("{}/v1/shop/status", apis[0])).expect("status")["orders"],
+        20
+    );
 }

@@ -6,6 +6,7 @@
 //! announces, on its event stream, the finalized block that holds the transaction.
 
 pub mod orders;
+pub mod search;
 
 use crate::devnet;
 use anyhow::{Context as _, bail};
@@ -204,6 +205,7 @@ pub fn transfers(options: &Options) -> anyhow::Result<Report> {
         })
         .collect();
     let configs = devnet::prepare_with(options.validators, &dir, extra, None, None, |_| {})?;
+    devnet::without_shop(&configs)?;
     let mut children = devnet::spawn(&dir, &configs)?;
     let result = (|| {
         let urls = devnet::wait_until_up(&configs, &mut children, &dir)?;

@@ -366,14 +366,29 @@ const EDITIONS: [(&str, &str, u64); 10] = [
 ];
 
 fn catalogue() -> anyhow::Result<Vec<ProductContent>> {
-    let mut products = Vec::with_capacity(DEMO_PRODUCTS);
-    for (e, (zh_word, en_word, percent)) in EDITIONS.iter().enumerate() {
-        for (i, item) in ITEMS.iter().enumerate() {
-            let title_zh = format!("{zh_word}{}", item.zh);
+    catalogue_of(DEMO_PRODUCTS)
+}
+
+/// A catalogue of `n` products: every item in every edition, then again as later series
+/// (`S2`, `S3`…) at slightly different prices.
+pub fn catalogue_of(n: usize) -> anyhow::Result<Vec<ProductContent>> {
+    let mut products = Vec::with_capacity(n);
+    for k in 0..n {
+        let (i, e) = (k % ITEMS.len(), (k / ITEMS.len()) % EDITIONS.len());
+        let series = k / (ITEMS.len() * EDITIONS.len());
+        let (item, (zh_word, en_word, edition_percent)) = (&ITEMS[i], &EDITIONS[e]);
+        let percent = edition_percent + (series as u64 % 7) * 3;
+        let suffix = if series == 0 {
+            String::new()
+        } else {
+            format!(" S{}", series + 1)
+        };
+        {
+            let title_zh = format!("{zh_word}{}{suffix}", item.zh);
             let title_en = if en_word.is_empty() {
-                item.en.to_string()
+                format!("{}{suffix}", item.en)
             } else {
-                format!("{en_word} {}", item.en.to_lowercase())
+                format!("{en_word} {}{suffix}", item.en.to_lowercase())
             };
             let url = format!(
                 "https://img.consort.example/demo/{}-{e}.jpg",

@@ -107,6 +107,18 @@ fn devnet_governance(
     }
 }
 
+/// Take the shop's read model out of node configs (benchmarks measure the chain alone: an
+/// indexer in node 0 would share its cores).
+pub fn without_shop(configs: &[PathBuf]) -> anyhow::Result<()> {
+    for path in configs {
+        let mut config = NodeConfig::load(path)?;
+        if config.shop_db.take().is_some() {
+            std::fs::write(path, serde_json::to_string_pretty(&config)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// [`prepare`], funding `extra` accounts in genesis besides the demo accounts (and registering
 /// them as customers); `shape` amends the genesis before it is checked and written (a
 /// benchmark adds organisations and accounts).

@@ -313,6 +313,33 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Catalogue search through the shop API (HTTP `/v1/shop/search`) on a catalogue of
+    /// --products, with node 0's indexer following a chain under the orders benchmark at the
+    /// same time: queries per second and latency, with the settled orders per second of the
+    /// same window. Run it on a release build.
+    Search {
+        /// Products in the catalogue.
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        /// Query threads (closed loop: each sends its next query when the last is answered).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Validator processes.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Measured seconds (after the warm-up).
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Warm-up seconds, not measured.
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+        /// Most orders open at once (the chain's load beside the queries).
+        #[arg(long, default_value_t = 4096)]
+        inflight: usize,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -439,6 +466,42 @@ fn main() -> anyhow::Result<()> {
                 batch,
                 skip_transfers: no_transfers,
                 dir,
+                search: None,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                bench::orders::print(&report);
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Search {
+                    products,
+                    clients,
+                    validators,
+                    duration,
+                    warmup,
+                    inflight,
+                    json,
+                },
+        } => {
+            if products == 0 || clients == 0 {
+                anyhow::bail!("--products and --clients must be > 0");
+            }
+            let report = bench::orders::run(&bench::orders::Options {
+                validators,
+                duration,
+                warmup,
+                buyers: 4096,
+                sellers: 16,
+                carriers: 4,
+                inflight,
+                batch: 512,
+                skip_transfers: true,
+                dir: None,
+                search: Some(bench::search::Load { products, clients }),
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

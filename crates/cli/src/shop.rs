@@ -950,23 +950,8 @@ fn checkout(
             Sealed::default()
         };
         let pay = method == PaymentMethod::Wallet && !pay_later;
-        let id = send(
-            &node,
-            key,
-            CommerceCall::PlaceOrder {
-                lines: List(lines.clone()),
-                method,
-                pay,
-                address: sealed_address,
-            },
-        )?;
-        println!(
-            "order {id} placed with {}: {} {}{}",
-            group["seller"].as_str().unwrap_or("?"),
-            group["total"],
-            group["currency"].as_str().unwrap_or(""),
-            if pay { ", paid into escrow" } else { "" }
-        );
+        // The lines leave the cart before the order is sent, so running checkout again after
+        // a failure can never order them twice; if the order is refused they go back.
         for line in &lines {
             shop.signed(
                 Method::DELETE,
@@ -978,6 +963,47 @@ fn checkout(
                 key,
             )?;
         }
+        let placed = send(
+            &node,
+            key,
+            CommerceCall::PlaceOrder {
+                lines: List(lines.clone()),
+                method,
+                pay,
+                address: sealed_address,
+            },
+        );
+        let id = match placed {
+            Ok(id) => id,
+            Err(error) => {
+                for line in &lines {
+                    let body = json!({
+                        "product": line.product.to_string(),
+                        "variant": line.variant,
+                        "quantity": line.quantity,
+                    });
+                    if let Err(e) = shop.signed(
+                        Method::POST,
+                        &unique("/v1/shop/cart/items"),
+                        Some(&body),
+                        key,
+                    ) {
+                        eprintln!("note: could not put {} back in the cart: {e}", line.product);
+                    }
+                }
+                return Err(error.context(
+                    "the order was not placed; its items are back in the cart (check `consort \
+                     shop orders` first if the node may have taken it)",
+                ));
+            }
+        };
+        println!(
+            "order {id} placed with {}: {} {}{}",
+            group["seller"].as_str().unwrap_or("?"),
+            group["total"],
+            group["currency"].as_str().unwrap_or(""),
+            if pay { ", paid into escrow" } else { "" }
+        );
     }
     Ok(())
 }

@@ -11,7 +11,7 @@
 
 use crate::{
     shop::{ApiError, Shop, parse_id},
-    views::reader,
+    views::signer,
 };
 use axum::{
     Json, Router,
@@ -159,8 +159,9 @@ async fn add(
     let item: AddItem = body(&bytes)?;
     parse_id(&item.product)?;
     let wanted = quantity(item.quantity)?;
-    let reader = reader(&shop, &method, &uri, &headers, &bytes).await?;
-    let account = reader.account.to_string();
+    let account = signer(&shop, &method, &uri, &headers, &bytes)
+        .await?
+        .to_string();
     shop.read(move |shop, read| {
         let Some((price, _, _, status)) = variant(read, &item.product, i64::from(item.variant))?
         else {
@@ -229,8 +230,9 @@ async fn set(
     let bytes = bytes.map_err(too_large)?;
     let item: SetItem = body(&bytes)?;
     parse_id(&product)?;
-    let reader = reader(&shop, &method, &uri, &headers, &bytes).await?;
-    let account = reader.account.to_string();
+    let account = signer(&shop, &method, &uri, &headers, &bytes)
+        .await?
+        .to_string();
     shop.read(move |shop, read| {
         let mut conn = shop.carts.lock();
         let tx = conn.transaction()?;
@@ -273,8 +275,9 @@ async fn remove(
     Path((product, variant_id)): Path<(String, u16)>,
 ) -> Result<Json<Value>, ApiError> {
     parse_id(&product)?;
-    let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
-    let account = reader.account.to_string();
+    let account = signer(&shop, &method, &uri, &headers, &[])
+        .await?
+        .to_string();
     shop.read(move |shop, read| {
         let mut conn = shop.carts.lock();
         let tx = conn.transaction()?;
@@ -299,8 +302,9 @@ async fn clear(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
-    let account = reader.account.to_string();
+    let account = signer(&shop, &method, &uri, &headers, &[])
+        .await?
+        .to_string();
     shop.read(move |shop, read| {
         let mut conn = shop.carts.lock();
         let tx = conn.transaction()?;
@@ -319,8 +323,9 @@ async fn view(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
-    let account = reader.account.to_string();
+    let account = signer(&shop, &method, &uri, &headers, &[])
+        .await?
+        .to_string();
     shop.read(move |shop, read| cart_view(shop, read, &account).map(Json))
         .await
 }

@@ -129,6 +129,8 @@ CREATE TABLE IF NOT EXISTS orders (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS orders_by_buyer ON orders (buyer, height, idx);
 CREATE INDEX IF NOT EXISTS orders_by_seller ON orders (seller, status, height, idx);
+CREATE INDEX IF NOT EXISTS orders_by_seller_newest ON orders (seller, height, idx);
+CREATE INDEX IF NOT EXISTS orders_by_height ON orders (height, idx);
 CREATE INDEX IF NOT EXISTS orders_by_carrier ON orders (carrier, status, height, idx);
 CREATE TABLE IF NOT EXISTS order_lines (
     order_id TEXT NOT NULL,

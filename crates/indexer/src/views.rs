@@ -96,14 +96,14 @@ fn unreachable_node(error: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// The account that signed this request (with `body`), and who it is on the chain.
-pub(crate) async fn reader(
+/// The account that signed this request (with `body`).
+pub(crate) async fn signer(
     shop: &Arc<Shop>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Reader, ApiError> {
+) -> Result<AccountId, ApiError> {
     let chain_id = match shop.chain_id.get() {
         Some(id) => *id,
         None => {
@@ -126,6 +126,18 @@ pub(crate) async fn reader(
         now_secs(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", e.to_string()))?;
+    Ok(account)
+}
+
+/// The account that signed this request (with `body`), and who it is on the chain.
+pub(crate) async fn reader(
+    shop: &Arc<Shop>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reader, ApiError> {
+    let account = signer(shop, method, uri, headers, body).await?;
     let member = member_of(shop, account).await?;
     Ok(Reader { account, member })
 }

@@ -105,6 +105,9 @@ pub struct Options {
     pub skip_transfers: bool,
     /// Keep the devnet here instead of a temporary directory.
     pub dir: Option<PathBuf>,
+    /// Also publish a catalogue and query it through node 0's shop API during the window
+    /// (`consort bench search`).
+    pub search: Option<super::search::Load>,
 }
 
 /// Median and 99th percentile of one step (ms), from the previous step's finalization (for
@@ -172,6 +175,8 @@ pub struct Report {
     pub transfers: Option<super::Report>,
     /// Settled orders per second over finalized transfers per second.
     pub ratio_lifecycles_to_transfers: Option<f64>,
+    /// Catalogue queries measured in the same window (`consort bench search`).
+    pub search: Option<super::search::Report>,
 }
 
 /// An account the driver signs for, with its next nonce and the node it posts to.
@@ -292,6 +297,9 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             });
         }
     })?;
+    if options.search.is_none() {
+        devnet::without_shop(&configs)?;
+    }
     let mut children = devnet::spawn(&dir, &configs)?;
     let result = (|| {
         let urls = devnet::wait_until_up(&configs, &mut children, &dir)?;
@@ -327,6 +335,9 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         let mut regulator = Actor::new(regulator, 0);
         regulator.nonce = account_nonce(&urls[0], &regulator.id)?;
         setup(&urls, &mut shop, &mut issuers, &regulator)?;
+        if let Some(load) = options.search {
+            publish_catalogue(&urls, &mut shop, load.products)?;
+        }
         let transfers = if options.skip_transfers {
             None
         } else {
@@ -360,9 +371,22 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             "[5/6] driving orders: {}s warm-up, {}s measured, at most {} open",
             options.warmup, options.duration, options.inflight
         );
-        let measured = drive(options, &urls, shop)?;
+        let started = Instant::now();
+        let window = (
+            started + Duration::from_secs(options.warmup),
+            started + Duration::from_secs(options.warmup + options.duration),
+        );
+        let queries = match options.search {
+            Some(load) => Some(super::search::start(&urls[0], load, window)?),
+            None => None,
+        };
+        let measured = drive(options, &urls, shop);
+        let searched = queries.map(|q| q.stop(indexer_lag(&urls[0])));
+        let measured = measured?;
         eprintln!("[6/6] reading the window's headers and the sellers' balances");
-        report(options, cores, &urls, &seller_ids, measured, transfers)
+        let mut report = report(options, cores, &urls, &seller_ids, measured, transfers)?;
+        report.search = searched;
+        Ok(report)
     })();
     crate::process::stop(&mut children);
     result
@@ -476,6 +500,81 @@ fn post_and_wait(urls: &[String], txs: Vec<(usize, SignedTx)>) -> anyhow::Result
         }
     }
     Ok(places)
+}
+
+/// How many blocks node 0's indexer is behind its finalized tip.
+fn indexer_lag(url: &str) -> u64 {
+    let read = |path: &str, field: &str| -> Option<u64> {
+        blocking_client()
+            .ok()?
+            .get(format!("{url}{path}"))
+            .send()
+            .ok()?
+            .json::<Value>()
+            .ok()?[field]
+            .as_u64()
+    };
+    match (
+        read("/v1/status", "finalized_height"),
+        read("/v1/shop/status", "indexed_height"),
+    ) {
+        (Some(tip), Some(indexed)) => tip.saturating_sub(indexed),
+        _ => u64::MAX,
+    }
+}
+
+/// The sellers publish a catalogue of `products` products (`consort bench search`), and node
+/// 0's indexer takes it in before anything is measured.
+fn publish_catalogue(urls: &[String], shop: &mut Shop, products: usize) -> anyhow::Result<()> {
+    eprintln!("      and a catalogue of {products} products for the search load");
+    let contents = crate::demo::catalogue_of(products)?;
+    // Each round leaves every seller well inside its nonce window.
+    let per_round = shop.sellers.len() * 200;
+    let mut published = 0;
+    let sellers = shop.sellers.len();
+    for round in contents.chunks(per_round) {
+        let txs: Vec<(usize, SignedTx)> = round
+            .iter()
+            .enumerate()
+            .map(|(n, content)| {
+                let seller = &mut shop.sellers[n % sellers];
+                let node = seller.node;
+                (
+                    node,
+                    seller.sign(Call::Commerce(CommerceCall::PublishProduct {
+                        content: content.clone(),
+                    })),
+                )
+            })
+            .collect();
+        post_and_wait(urls, txs)?;
+        published += round.len();
+        eprintln!("      {published} of {products} published");
+    }
+    let http = blocking_client()?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let status: Value = http
+            .get(format!("{}/v1/shop/status", urls[0]))
+            .send()?
+            .json()?;
+        let tip: Value = http.get(format!("{}/v1/status", urls[0])).send()?.json()?;
+        let indexed = status["products"].as_u64().unwrap_or(0);
+        if indexed >= products as u64
+            && status["search_height"].as_u64() >= status["indexed_height"].as_u64()
+            && status["indexed_height"].as_u64()
+                >= tip["finalized_height"]
+                    .as_u64()
+                    .map(|t| t.saturating_sub(2))
+        {
+            eprintln!("      node 0's indexer holds {indexed} products");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("node 0's indexer did not take in the catalogue in 10 minutes: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Publish sealing keys, issue the buyers' e-money, publish one product per seller and seal
@@ -1259,11 +1358,19 @@ fn report(
             .as_ref()
             .map(|t| lifecycles_per_s / t.finalized_tps),
         transfers,
+        search: None,
     })
 }
 
 /// Print a report for people.
 pub fn print(report: &Report) {
+    print_orders(report);
+    if let Some(search) = &report.search {
+        super::search::print(search);
+    }
+}
+
+fn print_orders(report: &Report) {
     println!(
         "consort bench orders — {} validators, {} cores, {} buyers, {} sellers, {} carriers",
         report.validators, report.cores, report.buyers, report.sellers, report.carriers

@@ -1,0 +1,211 @@
+//! `consort bench search`: catalogue queries through the shop API (`/v1/shop/search`, HTTP,
+//! as a browser asks) on a catalogue of `--products` products, while node 0's indexer follows
+//! a chain under the orders benchmark.
+//!
+//! The run is `consort bench orders` with two additions: after its setup the sellers publish
+//! the catalogue (words in Chinese and English across categories, variants, stock), node 0
+//! keeps the shop's read model and search index, and during the orders' measured window
+//! `--clients` threads query the shop API back to back with a mix of Chinese and English
+//! words, filters, facets, sorts and pages. Queries per second and latency (p50, p99, max)
+//! are counted in the same window as the lifecycles, so the two are measured together.
+
+use serde::Serialize;
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// What the search load is.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Products the catalogue holds (besides the orders benchmark's one per seller).
+    pub products: usize,
+    /// Query threads.
+    pub clients: usize,
+}
+
+/// What the search load measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Products in the catalogue searched.
+    pub products: usize,
+    /// Query threads.
+    pub clients: usize,
+    /// Queries answered in the window.
+    pub queries_in_window: u64,
+    /// Queries per second.
+    pub queries_per_s: f64,
+    /// Median latency (ms).
+    pub latency_ms_p50: f64,
+    /// 99th percentile (ms).
+    pub latency_ms_p99: f64,
+    /// Largest (ms).
+    pub latency_ms_max: f64,
+    /// Queries that failed (HTTP error or no answer) in the window (should be 0).
+    pub errors: u64,
+    /// Queries in the mix.
+    pub mix: usize,
+    /// Blocks node 0's indexer was behind the chain's tip at the end of the window.
+    pub indexer_lag_blocks: u64,
+}
+
+/// The query mix: Chinese and English words, filters, facets, sorts and pages.
+pub fn mix() -> Vec<String> {
+    let words = [
+        "蓝牙耳机",
+        "耳机",
+        "bluetooth%20headphones",
+        "keyboard",
+        "龙井茶",
+        "green%20tea",
+        "跑步鞋",
+        "running%20shoes",
+        "智能手机",
+        "backpack",
+        "电饭煲",
+        "scarf",
+    ];
+    let filters = [
+        "",
+        "&in_stock=true",
+        "&sort=price_asc",
+        "&category=electronics",
+        "&price_max=50000&sort=price_desc",
+        "&sort=newest&page=2",
+        "&attr=edition:Pro",
+        "&sort=sales&per_page=50",
+    ];
+    let mut queries = Vec::with_capacity(words.len() * filters.len());
+    for (i, word) in words.iter().enumerate() {
+        for (j, filter) in filters.iter().enumerate() {
+            if (i + j) % 2 == 0 {
+                queries.push(format!("/v1/shop/search?q={word}{filter}"));
+            }
+        }
+    }
+    queries.push("/v1/shop/search?category=food&sort=rating".into());
+    queries.push("/v1/shop/search?seller=shop&in_stock=true".into());
+    queries
+}
+
+/// Query threads running until [`Running::stop`].
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    latencies: Arc<Mutex<Vec<u64>>>,
+    errors: Arc<AtomicU64>,
+    window: (Instant, Instant),
+    products: usize,
+    clients: usize,
+    mix: usize,
+}
+
+/// Start `load.clients` threads querying `url` back to back; only answers that arrive within
+/// `window` count.
+pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Result<Running> {
+    let queries = Arc::new(mix());
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::with_capacity(load.clients);
+    for client in 0..load.clients {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let (queries, stop, latencies, errors) = (
+            queries.clone(),
+            stop.clone(),
+            latencies.clone(),
+            errors.clone(),
+        );
+        let base = url.to_string();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("search-client-{client}"))
+                .spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut failed = 0;
+                    let mut next = client * 7;
+                    while !stop.load(Ordering::Relaxed) {
+                        let path = &queries[next % queries.len()];
+                        next += 1;
+                        let sent = Instant::now();
+                        let ok = http
+                            .get(format!("{base}{path}"))
+                            .send()
+                            .and_then(|r| r.error_for_status())
+                            .and_then(|r| r.bytes())
+                            .is_ok();
+                        let done = Instant::now();
+                        if done >= window.0 && done <= window.1 {
+                            if ok {
+                                mine.push(
+                                    u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX),
+                                );
+                            } else {
+                                failed += 1;
+                            }
+                        }
+                    }
+                    latencies.lock().expect("latencies").extend(mine);
+                    errors.fetch_add(failed, Ordering::Relaxed);
+                })?,
+        );
+    }
+    Ok(Running {
+        stop,
+        threads,
+        latencies,
+        errors,
+        window,
+        products: load.products,
+        clients: load.clients,
+        mix: queries.len(),
+    })
+}
+
+impl Running {
+    /// Stop the threads and count; `lag` is how far the indexer was behind.
+    pub fn stop(self, lag: u64) -> Report {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        let latencies = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
+        let count = latencies.len() as u64;
+        let max = latencies.iter().copied().max().unwrap_or(0) as f64 / 1e6;
+        let at = super::percentiles(latencies);
+        let window_s = (self.window.1 - self.window.0).as_secs_f64();
+        Report {
+            products: self.products,
+            clients: self.clients,
+            queries_in_window: count,
+            queries_per_s: count as f64 / window_s,
+            latency_ms_p50: at(0.5),
+            latency_ms_p99: at(0.99),
+            latency_ms_max: max,
+            errors: self.errors.load(Ordering::Relaxed),
+            mix: self.mix,
+            indexer_lag_blocks: lag,
+        }
+    }
+}
+
+/// Print a search report.
+pub fn print(report: &Report) {
+    println!(
+        "search: {:.0} queries/s from {} clients on {} products (p50 {:.1} ms, p99 {:.1} ms, max \
+         {:.1} ms; {} errors; indexer {} blocks behind at the end)",
+        report.queries_per_s,
+        report.clients,
+        report.products,
+        report.latency_ms_p50,
+        report.latency_ms_p99,
+        report.latency_ms_max,
+        report.errors,
+        report.indexer_lag_blocks
+    );
+}

@@ -208,8 +208,22 @@ impl Client {
     /// else changed) or rejected.
     pub fn wait_finalized(&self, hash: &str, timeout: Duration) -> anyhow::Result<Value> {
         let start = Instant::now();
+        let mut unknown_since: Option<Instant> = None;
         loop {
-            let status = self.get(&format!("/v1/txs/{hash}"))?;
+            let status = match self.get(&format!("/v1/txs/{hash}")) {
+                Ok(status) => status,
+                // Between leaving the pool and being indexed as final, a transaction is
+                // briefly unknown to the node: ask again.
+                Err(error)
+                    if error.to_string().starts_with("unknown_tx")
+                        && unknown_since.get_or_insert_with(Instant::now).elapsed()
+                            < Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             match status["status"].as_str() {
                 Some("finalized") => return Ok(status),
                 Some("rejected") => bail!("rejected: {}", status["error"]),

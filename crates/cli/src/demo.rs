@@ -130,9 +130,28 @@ impl<'a> Phase<'a> {
         }
         let started = Instant::now();
         let mut places = Vec::with_capacity(hashes.len());
-        for hash in &hashes {
+        for (hash, tx) in hashes.iter().zip(&self.txs) {
+            let mut unknown_since: Option<Instant> = None;
             loop {
-                let status = self.client.get(&format!("/v1/txs/{hash}"))?;
+                let status = match self.client.get(&format!("/v1/txs/{hash}")) {
+                    Ok(status) => status,
+                    // A busy node may drop a pending transaction from its pool; send it
+                    // again (a copy of one already taken is refused, harmlessly).
+                    Err(error) if error.to_string().starts_with("unknown_tx") => {
+                        let since = *unknown_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > Duration::from_secs(2) {
+                            let body = json!({"txs": [hex::encode(tx.encode())]});
+                            let _ = self.client.post("/v1/txs/batch", &body);
+                            unknown_since = Some(Instant::now());
+                        }
+                        if started.elapsed() > Duration::from_secs(120) {
+                            bail!("the demo's {what} were not final after two minutes");
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
                 match status["status"].as_str() {
                     Some("finalized") => {
                         places.push(RecordId {

@@ -478,6 +478,19 @@ impl Mempool {
         pool.rejected.get(hash).cloned().map(PoolStatus::Rejected)
     }
 
+    /// The pool's view of a transaction together with the highest finalized height it has
+    /// seen, read at one instant: a transaction the pool no longer holds and did not refuse,
+    /// if it was finalized at all, is in a block at or below that height.
+    pub fn status_at(&self, hash: &TxHash) -> (Option<PoolStatus>, u64) {
+        let pool = self.lock();
+        let status = if pool.entries.contains_key(hash) {
+            Some(PoolStatus::Pending)
+        } else {
+            pool.rejected.get(hash).cloned().map(PoolStatus::Rejected)
+        };
+        (status, pool.finalized_height)
+    }
+
     /// Drop what a finalized block included and anything of its senders now stale; what was in
     /// flight at this height or below and is still here returns to the candidates; queues
     /// blocked behind a nonce gap for more than [`NONCE_GAP_BLOCKS_MAX`] blocks are evicted.

@@ -6,6 +6,7 @@
 
 pub use crate::shop::{ApiError, Shop, UPDATE_STREAMS_MAX, Update};
 use crate::{
+    card::summary,
     search::{PAGE_SIZE_MAX, Query as SearchQuery, Sort},
     shop::{indexed_height, parse_id, query_error},
 };
@@ -15,7 +16,6 @@ use axum::{
     http::StatusCode,
     routing::get,
 };
-use rusqlite::OptionalExtension as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -145,59 +145,6 @@ fn rating_milli(text: &str) -> Result<u64, ApiError> {
 }
 
 /// A product as a result lists it.
-fn summary(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiError> {
-    let row = conn
-        .query_row(
-            "SELECT p.title_zh, p.title_en, p.category, p.org, p.status, p.rating_sum, \
-             p.rating_count, p.sold, p.images, p.kind, \
-             (SELECT MIN(price) FROM variants WHERE product = p.id), \
-             (SELECT MAX(price) FROM variants WHERE product = p.id), \
-             (SELECT currency FROM variants WHERE product = p.id ORDER BY variant LIMIT 1), \
-             (SELECT SUM(MIN(available, ?2)) FROM variants WHERE product = p.id) \
-             FROM products p WHERE p.id = ?1",
-            rusqlite::params![id, crate::search::STOCK_SUMMED_MAX],
-            |r| {
-                let sum: i64 = r.get(5)?;
-                let count: i64 = r.get(6)?;
-                let images: String = r.get(8)?;
-                let image = serde_json::from_str::<Value>(&images)
-                    .ok()
-                    .and_then(|v| v.get(0).cloned())
-                    .unwrap_or(Value::Null);
-                Ok(json!({
-                    "id": id,
-                    "title_zh": r.get::<_, String>(0)?,
-                    "title_en": r.get::<_, String>(1)?,
-                    "category": r.get::<_, String>(2)?,
-                    "seller": r.get::<_, String>(3)?,
-                    "status": r.get::<_, String>(4)?,
-                    "kind": r.get::<_, String>(9)?,
-                    "rating": rating(sum, count),
-                    "rating_count": count,
-                    "sold": r.get::<_, i64>(7)?,
-                    "image": image,
-                    "price_min": r.get::<_, Option<i64>>(10)?,
-                    "price_max": r.get::<_, Option<i64>>(11)?,
-                    "currency": r.get::<_, Option<String>>(12)?,
-                    "available": r.get::<_, Option<i64>>(13)?.unwrap_or(0),
-                    "url": format!("/v1/shop/products/{id}"),
-                }))
-            },
-        )
-        .optional()?;
-    Ok(row)
-}
-
-/// An average rating with two decimals, or null before the first review.
-fn rating(sum: i64, count: i64) -> Value {
-    if count <= 0 {
-        return Value::Null;
-    }
-    // Hundredths, rounded half up: 4.666… is 4.67. No floats in what is compared.
-    let hundredths = (sum * 200 + count) / (2 * count);
-    Value::String(format!("{}.{:02}", hundredths / 100, hundredths % 100))
-}
-
 async fn status(State(shop): State<Arc<Shop>>) -> Result<Json<Value>, ApiError> {
     shop.read(|shop, conn| {
         let count =
@@ -215,38 +162,67 @@ async fn status(State(shop): State<Arc<Shop>>) -> Result<Json<Value>, ApiError> 
     .await
 }
 
+/// A page of search results as sent: each result is the card stored in the search index,
+/// copied as it is.
+#[derive(serde::Serialize)]
+struct SearchPage {
+    total: usize,
+    page: usize,
+    per_page: usize,
+    results: Vec<Box<serde_json::value::RawValue>>,
+    facets: Facets,
+    search_height: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+struct Facets {
+    categories: Vec<FacetCount>,
+    sellers: Vec<FacetCount>,
+}
+
+#[derive(serde::Serialize)]
+struct FacetCount {
+    name: String,
+    count: u64,
+}
+
 async fn search(
     State(shop): State<Arc<Shop>>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchPage>, ApiError> {
     let Query(params) = params.map_err(query_error)?;
     let (query, page, per_page) = params.query()?;
-    shop.read(move |shop, conn| {
+    // Everything a result shows is in the search index, at the height it was committed with:
+    // the read model is not asked.
+    tokio::task::spawn_blocking(move || {
+        let search_height = shop.search.searched_height();
         let hits = shop.search.search(&query)?;
-        let mut results = Vec::with_capacity(hits.ids.len());
-        for id in &hits.ids {
-            if let Some(product) = summary(conn, id)? {
-                results.push(product);
-            }
-        }
-        let counts = |list: &[(String, u64)]| -> Vec<Value> {
-            list.iter()
-                .map(|(name, count)| json!({"name": name, "count": count}))
+        let results = hits
+            .cards
+            .into_iter()
+            .filter(|card| !card.is_empty())
+            .map(serde_json::value::RawValue::from_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::internal)?;
+        let counts = |list: Vec<(String, u64)>| -> Vec<FacetCount> {
+            list.into_iter()
+                .map(|(name, count)| FacetCount { name, count })
                 .collect()
         };
-        Ok(Json(json!({
-            "total": hits.total,
-            "page": page,
-            "per_page": per_page,
-            "results": results,
-            "facets": {
-                "categories": counts(&hits.categories),
-                "sellers": counts(&hits.sellers),
+        Ok(Json(SearchPage {
+            total: hits.total,
+            page,
+            per_page,
+            results,
+            facets: Facets {
+                categories: counts(hits.categories),
+                sellers: counts(hits.sellers),
             },
-            "search_height": shop.search.committed_height()?,
-        })))
+            search_height,
+        }))
     })
     .await
+    .map_err(ApiError::internal)?
 }
 
 fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiError> {
@@ -488,9 +464,6 @@ mod tests {
         for bad in ["0.9", "5.001", "x", "4.5555", "-1", ""] {
             assert!(rating_milli(bad).is_err(), "{bad}");
         }
-        assert_eq!(rating(14, 3), json!("4.67"));
-        assert_eq!(rating(10, 2), json!("5.00"));
-        assert_eq!(rating(0, 0), Value::Null);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! never on consensus or a node's internals.
 
 pub mod api;
+mod card;
 pub mod carts;
 pub mod follow;
 pub mod model;

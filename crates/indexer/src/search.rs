@@ -27,9 +27,7 @@ use tantivy::{
     },
 };
 
-/// Stock above this per variant counts as this much in a product's total (SQLite sums
-/// signed 64-bit integers; a seller may declare any stock).
-pub const STOCK_SUMMED_MAX: i64 = 1_000_000_000_000_000;
+pub use crate::card::STOCK_SUMMED_MAX;
 
 /// Most results one page holds.
 pub const PAGE_SIZE_MAX: usize = 100;
@@ -155,6 +153,9 @@ pub struct ProductDoc {
     pub rating_milli: u64,
     /// Units sold.
     pub sales: u64,
+    /// Its card as JSON (see the `card` module): stored with the document, so that a page of
+    /// results is read from the index at the height it was committed with.
+    pub card: String,
 }
 
 /// A page of results.
@@ -164,6 +165,8 @@ pub struct Hits {
     pub total: usize,
     /// This page's product ids, in order.
     pub ids: Vec<String>,
+    /// Their cards as JSON, in the same order.
+    pub cards: Vec<String>,
     /// Matching products per top-level and second-level category.
     pub categories: Vec<(String, u64)>,
     /// Matching products per seller.
@@ -186,6 +189,7 @@ struct Fields {
     in_stock: Field,
     rating: Field,
     sales: Field,
+    card: Field,
 }
 
 /// The search index.
@@ -194,7 +198,18 @@ pub struct Search {
     reader: tantivy::IndexReader,
     writer: std::sync::Mutex<tantivy::IndexWriter>,
     fields: Fields,
+    /// The height searches see, kept in memory so that a query does not read the index's
+    /// metadata file; [`NOT_COMMITTED`] before the first commit.
+    searched: std::sync::atomic::AtomicU64,
 }
+
+/// Decompressed blocks of stored documents (the cards, 16 KiB each) a segment reader keeps:
+/// enough for a whole catalogue of tens of thousands of products, so that a page of results
+/// does not decompress the same blocks again for every query.
+const DOC_STORE_CACHE_BLOCKS: usize = 1024;
+
+/// [`Search::searched_height`] before anything was committed.
+const NOT_COMMITTED: u64 = u64::MAX;
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
@@ -221,6 +236,7 @@ fn schema() -> (Schema, Fields) {
         in_stock: builder.add_u64_field("in_stock", INDEXED),
         rating: builder.add_u64_field("rating", FAST | INDEXED),
         sales: builder.add_u64_field("sales", FAST),
+        card: builder.add_text_field("card", STORED),
     };
     (builder.build(), fields)
 }
@@ -269,7 +285,15 @@ impl Search {
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| SearchError::Tantivy(e.into()))?;
-        let index = tantivy::Index::open_or_create(directory, schema)?;
+        let index = match tantivy::Index::open_or_create(directory.clone(), schema.clone()) {
+            Err(tantivy::TantivyError::SchemaError(why)) => {
+                // The index is derived data: one of an older layout is started afresh and
+                // `recover` writes every product into it again.
+                tracing::info!(dir = %dir.display(), %why, "starting the search index afresh");
+                tantivy::Index::create(directory, schema, tantivy::IndexSettings::default())?
+            }
+            opened => opened?,
+        };
         Self::with(index, fields)
     }
 
@@ -288,13 +312,29 @@ impl Search {
         let reader = index
             .reader_builder()
             .reload_policy(tantivy::ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
             .try_into()?;
-        Ok(Self {
+        let search = Self {
             index,
             reader,
             writer: std::sync::Mutex::new(writer),
             fields,
-        })
+            searched: std::sync::atomic::AtomicU64::new(NOT_COMMITTED),
+        };
+        let committed = search.committed_height()?.unwrap_or(NOT_COMMITTED);
+        search
+            .searched
+            .store(committed, std::sync::atomic::Ordering::Release);
+        Ok(search)
+    }
+
+    /// The height of the last commit searches see (at least that: a search that started after
+    /// this was read may see a later one), without reading the index's metadata.
+    pub fn searched_height(&self) -> Option<u64> {
+        match self.searched.load(std::sync::atomic::Ordering::Acquire) {
+            NOT_COMMITTED => None,
+            height => Some(height),
+        }
     }
 
     fn writer(&self) -> std::sync::MutexGuard<'_, tantivy::IndexWriter> {
@@ -347,6 +387,7 @@ impl Search {
         d.add_u64(f.in_stock, u64::from(doc.available > 0));
         d.add_u64(f.rating, doc.rating_milli);
         d.add_u64(f.sales, doc.sales);
+        d.add_text(f.card, &doc.card);
         writer.add_document(d)?;
         Ok(())
     }
@@ -368,6 +409,8 @@ impl Search {
         prepared.commit()?;
         drop(writer);
         self.reader.reload()?;
+        self.searched
+            .store(height, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -566,10 +609,13 @@ impl Search {
             }
         };
         let mut ids = Vec::with_capacity(addresses.len());
+        let mut cards = Vec::with_capacity(addresses.len());
         for address in addresses {
             let doc: TantivyDocument = searcher.doc(address)?;
             if let Some(id) = doc.get_first(f.id).and_then(|v| v.as_str()) {
                 ids.push(id.to_string());
+                let card = doc.get_first(f.card).and_then(|v| v.as_str());
+                cards.push(card.unwrap_or_default().to_string());
             }
         }
         let categories = counts
@@ -585,6 +631,7 @@ impl Search {
         Ok(Hits {
             total,
             ids,
+            cards,
             categories,
             sellers,
         })
@@ -650,6 +697,9 @@ pub fn product_doc(
         .collect();
     let unsigned = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
     let created = unsigned(Some(height)) << 32 | unsigned(Some(idx));
+    let card = crate::card::summary(conn, id)?
+        .map(|card| card.to_string())
+        .unwrap_or_default();
     Ok(Some(ProductDoc {
         id: id.to_string(),
         created,
@@ -669,6 +719,7 @@ pub fn product_doc(
             0
         },
         sales: unsigned(Some(sold)),
+        card,
     }))
 }
 
@@ -912,6 +963,7 @@ mod tests {
             5
         );
         assert_eq!(search.committed_height().expect("height"), Some(4));
+        assert_eq!(search.searched_height(), Some(4));
     }
 
     #[test]

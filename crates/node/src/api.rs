@@ -284,17 +284,28 @@ async fn admit(s: &Shared, tx: SignedTx) -> Result<(), TxError> {
     s.admission.admit(tx, true).await.map(|_| ())
 }
 
-/// Where a finalized transaction sits, from the node's index. The index follows finalization
-/// a moment behind (while the pool already forgot the transaction): a transaction neither
-/// indexed nor pending is looked up again once the index reaches the tip seen at the start.
+/// Where a finalized transaction sits, from the node's index, and what the pool says of it.
+///
+/// The index follows finalization a moment behind while the pool forgets a finalized
+/// transaction at once. So the pool is asked first, in one step with the finalized height it
+/// has seen: a transaction it no longer holds, if it was finalized, sits at or below that
+/// height (or the observed tip), and the lookup waits for the index to get there before it
+/// says the transaction is unknown.
 async fn read_tx_location(
     s: &Shared,
     hash: &consort_types::TxHash,
-) -> Result<Option<TxLocation>, ApiError> {
-    let tip = s.observer.tip.lock().expect("tip lock").height;
+) -> Result<(Option<TxLocation>, Option<PoolStatus>), ApiError> {
+    let (pool, pool_final) = s.mempool.status_at(hash);
+    let tip = s
+        .observer
+        .tip
+        .lock()
+        .expect("tip lock")
+        .height
+        .max(pool_final);
     let found = s.txindex.get(hash).await.map_err(ApiError::internal)?;
-    if found.is_some() || s.txindex.indexed() >= tip || s.mempool.status(hash).is_some() {
-        return Ok(found);
+    if found.is_some() || pool.is_some() || s.txindex.indexed() >= tip {
+        return Ok((found, pool));
     }
     for _ in 0..INDEX_WAIT_POLLS {
         tokio::time::sleep(INDEX_WAIT_POLL).await;
@@ -302,7 +313,8 @@ async fn read_tx_location(
             break;
         }
     }
-    s.txindex.get(hash).await.map_err(ApiError::internal)
+    let found = s.txindex.get(hash).await.map_err(ApiError::internal)?;
+    Ok((found, pool))
 }
 
 /// How long a transaction lookup waits for the index to reach the tip: polls of
@@ -332,7 +344,8 @@ async fn tx_status(State(s): AppState, Path(hash): Path<String>) -> Result<Json<
             format!("hash is not 32 bytes of hex: {e}"),
         )
     })?;
-    if let Some(location) = read_tx_location(&s, &hash).await? {
+    let (location, pool) = read_tx_location(&s, &hash).await?;
+    if let Some(location) = location {
         if location.applied {
             return Ok(Json(json!({
                 "status": "finalized",
@@ -349,7 +362,7 @@ async fn tx_status(State(s): AppState, Path(hash): Path<String>) -> Result<Json<
             "error": {"code": code},
         })));
     }
-    match s.mempool.status(&hash) {
+    match pool {
         Some(PoolStatus::Pending) => Ok(Json(json!({"status": "pending"}))),
         Some(PoolStatus::Rejected(error)) => {
             Ok(Json(json!({"status": "rejected", "error": error})))

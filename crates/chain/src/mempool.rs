@@ -501,7 +501,12 @@ impl Mempool {
         pool.finalized_height = pool.finalized_height.max(height);
         let mut next_nonce: BTreeMap<AccountId, u64> = BTreeMap::new();
         for tx in block.txs.iter() {
-            remove(pool, &tx.hash());
+            let hash = tx.hash();
+            remove(pool, &hash);
+            // Refused here (say, by this node's block building) but included by another
+            // proposer: the block is the truth. The hash stays in `rejected_order` until it
+            // ages out; removing an absent key then is harmless.
+            pool.rejected.remove(&hash);
             next_nonce.insert(tx.tx.sender, tx.tx.nonce.saturating_add(1));
         }
         for (sender, next) in &next_nonce {
@@ -798,6 +803,10 @@ fn remove(pool: &mut Pool, hash: &TxHash) {
 }
 
 fn remember_rejection(pool: &mut Pool, hash: TxHash, error: TxError) {
+    // A copy of a transaction the pool holds is refused, not the transaction: it is pending.
+    if matches!(error, TxError::Duplicate) || pool.entries.contains_key(&hash) {
+        return;
+    }
     if pool.rejected.insert(hash, error).is_none() {
         pool.rejected_order.push_back(hash);
     }
@@ -1040,6 +1049,36 @@ mod tests {
             pool.status(&transfer(3, 1).hash()),
             Some(PoolStatus::Rejected(TxError::NonceTooHigh { .. }))
         ));
+    }
+
+    #[test]
+    fn a_refusal_is_forgotten_when_a_block_includes_the_transaction() {
+        let pool = Mempool::new();
+        pool.admit(transfer(0, 1), account(100, 0), false)
+            .expect("admits");
+        let hash = transfer(0, 1).hash();
+        // Sent again while pending: the copy is refused, the transaction is still pending.
+        pool.remember_rejection(hash, TxError::Duplicate);
+        pool.remember_rejection(
+            hash,
+            TxError::InsufficientBalance {
+                balance: Amount::ZERO,
+                needed: Amount::new(1),
+            },
+        );
+        assert_eq!(pool.status(&hash), Some(PoolStatus::Pending));
+        // This node's block building refused it; another proposer included it.
+        pool.reject(vec![(
+            hash,
+            TxError::Unauthorized {
+                call: "transfer",
+                reason: "test",
+            },
+        )]);
+        assert!(matches!(pool.status(&hash), Some(PoolStatus::Rejected(_))));
+        pool.on_finalized(&block(1, vec![transfer(0, 1)]));
+        assert_eq!(pool.status(&hash), None);
+        assert_eq!(pool.status_at(&hash), (None, 1));
     }
 
     #[test]

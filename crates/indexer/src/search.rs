@@ -441,7 +441,12 @@ impl Search {
             "INSERT OR IGNORE INTO search_dirty (product) SELECT id FROM products",
             [],
         )?;
-        self.commit(at.unwrap_or(0))?;
+        // With a cursor, the next `sync` writes every product and commits the deletion with
+        // them, so searches never see an empty index in between; without one there is
+        // nothing to write, and the empty index is the truth.
+        if at.is_none() {
+            self.commit(0)?;
+        }
         Ok(())
     }
 

@@ -303,8 +303,13 @@ async fn read_tx_location(
         .expect("tip lock")
         .height
         .max(pool_final);
+    // The indexed height first: read after the lookup, it could include a block the lookup
+    // did not see.
+    let indexed = s.txindex.indexed();
     let found = s.txindex.get(hash).await.map_err(ApiError::internal)?;
-    if found.is_some() || pool.is_some() || s.txindex.indexed() >= tip {
+    // A pending transaction is not final yet; a refused one may still have been included by
+    // another proposer, so it waits for the index like an unknown one.
+    if found.is_some() || matches!(pool, Some(PoolStatus::Pending)) || indexed >= tip {
         return Ok((found, pool));
     }
     for _ in 0..INDEX_WAIT_POLLS {
@@ -314,7 +319,11 @@ async fn read_tx_location(
         }
     }
     let found = s.txindex.get(hash).await.map_err(ApiError::internal)?;
-    Ok((found, pool))
+    if found.is_some() {
+        return Ok((found, pool));
+    }
+    // The pool's answer is as old as the wait: ask it again.
+    Ok((None, s.mempool.status(hash)))
 }
 
 /// How long a transaction lookup waits for the index to reach the tip: polls of

@@ -193,8 +193,11 @@ async fn search(
     let Query(params) = params.map_err(query_error)?;
     let (query, page, per_page) = params.query()?;
     // Everything a result shows is in the search index, at the height it was committed with:
-    // the read model is not asked.
-    tokio::task::spawn_blocking(move || {
+    // the read model is not asked. The search runs on the request's own thread: it takes a
+    // millisecond or so (its work is bounded, see `search::QUERY_TEXT_MAX` and the page
+    // limits), the API has a runtime of its own, and handing it to another thread and back
+    // cost two thread wake-ups per query, each a wait for the processor when it is busy.
+    {
         let search_height = shop.search.searched_height();
         let hits = shop.search.search(&query)?;
         let results = hits
@@ -220,9 +223,7 @@ async fn search(
             },
             search_height,
         }))
-    })
-    .await
-    .map_err(ApiError::internal)?
+    }
 }
 
 fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiError> {

@@ -43,6 +43,44 @@ impl Default for Limits {
     }
 }
 
+/// Worker threads of the API's own runtime (see [`serve_apart`]).
+pub const API_WORKER_THREADS: usize = 2;
+
+/// Serve `router` on `listener` within `limits` on a tokio runtime of its own, until the
+/// process ends or the server fails to start.
+///
+/// The node's runtime runs consensus, block execution and storage; a request whose
+/// connection task or answer waited in that runtime's queues behind a block being executed
+/// would wait tens of milliseconds. On threads of their own, API requests compete with the
+/// node only for the processor, where the kernel's scheduler shares it out fairly, and the
+/// chain's work never waits behind a slow client either.
+///
+/// # Errors
+/// If the runtime cannot be built or the listener cannot be registered with it.
+pub async fn serve_apart(
+    listener: std::net::TcpListener,
+    router: Router,
+    limits: Limits,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_WORKER_THREADS)
+        .thread_name("consort-api")
+        .enable_all()
+        .build()?;
+    // The listener is registered with the runtime that polls it.
+    let served = runtime.spawn(async move {
+        serve(TcpListener::from_std(listener)?, router, limits).await;
+        Ok(())
+    });
+    let result = served
+        .await
+        .unwrap_or_else(|panic| Err(std::io::Error::other(panic.to_string())));
+    // A runtime cannot be dropped from within another's task: let its threads go on their own.
+    runtime.shutdown_background();
+    result
+}
+
 /// Serve `router` on `listener` within `limits`, until the process ends.
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
     let connections = Arc::new(Semaphore::new(limits.connections_max));

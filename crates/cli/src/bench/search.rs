@@ -111,17 +111,19 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::with_capacity(load.clients);
+    let address = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("the search benchmark speaks plain HTTP, not {url}"))?
+        .trim_end_matches('/')
+        .to_string();
     for client in 0..load.clients {
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
         let (queries, stop, latencies, errors) = (
             queries.clone(),
             stop.clone(),
             latencies.clone(),
             errors.clone(),
         );
-        let base = url.to_string();
+        let address = address.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("search-client-{client}"))
@@ -129,16 +131,24 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
                     let mut mine = Vec::new();
                     let mut failed = 0;
                     let mut next = client * 7;
+                    let mut connection: Option<Connection> = None;
                     while !stop.load(Ordering::Relaxed) {
                         let path = &queries[next % queries.len()];
                         next += 1;
                         let sent = Instant::now();
-                        let ok = http
-                            .get(format!("{base}{path}"))
-                            .send()
-                            .and_then(|r| r.error_for_status())
-                            .and_then(|r| r.bytes())
-                            .is_ok();
+                        let ok = match connection.as_mut() {
+                            Some(open) => open.get(path),
+                            None => Connection::open(&address).and_then(|mut open| {
+                                let answer = open.get(path);
+                                connection = Some(open);
+                                answer
+                            }),
+                        };
+                        if ok.is_err() {
+                            // Start afresh on a new connection.
+                            connection = None;
+                        }
+                        let ok = ok.is_ok();
                         let done = Instant::now();
                         if done >= window.0 && done <= window.1 {
                             if ok {
@@ -165,6 +175,71 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
         clients: load.clients,
         mix: queries.len(),
     })
+}
+
+/// One keep-alive HTTP/1.1 connection to the node, used by one query thread.
+///
+/// The client is the least that speaks HTTP/1.1 (a request line, a `Host` header, a
+/// response read to its `Content-Length`), so a query's measured time is the server's and the
+/// network's: a general client (reqwest's blocking one runs each request on a runtime thread
+/// of its own) would add a thread hand-over each way to every query, and on a busy machine
+/// each hand-over is a wait for the processor.
+struct Connection {
+    stream: std::io::BufReader<std::net::TcpStream>,
+    host: String,
+    line: String,
+    body: Vec<u8>,
+}
+
+impl Connection {
+    fn open(address: &str) -> std::io::Result<Self> {
+        let stream = std::net::TcpStream::connect(address)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self {
+            stream: std::io::BufReader::new(stream),
+            host: address.to_string(),
+            line: String::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// `GET path`: Ok when the answer is 200 with its whole body read.
+    fn get(&mut self, path: &str) -> std::io::Result<()> {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+        write!(
+            self.stream.get_mut(),
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+            self.host
+        )?;
+        let mut status = None;
+        let mut length = None;
+        loop {
+            self.line.clear();
+            if self.stream.read_line(&mut self.line)? == 0 {
+                return Err(bad("the connection closed mid-answer".into()));
+            }
+            let line = self.line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if status.is_none() {
+                status = line.split(' ').nth(1).map(str::to_string);
+            } else if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let length = length.ok_or_else(|| bad("an answer without Content-Length".into()))?;
+        self.body.resize(length, 0);
+        self.stream.read_exact(&mut self.body)?;
+        match status.as_deref() {
+            Some("200") => Ok(()),
+            other => Err(bad(format!("HTTP status {other:?}"))),
+        }
+    }
 }
 
 impl Running {

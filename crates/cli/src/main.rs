@@ -330,6 +330,11 @@ enum BenchCommand {
         /// Query threads (closed loop: each sends its next query when the last is answered).
         #[arg(long, default_value_t = 8)]
         clients: usize,
+        /// Offered queries per second, shared by the --clients threads (open loop: each query
+        /// is sent at its scheduled time, and its latency counts from that time, so a slow
+        /// answer delays the ones behind it in the count too). 0: as fast as answered.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
         /// Validator processes.
         #[arg(long, default_value_t = 4)]
         validators: usize,
@@ -486,6 +491,7 @@ fn main() -> anyhow::Result<()> {
                 BenchCommand::Search {
                     products,
                     clients,
+                    rate,
                     validators,
                     duration,
                     warmup,
@@ -507,7 +513,11 @@ fn main() -> anyhow::Result<()> {
                 batch: 512,
                 skip_transfers: true,
                 dir: None,
-                search: Some(bench::search::Load { products, clients }),
+                search: Some(bench::search::Load {
+                    products,
+                    clients,
+                    rate,
+                }),
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -15,7 +15,7 @@ use consort_types::{
         CarrierEvent, CommerceCall, LineRequest, PaymentMethod, ProductContent, RecordId,
         ReviewContent, ShipLine, ShipmentStatus, StockChange,
     },
-    gov::OrgId,
+    gov::{OrgId, role},
     sealed::{self, Sealed},
 };
 use reqwest::Method;
@@ -489,6 +489,40 @@ fn regulator(value: Option<&String>) -> anyhow::Result<AccountId> {
     account(value, "--regulator")
 }
 
+/// The organisation and roles of an active member account, from the chain: an account that
+/// is not one is refused, naming `what` it was given as.
+fn member(node: &Client, id: &AccountId, what: &str) -> anyhow::Result<(OrgId, u16)> {
+    let answer = node.get(&format!("/v1/accounts/{id}/registration"))?;
+    let registration = &answer["registration"];
+    if registration.is_null() || registration["active"] != json!(true) {
+        bail!("{what} {id} is not an active member account of any organisation; check the id");
+    }
+    let org = registration["org"]
+        .as_str()
+        .context("the node sent a registration without its organisation")?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("the node sent a malformed organisation id: {e}"))?;
+    let roles = registration["roles"]
+        .as_u64()
+        .and_then(|r| u16::try_from(r).ok())
+        .context("the node sent a registration without its roles")?;
+    Ok((org, roles))
+}
+
+/// The regulator account given, checked on the chain to hold the regulator's role: sealed
+/// data sealed to anyone else would be out of the regulator's sight.
+fn checked_regulator(node: &Client, value: Option<&String>) -> anyhow::Result<AccountId> {
+    let id = regulator(value)?;
+    let (org, roles) = member(node, &id, "--regulator")?;
+    if roles & role::REGULATOR == 0 {
+        bail!(
+            "--regulator {id} is an account of {org} without the regulator's role; give a \
+             regulator's account (`consort devnet` prints the devnet's)"
+        );
+    }
+    Ok(id)
+}
+
 /// Seal `payload` to `to` (duplicates dropped) for the shop (`what`: `address`, `label`…).
 fn seal(node: &Client, what: &str, payload: &str, to: &[AccountId]) -> anyhow::Result<Sealed> {
     let mut unique: Vec<AccountId> = Vec::new();
@@ -945,7 +979,12 @@ fn checkout(
                     .context("the product has no payee")?,
                 "the product's payee",
             )?;
-            seal(&node, "address", address, &[me, payee, regulator(reg)?])?
+            seal(
+                &node,
+                "address",
+                address,
+                &[me, payee, checked_regulator(&node, reg)?],
+            )?
         } else {
             Sealed::default()
         };
@@ -1065,12 +1104,22 @@ fn ship(
     if ship_lines.is_empty() {
         bail!("order {id} has nothing left to ship");
     }
+    // The label is sealed before it is sent: sealed to a wrong account, the carrier could
+    // not read where to deliver, and nothing on the chain could tell.
+    let (org, roles) = member(&node, &carrier_account, "--carrier-account")?;
+    if org != carrier || roles & role::CARRIER == 0 {
+        bail!(
+            "--carrier-account {carrier_account} is not a carrier account of {carrier} (it is an \
+             account of {org}); give an account of {carrier} with the carrier's role"
+        );
+    }
+    let regulator = checked_regulator(&node, reg)?;
     let me = crate::keys::account_of(key);
     let sealed_label = seal(
         &node,
         "label",
         label,
-        &[me, buyer, carrier_account, regulator(reg)?],
+        &[me, buyer, carrier_account, regulator],
     )?;
     send(
         &node,

@@ -5,8 +5,9 @@
 //! The run is `consort bench orders` with two additions: after its setup the sellers publish
 //! the catalogue (words in Chinese and English across categories, variants, stock), node 0
 //! keeps the shop's read model and search index, and during the orders' measured window
-//! `--clients` threads query the shop API back to back with a mix of Chinese and English
-//! words, filters, facets, sorts and pages. Queries per second and latency (p50, p99, max)
+//! `--clients` threads query the shop API back to back (or, with `--rate`, each query at its
+//! scheduled time, its latency counted from then) with a mix of Chinese and English words,
+//! filters, facets, sorts and pages. Queries per second and latency (p50, p99, max)
 //! are counted in the same window as the lifecycles, so the two are measured together.
 
 use serde::Serialize;
@@ -25,6 +26,8 @@ pub struct Load {
     pub products: usize,
     /// Query threads.
     pub clients: usize,
+    /// Offered queries per second (0: closed loop, each thread as fast as it is answered).
+    pub rate: u64,
 }
 
 /// What the search load measured.
@@ -34,6 +37,8 @@ pub struct Report {
     pub products: usize,
     /// Query threads.
     pub clients: usize,
+    /// Offered queries per second (0: closed loop).
+    pub offered_per_s: u64,
     /// Queries answered in the window.
     pub queries_in_window: u64,
     /// Queries per second.
@@ -100,6 +105,7 @@ pub struct Running {
     window: (Instant, Instant),
     products: usize,
     clients: usize,
+    rate: u64,
     mix: usize,
 }
 
@@ -132,10 +138,26 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
                     let mut failed = 0;
                     let mut next = client * 7;
                     let mut connection: Option<Connection> = None;
+                    // Open loop: this thread's k-th query is due at `start + (k × clients +
+                    // client) / rate`.
+                    let start = Instant::now();
+                    let mut sent_count: u64 = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let path = &queries[next % queries.len()];
                         next += 1;
-                        let sent = Instant::now();
+                        let sent = if load.rate == 0 {
+                            Instant::now()
+                        } else {
+                            let slot = sent_count * load.clients as u64 + client as u64;
+                            sent_count += 1;
+                            let due =
+                                start + Duration::from_secs_f64(slot as f64 / load.rate as f64);
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep(due - now);
+                            }
+                            due
+                        };
                         let ok = match connection.as_mut() {
                             Some(open) => open.get(path),
                             None => Connection::open(&address).and_then(|mut open| {
@@ -173,6 +195,7 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
         window,
         products: load.products,
         clients: load.clients,
+        rate: load.rate,
         mix: queries.len(),
     })
 }
@@ -257,6 +280,7 @@ impl Running {
         Report {
             products: self.products,
             clients: self.clients,
+            offered_per_s: self.rate,
             queries_in_window: count,
             queries_per_s: count as f64 / window_s,
             latency_ms_p50: at(0.5),
@@ -272,10 +296,15 @@ impl Running {
 /// Print a search report.
 pub fn print(report: &Report) {
     println!(
-        "search: {:.0} queries/s from {} clients on {} products (p50 {:.1} ms, p99 {:.1} ms, max \
-         {:.1} ms; {} errors; indexer {} blocks behind at the end)",
+        "search: {:.0} queries/s from {} clients{} on {} products (p50 {:.1} ms, p99 {:.1} ms, \
+         max {:.1} ms; {} errors; indexer {} blocks behind at the end)",
         report.queries_per_s,
         report.clients,
+        if report.offered_per_s == 0 {
+            String::new()
+        } else {
+            format!(" offering {}/s", report.offered_per_s)
+        },
         report.products,
         report.latency_ms_p50,
         report.latency_ms_p99,

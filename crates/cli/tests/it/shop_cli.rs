@@ -400,8 +400,28 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
         shop_json(&env, &["orders", "--role", "regulator"], &dave)["total"].as_u64() >= Some(1)
     );
 
-    // The seller accepts and ships with the carrier; the carrier posts its events.
+    // The seller accepts and ships with the carrier; the carrier posts its events. A label
+    // that would be sealed to someone other than the carrier's account is refused before
+    // anything is sent.
     shop(&env, &["accept", &order], &bob);
+    let refused = shop_fails(
+        &env,
+        &[
+            "ship",
+            &order,
+            "--carrier",
+            "swift",
+            "--carrier-account",
+            &ann_id,
+            "--label",
+            "安妮 上海市南京路100号 5室",
+        ],
+        &bob,
+    );
+    assert!(
+        refused.contains("is not a carrier account of swift"),
+        "{refused}"
+    );
     shop(
         &env,
         &[

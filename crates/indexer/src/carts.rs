@@ -34,6 +34,14 @@ use std::{
 /// Most lines a cart holds.
 pub const CART_LINES_MAX: usize = 100;
 
+/// Days a cart line stays after it was last added to or changed; older lines are dropped at
+/// the next change of any cart, so abandoned carts do not pile up.
+pub const CART_LINE_AGE_DAYS_MAX: u64 = 180;
+
+/// Most lines all carts hold together: any key can sign cart requests, so without a bound
+/// on the whole, new keys could fill the indexer's disk one cart at a time.
+pub const CART_LINES_TOTAL_MAX: usize = 1_000_000;
+
 /// Largest body a cart request may carry.
 pub const CART_BODY_MAX: usize = 1024;
 
@@ -116,6 +124,11 @@ fn spend(conn: &Connection, headers: &HeaderMap) -> Result<(), ApiError> {
     conn.execute(
         "DELETE FROM used_signatures WHERE time < ?1",
         [now - 2 * window],
+    )?;
+    let age_ms = i64::try_from(CART_LINE_AGE_DAYS_MAX * 86_400_000).unwrap_or(i64::MAX);
+    conn.execute(
+        "DELETE FROM cart_lines WHERE added_ms < ?1",
+        [now_ms().saturating_sub(age_ms)],
     )?;
     let fresh = conn.execute(
         "INSERT OR IGNORE INTO used_signatures (signature, time) VALUES (?1, ?2)",
@@ -200,6 +213,20 @@ async fn add(
                 format!("a cart holds {CART_LINES_MAX} lines; check out or remove some"),
             ));
         }
+        if held.is_none() {
+            // Counted over the age index, the smallest the table has.
+            let all: i64 = tx.query_row("SELECT COUNT(*) FROM cart_lines", [], |r| r.get(0))?;
+            if usize::try_from(all).unwrap_or(usize::MAX) >= CART_LINES_TOTAL_MAX {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "carts_full",
+                    format!(
+                        "this shop's carts hold {CART_LINES_TOTAL_MAX} lines in all; try again \
+                         later, or place the order directly"
+                    ),
+                ));
+            }
+        }
         let total = held.unwrap_or(0) + wanted;
         if total > i64::from(LINE_QUANTITY_MAX) {
             return Err(ApiError::bad(format!(
@@ -209,7 +236,7 @@ async fn add(
         tx.execute(
             "INSERT INTO cart_lines (account, product, variant, quantity, price_seen, added_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account, product, variant) \
-             DO UPDATE SET quantity = ?4, price_seen = ?5",
+             DO UPDATE SET quantity = ?4, price_seen = ?5, added_ms = ?6",
             params![account, item.product, item.variant, total, price, now_ms()],
         )?;
         tx.commit()?;
@@ -244,9 +271,15 @@ async fn set(
             )?
         } else {
             tx.execute(
-                "UPDATE cart_lines SET quantity = ?4 \
+                "UPDATE cart_lines SET quantity = ?4, added_ms = ?5 \
                  WHERE account = ?1 AND product = ?2 AND variant = ?3",
-                params![account, product, variant_id, quantity(item.quantity)?],
+                params![
+                    account,
+                    product,
+                    variant_id,
+                    quantity(item.quantity)?,
+                    now_ms()
+                ],
             )?
         };
         if changed == 0 {
@@ -452,4 +485,50 @@ fn cart_view(shop: &Shop, read: &Connection, account: &str) -> Result<Value, Api
         "ready": ready,
         "checkout": checkout,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(signature: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-consort-signature",
+            signature.parse().expect("a header value"),
+        );
+        headers
+    }
+
+    #[test]
+    fn a_change_drops_lines_untouched_for_longer_than_the_age_limit_and_refuses_a_replay() {
+        let conn = Connection::open_in_memory().expect("sqlite");
+        conn.execute_batch(crate::shop::CARTS_SCHEMA)
+            .expect("schema");
+        let day_ms = 86_400_000i64;
+        let age_ms = i64::try_from(CART_LINE_AGE_DAYS_MAX).expect("small") * day_ms;
+        let now = now_ms();
+        for (account, added) in [
+            ("old", now - age_ms - day_ms),
+            ("recent", now - age_ms + day_ms),
+        ] {
+            conn.execute(
+                "INSERT INTO cart_lines (account, product, variant, quantity, price_seen, added_ms) \
+                 VALUES (?1, '1-0', 0, 1, 100, ?2)",
+                params![account, added],
+            )
+            .expect("insert");
+        }
+        spend(&conn, &signed("aa")).expect("a fresh signature");
+        let left: Vec<String> = conn
+            .prepare("SELECT account FROM cart_lines ORDER BY account")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(left, vec!["recent".to_string()]);
+        let replay = spend(&conn, &signed("AA")).expect_err("a replay");
+        assert!(format!("{replay:?}").contains("replayed"), "{replay:?}");
+    }
 }

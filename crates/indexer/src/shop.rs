@@ -229,13 +229,15 @@ pub(crate) fn parse_id(id: &str) -> Result<consort_types::commerce::RecordId, Ap
         .map_err(|e: consort_types::commerce::BadRecordId| ApiError::bad(e.to_string()))
 }
 
-const CARTS_SCHEMA: &str = "
+pub(crate) const CARTS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cart_lines (
     account TEXT NOT NULL,
     product TEXT NOT NULL,
     variant INTEGER NOT NULL,
     quantity INTEGER NOT NULL,
     price_seen INTEGER NOT NULL,
+    -- When the line was last added to or changed (wall clock, ms): lines are shown in this
+    -- order, and dropped CART_LINE_AGE_DAYS_MAX days after it.
     added_ms INTEGER NOT NULL,
     PRIMARY KEY (account, product, variant)
 ) STRICT;
@@ -244,6 +246,7 @@ CREATE TABLE IF NOT EXISTS used_signatures (
     time INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS used_signatures_by_time ON used_signatures (time);
+CREATE INDEX IF NOT EXISTS cart_lines_by_age ON cart_lines (added_ms);
 ";
 
 /// The carts file beside the read model at `db` (`shop.sqlite.carts`).

@@ -254,6 +254,14 @@ fn limits() -> BTreeMap<&'static str, u64> {
             bytes(consort_indexer::carts::CART_BODY_MAX),
         ),
         (
+            "CART_LINE_AGE_DAYS_MAX",
+            consort_indexer::carts::CART_LINE_AGE_DAYS_MAX,
+        ),
+        (
+            "CART_LINES_TOTAL_MAX",
+            bytes(consort_indexer::carts::CART_LINES_TOTAL_MAX),
+        ),
+        (
             "DUE_SECONDS_PER_BLOCK_MAX",
             commerce::DUE_SECONDS_PER_BLOCK_MAX,
         ),

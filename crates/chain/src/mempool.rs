@@ -101,8 +101,12 @@ struct Pool {
     /// Height → transactions marked in flight at that height (some may be gone since).
     in_flight: BTreeMap<u64, Vec<TxHash>>,
     outbox: Vec<SignedTx>,
-    rejected: BTreeMap<TxHash, TxError>,
-    rejected_order: VecDeque<TxHash>,
+    /// Refused hash → (when it was refused, in refusals counted, and why).
+    rejected: BTreeMap<TxHash, (u64, TxError)>,
+    /// (when, hash) of each refusal remembered, oldest first; an entry whose hash was
+    /// forgotten or refused again since is stale and dropped without touching `rejected`.
+    rejected_order: VecDeque<(u64, TxHash)>,
+    rejected_seq: u64,
 }
 
 /// A shared handle on the pool; clones see the same pool.
@@ -475,7 +479,9 @@ impl Mempool {
         if pool.entries.contains_key(hash) {
             return Some(PoolStatus::Pending);
         }
-        pool.rejected.get(hash).cloned().map(PoolStatus::Rejected)
+        pool.rejected
+            .get(hash)
+            .map(|(_, error)| PoolStatus::Rejected(error.clone()))
     }
 
     /// The pool's view of a transaction together with the highest finalized height it has
@@ -486,7 +492,9 @@ impl Mempool {
         let status = if pool.entries.contains_key(hash) {
             Some(PoolStatus::Pending)
         } else {
-            pool.rejected.get(hash).cloned().map(PoolStatus::Rejected)
+            pool.rejected
+                .get(hash)
+                .map(|(_, error)| PoolStatus::Rejected(error.clone()))
         };
         (status, pool.finalized_height)
     }
@@ -504,8 +512,7 @@ impl Mempool {
             let hash = tx.hash();
             remove(pool, &hash);
             // Refused here (say, by this node's block building) but included by another
-            // proposer: the block is the truth. The hash stays in `rejected_order` until it
-            // ages out; removing an absent key then is harmless.
+            // proposer: the block is the truth. Its entry in `rejected_order` is now stale.
             pool.rejected.remove(&hash);
             next_nonce.insert(tx.tx.sender, tx.tx.nonce.saturating_add(1));
         }
@@ -804,14 +811,24 @@ fn remove(pool: &mut Pool, hash: &TxHash) {
 
 fn remember_rejection(pool: &mut Pool, hash: TxHash, error: TxError) {
     // A copy of a transaction the pool holds is refused, not the transaction: it is pending.
-    if matches!(error, TxError::Duplicate) || pool.entries.contains_key(&hash) {
+    if pool.entries.contains_key(&hash) {
         return;
     }
-    if pool.rejected.insert(hash, error).is_none() {
-        pool.rejected_order.push_back(hash);
-    }
-    while pool.rejected_order.len() > REJECTIONS_REMEMBERED_MAX {
-        if let Some(old) = pool.rejected_order.pop_front() {
+    let seq = pool.rejected_seq;
+    pool.rejected_seq += 1;
+    pool.rejected.insert(hash, (seq, error));
+    pool.rejected_order.push_back((seq, hash));
+    while pool.rejected.len() > REJECTIONS_REMEMBERED_MAX
+        || pool.rejected_order.len() > 2 * REJECTIONS_REMEMBERED_MAX
+    {
+        let Some((old_seq, old)) = pool.rejected_order.pop_front() else {
+            break;
+        };
+        if pool
+            .rejected
+            .get(&old)
+            .is_some_and(|(seq, _)| *seq == old_seq)
+        {
             pool.rejected.remove(&old);
         }
     }
@@ -1058,6 +1075,10 @@ mod tests {
             .expect("admits");
         let hash = transfer(0, 1).hash();
         // Sent again while pending: the copy is refused, the transaction is still pending.
+        assert_eq!(
+            pool.admit(transfer(0, 1), account(100, 0), false),
+            Err(TxError::Duplicate)
+        );
         pool.remember_rejection(hash, TxError::Duplicate);
         pool.remember_rejection(
             hash,

@@ -952,6 +952,18 @@ fn checkout(
     if cart["ready"] != Value::Bool(true) {
         eprintln!("note: some lines cannot be bought as they are and stay in the cart");
     }
+    // Checked once, before any order is placed, so a wrong --regulator stops nothing halfway.
+    let any_physical = groups
+        .iter()
+        .any(|g| g["kind"].as_str() == Some("physical"));
+    let regulator = if any_physical {
+        if address.is_none() {
+            bail!("the cart holds physical goods: give --address (it is sealed, never public)");
+        }
+        Some(checked_regulator(&node, reg)?)
+    } else {
+        None
+    };
     for group in groups {
         let lines = group["lines"]
             .as_array()
@@ -983,7 +995,11 @@ fn checkout(
                 &node,
                 "address",
                 address,
-                &[me, payee, checked_regulator(&node, reg)?],
+                &[
+                    me,
+                    payee,
+                    regulator.context("a physical group was found above")?,
+                ],
             )?
         } else {
             Sealed::default()

@@ -193,11 +193,12 @@ async fn search(
     let Query(params) = params.map_err(query_error)?;
     let (query, page, per_page) = params.query()?;
     // Everything a result shows is in the search index, at the height it was committed with:
-    // the read model is not asked. The search runs on the request's own thread: it takes a
-    // millisecond or so (its work is bounded, see `search::QUERY_TEXT_MAX` and the page
-    // limits), the API has a runtime of its own, and handing it to another thread and back
-    // cost two thread wake-ups per query, each a wait for the processor when it is busy.
-    {
+    // the read model is not asked. The search runs on the request's own thread, which hands
+    // its other tasks to another thread first (`block_in_place`): handing the search to the
+    // blocking pool and back instead put two thread wake-ups on every query's path, each a
+    // wait for the processor when it is busy, while a search counting a large match set must
+    // not hold up the requests queued behind it on this worker either.
+    let run = move || {
         let search_height = shop.search.searched_height();
         let hits = shop.search.search(&query)?;
         let results = hits
@@ -223,6 +224,10 @@ async fn search(
             },
             search_height,
         }))
+    };
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => run(),
+        _ => tokio::task::block_in_place(run),
     }
 }
 

@@ -39,8 +39,14 @@ pub const CART_LINES_MAX: usize = 100;
 pub const CART_LINE_AGE_DAYS_MAX: u64 = 180;
 
 /// Most lines all carts hold together: any key can sign cart requests, so without a bound
-/// on the whole, new keys could fill the indexer's disk one cart at a time.
+/// on the whole, new keys could fill the indexer's disk one cart at a time. When they are
+/// full, a new line takes the place of the line changed longest ago (of any cart), so no one
+/// is ever refused a cart.
 pub const CART_LINES_TOTAL_MAX: usize = 1_000_000;
+
+/// Most expired lines one cart request drops (the rest go with the following requests), so
+/// no request pays for a large batch expiring at once.
+const EXPIRED_PER_REQUEST_MAX: i64 = 1_000;
 
 /// Largest body a cart request may carry.
 pub const CART_BODY_MAX: usize = 1024;
@@ -127,8 +133,9 @@ fn spend(conn: &Connection, headers: &HeaderMap) -> Result<(), ApiError> {
     )?;
     let age_ms = i64::try_from(CART_LINE_AGE_DAYS_MAX * 86_400_000).unwrap_or(i64::MAX);
     conn.execute(
-        "DELETE FROM cart_lines WHERE added_ms < ?1",
-        [now_ms().saturating_sub(age_ms)],
+        "DELETE FROM cart_lines WHERE rowid IN \
+         (SELECT rowid FROM cart_lines WHERE added_ms < ?1 ORDER BY added_ms LIMIT ?2)",
+        params![now_ms().saturating_sub(age_ms), EXPIRED_PER_REQUEST_MAX],
     )?;
     let fresh = conn.execute(
         "INSERT OR IGNORE INTO used_signatures (signature, time) VALUES (?1, ?2)",
@@ -214,17 +221,17 @@ async fn add(
             ));
         }
         if held.is_none() {
-            // Counted over the age index, the smallest the table has.
-            let all: i64 = tx.query_row("SELECT COUNT(*) FROM cart_lines", [], |r| r.get(0))?;
-            if usize::try_from(all).unwrap_or(usize::MAX) >= CART_LINES_TOTAL_MAX {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "carts_full",
-                    format!(
-                        "this shop's carts hold {CART_LINES_TOTAL_MAX} lines in all; try again \
-                         later, or place the order directly"
-                    ),
-                ));
+            let all: i64 =
+                tx.query_row("SELECT lines FROM cart_totals WHERE id = 0", [], |r| r.get(0))?;
+            let over = all.saturating_add(1).saturating_sub(
+                i64::try_from(CART_LINES_TOTAL_MAX).unwrap_or(i64::MAX),
+            );
+            if over > 0 {
+                tx.execute(
+                    "DELETE FROM cart_lines WHERE rowid IN \
+                     (SELECT rowid FROM cart_lines ORDER BY added_ms LIMIT ?1)",
+                    [over],
+                )?;
             }
         }
         let total = held.unwrap_or(0) + wanted;
@@ -528,6 +535,10 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(left, vec!["recent".to_string()]);
+        let counted: i64 = conn
+            .query_row("SELECT lines FROM cart_totals", [], |r| r.get(0))
+            .expect("total");
+        assert_eq!(counted, 1, "the triggers keep the total");
         let replay = spend(&conn, &signed("AA")).expect_err("a replay");
         assert!(format!("{replay:?}").contains("replayed"), "{replay:?}");
     }

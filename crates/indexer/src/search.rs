@@ -436,6 +436,10 @@ impl Search {
             ?at,
             "writing the search index again from the read model"
         );
+        // What searches see until the rewrite commits is of the read model that was
+        // discarded: it is at no height of this one.
+        self.searched
+            .store(NOT_COMMITTED, std::sync::atomic::Ordering::Release);
         self.writer().delete_all_documents()?;
         index.connection().execute(
             "INSERT OR IGNORE INTO search_dirty (product) SELECT id FROM products",

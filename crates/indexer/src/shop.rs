@@ -247,6 +247,17 @@ CREATE TABLE IF NOT EXISTS used_signatures (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS used_signatures_by_time ON used_signatures (time);
 CREATE INDEX IF NOT EXISTS cart_lines_by_age ON cart_lines (added_ms);
+-- How many lines all carts hold, kept by the triggers below (counted once when a file made
+-- before them is opened).
+CREATE TABLE IF NOT EXISTS cart_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    lines INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO cart_totals (id, lines) SELECT 0, COUNT(*) FROM cart_lines;
+CREATE TRIGGER IF NOT EXISTS cart_lines_counted_in AFTER INSERT ON cart_lines
+BEGIN UPDATE cart_totals SET lines = lines + 1 WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS cart_lines_counted_out AFTER DELETE ON cart_lines
+BEGIN UPDATE cart_totals SET lines = lines - 1 WHERE id = 0; END;
 ";
 
 /// The carts file beside the read model at `db` (`shop.sqlite.carts`).

@@ -241,7 +241,7 @@ async fn serve(
     } else if shared.peg.is_some() {
         info!("peg configured but no `mainchain` section: this node does not relay or sign");
     }
-    let listener = std::net::TcpListener::bind(config.api_listen)
+    let listener = crate::serve::listen(config.api_listen)
         .map_err(|e| anyhow::anyhow!("cannot listen for the API on {}: {e}", config.api_listen))?;
     info!(api = %config.api_listen, p2p = %config.p2p_listen, "node started");
     let mut router = api::router(shared);

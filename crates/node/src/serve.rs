@@ -43,6 +43,27 @@ impl Default for Limits {
     }
 }
 
+/// Connections the kernel queues for the API before they are accepted (std's default is
+/// 128; clients beyond [`API_CONNECTIONS_MAX`] wait here).
+pub const API_LISTEN_BACKLOG: u32 = 1024;
+
+/// A listener for the API at `address`, for [`serve_apart`]: address reuse on (a restarted
+/// node binds at once), a backlog of [`API_LISTEN_BACKLOG`].
+///
+/// # Errors
+/// If the address cannot be bound.
+pub fn listen(address: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(i32::try_from(API_LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 /// Worker threads of the API's own runtime (see [`serve_apart`]).
 pub const API_WORKER_THREADS: usize = 2;
 

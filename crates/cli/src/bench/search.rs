@@ -87,7 +87,10 @@ pub fn mix() -> Vec<String> {
     for (i, word) in words.iter().enumerate() {
         for (j, filter) in filters.iter().enumerate() {
             if (i + j) % 2 == 0 {
-                queries.push(format!("/v1/shop/search?q={word}{filter}"));
+                queries.push(format!(
+                    "/v1/shop/search?q={}{filter}",
+                    percent_encoded(word)
+                ));
             }
         }
     }
@@ -122,6 +125,8 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
         .ok_or_else(|| anyhow::anyhow!("the search benchmark speaks plain HTTP, not {url}"))?
         .trim_end_matches('/')
         .to_string();
+    // Open loop: the k-th query of thread c is due at `start + (k × clients + c) / rate`.
+    let start = Instant::now();
     for client in 0..load.clients {
         let (queries, stop, latencies, errors) = (
             queries.clone(),
@@ -138,9 +143,6 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
                     let mut failed = 0;
                     let mut next = client * 7;
                     let mut connection: Option<Connection> = None;
-                    // Open loop: this thread's k-th query is due at `start + (k × clients +
-                    // client) / rate`.
-                    let start = Instant::now();
                     let mut sent_count: u64 = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let path = &queries[next % queries.len()];
@@ -152,21 +154,34 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
                             sent_count += 1;
                             let due =
                                 start + Duration::from_secs_f64(slot as f64 / load.rate as f64);
-                            let now = Instant::now();
-                            if due > now {
-                                std::thread::sleep(due - now);
+                            // Asleep in slices, so a stop is seen within one.
+                            loop {
+                                let now = Instant::now();
+                                if due <= now || stop.load(Ordering::Relaxed) {
+                                    break;
+                                }
+                                std::thread::sleep((due - now).min(Duration::from_millis(50)));
+                            }
+                            if stop.load(Ordering::Relaxed) {
+                                break;
                             }
                             due
                         };
-                        let ok = match connection.as_mut() {
-                            Some(open) => open.get(path),
-                            None => Connection::open(&address).and_then(|mut open| {
-                                let answer = open.get(path);
-                                connection = Some(open);
-                                answer
-                            }),
+                        let ok = match connection.as_mut().map(|open| open.get(path)) {
+                            Some(Ok(())) => Ok(()),
+                            // A connection the server closed while it sat idle (or never
+                            // opened): a GET is safe to send again, on a new one.
+                            Some(Err(Failure::Connection(_))) | None => Connection::open(&address)
+                                .map_err(Failure::Connection)
+                                .and_then(|mut open| {
+                                    let answer = open.get(path);
+                                    connection = Some(open);
+                                    answer
+                                }),
+                            Some(Err(answer)) => Err(answer),
                         };
-                        if ok.is_err() {
+                        if let Err(failure) = &ok {
+                            tracing::debug!(%failure, path, "a search query failed");
                             // Start afresh on a new connection.
                             connection = None;
                         }
@@ -228,27 +243,38 @@ impl Connection {
     }
 
     /// `GET path`: Ok when the answer is 200 with its whole body read.
-    fn get(&mut self, path: &str) -> std::io::Result<()> {
+    fn get(&mut self, path: &str) -> Result<(), Failure> {
         use std::io::{BufRead as _, Read as _, Write as _};
-        let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+        let bad = |why: String| Failure::Answer(why);
         write!(
             self.stream.get_mut(),
             "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
             self.host
-        )?;
+        )
+        .map_err(Failure::Connection)?;
         let mut status = None;
         let mut length = None;
         loop {
             self.line.clear();
-            if self.stream.read_line(&mut self.line)? == 0 {
-                return Err(bad("the connection closed mid-answer".into()));
+            let read = self.stream.read_line(&mut self.line);
+            match read {
+                // Nothing of an answer yet: the connection is gone, not the answer wrong.
+                Ok(0) if status.is_none() => {
+                    return Err(Failure::Connection(
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    ));
+                }
+                Err(error) if status.is_none() => return Err(Failure::Connection(error)),
+                Ok(0) => return Err(bad("the connection closed mid-answer".into())),
+                Err(error) => return Err(bad(error.to_string())),
+                Ok(_) => {}
             }
             let line = self.line.trim_end();
             if line.is_empty() {
                 break;
             }
             if status.is_none() {
-                status = line.split(' ').nth(1).map(str::to_string);
+                status = Some(line.split(' ').nth(1).unwrap_or("").to_string());
             } else if let Some((name, value)) = line.split_once(':')
                 && name.eq_ignore_ascii_case("content-length")
             {
@@ -257,12 +283,45 @@ impl Connection {
         }
         let length = length.ok_or_else(|| bad("an answer without Content-Length".into()))?;
         self.body.resize(length, 0);
-        self.stream.read_exact(&mut self.body)?;
+        self.stream
+            .read_exact(&mut self.body)
+            .map_err(|e| bad(e.to_string()))?;
         match status.as_deref() {
             Some("200") => Ok(()),
             other => Err(bad(format!("HTTP status {other:?}"))),
         }
     }
+}
+
+/// Why a query failed.
+enum Failure {
+    /// The connection failed before any of the answer arrived (the server may have closed
+    /// it while idle): worth a new connection.
+    Connection(std::io::Error),
+    /// The answer was wrong or cut short.
+    Answer(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connection(error) => write!(f, "connection failed: {error}"),
+            Self::Answer(why) => write!(f, "bad answer: {why}"),
+        }
+    }
+}
+
+/// `text` with every byte outside unreserved ASCII percent-encoded, as a URL query value.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~%".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl Running {

@@ -34,13 +34,14 @@ use std::{
 /// Most lines a cart holds.
 pub const CART_LINES_MAX: usize = 100;
 
-/// Days a cart line stays after it was last added to or changed; older lines are dropped at
-/// the next change of any cart, so abandoned carts do not pile up.
+/// Days a cart line stays after it was first added (a line keeps its place in the cart as its
+/// quantity changes); older lines are dropped at the next change of any cart, so abandoned
+/// carts do not pile up.
 pub const CART_LINE_AGE_DAYS_MAX: u64 = 180;
 
 /// Most lines all carts hold together: any key can sign cart requests, so without a bound
 /// on the whole, new keys could fill the indexer's disk one cart at a time. When they are
-/// full, a new line takes the place of the line changed longest ago (of any cart), so no one
+/// full, a new line takes the place of the line added longest ago (of any cart), so no one
 /// is ever refused a cart.
 pub const CART_LINES_TOTAL_MAX: usize = 1_000_000;
 
@@ -243,7 +244,7 @@ async fn add(
         tx.execute(
             "INSERT INTO cart_lines (account, product, variant, quantity, price_seen, added_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account, product, variant) \
-             DO UPDATE SET quantity = ?4, price_seen = ?5, added_ms = ?6",
+             DO UPDATE SET quantity = ?4, price_seen = ?5",
             params![account, item.product, item.variant, total, price, now_ms()],
         )?;
         tx.commit()?;
@@ -278,15 +279,9 @@ async fn set(
             )?
         } else {
             tx.execute(
-                "UPDATE cart_lines SET quantity = ?4, added_ms = ?5 \
+                "UPDATE cart_lines SET quantity = ?4 \
                  WHERE account = ?1 AND product = ?2 AND variant = ?3",
-                params![
-                    account,
-                    product,
-                    variant_id,
-                    quantity(item.quantity)?,
-                    now_ms()
-                ],
+                params![account, product, variant_id, quantity(item.quantity)?],
             )?
         };
         if changed == 0 {

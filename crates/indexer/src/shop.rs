@@ -236,8 +236,8 @@ CREATE TABLE IF NOT EXISTS cart_lines (
     variant INTEGER NOT NULL,
     quantity INTEGER NOT NULL,
     price_seen INTEGER NOT NULL,
-    -- When the line was last added to or changed (wall clock, ms): lines are shown in this
-    -- order, and dropped CART_LINE_AGE_DAYS_MAX days after it.
+    -- When the line was first added (wall clock, ms): lines are shown in this order, and
+    -- dropped CART_LINE_AGE_DAYS_MAX days after it.
     added_ms INTEGER NOT NULL,
     PRIMARY KEY (account, product, variant)
 ) STRICT;

@@ -95,7 +95,7 @@ fn serve(listen: std::net::SocketAddr, shop: Arc<Shop>) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(consort_indexer::api::API_WORKER_THREADS)
         .enable_all()
         .build()
         .context("cannot start the API's runtime")?;

@@ -4,7 +4,9 @@
 //! attribute. `consort indexer --listen` serves it (and a node that runs an indexer merges it
 //! into its own API).
 
-pub use crate::shop::{ApiError, Shop, UPDATE_STREAMS_MAX, Update};
+pub use crate::shop::{
+    API_WORKER_THREADS, ApiError, SEARCHES_RUNNING_MAX, Shop, UPDATE_STREAMS_MAX, Update,
+};
 use crate::{
     card::summary,
     search::{PAGE_SIZE_MAX, Query as SearchQuery, Sort},
@@ -193,12 +195,14 @@ async fn search(
     let Query(params) = params.map_err(query_error)?;
     let (query, page, per_page) = params.query()?;
     // Everything a result shows is in the search index, at the height it was committed with:
-    // the read model is not asked. The search runs on the request's own thread, which hands
-    // its other tasks to another thread first (`block_in_place`): handing the search to the
-    // blocking pool and back instead put two thread wake-ups on every query's path, each a
-    // wait for the processor when it is busy, while a search counting a large match set must
-    // not hold up the requests queued behind it on this worker either.
-    let run = move || {
+    // the read model is not asked. The search runs here, on this runtime worker, once one of
+    // the `SEARCHES_RUNNING_MAX` turns is free (see there for why).
+    let _turn = shop
+        .searching
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the search semaphore is closed"))?;
+    let run = || {
         let search_height = shop.search.searched_height();
         let hits = shop.search.search(&query)?;
         let results = hits
@@ -225,10 +229,7 @@ async fn search(
             search_height,
         }))
     };
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::CurrentThread => run(),
-        _ => tokio::task::block_in_place(run),
-    }
+    run()
 }
 
 fn product_page(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>, ApiError> {

@@ -106,6 +106,8 @@ pub struct Shop {
     pub(crate) members: std::sync::Mutex<MemberCache>,
     pub(crate) updates: tokio::sync::broadcast::Sender<Update>,
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
+    /// Searches running now (see [`SEARCHES_RUNNING_MAX`]).
+    pub(crate) searching: tokio::sync::Semaphore,
     pub(crate) carts: Carts,
     failed: std::sync::Mutex<Option<String>>,
 }
@@ -127,6 +129,18 @@ const UPDATES_BUFFERED: usize = 1024;
 /// Most update streams open at once.
 pub const UPDATE_STREAMS_MAX: usize = 256;
 
+/// Most searches running at once; the others wait their turn without holding a thread.
+///
+/// A search runs on the request's own runtime worker: a hand-over to another thread and back
+/// puts two thread wake-ups on every query's path, each a wait for the processor when it is
+/// busy, which doubled the tail latency measured under load. A search that holds a worker
+/// holds up the requests queued on it, so the API's runtime has one worker more than this
+/// ([`API_WORKER_THREADS`]): one is always free for everything that is not a search.
+pub const SEARCHES_RUNNING_MAX: usize = 2;
+
+/// Worker threads of a runtime serving the shop API: one more than [`SEARCHES_RUNNING_MAX`].
+pub const API_WORKER_THREADS: usize = SEARCHES_RUNNING_MAX + 1;
+
 impl Shop {
     /// The API over the read model at `db` and `search`, kept from the node whose API is at
     /// `node`.
@@ -146,6 +160,7 @@ impl Shop {
             members: std::sync::Mutex::new(MemberCache::new()),
             updates: tokio::sync::broadcast::channel(UPDATES_BUFFERED).0,
             streams: Arc::new(tokio::sync::Semaphore::new(UPDATE_STREAMS_MAX)),
+            searching: tokio::sync::Semaphore::new(SEARCHES_RUNNING_MAX),
             failed: std::sync::Mutex::new(None),
         }))
     }

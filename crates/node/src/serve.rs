@@ -64,8 +64,9 @@ pub fn listen(address: std::net::SocketAddr) -> std::io::Result<std::net::TcpLis
     Ok(socket.into())
 }
 
-/// Worker threads of the API's own runtime (see [`serve_apart`]).
-pub const API_WORKER_THREADS: usize = 2;
+/// Worker threads of the API's own runtime (see [`serve_apart`]): searches hold a worker
+/// while they run, and one worker is always left for the other routes.
+pub const API_WORKER_THREADS: usize = consort_indexer::api::API_WORKER_THREADS;
 
 /// Serve `router` on `listener` within `limits` on a tokio runtime of its own, until the
 /// process ends or the server fails to start.

@@ -55,6 +55,22 @@ pub struct Report {
     pub mix: usize,
     /// Blocks node 0's indexer was behind the chain's tip at the end of the window.
     pub indexer_lag_blocks: u64,
+    /// Each second of the window: where a tail comes from (a few bad seconds or all of them),
+    /// to set beside the orders' progress in the same seconds.
+    pub per_second: Vec<Second>,
+}
+
+/// One second of the window.
+#[derive(Debug, Serialize)]
+pub struct Second {
+    /// Seconds since the window opened.
+    pub second: u64,
+    /// Queries answered in it.
+    pub queries: u64,
+    /// 99th percentile of their latency (ms).
+    pub latency_ms_p99: f64,
+    /// Largest (ms).
+    pub latency_ms_max: f64,
 }
 
 /// The query mix: Chinese and English words, filters, facets, sorts and pages.
@@ -103,7 +119,8 @@ pub fn mix() -> Vec<String> {
 pub struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    latencies: Arc<Mutex<Vec<u64>>>,
+    /// (second of the window it was answered in, latency in ns) per query.
+    latencies: Arc<Mutex<Vec<(u64, u64)>>>,
     errors: Arc<AtomicU64>,
     window: (Instant, Instant),
     products: usize,
@@ -189,9 +206,10 @@ pub fn start(url: &str, load: Load, window: (Instant, Instant)) -> anyhow::Resul
                         let done = Instant::now();
                         if done >= window.0 && done <= window.1 {
                             if ok {
-                                mine.push(
+                                mine.push((
+                                    (done - window.0).as_secs(),
                                     u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX),
-                                );
+                                ));
                             } else {
                                 failed += 1;
                             }
@@ -331,7 +349,25 @@ impl Running {
         for thread in self.threads {
             let _ = thread.join();
         }
-        let latencies = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
+        let answered = std::mem::take(&mut *self.latencies.lock().expect("latencies"));
+        let mut seconds = std::collections::BTreeMap::<u64, Vec<u64>>::new();
+        for &(second, latency) in &answered {
+            seconds.entry(second).or_default().push(latency);
+        }
+        let per_second = seconds
+            .into_iter()
+            .map(|(second, latencies)| {
+                let queries = latencies.len() as u64;
+                let max = latencies.iter().copied().max().unwrap_or(0) as f64 / 1e6;
+                Second {
+                    second,
+                    queries,
+                    latency_ms_p99: super::percentiles(latencies)(0.99),
+                    latency_ms_max: max,
+                }
+            })
+            .collect();
+        let latencies: Vec<u64> = answered.into_iter().map(|(_, latency)| latency).collect();
         let count = latencies.len() as u64;
         let max = latencies.iter().copied().max().unwrap_or(0) as f64 / 1e6;
         let at = super::percentiles(latencies);
@@ -348,6 +384,7 @@ impl Running {
             errors: self.errors.load(Ordering::Relaxed),
             mix: self.mix,
             indexer_lag_blocks: lag,
+            per_second,
         }
     }
 }
@@ -371,4 +408,10 @@ pub fn print(report: &Report) {
         report.errors,
         report.indexer_lag_blocks
     );
+    let seconds: Vec<String> = report
+        .per_second
+        .iter()
+        .map(|s| format!("{}:{:.0}", s.second, s.latency_ms_p99))
+        .collect();
+    println!("search p99 (ms) per second: {}", seconds.join(" "));
 }

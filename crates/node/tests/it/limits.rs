@@ -240,6 +240,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "UPDATE_STREAMS_MAX",
             bytes(consort_indexer::api::UPDATE_STREAMS_MAX),
         ),
+        (
+            "SEARCHES_RUNNING_MAX",
+            bytes(consort_indexer::api::SEARCHES_RUNNING_MAX),
+        ),
         ("TIMELINE_MAX", bytes(consort_indexer::views::TIMELINE_MAX)),
         (
             "STREAM_BLOCK_ORDERS_MAX",

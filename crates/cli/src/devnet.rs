@@ -246,12 +246,13 @@ pub fn prepare_with(
             None => None,
         },
         // The shop: a 2% platform fee to the operator's demo account, 30 minutes to pay,
-        // 7 days after delivery to confirm receipt.
+        // 7 days after delivery to confirm receipt, 7 days for each step of after-sales.
         commerce: Some(consort_types::commerce::CommerceConfig {
             fee_rate_bp: DEVNET_FEE_RATE_BP,
             fee_account: operator,
             payment_window_ms: 30 * 60 * 1_000,
             receipt_window_ms: 7 * 24 * 60 * 60 * 1_000,
+            after_sale_window_ms: consort_types::commerce::AFTER_SALE_WINDOW_MS_DEFAULT,
         }),
     };
     shape(&mut genesis);

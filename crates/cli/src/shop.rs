@@ -42,6 +42,13 @@ A seller (a seller account of a seller organisation):
   consort shop accept 40-3 41-0 --key seller.key
   consort shop ship 40-3 --carrier swift --carrier-account <id> --regulator <id> \\
       --label 'Li Lei, Room 5, 1 Harbour Road' --key seller.key
+After-sales (while the order's money is in escrow, i.e. delivered, not completed):
+  consort shop return 40-3 --amount 12000 --reason '尺码不合适' --key me.key
+  consort shop answer-return 40-3 --approve --key seller.key     # or --refuse
+  consort shop send-back 40-3 --carrier swift --tracking SF123 --key me.key
+  consort shop receive-return 40-3 --key seller.key             # the refund is paid
+  consort shop dispute 40-3 --reason '商品损坏' --key me.key       # after a refusal
+  consort shop rule 40-3 --refund 6000 --reason 'half each' --key operator.key
 A carrier, and a bank:
   consort shop event 40-3 0 in_transit --location Shanghai --key carrier.key
   consort shop confirm-payment 40-3 --amount 36800 --key bank.key
@@ -354,6 +361,95 @@ pub enum ShopCommand {
         /// refused, so give what actually arrived).
         #[arg(long)]
         amount: u64,
+    },
+    /// Ask for money back on a delivered order (the buyer), sending the goods back unless
+    /// --refund-only. The order does not complete while the case is open; the seller has the
+    /// shop's after-sales window to answer, or the request is approved.
+    Return {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
+        /// The refund asked, base units (at most what escrow holds; `consort shop order`
+        /// shows it).
+        #[arg(long)]
+        amount: u64,
+        /// Keep the goods: a refund without return (e.g. an item missing from the parcel).
+        #[arg(long)]
+        refund_only: bool,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Answer a return or refund request (the seller): --approve (a refund without return is
+    /// paid at once) or --refuse (the buyer may then dispute).
+    AnswerReturn {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Approve the request.
+        #[arg(long, conflicts_with = "refuse", required_unless_present = "refuse")]
+        approve: bool,
+        /// Refuse it.
+        #[arg(long)]
+        refuse: bool,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Record that you sent the goods of an approved return back (the buyer).
+    SendBack {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
+        /// The carrier organisation that carries them.
+        #[arg(long)]
+        carrier: String,
+        /// Its tracking number.
+        #[arg(long)]
+        tracking: String,
+    },
+    /// Confirm the goods sent back arrived (the seller): the refund is paid from escrow.
+    ReceiveReturn {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
+    },
+    /// Take an after-sales case to the platform: the buyer after a refusal, the seller when
+    /// the goods came back damaged or not at all.
+    Dispute {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Rule a dispute (an operator of the platform): --refund to the buyer, the rest of the
+    /// escrow to the seller less the fee; the order completes.
+    Rule {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Base units refunded to the buyer (0: all to the seller).
+        #[arg(long)]
+        refund: u64,
+        /// The ruling's grounds.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw your return or refund request (the buyer) while it is not yet sent back or
+    /// disputed; the order goes on.
+    WithdrawReturn {
+        /// The order.
+        order: String,
+        #[command(flatten)]
+        key: KeyArg,
     },
 }
 
@@ -833,6 +929,129 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                 },
             )?;
             println!("payment of {amount} for order {order} confirmed into escrow");
+            Ok(())
+        }
+        ShopCommand::Return {
+            order,
+            key,
+            amount,
+            refund_only,
+            reason,
+        } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::RequestReturn {
+                    order: record(&order)?,
+                    amount,
+                    goods_back: !refund_only,
+                    reason: text(&reason, "--reason")?,
+                },
+            )?;
+            println!(
+                "{} of {amount} asked on order {order}; the seller answers (consort shop order \
+                 {order} follows it)",
+                if refund_only {
+                    "refund"
+                } else {
+                    "return and refund"
+                }
+            );
+            Ok(())
+        }
+        ShopCommand::AnswerReturn {
+            order,
+            key,
+            approve,
+            refuse: _,
+            reason,
+        } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::AnswerReturn {
+                    order: record(&order)?,
+                    approve,
+                    reason: text(&reason, "--reason")?,
+                },
+            )?;
+            println!(
+                "order {order}: request {}",
+                if approve { "approved" } else { "refused" }
+            );
+            Ok(())
+        }
+        ShopCommand::SendBack {
+            order,
+            key,
+            carrier,
+            tracking,
+        } => {
+            let carrier: OrgId = carrier
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--carrier {carrier:?}: {e}"))?;
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::ReturnShipped {
+                    order: record(&order)?,
+                    carrier,
+                    tracking: text(&tracking, "--tracking")?,
+                },
+            )?;
+            println!("order {order}: goods on their way back; the seller confirms they arrived");
+            Ok(())
+        }
+        ShopCommand::ReceiveReturn { order, key } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::ReceiveReturn {
+                    order: record(&order)?,
+                },
+            )?;
+            println!("order {order}: goods back; the refund is paid from escrow");
+            Ok(())
+        }
+        ShopCommand::Dispute { order, key, reason } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::OpenDispute {
+                    order: record(&order)?,
+                    reason: text(&reason, "--reason")?,
+                },
+            )?;
+            println!("order {order}: disputed; the platform's operator rules");
+            Ok(())
+        }
+        ShopCommand::Rule {
+            order,
+            key,
+            refund,
+            reason,
+        } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::RuleDispute {
+                    order: record(&order)?,
+                    refund,
+                    reason: text(&reason, "--reason")?,
+                },
+            )?;
+            println!("order {order}: ruled, {refund} to the buyer and the rest to the seller");
+            Ok(())
+        }
+        ShopCommand::WithdrawReturn { order, key } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::WithdrawReturn {
+                    order: record(&order)?,
+                },
+            )?;
+            println!("order {order}: request withdrawn; the order goes on");
             Ok(())
         }
     }
@@ -1422,4 +1641,20 @@ fn print_order(answer: &Value) {
         "  paid {} · escrow {} · refunded {} · settled {} · fee {}",
         o["paid"], o["escrow"], o["refunded"], o["settled"], o["fee"]
     );
+    let case = &answer["after_sale"];
+    if case.is_object() {
+        println!(
+            "  after-sales: {} · {} of {} asked · refunded {} · case {} of at most {}",
+            case["status"].as_str().unwrap_or("?"),
+            if case["goods_back"] == true {
+                "return and refund"
+            } else {
+                "refund only"
+            },
+            case["amount"],
+            case["refunded"],
+            case["cases"],
+            consort_types::commerce::AFTER_SALES_PER_ORDER_MAX
+        );
+    }
 }

@@ -10,7 +10,7 @@ use consort_types::{
     Block, Call, Outcome, SignedTx,
     changes::{Change, Changes, Record},
     commerce::{
-        CommerceCall, Order, OrderStatus, Payout, ProductContent, ProductHead, RecordId,
+        AfterSale, CommerceCall, Order, OrderStatus, Payout, ProductContent, ProductHead, RecordId,
         ReviewContent, ReviewHead, SellerStats, Shipment, VariantState,
     },
 };
@@ -47,7 +47,7 @@ pub enum IndexError {
 }
 
 /// The version of the index's schema; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -211,6 +211,18 @@ CREATE TABLE IF NOT EXISTS sellers (
     completed INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS search_dirty (product TEXT PRIMARY KEY) STRICT;
+CREATE TABLE IF NOT EXISTS after_sales (
+    order_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    goods_back INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    refunded INTEGER NOT NULL,
+    cases INTEGER NOT NULL,
+    carrier TEXT,
+    deadline_ms INTEGER NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS payouts (
     id TEXT PRIMARY KEY,
     seller TEXT NOT NULL,
@@ -222,7 +234,7 @@ CREATE TABLE IF NOT EXISTS payouts (
 ";
 
 /// The tables [`Index::dump`] shows, each with the columns that order its rows.
-const TABLES: [(&str, &str); 13] = [
+const TABLES: [(&str, &str); 14] = [
     ("cursor", "id"),
     ("products", "id"),
     ("product_versions", "product, version"),
@@ -236,6 +248,7 @@ const TABLES: [(&str, &str); 13] = [
     ("review_versions", "order_id, line, version"),
     ("sellers", "org"),
     ("payouts", "id"),
+    ("after_sales", "order_id"),
 ];
 
 /// The read model.
@@ -571,6 +584,61 @@ impl<'a> Carried<'a> {
             | C::ReplyReview { order, line, .. } => {
                 self.event(*order, index, kind, json!({"line": line}));
             }
+            C::RequestReturn {
+                order,
+                amount,
+                goods_back,
+                reason,
+            } => {
+                self.event(
+                    *order,
+                    index,
+                    kind,
+                    json!({"amount": amount, "goods_back": goods_back, "reason": reason.as_str()}),
+                );
+            }
+            C::AnswerReturn {
+                order,
+                approve,
+                reason,
+            } => {
+                self.event(
+                    *order,
+                    index,
+                    kind,
+                    json!({"approve": approve, "reason": reason.as_str()}),
+                );
+            }
+            C::ReturnShipped {
+                order,
+                carrier,
+                tracking,
+            } => {
+                self.event(
+                    *order,
+                    index,
+                    kind,
+                    json!({"carrier": carrier, "tracking": tracking.as_str()}),
+                );
+            }
+            C::OpenDispute { order, reason } => {
+                self.event(*order, index, kind, json!({"reason": reason.as_str()}));
+            }
+            C::RuleDispute {
+                order,
+                refund,
+                reason,
+            } => {
+                self.event(
+                    *order,
+                    index,
+                    kind,
+                    json!({"refund": refund, "reason": reason.as_str()}),
+                );
+            }
+            C::ReceiveReturn { order } | C::WithdrawReturn { order } => {
+                self.event(*order, index, kind, json!({}));
+            }
             C::PublishProduct { .. }
             | C::UpdateProduct { .. }
             | C::SetListed { .. }
@@ -715,6 +783,27 @@ impl Applying<'_, '_> {
                         sql(stats.rating_sum),
                         sql(stats.rating_count),
                         sql(stats.completed)
+                    ],
+                )?;
+                Ok(())
+            }
+            Record::AfterSale { order } => {
+                let case: AfterSale = self.decode(change, value)?;
+                self.tx.execute(
+                    "INSERT OR REPLACE INTO after_sales (order_id, status, goods_back, amount, \
+                     refunded, cases, carrier, deadline_ms, opened_ms, updated_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        order.to_string(),
+                        case.status.name(),
+                        case.goods_back,
+                        sql(case.amount),
+                        sql(case.refunded),
+                        case.cases,
+                        case.carrier.map(|c| c.to_string()),
+                        sql(case.deadline_ms),
+                        sql(case.opened.time_ms),
+                        sql(case.updated.time_ms)
                     ],
                 )?;
                 Ok(())
@@ -953,12 +1042,27 @@ impl Applying<'_, '_> {
             OrderStatus::Expired if before.as_ref().is_none_or(|(s, _)| s != "expired") => {
                 Some("expired")
             }
+            // An after-sales case moved on by itself (a window passed) in a block whose
+            // transactions did not touch the order.
+            _ if events.is_empty()
+                && before
+                    .as_ref()
+                    .is_some_and(|(s, _)| s == OrderStatus::AfterSale.name()) =>
+            {
+                Some("after_sale_lapsed")
+            }
             OrderStatus::Completed
                 if before.as_ref().is_none_or(|(s, _)| s != "completed")
                     && !events.iter().any(|(_, _, e, _)| {
                         matches!(
                             *e,
-                            "confirm_receipt" | "confirm_payment" | "refund" | "cancel_order"
+                            "confirm_receipt"
+                                | "confirm_payment"
+                                | "refund"
+                                | "cancel_order"
+                                | "answer_return"
+                                | "receive_return"
+                                | "rule_dispute"
                         )
                     }) =>
             {

@@ -174,8 +174,8 @@ async fn member_of(shop: &Arc<Shop>, account: AccountId) -> Result<Option<Member
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Whose view: `buyer` (the signer's purchases, the default), `seller` (its
-    /// organisation's queue), `carrier` (its organisation's shipments) or `regulator` (every
-    /// order).
+    /// organisation's queue), `carrier` (its organisation's shipments), `regulator` (every
+    /// order) or `operator` (the disputes waiting for the platform's ruling).
     pub role: Option<String>,
     /// Only orders (or, for a carrier, shipments) in this status.
     pub status: Option<String>,
@@ -284,9 +284,19 @@ async fn list(
         }
         "regulator" if reader.regulator() => ("?1 = ?1", String::new()),
         "regulator" => return Err(forbidden("only a regulator sees every order")),
+        // The platform's disputes queue: orders whose after-sales case waits for a ruling.
+        "operator" if reader.org_as(role::OPERATOR).is_some() => (
+            "o.id IN (SELECT order_id FROM after_sales WHERE status = 'disputed') AND ?1 = ?1",
+            String::new(),
+        ),
+        "operator" => {
+            return Err(forbidden(
+                "only an operator account of the platform sees the disputes queue",
+            ));
+        }
         other => {
             return Err(ApiError::bad(format!(
-                "role {other:?}: use buyer, seller, carrier or regulator"
+                "role {other:?}: use buyer, seller, carrier, regulator or operator"
             )));
         }
     };
@@ -416,7 +426,21 @@ fn standing(
             return Ok(Some("carrier"));
         }
     }
-    Ok(reader.regulator().then_some("regulator"))
+    if reader.regulator() {
+        return Ok(Some("regulator"));
+    }
+    // The platform's operator rules disputes: it reads the orders disputed before it.
+    if reader.org_as(role::OPERATOR).is_some() {
+        let disputed: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM after_sales WHERE order_id = ?1 AND status = 'disputed')",
+            [id],
+            |r| r.get(0),
+        )?;
+        if disputed {
+            return Ok(Some("operator"));
+        }
+    }
+    Ok(None)
 }
 
 async fn order(
@@ -523,11 +547,32 @@ fn order_view(conn: &rusqlite::Connection, id: &str, standing: &str) -> Result<V
     let truncated = timeline.len() > TIMELINE_MAX;
     timeline.truncate(TIMELINE_MAX);
     timeline.reverse();
+    let after_sale = conn
+        .query_row(
+            "SELECT status, goods_back, amount, refunded, cases, carrier, deadline_ms, \
+             opened_ms, updated_ms FROM after_sales WHERE order_id = ?1",
+            [id],
+            |r| {
+                Ok(json!({
+                    "status": r.get::<_, String>(0)?,
+                    "goods_back": r.get::<_, bool>(1)?,
+                    "amount": r.get::<_, i64>(2)?,
+                    "refunded": r.get::<_, i64>(3)?,
+                    "cases": r.get::<_, i64>(4)?,
+                    "carrier": r.get::<_, Option<String>>(5)?,
+                    "deadline_ms": r.get::<_, i64>(6)?,
+                    "opened_ms": r.get::<_, i64>(7)?,
+                    "updated_ms": r.get::<_, i64>(8)?,
+                }))
+            },
+        )
+        .optional()?;
     Ok(json!({
         "as": standing,
         "order": order,
         "lines": lines,
         "shipments": shipments,
+        "after_sale": after_sale,
         "timeline": timeline,
         "timeline_truncated": truncated,
     }))

@@ -108,6 +108,7 @@ async fn overview(State(s): AppState) -> Result<Json<Value>, ApiError> {
         "fee_account": config.fee_account,
         "payment_window_ms": config.payment_window_ms,
         "receipt_window_ms": config.receipt_window_ms,
+        "after_sale_window_ms": config.after_sale_window_ms,
         "calls": consort_types::commerce::CommerceCall::KINDS,
         "errors": consort_types::commerce::CommerceError::CODES,
     })))
@@ -244,7 +245,13 @@ async fn order(
     shop(&s)?;
     let id = record_id(&id)?;
     let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
-    let found: Option<(Order, Vec<Shipment>, AccountId)> = snapshot!(s, |store| {
+    type Found = (
+        Order,
+        Vec<Shipment>,
+        AccountId,
+        Option<consort_types::commerce::AfterSale>,
+    );
+    let found: Option<Found> = snapshot!(s, |store| {
         let Some(order) = store.get::<Order>(&key::order(&id)).await? else {
             return Ok(None);
         };
@@ -257,9 +264,10 @@ async fn order(
         // The buyer's key now: a rotated-away key no longer reads the order, its new one
         // does (as the shop module checks a buyer).
         let buyer = consort_governance::Gov::current_key(&mut store, &order.buyer).await?;
-        Ok(Some((order, shipments, buyer)))
+        let after_sale = store.get(&key::after_sale(&id)).await?;
+        Ok(Some((order, shipments, buyer, after_sale)))
     })?;
-    let (order, shipments, buyer) =
+    let (order, shipments, buyer, after_sale) =
         found.ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
     let entitled = reader == buyer
         || match registration(&s, &reader).await? {
@@ -268,6 +276,11 @@ async fn order(
                     || (r.roles & role::CARRIER != 0
                         && shipments.iter().any(|x| x.carrier == r.org))
                     || r.roles & role::REGULATOR != 0
+                    // The platform's operator rules the order's dispute.
+                    || (r.roles & role::OPERATOR != 0
+                        && after_sale.is_some_and(|c| {
+                            c.status == consort_types::commerce::AfterSaleStatus::Disputed
+                        }))
                     || (r.roles & role::BANK != 0
                         && read::<EMoney>(&s.databases, &gkey::emoney(&order.currency))
                             .await?
@@ -279,7 +292,7 @@ async fn order(
         return Err(forbidden(&reader, format!("order {id}")));
     }
     Ok(Json(
-        json!({ "id": id, "order": order, "shipments": shipments }),
+        json!({ "id": id, "order": order, "shipments": shipments, "after_sale": after_sale }),
     ))
 }
 

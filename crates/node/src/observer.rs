@@ -375,7 +375,14 @@ pub(crate) fn commerce_event(
         | C::CollectCash { order, .. }
         | C::Review { order, .. }
         | C::ReviseReview { order, .. }
-        | C::ReplyReview { order, .. } => (vec![*order], None),
+        | C::ReplyReview { order, .. }
+        | C::RequestReturn { order, .. }
+        | C::AnswerReturn { order, .. }
+        | C::ReturnShipped { order, .. }
+        | C::ReceiveReturn { order }
+        | C::OpenDispute { order, .. }
+        | C::RuleDispute { order, .. }
+        | C::WithdrawReturn { order } => (vec![*order], None),
     };
     let payout = match call {
         C::RequestPayout { .. } => Some(created),

@@ -66,6 +66,11 @@ pub enum Record {
         /// The payout.
         id: RecordId,
     },
+    /// An order's after-sales case ([`crate::commerce::AfterSale`]).
+    AfterSale {
+        /// The order.
+        order: RecordId,
+    },
 }
 
 impl Record {
@@ -76,6 +81,7 @@ impl Record {
     const REVIEW: u8 = 4;
     const SELLER: u8 = 5;
     const PAYOUT: u8 = 6;
+    const AFTER_SALE: u8 = 7;
 
     /// The state key the record lives under.
     pub fn key(&self) -> Digest {
@@ -87,6 +93,7 @@ impl Record {
             Self::Review { order, line } => key::review(order, *line),
             Self::Seller { org } => key::seller(org),
             Self::Payout { id } => key::payout(id),
+            Self::AfterSale { order } => key::after_sale(order),
         }
     }
 }
@@ -125,6 +132,10 @@ impl Write for Record {
                 Self::PAYOUT.write(buf);
                 id.write(buf);
             }
+            Self::AfterSale { order } => {
+                Self::AFTER_SALE.write(buf);
+                order.write(buf);
+            }
         }
     }
 }
@@ -132,7 +143,10 @@ impl Write for Record {
 impl EncodeSize for Record {
     fn encode_size(&self) -> usize {
         1 + match self {
-            Self::Product { id } | Self::Order { id } | Self::Payout { id } => id.encode_size(),
+            Self::Product { id }
+            | Self::Order { id }
+            | Self::Payout { id }
+            | Self::AfterSale { order: id } => id.encode_size(),
             Self::Variant { product, .. } => product.encode_size() + 2,
             Self::Shipment { order, .. } => order.encode_size() + 2,
             Self::Review { order, .. } => order.encode_size() + 1,
@@ -168,6 +182,9 @@ impl Read for Record {
             },
             Self::PAYOUT => Self::Payout {
                 id: RecordId::read(buf)?,
+            },
+            Self::AFTER_SALE => Self::AfterSale {
+                order: RecordId::read(buf)?,
             },
             tag => return Err(CodecError::InvalidEnum(tag)),
         })

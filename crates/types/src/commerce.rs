@@ -68,6 +68,13 @@ pub const DUE_PER_BLOCK_MAX: u64 = 1_024;
 pub const DUE_SECONDS_PER_BLOCK_MAX: u64 = 3_600;
 /// Largest platform fee rate, in basis points (50%).
 pub const FEE_RATE_BP_MAX: u32 = 5_000;
+/// Most after-sales cases (return or refund requests) one order may have, one at a time:
+/// each pauses the order's completion, so a buyer cannot hold the seller's money forever.
+pub const AFTER_SALES_PER_ORDER_MAX: u8 = 3;
+/// Longest tracking number of goods sent back (bytes).
+pub const TRACKING_MAX: usize = 64;
+/// The after-sales window of a genesis that names none: 7 days of block time.
+pub const AFTER_SALE_WINDOW_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1_000;
 
 /// Where a record was created: the height of the block and the position in it of the
 /// transaction that created it. Product, order and payout ids are these. Written `H-I`.
@@ -458,6 +465,9 @@ pub enum OrderStatus {
     Cancelled,
     /// Not paid in time; stock released.
     Expired,
+    /// Delivered, with an after-sales case open (a return or refund request, or a dispute):
+    /// completion waits for the case ([`AfterSale`]).
+    AfterSale,
 }
 tagged_enum!(OrderStatus {
     Placed = 0,
@@ -469,6 +479,7 @@ tagged_enum!(OrderStatus {
     Completed = 6,
     Cancelled = 7,
     Expired = 8,
+    AfterSale = 9,
 });
 
 impl OrderStatus {
@@ -484,6 +495,7 @@ impl OrderStatus {
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
+            Self::AfterSale => "after_sale",
         }
     }
 
@@ -748,6 +760,105 @@ crate::codec_record!(CarrierEvent {
     location: Text<LOCATION_MAX>,
 });
 
+/// The after-sales state machine of an order (one case at a time): requested → approved
+/// (goods to come back) → shipped back → refunded; requested → refunded (a refund without
+/// goods back); requested → rejected → disputed → ruled; any open step but a dispute →
+/// closed (withdrawn by the buyer, or its window passed). Each waiting step has a deadline
+/// in block time: a seller that does not answer has approved, a buyer that does not send the
+/// goods back or escalate has given up, a seller that does not confirm goods sent back has
+/// received them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSaleStatus {
+    /// The buyer asked; the seller answers.
+    Requested,
+    /// The seller agreed to take the goods back; the buyer sends them.
+    Approved,
+    /// The seller refused; the buyer may take it to the platform.
+    Rejected,
+    /// The buyer sent the goods back; the seller confirms they arrived.
+    ShippedBack,
+    /// A party took it to the platform; the operator rules.
+    Disputed,
+    /// Closed with the refund paid.
+    Refunded,
+    /// Closed without a refund: withdrawn, or the buyer let a window pass.
+    Closed,
+    /// Closed by the operator's ruling.
+    Ruled,
+}
+tagged_enum!(AfterSaleStatus {
+    Requested = 0,
+    Approved = 1,
+    Rejected = 2,
+    ShippedBack = 3,
+    Disputed = 4,
+    Refunded = 5,
+    Closed = 6,
+    Ruled = 7,
+});
+
+impl AfterSaleStatus {
+    /// Whether the case is still open (the order waits for it).
+    pub const fn is_open(self) -> bool {
+        !matches!(self, Self::Refunded | Self::Closed | Self::Ruled)
+    }
+
+    /// The status's name, as errors and the API show it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::ShippedBack => "shipped_back",
+            Self::Disputed => "disputed",
+            Self::Refunded => "refunded",
+            Self::Closed => "closed",
+            Self::Ruled => "ruled",
+        }
+    }
+}
+
+/// An order's after-sales case (the latest; earlier ones are in its history). The reasons
+/// travel in the transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterSale {
+    /// Where it stands.
+    pub status: AfterSaleStatus,
+    /// The goods come back (a return), or only money does (a refund without return).
+    pub goods_back: bool,
+    /// The refund asked, in base units of the order's currency.
+    pub amount: u64,
+    /// What this case refunded.
+    pub refunded: u64,
+    /// Cases the order has had, this one included.
+    pub cases: u8,
+    /// The carrier the goods went back with.
+    pub carrier: Option<OrgId>,
+    /// What was left of the order's receipt window when the case opened: it goes on from
+    /// there when the case closes with money still in escrow.
+    pub receipt_left_ms: u64,
+    /// Block time by which the party the case waits for must act (0: none, a dispute waits
+    /// for the operator).
+    pub deadline_ms: u64,
+    /// Opened.
+    pub opened: Stamp,
+    /// Its last change.
+    pub updated: Stamp,
+}
+crate::codec_record!(AfterSale {
+    status: AfterSaleStatus,
+    goods_back: bool,
+    amount: u64,
+    refunded: u64,
+    cases: u8,
+    carrier: Option<OrgId>,
+    receipt_left_ms: u64,
+    deadline_ms: u64,
+    opened: Stamp,
+    updated: Stamp,
+});
+
 /// A seller's request to be paid out e-money to its bank account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payout {
@@ -879,6 +990,14 @@ pub struct CommerceConfig {
     pub payment_window_ms: u64,
     /// How long after delivery an order completes on its own, in ms of block time.
     pub receipt_window_ms: u64,
+    /// How long each waiting step of an after-sales case lasts (the seller to answer, the
+    /// buyer to send goods back or escalate, the seller to confirm them), in ms of block time.
+    #[serde(default = "after_sale_window_ms_default")]
+    pub after_sale_window_ms: u64,
+}
+
+const fn after_sale_window_ms_default() -> u64 {
+    AFTER_SALE_WINDOW_MS_DEFAULT
 }
 
 /// Gives a call enum with struct variants its canonical encoding (a one-byte tag, then the
@@ -1130,6 +1249,65 @@ calls! {
             /// The shipments.
             shipments: List<Shipping, SHIP_ORDERS_MAX>,
         },
+        /// Ask for a refund of a delivered order, with or without sending the goods back (its
+        /// buyer): the order's completion waits for the case.
+        RequestReturn = (24, "request_return") {
+            /// The order.
+            order: RecordId,
+            /// The refund asked (at most what escrow holds).
+            amount: u64,
+            /// The goods come back (a return) or not (a refund only).
+            goods_back: bool,
+            /// Why.
+            reason: Text<REASON_MAX>,
+        },
+        /// Answer an after-sales request (the seller): approved, a refund without return is
+        /// paid at once; refused, the buyer may take it to the platform.
+        AnswerReturn = (25, "answer_return") {
+            /// The order.
+            order: RecordId,
+            /// Approve or refuse.
+            approve: bool,
+            /// Why.
+            reason: Text<REASON_MAX>,
+        },
+        /// The buyer sent the goods of an approved return back.
+        ReturnShipped = (26, "return_shipped") {
+            /// The order.
+            order: RecordId,
+            /// The carrier organisation.
+            carrier: OrgId,
+            /// Its tracking number.
+            tracking: Text<TRACKING_MAX>,
+        },
+        /// The goods sent back arrived (the seller): the refund is paid.
+        ReceiveReturn = (27, "receive_return") {
+            /// The order.
+            order: RecordId,
+        },
+        /// Take an after-sales case to the platform: the buyer whose request was refused, or
+        /// the seller whose goods came back damaged or not at all.
+        OpenDispute = (28, "open_dispute") {
+            /// The order.
+            order: RecordId,
+            /// Why.
+            reason: Text<REASON_MAX>,
+        },
+        /// Rule a dispute (the operator): `refund` of the escrow goes to the buyer, the rest
+        /// to the seller less the fee; the order completes.
+        RuleDispute = (29, "rule_dispute") {
+            /// The order.
+            order: RecordId,
+            /// Base units refunded to the buyer (at most what escrow holds).
+            refund: u64,
+            /// The ruling's grounds.
+            reason: Text<REASON_MAX>,
+        },
+        /// Withdraw an after-sales request not yet disputed (its buyer): the order goes on.
+        WithdrawReturn = (30, "withdraw_return") {
+            /// The order.
+            order: RecordId,
+        },
     }
 }
 
@@ -1163,14 +1341,22 @@ impl CommerceCall {
             | Self::Refund { .. }
             | Self::RequestPayout { .. }
             | Self::CancelPayout { .. }
-            | Self::ReplyReview { .. } => Party::Seller,
-            Self::Suspend { .. } => Party::Operator,
+            | Self::ReplyReview { .. }
+            | Self::AnswerReturn { .. }
+            | Self::ReceiveReturn { .. } => Party::Seller,
+            Self::Suspend { .. } | Self::RuleDispute { .. } => Party::Operator,
             Self::PlaceOrder { .. }
             | Self::PayOrder { .. }
             | Self::ModifyOrder { .. }
             | Self::ConfirmReceipt { .. }
             | Self::Review { .. }
-            | Self::ReviseReview { .. } => Party::Buyer,
+            | Self::ReviseReview { .. }
+            | Self::RequestReturn { .. }
+            | Self::ReturnShipped { .. }
+            | Self::WithdrawReturn { .. } => Party::Buyer,
+            // The buyer whose request was refused or the seller whose goods came back
+            // damaged: the module checks which.
+            Self::OpenDispute { .. } => Party::Buyer,
             // A seller refusing an order cancels it too: the module checks which.
             Self::CancelOrder { .. } => Party::Buyer,
             Self::CarrierEvents { .. } | Self::CollectCash { .. } => Party::Carrier,
@@ -1320,6 +1506,22 @@ pub enum CommerceError {
     /// Settlement arithmetic overflowed (amounts too large).
     #[error("amounts overflow: {0}")]
     Overflow(&'static str),
+    /// The order has no open after-sales case.
+    #[error("order {0} has no open after-sales case; the buyer opens one with request_return")]
+    NoAfterSale(RecordId),
+    /// The case is not at the step this call takes.
+    #[error("cannot {call} an after-sales case that is {status}")]
+    AfterSaleState {
+        /// The call.
+        call: &'static str,
+        /// The case's status.
+        status: &'static str,
+    },
+    /// The order has had its most after-sales cases.
+    #[error(
+        "order {0} has had {AFTER_SALES_PER_ORDER_MAX} after-sales cases, the most one order may"
+    )]
+    AfterSalesMax(RecordId),
 }
 
 impl CommerceError {
@@ -1355,6 +1557,9 @@ impl CommerceError {
             Self::UnknownCurrency(_) => "unknown_currency",
             Self::PayoutConfirmed(_) => "payout_confirmed",
             Self::Overflow(_) => "commerce_overflow",
+            Self::NoAfterSale(_) => "no_after_sale",
+            Self::AfterSaleState { .. } => "bad_after_sale_state",
+            Self::AfterSalesMax(_) => "after_sales_max",
         }
     }
 
@@ -1389,5 +1594,8 @@ impl CommerceError {
         "unknown_currency",
         "payout_confirmed",
         "commerce_overflow",
+        "no_after_sale",
+        "bad_after_sale_state",
+        "after_sales_max",
     ];
 }

@@ -187,9 +187,13 @@ impl Genesis {
             if shop.fee_rate_bp > crate::commerce::FEE_RATE_BP_MAX {
                 return invalid("commerce fee_rate_bp must be at most FEE_RATE_BP_MAX (5000)");
             }
-            if shop.payment_window_ms == 0 || shop.receipt_window_ms == 0 {
+            if shop.payment_window_ms == 0
+                || shop.receipt_window_ms == 0
+                || shop.after_sale_window_ms == 0
+            {
                 return invalid(
-                    "commerce payment_window_ms and receipt_window_ms must be more than 0",
+                    "commerce payment_window_ms, receipt_window_ms and after_sale_window_ms \
+                     must be more than 0",
                 );
             }
         }

@@ -273,6 +273,10 @@ pub mod commerce {
     pub fn payout(id: &RecordId) -> Digest {
         sha256(&[b"commerce/payouts/", &id.encode()])
     }
+    /// `commerce/orders/{id}/after_sale` → [`crate::commerce::AfterSale`].
+    pub fn after_sale(order: &RecordId) -> Digest {
+        sha256(&[b"commerce/orders/", &order.encode(), b"/after_sale"])
+    }
     /// `commerce/holdings/{asset}` → [`crate::commerce::Holdings`].
     pub fn holdings(asset: &Asset) -> Digest {
         sha256(&[b"commerce/holdings/", &asset.encode()])

@@ -22,10 +22,10 @@ use consort_types::{
     changes::Record,
     codec_util::{List, Text},
     commerce::{
-        CarrierEvent, CommerceCall, CommerceConfig, CommerceError, Holdings, LineRequest, Order,
-        OrderStatus, PaymentMethod, PaymentState, ProductContent, ProductHead, ProductKind,
-        RecordId, ReviewContent, ReviewHead, SellerStats, ShipLine, ShipmentStatus, Shipping,
-        StockChange, VariantSpec, VariantState,
+        AfterSale, AfterSaleStatus, CarrierEvent, CommerceCall, CommerceConfig, CommerceError,
+        Holdings, LineRequest, Order, OrderStatus, PaymentMethod, PaymentState, ProductContent,
+        ProductHead, ProductKind, RecordId, ReviewContent, ReviewHead, SellerStats, ShipLine,
+        ShipmentStatus, Shipping, StockChange, VariantSpec, VariantState,
     },
     gov::{EMoney, FreezeTarget, GenesisOrg, GovernanceConfig, Mode as GovMode, OrgKind},
     sealed::{self, Sealed},
@@ -35,6 +35,8 @@ use consort_types::{
 const CHAIN_ID: u64 = 21;
 const PAYMENT_WINDOW_MS: u64 = 60_000;
 const RECEIPT_WINDOW_MS: u64 = 600_000;
+/// Each step of an after-sales case in the test chain.
+const AFTER_SALE_WINDOW_MS: u64 = 300_000;
 const FEE_BP: u32 = 250;
 
 /// Operator admin 1, shop 2, bank 3, regulator 4, carrier 5, second shop 6, second carrier
@@ -109,6 +111,7 @@ fn genesis() -> Genesis {
             fee_account: id(FEE),
             payment_window_ms: PAYMENT_WINDOW_MS,
             receipt_window_ms: RECEIPT_WINDOW_MS,
+            after_sale_window_ms: AFTER_SALE_WINDOW_MS,
         }),
     }
 }
@@ -393,6 +396,10 @@ impl Mall {
                     order: *id,
                     shipment,
                 });
+            }
+            let case = Record::AfterSale { order: *id };
+            if self.raw(&case.key()).await.is_some() {
+                expected.push(case);
             }
             for line in 0..order.lines.0.len() {
                 let line = u8::try_from(line).expect("few lines");
@@ -1861,7 +1868,34 @@ async fn random_call(mall: &Mall, rng: &mut u64, products: &[RecordId]) -> (u64,
         None => ShipmentStatus::PickedUp,
     };
     let product = products[next(products.len() as u64) as usize];
-    match next(18) {
+    // After-sales calls meet a delivered order (or one in after-sales) when there is one.
+    let mut delivered = Vec::new();
+    for id in &mall.orders {
+        if let Some(o) = mall.read::<Order>(&key::order(id)).await
+            && (o.status == OrderStatus::AfterSale
+                || (o.status == OrderStatus::Delivered && o.payment == PaymentState::Escrowed))
+        {
+            delivered.push((*id, o));
+        }
+    }
+    let (after, after_buyer, after_total) = match delivered.len() {
+        0 => (order, buyer, total),
+        n => {
+            let (picked, o) = &delivered[next(n as u64) as usize];
+            let owner = CUSTOMERS
+                .clone()
+                .find(|c| id(*c) == o.buyer)
+                .unwrap_or(customer);
+            (*picked, owner, o.total)
+        }
+    };
+    let pick = next(22);
+    let (order, buyer, total) = if pick >= 18 {
+        (after, after_buyer, after_total)
+    } else {
+        (order, buyer, total)
+    };
+    match pick {
         0..=2 => {
             let method = [
                 PaymentMethod::Wallet,
@@ -1974,13 +2008,52 @@ async fn random_call(mall: &Mall, rng: &mut u64, products: &[RecordId]) -> (u64,
                 }]),
             },
         ),
-        _ => (
+        17 => (
             CARRIER,
             CommerceCall::CollectCash {
                 order,
                 amount: total,
             },
         ),
+        18 => (
+            buyer,
+            CommerceCall::RequestReturn {
+                order,
+                amount: 1 + next(total.max(1)),
+                goods_back: next(2) == 0,
+                reason: text("not as described"),
+            },
+        ),
+        19 => (SHOP, answer(order, next(3) != 0)),
+        20 => match next(3) {
+            0 => (buyer, sent_back(order, "express")),
+            1 => (buyer, CommerceCall::WithdrawReturn { order }),
+            _ => (
+                buyer,
+                CommerceCall::OpenDispute {
+                    order,
+                    reason: text("refused"),
+                },
+            ),
+        },
+        _ => match next(3) {
+            0 => (SHOP, CommerceCall::ReceiveReturn { order }),
+            1 => (
+                SHOP,
+                CommerceCall::OpenDispute {
+                    order,
+                    reason: text("damaged"),
+                },
+            ),
+            _ => (
+                OPERATOR,
+                CommerceCall::RuleDispute {
+                    order,
+                    refund: next(total.max(1) + 1),
+                    reason: text("ruling"),
+                },
+            ),
+        },
     }
 }
 
@@ -1993,6 +2066,16 @@ async fn random_run(context: deterministic::Context, seed: u64, blocks: usize) -
         mall.publish(SHOP, ProductKind::Physical, &[(1_000, 3)])
             .await,
     ];
+    // A few orders delivered and paid into escrow to start with: the walk rarely delivers a
+    // paid order before its receipt window closes it, and after-sales needs one.
+    let stocked = mall
+        .publish(SHOP, ProductKind::Physical, &[(1_000, 100)])
+        .await;
+    for buyer in CUSTOMERS.start..CUSTOMERS.start + 4 {
+        let order = mall.place_paid(buyer, &[(stocked, 0, 2, 1_000)]).await;
+        mall.accept(order).await;
+        ship_and_deliver(&mut mall, order, buyer).await;
+    }
     let mut rng = seed | 1;
     let mut applied = std::collections::BTreeMap::<&'static str, u32>::new();
     for _ in 0..blocks {
@@ -2046,6 +2129,13 @@ async fn random_run(context: deterministic::Context, seed: u64, blocks: usize) -
             "seed {seed}: no order {status}: {statuses:?}, applied {applied:?}"
         );
     }
+    // And after-sales cases opened and answered.
+    for kind in ["request_return", "answer_return"] {
+        assert!(
+            applied.contains_key(kind),
+            "seed {seed}: no {kind} applied: {applied:?}"
+        );
+    }
     mall.root.expect("ran")
 }
 
@@ -2053,9 +2143,9 @@ async fn random_run(context: deterministic::Context, seed: u64, blocks: usize) -
 fn random_interleavings_keep_conservation_and_stock_and_the_same_seed_gives_the_same_root() {
     for seed in [7u64, 1_234_567] {
         let first =
-            deterministic::Runner::seeded(seed).start(|context| random_run(context, seed, 120));
+            deterministic::Runner::seeded(seed).start(|context| random_run(context, seed, 400));
         let second =
-            deterministic::Runner::seeded(seed).start(|context| random_run(context, seed, 120));
+            deterministic::Runner::seeded(seed).start(|context| random_run(context, seed, 400));
         assert_eq!(first, second, "seed {seed}: same calls, same root");
     }
 }
@@ -2603,6 +2693,551 @@ fn a_buyer_who_rotated_its_key_goes_on_with_its_orders() {
                     .await
             ),
             "not_your_order"
+        );
+    });
+}
+
+/// A delivered order of 2 × 12,000 from the shop to `buyer`, paid from its wallet.
+async fn delivered_order(mall: &mut Mall, buyer: u64, product: RecordId) -> RecordId {
+    let id = mall.place_paid(buyer, &[(product, 0, 2, 12_000)]).await;
+    mall.accept(id).await;
+    ship_and_deliver(mall, id, buyer).await;
+    assert_eq!(mall.order(id).await.status, OrderStatus::Delivered);
+    id
+}
+
+fn request(order: RecordId, amount: u64, goods_back: bool) -> CommerceCall {
+    CommerceCall::RequestReturn {
+        order,
+        amount,
+        goods_back,
+        reason: text("尺码不合适 wrong size"),
+    }
+}
+
+fn answer(order: RecordId, approve: bool) -> CommerceCall {
+    CommerceCall::AnswerReturn {
+        order,
+        approve,
+        reason: text("ok"),
+    }
+}
+
+fn sent_back(order: RecordId, carrier: &str) -> CommerceCall {
+    CommerceCall::ReturnShipped {
+        order,
+        carrier: org(carrier),
+        tracking: text("SF1234567890"),
+    }
+}
+
+impl Mall {
+    async fn case(&self, order: RecordId) -> AfterSale {
+        self.read(&key::after_sale(&order)).await.expect("a case")
+    }
+
+    /// An empty block `ms` of block time after the last.
+    async fn later(&mut self, ms: u64) {
+        let at = self.time_ms + ms;
+        self.run_at(Vec::new(), at).await;
+    }
+}
+
+#[test]
+fn a_return_comes_back_and_is_refunded_and_the_rest_settles_with_every_balance_checked() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut mall = Mall::new(context, "after-sale-return").await;
+        let buyer = 100;
+        let product = mall
+            .publish(SHOP, ProductKind::Physical, &[(12_000, 5)])
+            .await;
+        let wallet = mall.cny(buyer).await;
+        let id = delivered_order(&mut mall, buyer, product).await;
+        let total = 24_000;
+        let snapshot = async |m: &Mall| {
+            (
+                m.order(id).await,
+                m.read::<AfterSale>(&key::after_sale(&id)).await,
+                m.cny(buyer).await,
+                m.holdings().await,
+            )
+        };
+
+        // Bad requests: another customer, nothing asked, more than escrow holds; no case yet.
+        refused(
+            &mut mall,
+            101,
+            request(id, 1_000, true),
+            "not_your_order",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            buyer,
+            request(id, 0, true),
+            "invalid_amount",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            buyer,
+            request(id, total + 1, true),
+            "refund_too_large",
+            snapshot,
+        )
+        .await;
+        refused(&mut mall, SHOP, answer(id, true), "no_after_sale", snapshot).await;
+
+        // The buyer asks for 10,000 back and will send the goods: completion waits.
+        let receipt_deadline = mall.order(id).await.deadline_ms;
+        mall.send(buyer, request(id, 10_000, true))
+            .await
+            .expect("requested");
+        let left_at_request = receipt_deadline - mall.time_ms;
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.deadline_ms),
+            (OrderStatus::AfterSale, 0)
+        );
+        let case = mall.case(id).await;
+        assert_eq!(
+            (case.status, case.amount, case.cases),
+            (AfterSaleStatus::Requested, 10_000, 1)
+        );
+        assert_eq!(case.deadline_ms, mall.time_ms + AFTER_SALE_WINDOW_MS);
+
+        // While the case is open the order does not complete, refund or take a second case;
+        // steps out of turn and parties not of the order are refused.
+        refused(
+            &mut mall,
+            buyer,
+            CommerceCall::ConfirmReceipt { order: id },
+            "bad_order_state",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            SHOP,
+            CommerceCall::Refund {
+                order: id,
+                amount: 1,
+                reason: text("x"),
+            },
+            "bad_order_state",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            buyer,
+            request(id, 1_000, false),
+            "bad_order_state",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            SHOP,
+            CommerceCall::ReceiveReturn { order: id },
+            "bad_after_sale_state",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            buyer,
+            sent_back(id, "express"),
+            "bad_after_sale_state",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            buyer,
+            CommerceCall::OpenDispute {
+                order: id,
+                reason: text("x"),
+            },
+            "bad_after_sale_state",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            SHOP2,
+            answer(id, true),
+            "not_your_order",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            101,
+            CommerceCall::WithdrawReturn { order: id },
+            "not_your_order",
+            snapshot,
+        )
+        .await;
+
+        // Approved: the goods go back with a member carrier, and only with one.
+        mall.send(SHOP, answer(id, true)).await.expect("approved");
+        assert_eq!(mall.case(id).await.status, AfterSaleStatus::Approved);
+        refused(
+            &mut mall,
+            buyer,
+            sent_back(id, "shop"),
+            "not_a_carrier",
+            snapshot,
+        )
+        .await;
+        mall.send(buyer, sent_back(id, "express"))
+            .await
+            .expect("sent back");
+        let case = mall.case(id).await;
+        assert_eq!(
+            (case.status, case.carrier),
+            (AfterSaleStatus::ShippedBack, Some(org("express")))
+        );
+        refused(
+            &mut mall,
+            buyer,
+            CommerceCall::WithdrawReturn { order: id },
+            "bad_after_sale_state",
+            snapshot,
+        )
+        .await;
+
+        // They arrive: 10,000 back to the buyer, the rest still in escrow, the receipt window
+        // going on from where it paused.
+        assert_eq!(mall.cny(buyer).await, wallet - total);
+        mall.send(SHOP, CommerceCall::ReceiveReturn { order: id })
+            .await
+            .expect("received");
+        assert_eq!(mall.cny(buyer).await, wallet - total + 10_000);
+        let case = mall.case(id).await;
+        assert_eq!(
+            (case.status, case.refunded, case.deadline_ms),
+            (AfterSaleStatus::Refunded, 10_000, 0)
+        );
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.payment),
+            (OrderStatus::Delivered, PaymentState::Escrowed)
+        );
+        assert_eq!((order.escrow, order.refunded), (total - 10_000, 10_000));
+        assert_eq!(order.deadline_ms, mall.time_ms + left_at_request);
+        assert_eq!(mall.holdings().await.escrow, total - 10_000);
+
+        // The buyer confirms: the seller is paid what is left less the fee.
+        let seller = mall.cny(SHOP).await;
+        mall.send(buyer, CommerceCall::ConfirmReceipt { order: id })
+            .await
+            .expect("confirmed");
+        let rest = total - 10_000;
+        assert_eq!(mall.cny(SHOP).await, seller + rest - fee_of(rest));
+        assert_eq!(mall.cny(FEE).await, fee_of(rest));
+        assert_eq!(mall.holdings().await.escrow, 0);
+        assert_eq!(mall.order(id).await.status, OrderStatus::Completed);
+        refused(
+            &mut mall,
+            buyer,
+            request(id, 1_000, false),
+            "bad_order_state",
+            snapshot,
+        )
+        .await;
+    });
+}
+
+#[test]
+fn after_sales_windows_disputes_rulings_and_the_case_limit_run_on_block_time() {
+    deterministic::Runner::default().start(|context| async move {
+        let mut mall = Mall::new(context, "after-sale-disputes").await;
+        let buyer = 100;
+        let product = mall
+            .publish(SHOP, ProductKind::Physical, &[(12_000, 20)])
+            .await;
+        let total = 24_000;
+
+        // A refund without return the seller never answers: approved when its window
+        // passes, paid at once.
+        let a = delivered_order(&mut mall, buyer, product).await;
+        mall.send(buyer, request(a, 5_000, false))
+            .await
+            .expect("requested");
+        let wallet = mall.cny(buyer).await;
+        mall.later(AFTER_SALE_WINDOW_MS - 1_000).await;
+        assert_eq!(
+            mall.case(a).await.status,
+            AfterSaleStatus::Requested,
+            "not yet"
+        );
+        mall.later(2_000).await;
+        assert_eq!(mall.case(a).await.status, AfterSaleStatus::Refunded);
+        assert_eq!(mall.cny(buyer).await, wallet + 5_000);
+        assert_eq!(mall.order(a).await.escrow, total - 5_000);
+
+        // Refused, taken to the platform, ruled: 1,000 to the buyer, the rest to the seller.
+        mall.send(buyer, request(a, 3_000, true))
+            .await
+            .expect("second request");
+        mall.send(SHOP, answer(a, false)).await.expect("refused");
+        assert_eq!(mall.case(a).await.status, AfterSaleStatus::Rejected);
+        mall.send(
+            buyer,
+            CommerceCall::OpenDispute {
+                order: a,
+                reason: text("坏了 broken"),
+            },
+        )
+        .await
+        .expect("disputed");
+        let case = mall.case(a).await;
+        assert_eq!(
+            (case.status, case.deadline_ms, case.cases),
+            (
+                AfterSaleStatus::Disputed,
+                mall.time_ms + AFTER_SALE_WINDOW_MS,
+                2
+            )
+        );
+        // A dispute waits for the operator up to a window.
+        mall.later(AFTER_SALE_WINDOW_MS / 2).await;
+        assert_eq!(mall.case(a).await.status, AfterSaleStatus::Disputed);
+        let snapshot = async |m: &Mall| (m.order(a).await, m.case(a).await, m.cny(buyer).await);
+        let rule = |refund| CommerceCall::RuleDispute {
+            order: a,
+            refund,
+            reason: text("ruling"),
+        };
+        refused(&mut mall, SHOP, rule(1_000), "unauthorized", snapshot).await;
+        refused(&mut mall, buyer, rule(1_000), "unauthorized", snapshot).await;
+        refused(
+            &mut mall,
+            OPERATOR,
+            rule(total),
+            "refund_too_large",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            SHOP,
+            answer(a, true),
+            "bad_after_sale_state",
+            snapshot,
+        )
+        .await;
+        let (wallet, seller) = (mall.cny(buyer).await, mall.cny(SHOP).await);
+        mall.send(OPERATOR, rule(1_000)).await.expect("ruled");
+        let rest = total - 5_000 - 1_000;
+        assert_eq!(mall.cny(buyer).await, wallet + 1_000);
+        assert_eq!(mall.cny(SHOP).await, seller + rest - fee_of(rest));
+        let order = mall.order(a).await;
+        assert_eq!(
+            (order.status, order.payment, order.escrow),
+            (OrderStatus::Completed, PaymentState::Released, 0)
+        );
+        assert_eq!(mall.case(a).await.status, AfterSaleStatus::Ruled);
+
+        // Withdrawn; refused and let lapse; withdrawn again: three cases, the most.
+        let b = delivered_order(&mut mall, buyer, product).await;
+        mall.send(buyer, request(b, 1_000, true)).await.expect("1");
+        mall.send(buyer, CommerceCall::WithdrawReturn { order: b })
+            .await
+            .expect("withdrawn");
+        assert_eq!(mall.case(b).await.status, AfterSaleStatus::Closed);
+        assert_eq!(mall.order(b).await.status, OrderStatus::Delivered);
+        mall.send(buyer, request(b, 1_000, true)).await.expect("2");
+        mall.send(SHOP, answer(b, false)).await.expect("refused");
+        mall.later(AFTER_SALE_WINDOW_MS + 1_000).await;
+        assert_eq!(
+            mall.case(b).await.status,
+            AfterSaleStatus::Closed,
+            "the refusal stood"
+        );
+        assert_eq!(mall.order(b).await.status, OrderStatus::Delivered);
+        mall.send(buyer, request(b, 1_000, false)).await.expect("3");
+        mall.send(buyer, CommerceCall::WithdrawReturn { order: b })
+            .await
+            .expect("withdrawn");
+        let snapshot = async |m: &Mall| (m.order(b).await, m.case(b).await);
+        refused(
+            &mut mall,
+            buyer,
+            request(b, 1_000, false),
+            "after_sales_max",
+            snapshot,
+        )
+        .await;
+        assert_eq!(mall.order(b).await.escrow, total, "nothing refunded");
+        // Its receipt window still runs, paused only while the cases were open.
+        mall.later(RECEIPT_WINDOW_MS).await;
+        assert_eq!(mall.order(b).await.status, OrderStatus::Completed);
+
+        // Approved, never sent back: the case closes. Sent back, never confirmed: refunded.
+        let c = delivered_order(&mut mall, buyer, product).await;
+        mall.send(buyer, request(c, 2_000, true))
+            .await
+            .expect("requested");
+        mall.send(SHOP, answer(c, true)).await.expect("approved");
+        mall.later(AFTER_SALE_WINDOW_MS + 1_000).await;
+        assert_eq!(mall.case(c).await.status, AfterSaleStatus::Closed);
+        assert_eq!(mall.order(c).await.escrow, total);
+        mall.send(buyer, request(c, 2_000, true))
+            .await
+            .expect("again");
+        mall.send(SHOP, answer(c, true)).await.expect("approved");
+        mall.send(buyer, sent_back(c, "express"))
+            .await
+            .expect("sent back");
+        let wallet = mall.cny(buyer).await;
+        mall.later(AFTER_SALE_WINDOW_MS + 1_000).await;
+        assert_eq!(mall.case(c).await.status, AfterSaleStatus::Refunded);
+        assert_eq!(mall.cny(buyer).await, wallet + 2_000);
+
+        // The seller disputes goods that came back damaged; the operator gives it all.
+        let d = delivered_order(&mut mall, buyer, product).await;
+        mall.send(buyer, request(d, total, true))
+            .await
+            .expect("requested");
+        mall.send(SHOP, answer(d, true)).await.expect("approved");
+        mall.send(buyer, sent_back(d, "express"))
+            .await
+            .expect("sent back");
+        let snapshot = async |m: &Mall| (m.order(d).await, m.case(d).await);
+        refused(
+            &mut mall,
+            SHOP2,
+            CommerceCall::OpenDispute {
+                order: d,
+                reason: text("x"),
+            },
+            "not_your_order",
+            snapshot,
+        )
+        .await;
+        mall.send(
+            SHOP,
+            CommerceCall::OpenDispute {
+                order: d,
+                reason: text("损坏 damaged"),
+            },
+        )
+        .await
+        .expect("the seller disputes");
+        let (wallet, seller) = (mall.cny(buyer).await, mall.cny(SHOP).await);
+        mall.send(
+            OPERATOR,
+            CommerceCall::RuleDispute {
+                order: d,
+                refund: 0,
+                reason: text("damaged in the buyer's hands"),
+            },
+        )
+        .await
+        .expect("ruled");
+        assert_eq!(mall.cny(buyer).await, wallet);
+        assert_eq!(mall.cny(SHOP).await, seller + total - fee_of(total));
+
+        // A dispute the platform does not rule in time is decided for the buyer; a refund a
+        // freeze refuses when its window passes is tried again a window later.
+        let f = delivered_order(&mut mall, buyer, product).await;
+        mall.send(buyer, request(f, 3_000, false))
+            .await
+            .expect("requested");
+        mall.send(SHOP, answer(f, false)).await.expect("refused");
+        mall.send(
+            buyer,
+            CommerceCall::OpenDispute {
+                order: f,
+                reason: text("x"),
+            },
+        )
+        .await
+        .expect("disputed");
+        mall.call(
+            REGULATOR,
+            Call::Freeze {
+                target: FreezeTarget::Account(self::id(buyer)),
+            },
+        )
+        .await
+        .expect("frozen");
+        let wallet = mall.cny(buyer).await;
+        mall.later(AFTER_SALE_WINDOW_MS + 1_000).await;
+        let case = mall.case(f).await;
+        assert_eq!(case.status, AfterSaleStatus::Disputed, "the freeze stands");
+        assert_eq!(
+            case.deadline_ms,
+            mall.time_ms + AFTER_SALE_WINDOW_MS,
+            "tried again later"
+        );
+        mall.call(
+            REGULATOR,
+            Call::Unfreeze {
+                target: FreezeTarget::Account(self::id(buyer)),
+            },
+        )
+        .await
+        .expect("unfrozen");
+        mall.later(AFTER_SALE_WINDOW_MS + 1_000).await;
+        assert_eq!(mall.case(f).await.status, AfterSaleStatus::Refunded);
+        assert_eq!(mall.cny(buyer).await, wallet + 3_000);
+        assert_eq!(mall.order(f).await.status, OrderStatus::Delivered);
+
+        // An operator does not rule a dispute of its own order.
+        mall.call(
+            buyer,
+            Call::TransferAsset {
+                asset: cny(),
+                to: self::id(OPERATOR),
+                amount: Amount::new(total),
+            },
+        )
+        .await
+        .expect("the operator's shopping money");
+        let g = delivered_order(&mut mall, OPERATOR, product).await;
+        mall.send(OPERATOR, request(g, 1_000, false))
+            .await
+            .expect("requested");
+        mall.send(SHOP, answer(g, false)).await.expect("refused");
+        mall.send(
+            OPERATOR,
+            CommerceCall::OpenDispute {
+                order: g,
+                reason: text("x"),
+            },
+        )
+        .await
+        .expect("disputed");
+        let snapshot = async |m: &Mall| (m.order(g).await, m.case(g).await);
+        refused(
+            &mut mall,
+            OPERATOR,
+            CommerceCall::RuleDispute {
+                order: g,
+                refund: 1_000,
+                reason: text("mine"),
+            },
+            "unauthorized",
+            snapshot,
+        )
+        .await;
+
+        // A whole refund by a case completes the order with its payment refunded.
+        let e = delivered_order(&mut mall, buyer, product).await;
+        mall.send(buyer, request(e, total, false))
+            .await
+            .expect("requested");
+        mall.send(SHOP, answer(e, true)).await.expect("approved");
+        let order = mall.order(e).await;
+        assert_eq!(
+            (order.status, order.payment, order.refunded, order.escrow),
+            (OrderStatus::Completed, PaymentState::Refunded, total, 0)
         );
     });
 }

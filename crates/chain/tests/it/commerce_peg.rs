@@ -84,6 +84,7 @@ fn genesis() -> consort_types::Genesis {
         fee_account: id(OPERATOR),
         payment_window_ms: 60_000,
         receipt_window_ms: 600_000,
+        after_sale_window_ms: 600_000,
     });
     genesis
 }

@@ -575,6 +575,7 @@ mod race {
             fee_account: sim::user(0),
             payment_window_ms: 600_000,
             receipt_window_ms: 600_000,
+            after_sale_window_ms: 600_000,
         });
         genesis
     }

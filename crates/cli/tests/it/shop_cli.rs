@@ -557,6 +557,109 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert_eq!(page["reviews"]["latest"][0]["text"], "音质很好，降噪明显");
     assert_eq!(page["rating"], "5.00");
 
+    // After-sales: a second order, of earphones, delivered; one earbud is missing, so she
+    // asks for half back without returning them; the seller refuses, she takes it to the
+    // platform, and the operator's ruling refunds her half and settles the rest.
+    shop(&env, &["cart", "add", earphones], &ann);
+    let placed = shop(
+        &env,
+        &["checkout", "--address", "安妮, 上海市南京路100号 5室"],
+        &ann,
+    );
+    let second = placed
+        .split("order ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("order id")
+        .to_string();
+    shop(&env, &["accept", &second], &bob);
+    shop(
+        &env,
+        &[
+            "ship",
+            &second,
+            "--carrier",
+            "swift",
+            "--carrier-account",
+            &courier_id,
+            "--label",
+            "安妮 上海市南京路100号 5室 138-0000-0000",
+        ],
+        &bob,
+    );
+    for status in ["picked_up", "in_transit", "out_for_delivery", "delivered"] {
+        shop(&env, &["event", &second, "0", status], &courier);
+    }
+    wait_json(&env, &["order", &second], &ann, |v| {
+        v["order"]["status"] == "delivered"
+    });
+    let half = "2450";
+    let refused = shop_fails(
+        &env,
+        &["return", &second, "--amount", "4901", "--reason", "x"],
+        &ann,
+    );
+    assert!(refused.contains("refund_too_large"), "{refused}");
+    shop(
+        &env,
+        &[
+            "return",
+            &second,
+            "--amount",
+            half,
+            "--refund-only",
+            "--reason",
+            "少了一只耳塞 one earbud missing",
+        ],
+        &ann,
+    );
+    shop(
+        &env,
+        &["answer-return", &second, "--refuse", "--reason", "包裹完整"],
+        &bob,
+    );
+    shop(
+        &env,
+        &["dispute", &second, "--reason", "快递照片显示缺件"],
+        &ann,
+    );
+    let disputes = wait_json(&env, &["orders", "--role", "operator"], &alice, |v| {
+        v["total"] == 1
+    });
+    assert_eq!(disputes["orders"][0]["id"].as_str(), Some(second.as_str()));
+    assert!(shop_fails(&env, &["orders", "--role", "operator"], &ann).contains("not_a_party"));
+    let case = shop_json(&env, &["order", &second], &alice);
+    assert_eq!(case["as"], "operator");
+    assert_eq!(case["after_sale"]["status"], "disputed", "{case}");
+    let ann_before = balance(&apis[2], &ann_id);
+    shop(
+        &env,
+        &[
+            "rule",
+            &second,
+            "--refund",
+            half,
+            "--reason",
+            "the carrier's photo shows one earbud",
+        ],
+        &alice,
+    );
+    let ruled = wait_json(&env, &["order", &second], &ann, |v| {
+        v["order"]["status"] == "completed"
+    });
+    assert_eq!(ruled["after_sale"]["status"], "ruled", "{ruled}");
+    assert_eq!(ruled["order"]["refunded"].as_u64(), Some(2_450));
+    assert_eq!(
+        ruled["order"]["settled"].as_u64().unwrap_or(0)
+            + ruled["order"]["fee"].as_u64().unwrap_or(0),
+        4_900 - 2_450
+    );
+    wait_for("the ruling's refund", Duration::from_secs(20), || {
+        balance(&apis[2], &ann_id) == ann_before + 2_450
+    });
+    let printed = shop(&env, &["order", &second], &ann);
+    assert!(printed.contains("after-sales: ruled"), "{printed}");
+
     bad_input_on_the_new_routes(&apis[0], &order, earphones, &ann);
 }
 

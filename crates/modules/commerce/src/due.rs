@@ -1,5 +1,6 @@
 //! Deadlines in block time: an unpaid order expires when its payment window passes, a
-//! delivered one completes when its receipt window passes.
+//! delivered one completes when its receipt window passes, an after-sales case moves on when
+//! the party it waits for lets its window pass.
 //!
 //! A deadline is an entry under its second of block time (`due/{second}/{n}` and a count),
 //! written when it is set. End of block walks the seconds that have wholly passed by the
@@ -7,7 +8,8 @@
 //! block, deleting each entry it handles. An entry whose order moved on meanwhile (paid,
 //! cancelled, confirmed) is skipped: the order's own deadline decides.
 
-use crate::{Commerce, Shop, money, save_order, stamp, stock};
+pub use crate::schedule;
+use crate::{Commerce, Shop, after_sale, money, save_order, stamp, stock};
 use consort_execution::{BlockError, BlockInfo, Fail, Runtime, Store};
 use consort_governance::Gov;
 use consort_types::{
@@ -30,28 +32,6 @@ pub(crate) async fn start_receipt_window<E: Runtime>(
         .time_ms
         .saturating_add(shop.rules.config.receipt_window_ms);
     schedule(store, id, order.deadline_ms).await?;
-    Ok(())
-}
-
-/// Set a deadline of order `id` at `deadline_ms`.
-///
-/// # Errors
-/// A state failure.
-pub async fn schedule<E: Runtime>(
-    store: &mut Store<'_, E>,
-    id: &RecordId,
-    deadline_ms: u64,
-) -> Result<(), BlockError> {
-    let second = deadline_ms / 1_000;
-    let n = store
-        .get::<u32>(&key::due_count(second))
-        .await?
-        .unwrap_or(0);
-    let next = n
-        .checked_add(1)
-        .ok_or_else(|| BlockError::Invariant(format!("deadline second {second} is full")))?;
-    store.put(&key::due(second, n), id).await?;
-    store.put(&key::due_count(second), &next).await?;
     Ok(())
 }
 
@@ -130,7 +110,9 @@ async fn handle<E: Runtime>(
     else {
         return Ok(());
     };
-    if order.deadline_ms == 0 || order.deadline_ms > block.timestamp_ms {
+    // An order in after-sales waits on its case's deadline, not its own.
+    let after_sale = order.status == OrderStatus::AfterSale;
+    if !after_sale && (order.deadline_ms == 0 || order.deadline_ms > block.timestamp_ms) {
         return Ok(());
     }
     // Keep what end of block did so far: a refusal below drops only its own writes.
@@ -148,6 +130,13 @@ async fn handle<E: Runtime>(
                 money::settle(store, shop, &mut order).await?;
                 save_order(store, id, &mut order, at, b"auto_complete").await
             }
+            (OrderStatus::AfterSale, _) => {
+                let window = shop.config.after_sale_window_ms;
+                if after_sale::lapse(store, window, id, &mut order, at).await? {
+                    save_order(store, id, &mut order, at, b"after_sale_lapsed").await?;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -157,9 +146,14 @@ async fn handle<E: Runtime>(
             store.commit();
             Ok(())
         }
-        // A refusal (a frozen seller): nothing of it is kept.
+        // A refusal (a frozen seller): nothing of it is kept. An after-sales step is tried
+        // again later: the party it protects has no call of its own to take it.
         Err(Fail::Tx(_)) => {
             store.rollback();
+            if after_sale {
+                after_sale::postpone(store, shop.config.after_sale_window_ms, id, at).await?;
+                store.commit();
+            }
             Ok(())
         }
         Err(Fail::Db(error)) => Err(error),

@@ -13,6 +13,7 @@
 //! * [`orders`]: placing, paying, modifying, cancelling.
 //! * [`fulfilment`]: accepting, shipping, carrier events, digital fulfilment, receipt.
 //! * [`money`]: escrow, settlement, refunds, bank confirmations, payouts.
+//! * [`after_sale`]: returns, refunds without return, disputes and the operator's rulings.
 //! * [`reviews`]: reviews, revisions, replies and ratings.
 //! * [`stock`]: reserving and releasing stock per variant.
 //! * [`due`]: deadlines in block time (unpaid orders expire, delivered ones complete).
@@ -20,6 +21,7 @@
 //!
 //! Nothing here reads the clock: deadlines run on block time.
 
+pub mod after_sale;
 pub mod catalogue;
 pub mod conservation;
 pub mod due;
@@ -159,6 +161,24 @@ impl Commerce {
             C::ReplyReview { order, line, text } => {
                 reviews::reply(store, &shop, order, *line, text.as_str()).await
             }
+            C::RequestReturn {
+                order,
+                amount,
+                goods_back,
+                ..
+            } => after_sale::request(store, &shop, order, *amount, *goods_back).await,
+            C::AnswerReturn { order, approve, .. } => {
+                after_sale::answer(store, &shop, order, *approve).await
+            }
+            C::ReturnShipped { order, carrier, .. } => {
+                after_sale::shipped_back(store, &shop, order, carrier).await
+            }
+            C::ReceiveReturn { order } => after_sale::receive(store, &shop, order).await,
+            C::OpenDispute { order, .. } => after_sale::dispute(store, &shop, order).await,
+            C::RuleDispute { order, refund, .. } => {
+                after_sale::rule(store, &shop, order, *refund).await
+            }
+            C::WithdrawReturn { order } => after_sale::withdraw(store, &shop, order).await,
         }
     }
 
@@ -203,6 +223,8 @@ pub const ORDER_BYTES_ONE_LINE: usize = 312;
 pub const SHIPMENT_BYTES_ONE_LINE: usize = 91;
 /// Encoded bytes of a product head.
 pub const PRODUCT_HEAD_BYTES: usize = 132;
+/// Encoded bytes of an after-sales case with a carrier named.
+pub const AFTER_SALE_BYTES: usize = 84;
 /// Encoded bytes of a published sealing key.
 pub const SEAL_KEY_BYTES: usize = 32;
 
@@ -322,6 +344,16 @@ fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
         | C::Review { order: id, .. }
         | C::ReviseReview { order: id, .. }
         | C::ReplyReview { order: id, .. } => order(id, out),
+        C::RequestReturn { order: id, .. }
+        | C::AnswerReturn { order: id, .. }
+        | C::ReturnShipped { order: id, .. }
+        | C::ReceiveReturn { order: id }
+        | C::OpenDispute { order: id, .. }
+        | C::RuleDispute { order: id, .. }
+        | C::WithdrawReturn { order: id } => {
+            order(id, out);
+            out.extend(record_keys(&key::after_sale(id), AFTER_SALE_BYTES));
+        }
         C::PublishProduct { .. }
         | C::UpdateProduct { .. }
         | C::SetListed { .. }
@@ -386,6 +418,28 @@ impl Shop<'_> {
         }
         Ok(registration.org)
     }
+}
+
+/// Set a deadline of order `id` at `deadline_ms` ([`due`] handles it when it passes).
+///
+/// # Errors
+/// A state failure.
+pub async fn schedule<E: Runtime>(
+    store: &mut Store<'_, E>,
+    id: &RecordId,
+    deadline_ms: u64,
+) -> Result<(), BlockError> {
+    let second = deadline_ms / 1_000;
+    let n = store
+        .get::<u32>(&key::due_count(second))
+        .await?
+        .unwrap_or(0);
+    let next = n
+        .checked_add(1)
+        .ok_or_else(|| BlockError::Invariant(format!("deadline second {second} is full")))?;
+    store.put(&key::due(second, n), id).await?;
+    store.put(&key::due_count(second), &next).await?;
+    Ok(())
 }
 
 /// The stamp of `block`.
@@ -691,6 +745,19 @@ mod tests {
             updated: at,
         };
         assert_eq!(head.encode_size(), PRODUCT_HEAD_BYTES);
+        let case = consort_types::commerce::AfterSale {
+            status: consort_types::commerce::AfterSaleStatus::ShippedBack,
+            goods_back: true,
+            amount: 1,
+            refunded: 0,
+            cases: 1,
+            carrier: Some("carrier-org-16ch".parse().expect("org")),
+            receipt_left_ms: 1,
+            deadline_ms: 1,
+            opened: at,
+            updated: at,
+        };
+        assert_eq!(case.encode_size(), AFTER_SALE_BYTES);
         let seal_key: consort_types::sealed::SealKey = [5; 32];
         assert_eq!(seal_key.encode_size(), SEAL_KEY_BYTES);
     }

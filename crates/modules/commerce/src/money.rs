@@ -217,6 +217,14 @@ pub(crate) async fn refund<E: Runtime>(
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     require_seller(store, shop, id, &order).await?;
+    if order.status == OrderStatus::AfterSale {
+        // The case decides what goes back: the seller answers it instead.
+        return Err(CommerceError::BadState {
+            call: "refund",
+            status: order.status.name(),
+        }
+        .into());
+    }
     if order.payment != PaymentState::Escrowed {
         return Err(CommerceError::BadState {
             call: "refund",

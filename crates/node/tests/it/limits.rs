@@ -207,6 +207,11 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("SHIP_ORDERS_MAX", bytes(commerce::SHIP_ORDERS_MAX)),
         ("REASON_MAX", bytes(commerce::REASON_MAX)),
         ("LOCATION_MAX", bytes(commerce::LOCATION_MAX)),
+        ("TRACKING_MAX", bytes(commerce::TRACKING_MAX)),
+        (
+            "AFTER_SALES_PER_ORDER_MAX",
+            u64::from(commerce::AFTER_SALES_PER_ORDER_MAX),
+        ),
         ("REVIEW_TEXT_MAX", bytes(commerce::REVIEW_TEXT_MAX)),
         ("REVIEW_PHOTOS_MAX", bytes(commerce::REVIEW_PHOTOS_MAX)),
         (

@@ -6,7 +6,8 @@
 //! catalogue of 210 products in Chinese and English across categories, with variants, images
 //! (by URL and SHA-256) and stock; and orders are driven into every state a shop shows —
 //! unpaid, paid, accepted, in transit, delivered, completed and reviewed (some with the
-//! seller's reply), cancelled, and paid by bank transfer — all through ordinary signed
+//! seller's reply), cancelled, paid by bank transfer, a return approved and a refund disputed
+//! before the platform — all through ordinary signed
 //! transactions, in batches, each phase waiting for the last to be final.
 
 use crate::client::Client;
@@ -734,7 +735,8 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
         })
         .collect();
     // Stage of each order: k = 0 unpaid; 1 cancelled; 2 paid; 9 bank transfer confirmed;
-    // 3 accepted; 4 in transit; 5 delivered; the rest completed and reviewed.
+    // 3 accepted; 4 in transit; 5 delivered; 6 delivered, a return approved; 7 delivered, a
+    // refund refused and disputed before the platform; the rest completed and reviewed.
     let stage = |k: usize| match k {
         0 => "unpaid",
         1 => "cancelled",
@@ -743,11 +745,17 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
         3 => "accepted",
         4 => "in_transit",
         5 => "delivered",
+        6 => "returning",
+        7 => "disputed",
         _ => "completed",
     };
     let past = |k: usize, step: &str| {
         let order = ["accepted", "in_transit", "delivered", "completed"];
-        let at = order.iter().position(|s| *s == stage(k));
+        let level = match stage(k) {
+            "returning" | "disputed" => "delivered",
+            other => other,
+        };
+        let at = order.iter().position(|s| *s == level);
         let want = order.iter().position(|s| *s == step);
         matches!((at, want), (Some(a), Some(w)) if a >= w)
     };
@@ -911,6 +919,63 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
         }
     }
     phase.run("replies")?;
+    // After-sales: a return approved and waiting for the goods, and a refund the seller
+    // refused that the customer took to the platform (the operator's disputes queue).
+    let mut phase = Phase::new(&client, chain_id);
+    for (k, (c, _, order, total)) in orders.iter().enumerate() {
+        let (goods_back, amount, reason) = match stage(k) {
+            "returning" => (true, *total, "尺码不合适，想退货 the size does not fit"),
+            "disputed" => (
+                false,
+                total / 2,
+                "少了一件 one item missing from the parcel",
+            ),
+            _ => continue,
+        };
+        phase.shop(
+            &mut customers[*c],
+            CommerceCall::RequestReturn {
+                order: *order,
+                amount,
+                goods_back,
+                reason: text(reason)?,
+            },
+        );
+    }
+    phase.run("after-sales requests")?;
+    let mut phase = Phase::new(&client, chain_id);
+    {
+        let sellers = [&mut bob, &mut *tea, &mut *gadgets];
+        for (k, (_, n, order, _)) in orders.iter().enumerate() {
+            let (approve, reason) = match stage(k) {
+                "returning" => (true, "同意退货，请寄回 approved: please send it back"),
+                "disputed" => (false, "包裹出库时完整 the parcel left complete"),
+                _ => continue,
+            };
+            phase.shop(
+                sellers[n % 3],
+                CommerceCall::AnswerReturn {
+                    order: *order,
+                    approve,
+                    reason: text(reason)?,
+                },
+            );
+        }
+    }
+    phase.run("after-sales answers")?;
+    let mut phase = Phase::new(&client, chain_id);
+    for (k, (c, _, order, _)) in orders.iter().enumerate() {
+        if stage(k) == "disputed" {
+            phase.shop(
+                &mut customers[*c],
+                CommerceCall::OpenDispute {
+                    order: *order,
+                    reason: text("快递签收照片显示只有一件 the delivery photo shows one item")?,
+                },
+            );
+        }
+    }
+    phase.run("disputes")?;
     std::fs::write(&marker, format!("{}\n", Value::from(DEMO_PRODUCTS)))
         .with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(Demo {

@@ -121,6 +121,27 @@ pub enum ShopCommand {
         #[command(flatten)]
         key: KeyArg,
     },
+    /// Your profile (name, phone, addresses), kept on chain as a private record sealed to you
+    /// and a regulator. With no option, show it; with options, change what they name. Checkout
+    /// ships to its first address when --address is not given.
+    Profile {
+        #[command(flatten)]
+        key: KeyArg,
+        /// Your name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Your phone number.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Your addresses, the default first (repeat the option; replaces the list).
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        /// A regulator's account (the profile is sealed to it too).
+        #[arg(long, env = "CONSORT_REGULATOR")]
+        regulator: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Search the catalogue, in Chinese or English.
     Search {
         /// Words (蓝牙耳机, "bluetooth headphones"); none lists everything.
@@ -647,6 +668,62 @@ fn money(amount: &Value, currency: &Value) -> String {
 pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
     match command {
         ShopCommand::Join { key } => join(at, &key.load()?),
+        ShopCommand::Profile {
+            key,
+            name,
+            phone,
+            addresses,
+            regulator: reg,
+            json,
+        } => {
+            let key = key.load()?;
+            let mut profile = my_profile(at, &key)?.unwrap_or_else(|| json!({}));
+            let changing = name.is_some() || phone.is_some() || !addresses.is_empty();
+            if changing {
+                if let Some(name) = name {
+                    profile["name"] = json!(name);
+                }
+                if let Some(phone) = phone {
+                    profile["phone"] = json!(phone);
+                }
+                if !addresses.is_empty() {
+                    profile["addresses"] = json!(addresses);
+                }
+                put_profile(at, &key, &profile, reg.as_ref())?;
+            } else if profile == json!({}) {
+                bail!(
+                    "no profile yet: `consort shop profile --name ... --phone ... --address ...` \
+                     writes one"
+                );
+            }
+            if json.json {
+                return print_json(&profile);
+            }
+            println!(
+                "{}{}",
+                profile["name"].as_str().unwrap_or("(no name)"),
+                profile["phone"]
+                    .as_str()
+                    .map(|p| format!(" · {p}"))
+                    .unwrap_or_default()
+            );
+            for (i, address) in profile["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                println!(
+                    "  {} {}",
+                    if i == 0 { "*" } else { " " },
+                    address.as_str().unwrap_or("?")
+                );
+            }
+            if changing {
+                println!("(sealed to you and the regulator; only you two can read it)");
+            }
+            Ok(())
+        }
         ShopCommand::Demo { dir } => {
             let demo = crate::demo::seed(&dir, &at.node)?;
             println!(
@@ -1057,6 +1134,56 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The signer's profile, opened, if it wrote one.
+fn my_profile(at: &Endpoints, key: &ed25519::PrivateKey) -> anyhow::Result<Option<Value>> {
+    let record = match at.shop().get_signed("/v1/shop/profile", key) {
+        Ok(record) => record,
+        Err(error) if error.to_string().starts_with("no_profile") => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let envelope: Sealed = serde_json::from_value(record["envelope"].clone())
+        .context("the shop sent a malformed profile envelope")?;
+    let me = crate::keys::account_of(key);
+    let chain_id = at.node().chain_id()?;
+    let info = sealed::context(chain_id, &me, &me, PROFILE_LABEL);
+    let (secret, _) = sealed::keypair(&commonware_codec::Encode::encode(key));
+    let plain = sealed::open(&envelope, &me, &secret, &info)
+        .context("cannot open the profile with this key")?;
+    Ok(Some(
+        serde_json::from_slice(&plain).context("the profile is not JSON")?,
+    ))
+}
+
+/// Seal `profile` to the signer and a regulator and put it on chain as a private record.
+fn put_profile(
+    at: &Endpoints,
+    key: &ed25519::PrivateKey,
+    profile: &Value,
+    reg: Option<&String>,
+) -> anyhow::Result<()> {
+    let node = at.node();
+    let me = crate::keys::account_of(key);
+    let regulator = checked_regulator(&node, reg)?;
+    let keyed = [seal_key(&node, &me)?, seal_key(&node, &regulator)?];
+    let chain_id = node.chain_id()?;
+    let info = sealed::context(chain_id, &me, &me, PROFILE_LABEL);
+    let envelope = sealed::seal(profile.to_string().as_bytes(), &keyed, &info)?;
+    let hash = node.submit(
+        key,
+        Call::PutPrivate {
+            about: me,
+            label: consort_types::codec_util::Blob::new(PROFILE_LABEL.to_vec()).context("label")?,
+            envelope,
+        },
+        None,
+    )?;
+    node.wait_finalized(&hash, Duration::from_secs(30))?;
+    Ok(())
+}
+
+/// The label of the private record holding a customer's profile (as the indexer keeps it).
+const PROFILE_LABEL: &[u8] = consort_indexer::model::PROFILE_LABEL;
+
 fn join(at: &Endpoints, key: &ed25519::PrivateKey) -> anyhow::Result<()> {
     let node = at.node();
     let me = crate::keys::account_of(key);
@@ -1175,10 +1302,26 @@ fn checkout(
     let any_physical = groups
         .iter()
         .any(|g| g["kind"].as_str() == Some("physical"));
-    let regulator = if any_physical {
-        if address.is_none() {
-            bail!("the cart holds physical goods: give --address (it is sealed, never public)");
+    let address = match address {
+        Some(address) => Some(address),
+        None if any_physical => {
+            let profile = my_profile(at, key)?;
+            let first = profile
+                .as_ref()
+                .and_then(|p| p["addresses"][0].as_str())
+                .map(str::to_string);
+            if first.is_none() {
+                bail!(
+                    "the cart holds physical goods: give --address, or keep one in your profile \
+                     (`consort shop profile --address ...`); it is sealed, never public"
+                );
+            }
+            eprintln!("shipping to your profile's address");
+            first
         }
+        None => None,
+    };
+    let regulator = if any_physical {
         Some(checked_regulator(&node, reg)?)
     } else {
         None

@@ -46,6 +46,9 @@ pub enum IndexError {
     },
 }
 
+/// The label of the private record that holds a customer's profile (name, phone, addresses).
+pub const PROFILE_LABEL: &[u8] = b"profile";
+
 /// The version of the index's schema; an index of another version is rebuilt.
 pub const SCHEMA_VERSION: i64 = 2;
 
@@ -211,6 +214,12 @@ CREATE TABLE IF NOT EXISTS sellers (
     completed INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS search_dirty (product TEXT PRIMARY KEY) STRICT;
+CREATE TABLE IF NOT EXISTS profiles (
+    account TEXT PRIMARY KEY,
+    height INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    envelope TEXT NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS after_sales (
     order_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -234,7 +243,7 @@ CREATE TABLE IF NOT EXISTS payouts (
 ";
 
 /// The tables [`Index::dump`] shows, each with the columns that order its rows.
-const TABLES: [(&str, &str); 14] = [
+const TABLES: [(&str, &str); 15] = [
     ("cursor", "id"),
     ("products", "id"),
     ("product_versions", "product, version"),
@@ -249,6 +258,7 @@ const TABLES: [(&str, &str); 14] = [
     ("sellers", "org"),
     ("payouts", "id"),
     ("after_sales", "order_id"),
+    ("profiles", "account"),
 ];
 
 /// The read model.
@@ -692,6 +702,7 @@ impl Applying<'_, '_> {
         for ((index, tx), outcome) in (0u32..).zip(block.txs.iter()).zip(block.outcomes.iter()) {
             if *outcome == Outcome::Applied {
                 carried.take(self.height, index, tx);
+                self.profile(index, tx)?;
             }
         }
         for change in &changes.0 {
@@ -712,6 +723,29 @@ impl Applying<'_, '_> {
                     status,
                     location
                 ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A customer's profile: a private record labelled `profile` that an account writes about
+    /// itself, sealed (to itself and a regulator). The newest is kept, still sealed: only its
+    /// recipients can open it.
+    fn profile(&self, index: u32, tx: &SignedTx) -> Result<(), IndexError> {
+        if let Call::PutPrivate {
+            about,
+            label,
+            envelope,
+        } = &tx.tx.call
+            && *about == tx.tx.sender
+            && label.as_slice() == PROFILE_LABEL
+        {
+            let envelope = serde_json::to_string(envelope)
+                .map_err(|e| self.bad(format!("a profile's envelope: {e}")))?;
+            self.tx.execute(
+                "INSERT OR REPLACE INTO profiles (account, height, idx, envelope) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![tx.tx.sender.to_string(), sql(self.height), index, envelope],
             )?;
         }
         Ok(())

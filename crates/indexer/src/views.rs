@@ -56,6 +56,48 @@ pub(crate) fn routes() -> Router<Arc<Shop>> {
         .route("/v1/shop/orders", get(list))
         .route("/v1/shop/orders/{id}", get(order))
         .route("/v1/shop/updates", get(updates))
+        .route("/v1/shop/profile", get(profile))
+}
+
+/// The signer's profile as it last wrote it: still sealed (to itself and a regulator), with
+/// what opening it needs (author, about, label).
+async fn profile(
+    State(shop): State<Arc<Shop>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = signer(&shop, &method, &uri, &headers, &[]).await?;
+    let me = account.to_string();
+    shop.read(move |_, conn| {
+        let found: Option<(i64, i64, String)> = conn
+            .query_row(
+                "SELECT height, idx, envelope FROM profiles WHERE account = ?1",
+                [&me],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((height, index, envelope)) = found else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_profile",
+                format!(
+                    "{me} has no profile yet: `consort shop profile --name ... --address ...` \
+                     writes one"
+                ),
+            ));
+        };
+        let envelope: Value = serde_json::from_str(&envelope).map_err(ApiError::internal)?;
+        Ok(Json(json!({
+            "account": me,
+            "author": me,
+            "about": me,
+            "label": "profile",
+            "at": format!("{height}-{index}"),
+            "envelope": envelope,
+        })))
+    })
+    .await
 }
 
 /// Who signed a request.

@@ -560,12 +560,45 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     // After-sales: a second order, of earphones, delivered; one earbud is missing, so she
     // asks for half back without returning them; the seller refuses, she takes it to the
     // platform, and the operator's ruling refunds her half and settles the rest.
-    shop(&env, &["cart", "add", earphones], &ann);
-    let placed = shop(
+    // She keeps her address in her profile (sealed to her and the regulator) and checks out
+    // without typing it again.
+    assert!(shop_fails(&env, &["profile"], &ann).contains("no profile yet"));
+    shop(
         &env,
-        &["checkout", "--address", "安妮, 上海市南京路100号 5室"],
+        &[
+            "profile",
+            "--name",
+            "安妮",
+            "--phone",
+            "+86 138 0000 0000",
+            "--address",
+            "上海市南京路100号 5室",
+            "--address",
+            "北京市建国路88号",
+        ],
         &ann,
     );
+    // The shop's indexer may be a block behind the node that took it.
+    let profile = |done: &dyn Fn(&Value) -> bool| -> Value {
+        let mut last = Value::Null;
+        wait_for("the profile indexed", Duration::from_secs(30), || {
+            let out = env
+                .command(&["profile", "--json"], &ann)
+                .output()
+                .expect("consort shop profile");
+            last = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            out.status.success() && done(&last)
+        });
+        last
+    };
+    let mine = profile(&|v| v["name"] == "安妮");
+    assert_eq!(mine["addresses"][0], "上海市南京路100号 5室", "{mine}");
+    shop(&env, &["profile", "--phone", "+86 139 1111 1111"], &ann);
+    let mine = profile(&|v| v["phone"] == "+86 139 1111 1111");
+    assert_eq!(mine["name"], "安妮", "a change keeps what it does not name");
+    assert!(shop_fails(&env, &["profile"], &stranger).contains("no profile yet"));
+    shop(&env, &["cart", "add", earphones], &ann);
+    let placed = shop(&env, &["checkout"], &ann);
     let second = placed
         .split("order ")
         .nth(1)

@@ -814,6 +814,12 @@ fn remember_rejection(pool: &mut Pool, hash: TxHash, error: TxError) {
     if pool.entries.contains_key(&hash) {
         return;
     }
+    // A used nonce is most often the transaction itself, sent again after a block took it:
+    // its status is the block's, never a refusal (the sender of a different transaction with
+    // that nonce was told so when it sent it).
+    if matches!(error, TxError::NonceReused { .. }) {
+        return;
+    }
     let seq = pool.rejected_seq;
     pool.rejected_seq += 1;
     pool.rejected.insert(hash, (seq, error));
@@ -1080,6 +1086,16 @@ mod tests {
             Err(TxError::Duplicate)
         );
         pool.remember_rejection(hash, TxError::Duplicate);
+        let used = TxError::NonceReused {
+            expected: 1,
+            got: 0,
+        };
+        pool.remember_rejection(transfer(0, 2).hash(), used);
+        assert_eq!(
+            pool.status(&transfer(0, 2).hash()),
+            None,
+            "a used nonce is not remembered as a refusal"
+        );
         pool.remember_rejection(
             hash,
             TxError::InsufficientBalance {

@@ -1168,6 +1168,7 @@ fn put_profile(
     let chain_id = node.chain_id()?;
     let info = sealed::context(chain_id, &me, &me, PROFILE_LABEL);
     let envelope = sealed::seal(profile.to_string().as_bytes(), &keyed, &info)?;
+    let sent = serde_json::to_value(&envelope)?;
     let hash = node.submit(
         key,
         Call::PutPrivate {
@@ -1178,8 +1179,27 @@ fn put_profile(
         None,
     )?;
     node.wait_finalized(&hash, Duration::from_secs(30))?;
+    // Until the shop's indexer has it, a next change would start from the old profile.
+    let shop = at.shop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(PROFILE_INDEX_WAIT_SECS);
+    while std::time::Instant::now() < deadline {
+        if shop
+            .get_signed("/v1/shop/profile", key)
+            .is_ok_and(|record| record["envelope"] == sent)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "note: the profile is on chain, but the shop's indexer has not shown it yet after \
+         {PROFILE_INDEX_WAIT_SECS} s"
+    );
     Ok(())
 }
+
+/// How long `consort shop profile` waits for the shop's indexer to show a change.
+const PROFILE_INDEX_WAIT_SECS: u64 = 15;
 
 /// The label of the private record holding a customer's profile (as the indexer keeps it).
 const PROFILE_LABEL: &[u8] = consort_indexer::model::PROFILE_LABEL;

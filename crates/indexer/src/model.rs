@@ -35,6 +35,17 @@ pub enum IndexError {
         /// The index's cursor.
         held: u64,
     },
+    /// The file holds an index of another schema (written by another version).
+    #[error(
+        "{path} holds an index of schema {found}, this build writes {SCHEMA_VERSION}: delete it \
+         (or pass --rebuild) to build it again"
+    )]
+    OtherSchema {
+        /// The file.
+        path: String,
+        /// Its schema.
+        found: String,
+    },
     /// A change or transaction does not make sense (the node is not a Consort node of this
     /// version, or it is broken).
     #[error("block {height}: {what}")]
@@ -314,14 +325,10 @@ impl Index {
                 )?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(IndexError::Inconsistent {
-                    height: 0,
-                    what: format!(
-                        "{} holds an index of schema {v}, this build writes {SCHEMA_VERSION}: \
-                         delete it (or pass --rebuild) to build it again",
-                        path.display()
-                    ),
+            Some(found) => {
+                return Err(IndexError::OtherSchema {
+                    path: path.display().to_string(),
+                    found,
                 });
             }
         }

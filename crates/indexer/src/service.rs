@@ -4,6 +4,7 @@
 
 use crate::{
     FollowError, Index, NodeSource, Search, follow,
+    model::IndexError,
     shop::{Shop, Update},
 };
 use std::{
@@ -68,7 +69,23 @@ impl Service {
                 error,
             })?;
         }
-        let mut index = Index::open(db)?;
+        // The read model is derived from the chain: one written by another version is
+        // rebuilt from genesis (carts, which customers wrote, are in another file and stay).
+        let mut index = match Index::open(db) {
+            Err(IndexError::OtherSchema { path, found }) => {
+                tracing::warn!(
+                    %path,
+                    %found,
+                    "the shop's read model is of another schema; rebuilding it from genesis"
+                );
+                remove(db).map_err(|error| ServiceError::Io {
+                    what: format!("cannot remove {path}"),
+                    error,
+                })?;
+                Index::open(db)?
+            }
+            opened => opened?,
+        };
         let search = Arc::new(Search::open(&search_dir(db))?);
         let shop = Shop::new(db.to_path_buf(), search.clone(), node)?;
         let node = node.to_string();
@@ -133,5 +150,46 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_model_of_another_schema_is_rebuilt_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("shop.sqlite");
+        drop(Index::open(&db).expect("a new index"));
+        {
+            let conn = rusqlite::Connection::open(&db).expect("open");
+            conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'", [])
+                .expect("an older schema");
+            conn.execute("CREATE TABLE old_only (x INTEGER) STRICT", [])
+                .expect("an older table");
+        }
+        assert!(matches!(
+            Index::open(&db),
+            Err(IndexError::OtherSchema { ref found, .. }) if found == "1"
+        ));
+        // No node answers on the discard port: following fails, opening does not.
+        let service = Service::start(&db, "http://127.0.0.1:9").expect("started");
+        drop(service);
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        let schema: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .expect("schema");
+        assert_eq!(schema, crate::model::SCHEMA_VERSION.to_string());
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'old_only'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("tables");
+        assert_eq!(old, 0, "the old file was removed, not patched");
     }
 }

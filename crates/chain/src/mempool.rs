@@ -460,16 +460,24 @@ impl Mempool {
         }
     }
 
-    /// Remember a refusal at admission, for status queries.
+    /// Remember a refusal at admission, for status queries. A used nonce is not remembered:
+    /// at admission it is most often the transaction itself, sent again after a block took
+    /// it, whose status is the block's (the sender of a different transaction with that nonce
+    /// was told so when it sent it). Block building's refusals ([`Mempool::reject`]) are all
+    /// remembered.
     pub fn remember_rejection(&self, hash: TxHash, error: TxError) {
-        remember_rejection(&mut self.lock(), hash, error);
+        if !matches!(error, TxError::NonceReused { .. }) {
+            remember_rejection(&mut self.lock(), hash, error);
+        }
     }
 
     /// [`Mempool::remember_rejection`] for many refusals under one lock.
     pub fn remember_rejections(&self, rejections: impl IntoIterator<Item = (TxHash, TxError)>) {
         let mut pool = self.lock();
         for (hash, error) in rejections {
-            remember_rejection(&mut pool, hash, error);
+            if !matches!(error, TxError::NonceReused { .. }) {
+                remember_rejection(&mut pool, hash, error);
+            }
         }
     }
 
@@ -812,12 +820,6 @@ fn remove(pool: &mut Pool, hash: &TxHash) {
 fn remember_rejection(pool: &mut Pool, hash: TxHash, error: TxError) {
     // A copy of a transaction the pool holds is refused, not the transaction: it is pending.
     if pool.entries.contains_key(&hash) {
-        return;
-    }
-    // A used nonce is most often the transaction itself, sent again after a block took it:
-    // its status is the block's, never a refusal (the sender of a different transaction with
-    // that nonce was told so when it sent it).
-    if matches!(error, TxError::NonceReused { .. }) {
         return;
     }
     let seq = pool.rejected_seq;

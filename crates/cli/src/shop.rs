@@ -677,8 +677,13 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
             json,
         } => {
             let key = key.load()?;
-            let mut profile = my_profile(at, &key)?.unwrap_or_else(|| json!({}));
             let changing = name.is_some() || phone.is_some() || !addresses.is_empty();
+            if changing {
+                // A change keeps the fields it does not name: read them from an indexer that
+                // has every block the node has.
+                shop_caught_up(at)?;
+            }
+            let mut profile = my_profile(at, &key)?.unwrap_or_else(|| json!({}));
             if changing {
                 if let Some(name) = name {
                     profile["name"] = json!(name);
@@ -1147,11 +1152,41 @@ fn my_profile(at: &Endpoints, key: &ed25519::PrivateKey) -> anyhow::Result<Optio
     let chain_id = at.node().chain_id()?;
     let info = sealed::context(chain_id, &me, &me, PROFILE_LABEL);
     let (secret, _) = sealed::keypair(&commonware_codec::Encode::encode(key));
-    let plain = sealed::open(&envelope, &me, &secret, &info)
-        .context("cannot open the profile with this key")?;
-    Ok(Some(
-        serde_json::from_slice(&plain).context("the profile is not JSON")?,
-    ))
+    let opened = sealed::open(&envelope, &me, &secret, &info)
+        .ok()
+        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+        .filter(Value::is_object);
+    if opened.is_none() {
+        eprintln!(
+            "note: the profile on chain cannot be opened with this key or is not a profile; \
+             a change starts afresh"
+        );
+    }
+    Ok(Some(opened.unwrap_or_else(|| json!({}))))
+}
+
+/// Wait until the shop's indexer has every block the node has finalized (a read-modify-write
+/// must not start from an older state), or fail saying so.
+fn shop_caught_up(at: &Endpoints) -> anyhow::Result<()> {
+    let tip = at.node().get("/v1/status")?["finalized_height"]
+        .as_u64()
+        .context("the node's status has no finalized_height")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(PROFILE_INDEX_WAIT_SECS);
+    loop {
+        let indexed = at.shop().get("/v1/shop/status")?["indexed_height"]
+            .as_u64()
+            .unwrap_or(0);
+        if indexed >= tip {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "the shop's indexer is at block {indexed}, the node at {tip}: try again when it \
+                 has caught up (`consort shop` reads your profile from it)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Seal `profile` to the signer and a regulator and put it on chain as a private record.

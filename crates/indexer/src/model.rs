@@ -61,7 +61,7 @@ pub enum IndexError {
 pub const PROFILE_LABEL: &[u8] = b"profile";
 
 /// The version of the index's schema; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;

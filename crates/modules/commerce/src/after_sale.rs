@@ -16,7 +16,6 @@ use crate::{
     Shop, money, order, payment_name, refuse_frozen, require_buyer, require_seller, save_order,
 };
 use consort_execution::{Fail, Runtime, Store};
-use consort_governance::Gov;
 use consort_types::{
     TxError,
     changes::Record,
@@ -24,7 +23,7 @@ use consort_types::{
         AFTER_SALES_PER_ORDER_MAX, AfterSale, AfterSaleStatus, CommerceError, Order, OrderStatus,
         PaymentState, RecordId, Stamp,
     },
-    gov::{FreezeTarget, OrgId, OrgKind, role},
+    gov::{FreezeTarget, OrgId, role},
     state_key::commerce as key,
 };
 
@@ -89,6 +88,18 @@ async fn step<E: Runtime>(
         .put_noted(Record::AfterSale { order: *id }, case)
         .await?;
     Ok(())
+}
+
+/// Move the case to `status`, whose party has the shop's after-sales window from now to act.
+async fn wait_next<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+    case: &mut AfterSale,
+    status: AfterSaleStatus,
+) -> Result<(), Fail> {
+    let window = shop.rules.config.after_sale_window_ms;
+    step(store, id, case, status, Some(window), shop.now()).await
 }
 
 /// Close the case: pay `refund` of the escrow to the buyer (at most what escrow holds now),
@@ -187,16 +198,7 @@ pub(crate) async fn request<E: Runtime>(
         opened: now,
         updated: now,
     };
-    let window = shop.rules.config.after_sale_window_ms;
-    step(
-        store,
-        id,
-        &mut case,
-        AfterSaleStatus::Requested,
-        Some(window),
-        now,
-    )
-    .await?;
+    wait_next(store, shop, id, &mut case, AfterSaleStatus::Requested).await?;
     order.status = OrderStatus::AfterSale;
     order.deadline_ms = 0;
     save_order(store, id, &mut order, now, b"request_return").await
@@ -252,19 +254,12 @@ pub(crate) async fn answer<E: Runtime>(
     require_seller(store, shop, id, &order).await?;
     let mut case = open_case(store, id, &order).await?;
     require_step(&case, "answer", &[AfterSaleStatus::Requested])?;
-    let (now, window) = (shop.now(), shop.rules.config.after_sale_window_ms);
+    let now = shop.now();
     if yes {
+        let window = shop.rules.config.after_sale_window_ms;
         approve(store, window, id, &mut order, &mut case, now).await?;
     } else {
-        step(
-            store,
-            id,
-            &mut case,
-            AfterSaleStatus::Rejected,
-            Some(window),
-            now,
-        )
-        .await?;
+        wait_next(store, shop, id, &mut case, AfterSaleStatus::Rejected).await?;
     }
     save_order(store, id, &mut order, now, b"answer_return").await
 }
@@ -288,22 +283,10 @@ pub(crate) async fn shipped_back<E: Runtime>(
         "send back the goods of",
         &[AfterSaleStatus::Approved],
     )?;
-    match Gov::member(store, carrier).await? {
-        Some(org) if org.kind == OrgKind::Logistics => {}
-        _ => return Err(CommerceError::NotACarrier(*carrier).into()),
-    }
+    crate::require_carrier(store, carrier).await?;
     case.carrier = Some(*carrier);
-    let (now, window) = (shop.now(), shop.rules.config.after_sale_window_ms);
-    step(
-        store,
-        id,
-        &mut case,
-        AfterSaleStatus::ShippedBack,
-        Some(window),
-        now,
-    )
-    .await?;
-    save_order(store, id, &mut order, now, b"return_shipped").await
+    wait_next(store, shop, id, &mut case, AfterSaleStatus::ShippedBack).await?;
+    save_order(store, id, &mut order, shop.now(), b"return_shipped").await
 }
 
 /// `receive_return`: the seller confirms the goods sent back arrived; the refund is paid.
@@ -372,17 +355,8 @@ pub(crate) async fn dispute<E: Runtime>(
     };
     let mut case = open_case(store, id, &order).await?;
     require_step(&case, "dispute", &[allowed])?;
-    let (now, window) = (shop.now(), shop.rules.config.after_sale_window_ms);
-    step(
-        store,
-        id,
-        &mut case,
-        AfterSaleStatus::Disputed,
-        Some(window),
-        now,
-    )
-    .await?;
-    save_order(store, id, &mut order, now, b"open_dispute").await
+    wait_next(store, shop, id, &mut case, AfterSaleStatus::Disputed).await?;
+    save_order(store, id, &mut order, shop.now(), b"open_dispute").await
 }
 
 /// `rule_dispute`: an operator of the platform rules a dispute: `refund` of the escrow to the

@@ -3,8 +3,8 @@
 //! with a sealed voucher, the buyer confirms receipt.
 
 use crate::{
-    Shop, due, money, order, orders::sealed_digest, payment_name, refuse_frozen, require_buyer,
-    require_seller, require_status, save_order, variant,
+    Shop, due, money, order, orders::sealed_digest, payment_name, require_buyer, require_seller,
+    require_status, save_order, variant,
 };
 use consort_execution::{BlockError, Fail, Runtime, Store};
 use consort_governance::Gov;
@@ -15,7 +15,7 @@ use consort_types::{
         CarrierEvent, CommerceError, Order, OrderStatus, PaymentMethod, PaymentState, ProductKind,
         RecordId, SHIPMENTS_MAX, ShipLine, Shipment, ShipmentStatus,
     },
-    gov::{FreezeTarget, OrgId, OrgKind, role},
+    gov::{OrgId, role},
     sealed::{PrivateError, Sealed},
     state_key::commerce as key,
 };
@@ -150,11 +150,7 @@ pub(crate) async fn ship<E: Runtime>(
     if order.shipments >= SHIPMENTS_MAX {
         return Err(CommerceError::BadContent("the order has its most shipments").into());
     }
-    match Gov::member(store, carrier).await? {
-        Some(org) if org.kind == OrgKind::Logistics => {}
-        _ => return Err(CommerceError::NotACarrier(*carrier).into()),
-    }
-    refuse_frozen(store, FreezeTarget::Org(*carrier), "the carrier").await?;
+    crate::require_carrier(store, carrier).await?;
     let buyer = crate::current_key(store, &order.buyer).await?;
     consort_private::execute::check_envelope(
         store,

@@ -459,6 +459,18 @@ pub(crate) async fn current_key<E: Runtime>(
     Ok(Gov::current_key(store, account).await?)
 }
 
+/// Refuse unless `carrier` is a member logistics organisation that is not frozen.
+pub(crate) async fn require_carrier<E: Runtime>(
+    store: &mut Store<'_, E>,
+    carrier: &OrgId,
+) -> Result<(), Fail> {
+    match Gov::member(store, carrier).await? {
+        Some(org) if org.kind == consort_types::gov::OrgKind::Logistics => {}
+        _ => return Err(CommerceError::NotACarrier(*carrier).into()),
+    }
+    refuse_frozen(store, FreezeTarget::Org(*carrier), "the carrier").await
+}
+
 /// Refuse if `target` is frozen, naming `what`.
 pub(crate) async fn refuse_frozen<E: Runtime>(
     store: &mut Store<'_, E>,

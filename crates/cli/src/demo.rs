@@ -5,9 +5,10 @@
 //! profile as a sealed private record and receive e-money; the three sellers publish a
 //! catalogue of 210 products in Chinese and English across categories, with variants, images
 //! (by URL and SHA-256) and stock; and orders are driven into every state a shop shows —
-//! unpaid, paid, accepted, in transit, delivered, completed and reviewed (some with the
-//! seller's reply), cancelled, paid by bank transfer, a return approved and a refund disputed
-//! before the platform — all through ordinary signed
+//! unpaid, paid, accepted, partly shipped, in transit, delivered, completed and reviewed (some
+//! with the seller's reply), cancelled, paid by bank transfer, cash on delivery waiting for the
+//! seller, a return approved and a refund disputed before the platform; the unpaid and the
+//! unaccepted orders expire once the chain's payment window passes — all through ordinary signed
 //! transactions, in batches, each phase waiting for the last to be final.
 
 use crate::client::Client;
@@ -36,6 +37,9 @@ pub const DEMO_PRODUCTS: usize = 210;
 
 /// Demo customers.
 pub const DEMO_CUSTOMERS: usize = 10;
+
+/// Demo orders (each of one product, in the stages of `stage` in [`seed`]).
+pub const DEMO_ORDERS: usize = 22;
 
 /// The organisations admitted by vote: id, kind, the key file name of its first admin.
 const ADMITTED: [(&str, OrgKind, &str); 4] = [
@@ -678,7 +682,7 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
     eprintln!("demo shop: orders in every state, deliveries and reviews...");
     let in_stock = |n: usize| contents[n].variants.0[0].stock > 0;
     let mut picks: Vec<(usize, usize)> = Vec::new();
-    for c in 0..DEMO_CUSTOMERS * 2 {
+    for c in 0..DEMO_ORDERS {
         let mut n = (c * 37 + 5) % DEMO_PRODUCTS;
         while !in_stock(n)
             || contents[n].kind != ProductKind::Physical
@@ -703,10 +707,10 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
             &[customer.seal_key(), payee, regulator_seal],
             b"consort/shop/address",
         )?;
-        let method = if k == 9 {
-            PaymentMethod::BankTransfer
-        } else {
-            PaymentMethod::Wallet
+        let method = match k {
+            9 => PaymentMethod::BankTransfer,
+            20 => PaymentMethod::CashOnDelivery,
+            _ => PaymentMethod::Wallet,
         };
         let at = phase.shop(
             customer,
@@ -736,9 +740,13 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
         .collect();
     // Stage of each order: k = 0 unpaid; 1 cancelled; 2 paid; 9 bank transfer confirmed;
     // 3 accepted; 4 in transit; 5 delivered; 6 delivered, a return approved; 7 delivered, a
-    // refund refused and disputed before the platform; the rest completed and reviewed.
+    // refund refused and disputed before the platform; 20 cash on delivery, not accepted yet;
+    // 21 one of its two items shipped and in transit; the rest completed and reviewed. The
+    // unpaid and the unaccepted one expire when the chain's payment window passes.
     let stage = |k: usize| match k {
         0 => "unpaid",
+        20 => "cash_on_delivery",
+        21 => "partly_shipped",
         1 => "cancelled",
         2 => "paid",
         9 => "bank_paid",
@@ -753,6 +761,7 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
         let order = ["accepted", "in_transit", "delivered", "completed"];
         let level = match stage(k) {
             "returning" | "disputed" => "delivered",
+            "partly_shipped" => "in_transit",
             other => other,
         };
         let at = order.iter().position(|s| *s == level);
@@ -806,7 +815,11 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
                 continue;
             }
             let seller = &mut sellers[n % 3];
-            let quantity = 1 + (k % 2) as u32;
+            // A partial shipment: one item now, the other later.
+            let quantity = match stage(k) {
+                "partly_shipped" => 1,
+                _ => 1 + (k % 2) as u32,
+            };
             let label = sealed::seal(
                 format!("{} {}", NAMES[*c].0, NAMES[*c].1).as_bytes(),
                 &[

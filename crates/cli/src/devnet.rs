@@ -23,20 +23,34 @@ pub const DEMO_ACCOUNTS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 /// Each demo account's starting balance.
 pub const DEMO_BALANCE: u64 = 1_000_000_000;
 
+/// Genesis settings of a new devnet chain that `consort devnet` takes from its command line
+/// (absent: the devnet's defaults). A resumed chain keeps its genesis.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// How long an idle leader waits before an empty block (ms).
+    pub empty_block_interval_ms: Option<u64>,
+    /// How long an unpaid (or unaccepted cash-on-delivery) order waits before it expires (s).
+    pub payment_window_s: Option<u64>,
+}
+
+impl Settings {
+    /// Amend a new genesis with these settings.
+    fn shape(self, genesis: &mut Genesis) {
+        if let (Some(window), Some(commerce)) = (self.payment_window_s, &mut genesis.commerce) {
+            commerce.payment_window_ms = window.saturating_mul(1_000);
+        }
+    }
+}
+
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
-/// `empty_block_interval_ms` paces an idle chain (absent: the genesis default).
-pub fn prepare(
-    validators: usize,
-    dir: &Path,
-    empty_block_interval_ms: Option<u64>,
-) -> anyhow::Result<Vec<PathBuf>> {
+pub fn prepare(validators: usize, dir: &Path, settings: Settings) -> anyhow::Result<Vec<PathBuf>> {
     prepare_with(
         validators,
         dir,
         Vec::new(),
         None,
-        empty_block_interval_ms,
-        |_| {},
+        settings.empty_block_interval_ms,
+        |genesis| settings.shape(genesis),
     )
 }
 
@@ -345,12 +359,7 @@ fn wait_for_nodes(
 }
 
 /// Run the devnet until Ctrl-C.
-pub fn run(
-    validators: usize,
-    dir: &Path,
-    empty_block_interval_ms: Option<u64>,
-    demo: bool,
-) -> anyhow::Result<()> {
+pub fn run(validators: usize, dir: &Path, settings: Settings, demo: bool) -> anyhow::Result<()> {
     let fresh = !dir.join("genesis.json").exists();
     let resumed_with_peg = dir.join("litecoind").exists();
     let main = match crate::mainchain::find() {
@@ -368,8 +377,8 @@ pub fn run(
         dir,
         Vec::new(),
         main.as_deref(),
-        empty_block_interval_ms,
-        |_| {},
+        settings.empty_block_interval_ms,
+        |genesis| settings.shape(genesis),
     )?;
     let urls = api_urls(&configs)?;
     std::fs::write(
@@ -458,6 +467,14 @@ pub fn run(
             println!("  consort shop search 蓝牙耳机 --in-stock");
             println!("  consort shop orders; consort shop track <order>");
             println!("  consort shop cart add <product>; consort shop checkout --address '...'");
+            let genesis = Genesis::from_json(&std::fs::read_to_string(dir.join("genesis.json"))?)?;
+            if let Some(commerce) = genesis.commerce {
+                println!(
+                    "An unpaid order and an unaccepted cash-on-delivery one expire {} s after \
+                     they were placed, and their stock comes back (--payment-window of a new chain).",
+                    commerce.payment_window_ms / 1_000
+                );
+            }
         }
         None => println!(
             "Shop: node 0 serves the shop API ({}/v1/shop/search?q=耳机); `consort shop demo \

@@ -59,6 +59,11 @@ enum Command {
         /// new chain; default 5000). Blocks with transactions are built at once.
         #[arg(long)]
         empty_block_interval_ms: Option<u64>,
+        /// How long an unpaid order (or a cash-on-delivery order its seller has not accepted)
+        /// waits before it expires and its stock comes back, in seconds (genesis setting of a
+        /// new chain; default 1800). The demo shop's unpaid orders expire after it.
+        #[arg(long)]
+        payment_window: Option<u64>,
         /// Do not put the demo shop on a new chain (organisations admitted by vote, 210
         /// products, customers, orders in every state, reviews).
         #[arg(long)]
@@ -410,15 +415,20 @@ fn main() -> anyhow::Result<()> {
             dir,
             init_only,
             empty_block_interval_ms,
+            payment_window,
             no_demo,
         } => {
+            let settings = devnet::Settings {
+                empty_block_interval_ms,
+                payment_window_s: payment_window,
+            };
             if init_only {
-                for config in devnet::prepare(validators, &dir, empty_block_interval_ms)? {
+                for config in devnet::prepare(validators, &dir, settings)? {
                     println!("{}", config.display());
                 }
                 Ok(())
             } else {
-                devnet::run(validators, &dir, empty_block_interval_ms, !no_demo)
+                devnet::run(validators, &dir, settings, !no_demo)
             }
         }
         Command::Bench {

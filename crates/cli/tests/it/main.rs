@@ -107,10 +107,21 @@ fn transfer(node: &str, key: &Path, to: &str, amount: u64) -> String {
 /// Write a devnet of `validators` node processes into `dir` (`consort devnet --init-only`,
 /// idle blocks every `idle_ms`) and start every node; they stop when dropped.
 pub(crate) fn start_devnet(dir: &Path, validators: usize, idle_ms: u64) -> Vec<Node> {
+    start_devnet_with(dir, validators, idle_ms, &[])
+}
+
+/// [`start_devnet`], with more `consort devnet` options (`extra`).
+pub(crate) fn start_devnet_with(
+    dir: &Path,
+    validators: usize,
+    idle_ms: u64,
+    extra: &[&str],
+) -> Vec<Node> {
     let out = Command::new(BIN)
         .args(["devnet", "--init-only"])
         .args(["--validators", &validators.to_string()])
         .args(["--empty-block-interval-ms", &idle_ms.to_string()])
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .output()

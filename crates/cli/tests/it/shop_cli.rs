@@ -6,7 +6,7 @@
 //! does); transactions go to node 1. Then bad input on every new route: typed errors, nothing
 //! changed.
 
-use super::{BIN, get, height_of, http, key_id, start_devnet, wait_for};
+use super::{BIN, get, height_of, http, key_id, start_devnet, start_devnet_with, wait_for};
 use serde_json::{Value, json};
 use std::{
     io::BufRead as _,
@@ -886,12 +886,13 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
 
 /// `consort shop demo` (what `consort devnet` runs at start) on four nodes: four
 /// organisations admitted by vote, 210 products in both languages, orders in every state a
-/// shop shows, reviews with a seller's reply, customers' profiles sealed to them; a second run
+/// shop shows (the unpaid and unaccepted ones expire after the chain's payment window, here
+/// 45 s), reviews with a seller's reply, customers' profiles sealed to them; a second run
 /// changes nothing.
 #[test]
 fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_reviews() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let nodes = start_devnet(dir.path(), 4, 500);
+    let nodes = start_devnet_with(dir.path(), 4, 500, &["--payment-window", "45"]);
     let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
     wait_for("every node to finalize", Duration::from_secs(60), || {
         apis.iter().all(|api| height_of(api) >= 2)
@@ -912,7 +913,7 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let said = demo(&apis[2]);
-    assert!(said.contains("210 products, 20 orders"), "{said}");
+    assert!(said.contains("210 products, 22 orders"), "{said}");
     let gov = get(&format!("{}/v1/gov", apis[1])).expect("gov");
     let members: Vec<&str> = gov["members"]
         .as_array()
@@ -936,20 +937,23 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
         v["total"] == 1
     });
     assert_eq!(disputes["orders"][0]["status"], "after_sale", "{disputes}");
-    let status = wait_json(
-        &env,
-        &["orders", "--role", "regulator", "--per-page", "100"],
-        &dave,
-        |v| v["total"] == 20,
-    );
-    let mut states: Vec<&str> = status["orders"]
-        .as_array()
-        .expect("orders")
-        .iter()
-        .filter_map(|o| o["status"].as_str())
-        .collect();
-    states.sort_unstable();
-    states.dedup();
+    let states_of = |status: &Value| -> Vec<String> {
+        let mut states: Vec<String> = status["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .filter_map(|o| o["status"].as_str().map(str::to_string))
+            .collect();
+        states.sort_unstable();
+        states.dedup();
+        states
+    };
+    let regulator_view = ["orders", "--role", "regulator", "--per-page", "100"];
+    let status = wait_json(&env, &regulator_view, &dave, |v| v["total"] == 22);
+    let mut states = states_of(&status);
+    // The unpaid wallet order and the unaccepted cash-on-delivery one: placed until the
+    // payment window passes, then expired, their stock back.
+    states.retain(|s| s != "placed" && s != "expired");
     assert_eq!(
         states,
         [
@@ -959,10 +963,25 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
             "completed",
             "delivered",
             "paid",
-            "placed",
+            "partly_shipped",
             "shipped"
         ],
         "{status}"
+    );
+    let mut expired = Value::Null;
+    wait_for(
+        "the unpaid orders to expire",
+        Duration::from_secs(90),
+        || {
+            expired = shop_json(&env, &regulator_view, &dave);
+            expired["orders"]
+                .as_array()
+                .is_some_and(|o| o.iter().filter(|o| o["status"] == "expired").count() == 2)
+        },
+    );
+    assert!(
+        !states_of(&expired).contains(&"placed".to_string()),
+        "{expired}"
     );
     let catalogue = get(&format!("{}/v1/shop/status", apis[0])).expect("status");
     assert_eq!(catalogue["products"], 210, "{catalogue}");
@@ -993,15 +1012,15 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
             == 8,
         "{everything}"
     );
-    // A customer sees her own two orders.
+    // A customer sees her own three orders (the demo's 22 go round its 10 customers).
     let customer = dir.path().join("accounts/customer-0.key");
     let mine = shop_json(&env, &["orders"], &customer);
-    assert_eq!(mine["total"], 2, "{mine}");
+    assert_eq!(mine["total"], 3, "{mine}");
     // Run again: nothing more is made.
     let again = demo(&apis[3]);
     assert!(again.contains("210 products, 0 orders"), "{again}");
     assert_eq!(
         get(&format!("{}/v1/shop/status", apis[0])).expect("status")["orders"],
-        20
+        22
     );
 }

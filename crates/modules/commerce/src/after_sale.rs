@@ -35,26 +35,24 @@ pub(crate) async fn case<E: Runtime>(
     Ok(store.get::<AfterSale>(&key::after_sale(id)).await?)
 }
 
-/// Order `id`'s open case, or [`CommerceError::NoAfterSale`].
-async fn open_case<E: Runtime>(
+/// Order `id`'s open case, if it is at one of `allowed` for `call`.
+///
+/// # Errors
+/// [`CommerceError::NoAfterSale`] (no open case), [`CommerceError::AfterSaleState`] (the
+/// case is at another step).
+async fn case_at<E: Runtime>(
     store: &mut Store<'_, E>,
     id: &RecordId,
     order: &Order,
-) -> Result<AfterSale, Fail> {
-    match case(store, id).await? {
-        Some(case) if case.status.is_open() && order.status == OrderStatus::AfterSale => Ok(case),
-        _ => Err(CommerceError::NoAfterSale(*id).into()),
-    }
-}
-
-/// Refuse `call` unless the case is at one of `allowed`.
-fn require_step(
-    case: &AfterSale,
     call: &'static str,
     allowed: &[AfterSaleStatus],
-) -> Result<(), Fail> {
+) -> Result<AfterSale, Fail> {
+    let case = match case(store, id).await? {
+        Some(case) if case.status.is_open() && order.status == OrderStatus::AfterSale => case,
+        _ => return Err(CommerceError::NoAfterSale(*id).into()),
+    };
     if allowed.contains(&case.status) {
-        Ok(())
+        Ok(case)
     } else {
         Err(CommerceError::AfterSaleState {
             call,
@@ -252,8 +250,7 @@ pub(crate) async fn answer<E: Runtime>(
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     require_seller(store, shop, id, &order).await?;
-    let mut case = open_case(store, id, &order).await?;
-    require_step(&case, "answer", &[AfterSaleStatus::Requested])?;
+    let mut case = case_at(store, id, &order, "answer", &[AfterSaleStatus::Requested]).await?;
     let now = shop.now();
     if yes {
         let window = shop.rules.config.after_sale_window_ms;
@@ -277,12 +274,14 @@ pub(crate) async fn shipped_back<E: Runtime>(
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     require_buyer(store, shop, id, &order).await?;
-    let mut case = open_case(store, id, &order).await?;
-    require_step(
-        &case,
+    let mut case = case_at(
+        store,
+        id,
+        &order,
         "send back the goods of",
         &[AfterSaleStatus::Approved],
-    )?;
+    )
+    .await?;
     crate::require_carrier(store, carrier).await?;
     case.carrier = Some(*carrier);
     wait_next(store, shop, id, &mut case, AfterSaleStatus::ShippedBack).await?;
@@ -301,12 +300,14 @@ pub(crate) async fn receive<E: Runtime>(
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     require_seller(store, shop, id, &order).await?;
-    let mut case = open_case(store, id, &order).await?;
-    require_step(
-        &case,
+    let mut case = case_at(
+        store,
+        id,
+        &order,
         "receive the goods of",
         &[AfterSaleStatus::ShippedBack],
-    )?;
+    )
+    .await?;
     let now = shop.now();
     let amount = case.amount;
     close(
@@ -353,8 +354,7 @@ pub(crate) async fn dispute<E: Runtime>(
         }
         .into());
     };
-    let mut case = open_case(store, id, &order).await?;
-    require_step(&case, "dispute", &[allowed])?;
+    let mut case = case_at(store, id, &order, "dispute", &[allowed]).await?;
     wait_next(store, shop, id, &mut case, AfterSaleStatus::Disputed).await?;
     save_order(store, id, &mut order, shop.now(), b"open_dispute").await
 }
@@ -386,8 +386,7 @@ pub(crate) async fn rule<E: Runtime>(
         }
         .into());
     }
-    let mut case = open_case(store, id, &order).await?;
-    require_step(&case, "rule", &[AfterSaleStatus::Disputed])?;
+    let mut case = case_at(store, id, &order, "rule", &[AfterSaleStatus::Disputed]).await?;
     if refund > order.escrow {
         return Err(CommerceError::RefundTooLarge {
             asked: refund,
@@ -426,16 +425,18 @@ pub(crate) async fn withdraw<E: Runtime>(
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     require_buyer(store, shop, id, &order).await?;
-    let mut case = open_case(store, id, &order).await?;
-    require_step(
-        &case,
+    let mut case = case_at(
+        store,
+        id,
+        &order,
         "withdraw",
         &[
             AfterSaleStatus::Requested,
             AfterSaleStatus::Approved,
             AfterSaleStatus::Rejected,
         ],
-    )?;
+    )
+    .await?;
     let now = shop.now();
     close(
         store,

@@ -5,7 +5,8 @@
 //! into its own API).
 
 pub use crate::shop::{
-    API_WORKER_THREADS, ApiError, SEARCHES_RUNNING_MAX, Shop, UPDATE_STREAMS_MAX, Update,
+    API_WORKER_THREADS, ApiError, SEARCHES_RUNNING_MAX, Shop, UPDATE_STREAMS_MAX,
+    UPDATE_STREAMS_PER_ACCOUNT_MAX, Update,
 };
 use crate::{
     card::summary,

@@ -8,9 +8,11 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use consort_types::AccountId;
 use rusqlite::{Connection, OptionalExtension as _};
 use serde_json::json;
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -106,6 +108,8 @@ pub struct Shop {
     pub(crate) members: std::sync::Mutex<MemberCache>,
     pub(crate) updates: tokio::sync::broadcast::Sender<Update>,
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
+    /// Update streams open now per signing account (see [`UPDATE_STREAMS_PER_ACCOUNT_MAX`]).
+    pub(crate) streams_of: Arc<Mutex<BTreeMap<AccountId, usize>>>,
     /// Searches running now (see [`SEARCHES_RUNNING_MAX`]).
     pub(crate) searching: tokio::sync::Semaphore,
     pub(crate) carts: Carts,
@@ -128,6 +132,53 @@ const UPDATES_BUFFERED: usize = 1024;
 
 /// Most update streams open at once.
 pub const UPDATE_STREAMS_MAX: usize = 256;
+
+/// Most update streams one account has open at once (a customer with the shop open in a few
+/// tabs and devices), so no account takes the streams everyone shares.
+pub const UPDATE_STREAMS_PER_ACCOUNT_MAX: usize = 4;
+
+/// One of an account's open update streams; the place is given back when it is dropped.
+pub(crate) struct StreamSlot {
+    open: Arc<Mutex<BTreeMap<AccountId, usize>>>,
+    account: AccountId,
+}
+
+impl StreamSlot {
+    /// A place for one more of `account`'s streams, if it has fewer than
+    /// [`UPDATE_STREAMS_PER_ACCOUNT_MAX`] open.
+    pub(crate) fn take(
+        open: &Arc<Mutex<BTreeMap<AccountId, usize>>>,
+        account: AccountId,
+    ) -> Option<Self> {
+        let mut counts = open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(account).or_default();
+        if *count >= UPDATE_STREAMS_PER_ACCOUNT_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            open: open.clone(),
+            account,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.account) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.account);
+            }
+        }
+    }
+}
 
 /// Most searches running at once; the others wait their turn without holding a thread.
 ///
@@ -160,6 +211,7 @@ impl Shop {
             members: std::sync::Mutex::new(MemberCache::new()),
             updates: tokio::sync::broadcast::channel(UPDATES_BUFFERED).0,
             streams: Arc::new(tokio::sync::Semaphore::new(UPDATE_STREAMS_MAX)),
+            streams_of: Arc::default(),
             searching: tokio::sync::Semaphore::new(SEARCHES_RUNNING_MAX),
             failed: std::sync::Mutex::new(None),
         }))

@@ -11,7 +11,10 @@
 use crate::{
     Member,
     search::{PAGE_SIZE_MAX, RESULT_DEPTH_MAX},
-    shop::{ApiError, Shop, UPDATE_STREAMS_MAX, Update, parse_id, query_error},
+    shop::{
+        ApiError, Shop, StreamSlot, UPDATE_STREAMS_MAX, UPDATE_STREAMS_PER_ACCOUNT_MAX, Update,
+        parse_id, query_error,
+    },
 };
 use axum::{
     Json, Router,
@@ -666,6 +669,16 @@ async fn updates(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let reader = Arc::new(reader(&shop, &method, &uri, &headers, &[]).await?);
+    let slot = StreamSlot::take(&shop.streams_of, reader.account).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "this account has {UPDATE_STREAMS_PER_ACCOUNT_MAX} update streams open; close one \
+                 or poll /v1/shop/orders"
+            ),
+        )
+    })?;
     let permit = shop.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -678,7 +691,7 @@ async fn updates(
     })?;
     let receiver = shop.updates.subscribe();
     let deadline = tokio::time::Instant::now() + STREAM_LIFETIME;
-    let state = (shop, reader, receiver, permit);
+    let state = (shop, reader, receiver, (permit, slot));
     let stream = futures::stream::unfold(
         state,
         move |(shop, mut reader, mut receiver, permit)| async move {

@@ -771,6 +771,31 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
             "{path}"
         );
     }
+    // One account opens at most UPDATE_STREAMS_PER_ACCOUNT_MAX update streams; a closed one
+    // gives its place back.
+    let stream = |at: u64| {
+        signed("GET", "/v1/shop/updates", b"", at)
+            .send()
+            .expect("stream")
+    };
+    let mut open: Vec<_> = (0..consort_indexer::api::UPDATE_STREAMS_PER_ACCOUNT_MAX as u64)
+        .map(|i| {
+            let response = stream(now - i);
+            assert_eq!(response.status().as_u16(), 200);
+            response
+        })
+        .collect();
+    assert_eq!(code(stream(now - 10)), (429, "too_many_streams".into()));
+    drop(open.pop());
+    wait_for("a closed stream's place", Duration::from_secs(60), || {
+        let response = stream(now);
+        let free = response.status().as_u16() == 200;
+        if free {
+            open.push(response);
+        }
+        free
+    });
+    drop(open);
     // Signed for another path, or long ago.
     let mut other = http().get(format!("{api}/v1/shop/orders"));
     for (name, value) in consort_types::signed_read::sign(&key, 1, "GET", "/v1/shop/cart", now, b"")

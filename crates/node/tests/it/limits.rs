@@ -246,6 +246,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
             bytes(consort_indexer::api::UPDATE_STREAMS_MAX),
         ),
         (
+            "UPDATE_STREAMS_PER_ACCOUNT_MAX",
+            bytes(consort_indexer::api::UPDATE_STREAMS_PER_ACCOUNT_MAX),
+        ),
+        (
             "SEARCHES_RUNNING_MAX",
             bytes(consort_indexer::api::SEARCHES_RUNNING_MAX),
         ),

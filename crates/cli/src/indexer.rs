@@ -5,7 +5,7 @@ use consort_indexer::{
     Index, NodeSource, Search,
     api::{Shop, Update},
     follow,
-    service::{remove, search_dir},
+    service::{open_or_rebuild, remove, search_dir},
 };
 use std::{
     path::Path,
@@ -40,7 +40,7 @@ pub fn run(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut index = Index::open(db)?;
+    let mut index = open_or_rebuild(db)?;
     let search = Arc::new(Search::open(&search_dir(db))?);
     let shop = Shop::new(db.to_path_buf(), search.clone(), node)?;
     if let Some(listen) = listen {

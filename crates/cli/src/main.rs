@@ -193,7 +193,8 @@ enum Command {
     /// products with every version, variants' price and stock, orders with their lines and
     /// timeline, shipments and carriers' events, reviews, sellers, payouts. Each block is
     /// applied in one SQLite transaction with the cursor: stop it (Ctrl-C, or a kill) at any
-    /// point and run it again to go on. Follow a node that executed the chain from genesis
+    /// point and run it again to go on. A read model written by another version of consort
+    /// is rebuilt from genesis on its own. Follow a node that executed the chain from genesis
     /// (one that joined by state sync lacks the earlier blocks' shop changes).
     ///
     /// Examples:

@@ -56,6 +56,30 @@ pub struct Service {
     thread: Option<JoinHandle<Result<u64, FollowError>>>,
 }
 
+/// Open (or create) the read model at `db`. The read model is derived from the chain: one
+/// written by another version is removed, with its search index, to be rebuilt from genesis
+/// (carts, which customers wrote, are in another file and stay).
+///
+/// # Errors
+/// If it cannot be opened, or one of another schema cannot be removed.
+pub fn open_or_rebuild(db: &Path) -> Result<Index, ServiceError> {
+    match Index::open(db) {
+        Err(IndexError::OtherSchema { path, found }) => {
+            tracing::warn!(
+                %path,
+                %found,
+                "the shop's read model is of another schema; rebuilding it from genesis"
+            );
+            remove(db).map_err(|error| ServiceError::Io {
+                what: format!("cannot remove {path}"),
+                error,
+            })?;
+            Ok(Index::open(db)?)
+        }
+        opened => Ok(opened?),
+    }
+}
+
 impl Service {
     /// Open (or create) the read model at `db` and its search index, and follow the node
     /// whose API is at `node` from the read model's cursor, on a thread of its own.
@@ -69,23 +93,7 @@ impl Service {
                 error,
             })?;
         }
-        // The read model is derived from the chain: one written by another version is
-        // rebuilt from genesis (carts, which customers wrote, are in another file and stay).
-        let mut index = match Index::open(db) {
-            Err(IndexError::OtherSchema { path, found }) => {
-                tracing::warn!(
-                    %path,
-                    %found,
-                    "the shop's read model is of another schema; rebuilding it from genesis"
-                );
-                remove(db).map_err(|error| ServiceError::Io {
-                    what: format!("cannot remove {path}"),
-                    error,
-                })?;
-                Index::open(db)?
-            }
-            opened => opened?,
-        };
+        let mut index = open_or_rebuild(db)?;
         let search = Arc::new(Search::open(&search_dir(db))?);
         let shop = Shop::new(db.to_path_buf(), search.clone(), node)?;
         let node = node.to_string();

@@ -228,7 +228,9 @@ pub enum ShopCommand {
     Orders {
         #[command(flatten)]
         key: KeyArg,
-        /// buyer (default), seller, carrier or regulator.
+        /// buyer (default), seller, carrier, regulator, operator (disputes to rule) or bank
+        /// (orders in your bank's e-money; with --method bank_transfer, the transfers to
+        /// confirm).
         #[arg(long)]
         role: Option<String>,
         /// Only orders (shipments, for a carrier) in this status.
@@ -237,6 +239,9 @@ pub enum ShopCommand {
         /// Only orders whose payment is in this state.
         #[arg(long)]
         payment: Option<String>,
+        /// Only orders paid this way: wallet, bank_transfer or cash_on_delivery.
+        #[arg(long)]
+        method: Option<String>,
         /// Page, from 1.
         #[arg(long)]
         page: Option<usize>,
@@ -818,6 +823,7 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
             role,
             status,
             payment,
+            method,
             page,
             per_page,
             json,
@@ -828,6 +834,7 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                     ("role", role),
                     ("status", status),
                     ("payment", payment),
+                    ("method", method),
                     ("page", page.map(|p| p.to_string())),
                     ("per_page", per_page.map(|p| p.to_string())),
                 ])

@@ -186,6 +186,21 @@ impl Directory {
         }
     }
 
+    /// The bank organisation that issues e-money `asset`, or `None` if it is not e-money.
+    ///
+    /// # Errors
+    /// If the node does not answer, or answers something else.
+    pub async fn issuer(&self, asset: &str) -> Result<Option<String>, SourceError> {
+        let path = format!("/v1/emoney/{asset}");
+        let Some(answer) = self.fetch(&path).await? else {
+            return Ok(None);
+        };
+        answer["issuer"]
+            .as_str()
+            .map(|issuer| Some(issuer.to_string()))
+            .ok_or_else(|| self.bad(&path, "e-money without its issuer"))
+    }
+
     /// The chain's id.
     ///
     /// # Errors

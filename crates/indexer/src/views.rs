@@ -187,6 +187,55 @@ pub(crate) async fn reader(
     Ok(Reader { account, member })
 }
 
+/// The rows of a bank's view, given the currencies it issues (a JSON array) as `?1`.
+const BANK_FILTER: &str = "o.currency IN (SELECT value FROM json_each(?1))";
+
+/// The currencies bank organisation `org` issues among those the orders are in, as a JSON
+/// array (a bank's view picks its orders with it): the orders' currencies read from the read
+/// model (at most the chain's `ASSETS_MAX`), each one's issuer asked of the node and
+/// remembered for [`MEMBER_TTL`].
+async fn bank_currencies(shop: &Arc<Shop>, org: &str) -> Result<String, ApiError> {
+    let currencies: Vec<String> = shop
+        .read(|_, conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT DISTINCT currency FROM orders ORDER BY currency")?;
+            let rows = statement
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    let mut issued = Vec::new();
+    for currency in currencies {
+        let cached = shop
+            .issuers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&currency)
+            .filter(|(at, _)| at.elapsed() < MEMBER_TTL)
+            .map(|(_, issuer)| issuer.clone());
+        let issuer = match cached {
+            Some(issuer) => issuer,
+            None => {
+                let issuer = shop
+                    .node
+                    .issuer(&currency)
+                    .await
+                    .map_err(unreachable_node)?;
+                shop.issuers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(currency.clone(), (Instant::now(), issuer.clone()));
+                issuer
+            }
+        };
+        if issuer.as_deref() == Some(org) {
+            issued.push(currency);
+        }
+    }
+    Ok(Value::from(issued).to_string())
+}
+
 /// Who `account` is on the chain, as the node said at most [`MEMBER_TTL`] ago.
 async fn member_of(shop: &Arc<Shop>, account: AccountId) -> Result<Option<Member>, ApiError> {
     let cached = shop
@@ -220,12 +269,15 @@ async fn member_of(shop: &Arc<Shop>, account: AccountId) -> Result<Option<Member
 pub struct ListParams {
     /// Whose view: `buyer` (the signer's purchases, the default), `seller` (its
     /// organisation's queue), `carrier` (its organisation's shipments), `regulator` (every
-    /// order) or `operator` (the disputes waiting for the platform's ruling).
+    /// order), `operator` (the disputes waiting for the platform's ruling) or `bank` (the
+    /// orders in its bank's e-money).
     pub role: Option<String>,
     /// Only orders (or, for a carrier, shipments) in this status.
     pub status: Option<String>,
     /// Only orders whose payment is in this state (`unpaid`, `escrowed`, `released`…).
     pub payment: Option<String>,
+    /// Only orders paid this way (`wallet`, `bank_transfer`, `cash_on_delivery`).
+    pub method: Option<String>,
     /// Page, from 1.
     pub page: Option<usize>,
     /// Results per page, 1 to 100 (default 20).
@@ -339,9 +391,17 @@ async fn list(
                 "only an operator account of the platform sees the disputes queue",
             ));
         }
+        // A bank's queue: the orders in the e-money it issues (`method=bank_transfer`: the
+        // transfers it confirms; `cash_on_delivery`: the cash it remits).
+        "bank" => {
+            let org = reader.org_as(role::BANK).ok_or_else(|| {
+                forbidden("only a bank account sees the orders in its bank's e-money")
+            })?;
+            (BANK_FILTER, bank_currencies(&shop, org).await?)
+        }
         other => {
             return Err(ApiError::bad(format!(
-                "role {other:?}: use buyer, seller, carrier, regulator or operator"
+                "role {other:?}: use buyer, seller, carrier, regulator, operator or bank"
             )));
         }
     };
@@ -349,6 +409,7 @@ async fn list(
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders o WHERE {filter} \
              AND (?2 IS NULL OR o.status = ?2) AND (?3 IS NULL OR o.payment = ?3) \
+             AND (?6 IS NULL OR o.method = ?6) \
              ORDER BY o.height DESC, o.idx DESC LIMIT ?4 OFFSET ?5"
         );
         let mut statement = conn.prepare_cached(&sql)?;
@@ -359,7 +420,8 @@ async fn list(
                     params.status,
                     params.payment,
                     i64::try_from(limit).unwrap_or(i64::MAX),
-                    i64::try_from(offset).unwrap_or(i64::MAX)
+                    i64::try_from(offset).unwrap_or(i64::MAX),
+                    params.method
                 ],
                 order_row,
             )?
@@ -367,9 +429,10 @@ async fn list(
         let total: i64 = conn.query_row(
             &format!(
                 "SELECT COUNT(*) FROM orders o WHERE {filter} \
-                 AND (?2 IS NULL OR o.status = ?2) AND (?3 IS NULL OR o.payment = ?3)"
+                 AND (?2 IS NULL OR o.status = ?2) AND (?3 IS NULL OR o.payment = ?3) \
+                 AND (?4 IS NULL OR o.method = ?4)"
             ),
-            params![party, params.status, params.payment],
+            params![party, params.status, params.payment, params.method],
             |r| r.get(0),
         )?;
         Ok(Json(json!({
@@ -434,11 +497,14 @@ fn shipments(
     Ok(json!({"role": "carrier", "total": total, "shipments": rows}))
 }
 
-/// How `reader` stands to the order `id` (buyer, seller, carrier, regulator), if at all.
+/// How `reader` stands to the order `id` (buyer, seller, carrier, regulator, operator, bank),
+/// if at all; `bank` is the currencies the reader's bank issues (`bank_currencies`), if it is
+/// a bank's account.
 fn standing(
     conn: &rusqlite::Connection,
     id: &str,
     reader: &Reader,
+    bank: Option<&str>,
 ) -> Result<Option<&'static str>, ApiError> {
     let Some((buyer, seller)): Option<(String, String)> = conn
         .query_row(
@@ -474,6 +540,18 @@ fn standing(
     if reader.regulator() {
         return Ok(Some("regulator"));
     }
+    // The bank that issues the order's currency: it confirms transfers and remits cash.
+    if let Some(currencies) = bank {
+        let issues: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM orders o WHERE o.id = ?2 AND o.currency IN \
+             (SELECT value FROM json_each(?1)))",
+            params![currencies, id],
+            |r| r.get(0),
+        )?;
+        if issues {
+            return Ok(Some("bank"));
+        }
+    }
     // The platform's operator rules disputes: it reads the orders disputed before it.
     if reader.org_as(role::OPERATOR).is_some() {
         let disputed: bool = conn.query_row(
@@ -497,11 +575,15 @@ async fn order(
 ) -> Result<Json<Value>, ApiError> {
     parse_id(&id)?;
     let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
+    let bank = match reader.org_as(role::BANK) {
+        Some(org) => Some(bank_currencies(&shop, org).await?),
+        None => None,
+    };
     shop.read(move |_, conn| {
-        let Some(standing) = standing(conn, &id, &reader)? else {
+        let Some(standing) = standing(conn, &id, &reader, bank.as_deref())? else {
             return Err(forbidden(format!(
-                "order {id} is seen only by its buyer, its seller's and carriers' accounts and \
-                 regulators"
+                "order {id} is seen only by its buyer, its seller's and carriers' accounts, \
+                 the bank that issues its currency and regulators"
             )));
         };
         order_view(conn, &id, standing).map(Json)

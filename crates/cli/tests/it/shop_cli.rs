@@ -1008,6 +1008,34 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
         !states_of(&expired).contains(&"placed".to_string()),
         "{expired}"
     );
+    // The bank that issues the shop's e-money sees the orders in it: the transfer it confirmed
+    // and the cash-on-delivery order whose cash it would remit, and reads them one by one.
+    let carol = dir.path().join("accounts/carol.key");
+    let transfers = shop_json(
+        &env,
+        &["orders", "--role", "bank", "--method", "bank_transfer"],
+        &carol,
+    );
+    assert_eq!(transfers["total"], 1, "{transfers}");
+    assert_eq!(transfers["orders"][0]["payment"], "escrowed", "{transfers}");
+    let cash = shop_json(
+        &env,
+        &["orders", "--role", "bank", "--method", "cash_on_delivery"],
+        &carol,
+    );
+    assert_eq!(cash["total"], 1, "{cash}");
+    let id = cash["orders"][0]["id"].as_str().expect("an id");
+    assert_eq!(shop_json(&env, &["order", id], &carol)["as"], "bank");
+    let everything = shop_json(
+        &env,
+        &["orders", "--role", "bank", "--per-page", "100"],
+        &carol,
+    );
+    assert_eq!(everything["total"], 22, "{everything}");
+    // Not a bank's account (nor, for this order, its buyer): refused.
+    let customer = dir.path().join("accounts/customer-1.key");
+    assert!(shop_fails(&env, &["orders", "--role", "bank"], &customer).contains("not_a_party"));
+    assert!(shop_fails(&env, &["order", id], &customer).contains("not_a_party"));
     let catalogue = get(&format!("{}/v1/shop/status", apis[0])).expect("status");
     assert_eq!(catalogue["products"], 210, "{catalogue}");
     assert_eq!(catalogue["reviews"], 11, "{catalogue}");

@@ -49,6 +49,42 @@ pub fn remove(db: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Set the read model at `db`, written with schema `schema`, aside as `{db}.schema-{schema}`
+/// (its write-ahead log and shared memory renamed with it, so the copy opens whole), for a
+/// rollback to the version that wrote it; an older copy of that schema is replaced. The search
+/// index, rebuilt from the read model, is removed. Returns the copy's path.
+///
+/// # Errors
+/// If a file cannot be renamed or removed.
+pub fn set_aside(db: &Path, schema: &str) -> std::io::Result<PathBuf> {
+    let schema: String = schema
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    let mut aside = db.as_os_str().to_owned();
+    aside.push(format!(".schema-{schema}"));
+    let aside = PathBuf::from(aside);
+    remove(&aside)?;
+    match std::fs::remove_dir_all(search_dir(db)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = db.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = aside.as_os_str().to_owned();
+        to.push(suffix);
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(aside)
+}
+
 /// A running indexer: follows `node` into the read model and serves [`Service::shop`].
 pub struct Service {
     shop: Arc<Shop>,
@@ -57,23 +93,24 @@ pub struct Service {
 }
 
 /// Open (or create) the read model at `db`. The read model is derived from the chain: one
-/// written by another version is removed, with its search index, to be rebuilt from genesis
-/// (carts, which customers wrote, are in another file and stay).
+/// written by another version is set aside ([`set_aside`]) and rebuilt from genesis (carts,
+/// which customers wrote, are in another file and stay).
 ///
 /// # Errors
-/// If it cannot be opened, or one of another schema cannot be removed.
+/// If it cannot be opened, or one of another schema cannot be set aside.
 pub fn open_or_rebuild(db: &Path) -> Result<Index, ServiceError> {
     match Index::open(db) {
         Err(IndexError::OtherSchema { path, found }) => {
+            let aside = set_aside(db, &found).map_err(|error| ServiceError::Io {
+                what: format!("cannot set {path} aside"),
+                error,
+            })?;
             tracing::warn!(
                 %path,
                 %found,
-                "the shop's read model is of another schema; rebuilding it from genesis"
+                aside = %aside.display(),
+                "the shop's read model is of another schema: set aside, rebuilding it from genesis"
             );
-            remove(db).map_err(|error| ServiceError::Io {
-                what: format!("cannot remove {path}"),
-                error,
-            })?;
             Ok(Index::open(db)?)
         }
         opened => Ok(opened?),
@@ -191,6 +228,18 @@ mod tests {
             })
             .expect("schema");
         assert_eq!(schema, crate::model::SCHEMA_VERSION.to_string());
+        // The old one is kept whole beside it, for a rollback.
+        let aside = rusqlite::Connection::open(dir.path().join("shop.sqlite.schema-1"))
+            .expect("the old read model");
+        let (schema, tables): (String, i64) = aside
+            .query_row(
+                "SELECT (SELECT value FROM meta WHERE key = 'schema'), \
+                 (SELECT COUNT(*) FROM sqlite_master WHERE name = 'old_only')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("its schema");
+        assert_eq!((schema.as_str(), tables), ("1", 1));
         let old: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'old_only'",

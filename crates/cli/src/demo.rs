@@ -678,7 +678,7 @@ pub fn seed(dir: &Path, node: &str) -> anyhow::Result<Demo> {
     }
     let products = phase.run("products")?;
 
-    // 5. Orders in every state. Each customer buys two in-stock products from one seller.
+    // 5. Orders in every state: DEMO_ORDERS in-stock products, bought round the customers.
     eprintln!("demo shop: orders in every state, deliveries and reviews...");
     let in_stock = |n: usize| contents[n].variants.0[0].stock > 0;
     let mut picks: Vec<(usize, usize)> = Vec::new();

@@ -33,7 +33,41 @@ pub struct Settings {
     pub payment_window_s: Option<u64>,
 }
 
+/// The shortest payment window the demo shop allows: it confirms a bank transfer a few blocks
+/// after placing it, and that order must not have expired by then.
+pub const DEMO_PAYMENT_WINDOW_MIN_S: u64 = 30;
+
 impl Settings {
+    /// Check the settings against the devnet in `dir`: a resumed chain keeps its genesis (a
+    /// setting given for it is said to be ignored), and the demo needs
+    /// [`DEMO_PAYMENT_WINDOW_MIN_S`].
+    ///
+    /// # Errors
+    /// If the demo would run with a shorter payment window.
+    fn check(self, dir: &Path, demo: bool) -> anyhow::Result<()> {
+        if dir.join("genesis.json").exists() {
+            if self.empty_block_interval_ms.is_some() || self.payment_window_s.is_some() {
+                eprintln!(
+                    "note: {} holds a chain already; its genesis settings stay \
+                     (--empty-block-interval-ms and --payment-window apply to a new chain)",
+                    dir.display()
+                );
+            }
+            return Ok(());
+        }
+        if let Some(window) = self.payment_window_s
+            && demo
+            && window < DEMO_PAYMENT_WINDOW_MIN_S
+        {
+            anyhow::bail!(
+                "--payment-window {window}: the demo shop needs at least \
+                 {DEMO_PAYMENT_WINDOW_MIN_S} s (its bank transfer is confirmed a few blocks after \
+                 it is placed); give more, or --no-demo"
+            );
+        }
+        Ok(())
+    }
+
     /// Amend a new genesis with these settings.
     fn shape(self, genesis: &mut Genesis) {
         if let (Some(window), Some(commerce)) = (self.payment_window_s, &mut genesis.commerce) {
@@ -44,6 +78,7 @@ impl Settings {
 
 /// Create keys, genesis and configs in `dir` unless they exist; return the node config paths.
 pub fn prepare(validators: usize, dir: &Path, settings: Settings) -> anyhow::Result<Vec<PathBuf>> {
+    settings.check(dir, false)?;
     prepare_with(
         validators,
         dir,
@@ -360,6 +395,7 @@ fn wait_for_nodes(
 
 /// Run the devnet until Ctrl-C.
 pub fn run(validators: usize, dir: &Path, settings: Settings, demo: bool) -> anyhow::Result<()> {
+    settings.check(dir, demo)?;
     let fresh = !dir.join("genesis.json").exists();
     let resumed_with_peg = dir.join("litecoind").exists();
     let main = match crate::mainchain::find() {

@@ -108,6 +108,8 @@ pub struct Shop {
     pub(crate) members: std::sync::Mutex<MemberCache>,
     /// Who issues each e-money asset the orders are in: asset to (when asked, issuer org).
     pub(crate) issuers: std::sync::Mutex<BTreeMap<String, (std::time::Instant, Option<String>)>>,
+    /// The currencies the orders are in, and when they were read.
+    pub(crate) currencies: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
     pub(crate) updates: tokio::sync::broadcast::Sender<Update>,
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
     /// Update streams open now per signing account (see [`UPDATE_STREAMS_PER_ACCOUNT_MAX`]).
@@ -212,6 +214,7 @@ impl Shop {
             chain_id: std::sync::OnceLock::new(),
             members: std::sync::Mutex::new(MemberCache::new()),
             issuers: std::sync::Mutex::default(),
+            currencies: std::sync::Mutex::default(),
             updates: tokio::sync::broadcast::channel(UPDATES_BUFFERED).0,
             streams: Arc::new(tokio::sync::Semaphore::new(UPDATE_STREAMS_MAX)),
             streams_of: Arc::default(),

@@ -41,6 +41,10 @@ pub const MEMBER_TTL: Duration = Duration::from_secs(5);
 /// Most accounts remembered; the cache starts again when full.
 const MEMBER_CACHE: usize = 10_000;
 
+/// Most currencies whose issuer the views remember (the chain holds at most its
+/// `ASSETS_MAX` assets, and the pegged coin).
+const ISSUERS_CACHED_MAX: usize = 1_024;
+
 /// Timeline entries an order view shows (the newest; `timeline_truncated` says when older
 /// ones were left out).
 pub const TIMELINE_MAX: usize = 500;
@@ -190,46 +194,75 @@ pub(crate) async fn reader(
 /// The rows of a bank's view, given the currencies it issues (a JSON array) as `?1`.
 const BANK_FILTER: &str = "o.currency IN (SELECT value FROM json_each(?1))";
 
+/// The bank organisation that issues `currency` (`None`: not e-money), as the node said: an
+/// issuer never changes, so it is remembered; that an asset is not e-money is remembered for
+/// [`MEMBER_TTL`] (governance may make it one).
+async fn issuer_of(shop: &Arc<Shop>, currency: &str) -> Result<Option<String>, ApiError> {
+    let cached = shop
+        .issuers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(currency)
+        .filter(|(at, issuer)| issuer.is_some() || at.elapsed() < MEMBER_TTL)
+        .map(|(_, issuer)| issuer.clone());
+    if let Some(issuer) = cached {
+        return Ok(issuer);
+    }
+    let issuer = shop.node.issuer(currency).await.map_err(|error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_unreachable",
+            format!("cannot ask the node who issues {currency}: {error}; try again shortly"),
+        )
+    })?;
+    let mut issuers = shop
+        .issuers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The orders' currencies are assets of the chain (at most its ASSETS_MAX): a bound
+    // reached only by a bug, so starting over is enough.
+    if issuers.len() >= ISSUERS_CACHED_MAX {
+        issuers.clear();
+    }
+    issuers.insert(currency.to_string(), (Instant::now(), issuer.clone()));
+    Ok(issuer)
+}
+
 /// The currencies bank organisation `org` issues among those the orders are in, as a JSON
-/// array (a bank's view picks its orders with it): the orders' currencies read from the read
-/// model (at most the chain's `ASSETS_MAX`), each one's issuer asked of the node and
-/// remembered for [`MEMBER_TTL`].
+/// array (a bank's view picks its orders with it). The orders' currencies are read from the
+/// read model at most once every [`MEMBER_TTL`].
 async fn bank_currencies(shop: &Arc<Shop>, org: &str) -> Result<String, ApiError> {
-    let currencies: Vec<String> = shop
-        .read(|_, conn| {
-            let mut statement =
-                conn.prepare_cached("SELECT DISTINCT currency FROM orders ORDER BY currency")?;
-            let rows = statement
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok(rows)
-        })
-        .await?;
+    let cached = shop
+        .currencies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < MEMBER_TTL)
+        .map(|(_, currencies)| currencies.clone());
+    let currencies = match cached {
+        Some(currencies) => currencies,
+        None => {
+            let currencies: Vec<String> = shop
+                .read(|_, conn| {
+                    let mut statement = conn
+                        .prepare_cached("SELECT DISTINCT currency FROM orders ORDER BY currency")?;
+                    let rows = statement
+                        .query_map([], |r| r.get(0))?
+                        .collect::<Result<Vec<String>, _>>()?;
+                    Ok(rows)
+                })
+                .await?;
+            *shop
+                .currencies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((Instant::now(), currencies.clone()));
+            currencies
+        }
+    };
     let mut issued = Vec::new();
     for currency in currencies {
-        let cached = shop
-            .issuers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&currency)
-            .filter(|(at, _)| at.elapsed() < MEMBER_TTL)
-            .map(|(_, issuer)| issuer.clone());
-        let issuer = match cached {
-            Some(issuer) => issuer,
-            None => {
-                let issuer = shop
-                    .node
-                    .issuer(&currency)
-                    .await
-                    .map_err(unreachable_node)?;
-                shop.issuers
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(currency.clone(), (Instant::now(), issuer.clone()));
-                issuer
-            }
-        };
-        if issuer.as_deref() == Some(org) {
+        if issuer_of(shop, &currency).await?.as_deref() == Some(org) {
             issued.push(currency);
         }
     }
@@ -358,6 +391,19 @@ async fn list(
     let (offset, limit) = pages(params.page, params.per_page)?;
     let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
     let role = params.role.clone().unwrap_or_else(|| "buyer".into());
+    match params.method.as_deref() {
+        None | Some("wallet" | "bank_transfer" | "cash_on_delivery") => {}
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "method {other:?}: use wallet, bank_transfer or cash_on_delivery"
+            )));
+        }
+    }
+    if params.method.is_some() && role == "carrier" {
+        return Err(ApiError::bad(
+            "method filters orders, not a carrier's shipments",
+        ));
+    }
     // Whose rows: (the SQL that picks them, its one parameter).
     let (filter, party) = match role.as_str() {
         "buyer" => ("o.buyer = ?1", reader.account.to_string()),
@@ -498,13 +544,13 @@ fn shipments(
 }
 
 /// How `reader` stands to the order `id` (buyer, seller, carrier, regulator, operator, bank),
-/// if at all; `bank` is the currencies the reader's bank issues (`bank_currencies`), if it is
-/// a bank's account.
+/// if at all; `issuing_bank` says the reader is a bank account of the bank that issues the
+/// order's currency.
 fn standing(
     conn: &rusqlite::Connection,
     id: &str,
     reader: &Reader,
-    bank: Option<&str>,
+    issuing_bank: bool,
 ) -> Result<Option<&'static str>, ApiError> {
     let Some((buyer, seller)): Option<(String, String)> = conn
         .query_row(
@@ -541,16 +587,8 @@ fn standing(
         return Ok(Some("regulator"));
     }
     // The bank that issues the order's currency: it confirms transfers and remits cash.
-    if let Some(currencies) = bank {
-        let issues: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM orders o WHERE o.id = ?2 AND o.currency IN \
-             (SELECT value FROM json_each(?1)))",
-            params![currencies, id],
-            |r| r.get(0),
-        )?;
-        if issues {
-            return Ok(Some("bank"));
-        }
+    if issuing_bank {
+        return Ok(Some("bank"));
     }
     // The platform's operator rules disputes: it reads the orders disputed before it.
     if reader.org_as(role::OPERATOR).is_some() {
@@ -575,12 +613,27 @@ async fn order(
 ) -> Result<Json<Value>, ApiError> {
     parse_id(&id)?;
     let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
-    let bank = match reader.org_as(role::BANK) {
-        Some(org) => Some(bank_currencies(&shop, org).await?),
-        None => None,
+    let issuing_bank = match reader.org_as(role::BANK) {
+        Some(org) => {
+            let order = id.clone();
+            let currency: Option<String> = shop
+                .read(move |_, conn| {
+                    Ok(conn
+                        .query_row("SELECT currency FROM orders WHERE id = ?1", [order], |r| {
+                            r.get(0)
+                        })
+                        .optional()?)
+                })
+                .await?;
+            match currency {
+                Some(currency) => issuer_of(&shop, &currency).await?.as_deref() == Some(org),
+                None => false,
+            }
+        }
+        None => false,
     };
     shop.read(move |_, conn| {
-        let Some(standing) = standing(conn, &id, &reader, bank.as_deref())? else {
+        let Some(standing) = standing(conn, &id, &reader, issuing_bank)? else {
             return Err(forbidden(format!(
                 "order {id} is seen only by its buyer, its seller's and carriers' accounts, \
                  the bank that issues its currency and regulators"
@@ -751,6 +804,13 @@ async fn updates(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let reader = Arc::new(reader(&shop, &method, &uri, &headers, &[]).await?);
+    // Only a registered account has orders to follow: a key made up for the purpose gets no
+    // stream (nor takes one of those everyone shares).
+    if reader.member.is_none() {
+        return Err(forbidden(
+            "update streams are for the active accounts of member organisations: register first",
+        ));
+    }
     let slot = StreamSlot::take(&shop.streams_of, reader.account).ok_or_else(|| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

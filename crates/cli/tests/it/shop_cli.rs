@@ -796,6 +796,31 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
         free
     });
     drop(open);
+    // A key no member organisation registered gets no stream; a method filter is checked.
+    let stranger =
+        <commonware_cryptography::ed25519::PrivateKey as commonware_cryptography::Signer>::from_seed(
+            0x5EED_0001,
+        );
+    let mut unregistered = http().get(format!("{api}/v1/shop/updates"));
+    for (name, value) in
+        consort_types::signed_read::sign(&stranger, 1, "GET", "/v1/shop/updates", now, b"")
+    {
+        unregistered = unregistered.header(name, value);
+    }
+    assert_eq!(
+        code(unregistered.send().expect("stream")),
+        (403, "not_a_party".into())
+    );
+    for path in [
+        "/v1/shop/orders?method=barter",
+        "/v1/shop/orders?role=carrier&method=wallet",
+    ] {
+        assert_eq!(
+            code(signed("GET", path, b"", now).send().expect("orders")),
+            (400, "bad_request".into()),
+            "{path}"
+        );
+    }
     // Signed for another path, or long ago.
     let mut other = http().get(format!("{api}/v1/shop/orders"));
     for (name, value) in consort_types::signed_read::sign(&key, 1, "GET", "/v1/shop/cart", now, b"")

@@ -25,6 +25,14 @@ pub fn search_dir(db: &Path) -> PathBuf {
     name.into()
 }
 
+/// `result` of a file operation, with a file that is not there taken as done.
+fn absent_ok(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Remove the read model at `db`, the WAL files beside it and its search index, so that the
 /// next start rebuilds from genesis. Carts and other data customers wrote are elsewhere and
 /// stay.
@@ -32,19 +40,11 @@ pub fn search_dir(db: &Path) -> PathBuf {
 /// # Errors
 /// If a file exists and cannot be removed.
 pub fn remove(db: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(search_dir(db)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    absent_ok(std::fs::remove_dir_all(search_dir(db)))?;
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
-        match std::fs::remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        absent_ok(std::fs::remove_file(&name))?;
     }
     Ok(())
 }
@@ -66,21 +66,13 @@ pub fn set_aside(db: &Path, schema: &str) -> std::io::Result<PathBuf> {
     aside.push(format!(".schema-{schema}"));
     let aside = PathBuf::from(aside);
     remove(&aside)?;
-    match std::fs::remove_dir_all(search_dir(db)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    absent_ok(std::fs::remove_dir_all(search_dir(db)))?;
     for suffix in ["", "-wal", "-shm"] {
         let mut from = db.as_os_str().to_owned();
         from.push(suffix);
         let mut to = aside.as_os_str().to_owned();
         to.push(suffix);
-        match std::fs::rename(&from, &to) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        absent_ok(std::fs::rename(&from, &to))?;
     }
     Ok(aside)
 }

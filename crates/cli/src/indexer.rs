@@ -90,7 +90,7 @@ pub fn run(
 
 /// Serve the shop API (`/v1/shop/...`) on `listen` from a thread of its own.
 fn serve(listen: std::net::SocketAddr, shop: Arc<Shop>) -> anyhow::Result<()> {
-    let listener = std::net::TcpListener::bind(listen)
+    let listener = consort_node::serve::listen(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
@@ -105,10 +105,10 @@ fn serve(listen: std::net::SocketAddr, shop: Arc<Shop>) -> anyhow::Result<()> {
             runtime.block_on(async move {
                 let app = consort_indexer::api::routes(shop);
                 match tokio::net::TcpListener::from_std(listener) {
+                    // The node's server: bounded connections, and a client that is slow to
+                    // send or stops reading is disconnected.
                     Ok(listener) => {
-                        if let Err(error) = axum::serve(listener, app).await {
-                            tracing::error!(%error, "the shop API stopped");
-                        }
+                        consort_node::serve::serve(listener, app, Default::default()).await;
                     }
                     Err(error) => tracing::error!(%error, "the shop API cannot listen"),
                 }

@@ -1,5 +1,6 @@
 //! The API's HTTP server: HTTP/1 (with WebSocket upgrades) over a bounded number of
-//! connections, each given a bounded time to send a request's headers.
+//! connections, each given a bounded time to send a request's headers and to take what the
+//! server writes.
 //!
 //! `axum::serve` configures neither: hyper's header read timeout needs a timer, which
 //! `axum::serve` does not set, and it accepts connections without bound. So the node runs
@@ -22,6 +23,13 @@ pub const API_CONNECTIONS_MAX: usize = 512;
 /// keep-alive connection stays open (ms).
 pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 
+/// How long a write to a client may wait for the client to take bytes before the connection
+/// is closed (ms). A client that stops reading (a stalled update stream, a reader that went
+/// away without closing) would otherwise hold its connection, and whatever the route holds
+/// for it (a stream's slot, a subscriber's place), until the TCP connection ends, which an
+/// unread socket never does.
+pub const WRITE_STALL_TIMEOUT_MS: u64 = 30_000;
+
 /// How long the server pauses after a failed accept (e.g. out of file descriptors) (ms).
 const ACCEPT_RETRY_MS: u64 = 1_000;
 
@@ -32,6 +40,8 @@ pub struct Limits {
     pub connections_max: usize,
     /// Longest time to send a request's headers.
     pub header_read_timeout: Duration,
+    /// Longest time a write may wait for the client to read.
+    pub write_stall_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -39,6 +49,7 @@ impl Default for Limits {
         Self {
             connections_max: API_CONNECTIONS_MAX,
             header_read_timeout: Duration::from_millis(HEADER_READ_TIMEOUT_MS),
+            write_stall_timeout: Duration::from_millis(WRITE_STALL_TIMEOUT_MS),
         }
     }
 }
@@ -125,13 +136,110 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits) {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(WriteStall::new(stream, limits.write_stall_timeout)),
+                    service,
+                )
                 .with_upgrades();
             if let Err(error) = connection.await {
                 debug!(%remote, %error, "API connection ended");
             }
             drop(permit);
         });
+    }
+}
+
+/// A connection whose writes fail with [`std::io::ErrorKind::TimedOut`] once one has waited
+/// `timeout` for the peer to take bytes. The clock runs only while a write or flush is
+/// pending, so a connection that is quiet, or slow but moving, is never cut.
+struct WriteStall<S> {
+    inner: S,
+    timeout: Duration,
+    /// Set when a write or flush first waits; cleared when one goes through.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteStall<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// What a write or flush returned: on progress the clock stops; while it waits, the
+    /// clock runs, and the wait ends in an error once it has run `timeout`.
+    fn watch<T>(
+        &mut self,
+        polled: std::task::Poll<std::io::Result<T>>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::{future::Future as _, task::Poll};
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read what was written to it",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteStall<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteStall<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(polled, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(polled, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(polled, cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -148,7 +256,16 @@ mod tests {
     async fn start(limits: Limits) -> std::net::SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
-        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        // `/endless` streams without end, as an update stream does to a client that reads.
+        let endless = || async {
+            let chunk = bytes::Bytes::from(vec![b'x'; 1 << 16]);
+            axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+                Ok::<_, std::convert::Infallible>(chunk.clone())
+            }))
+        };
+        let router = Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .route("/endless", axum::routing::get(endless));
         tokio::spawn(serve(listener, router, limits));
         address
     }
@@ -168,6 +285,7 @@ mod tests {
         let limits = Limits {
             connections_max: 1,
             header_read_timeout: Duration::from_secs(30),
+            ..Limits::default()
         };
         let address = start(limits).await;
         let mut first = TcpStream::connect(address).await.expect("connect");
@@ -196,6 +314,7 @@ mod tests {
         let limits = Limits {
             connections_max: 4,
             header_read_timeout: Duration::from_millis(200),
+            ..Limits::default()
         };
         let address = start(limits).await;
         let mut slow = TcpStream::connect(address).await.expect("connect");
@@ -217,5 +336,63 @@ mod tests {
             closed.is_ok(),
             "an idle connection outlived the header read timeout"
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_disconnected_and_frees_its_place() {
+        let limits = Limits {
+            connections_max: 1,
+            write_stall_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let address = start(limits).await;
+        // The only place: a stream the client never reads, so the server's writes stall once
+        // the socket buffers fill.
+        let mut stalled = TcpStream::connect(address).await.expect("connect");
+        stalled
+            .write_all(b"GET /endless HTTP/1.1\r\nhost: node\r\n\r\n")
+            .await
+            .expect("write");
+        // Another client waits for the place, and gets it once the stalled one is cut.
+        let mut next = TcpStream::connect(address).await.expect("connect");
+        next.write_all(REQUEST).await.expect("write");
+        let answer = response(&mut next, Duration::from_secs(10)).await;
+        assert!(
+            answer
+                .expect("served once the stalled connection is closed")
+                .starts_with("HTTP/1.1 200")
+        );
+        drop(stalled);
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut() {
+        let limits = Limits {
+            connections_max: 4,
+            write_stall_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let address = start(limits).await;
+        let mut reader = TcpStream::connect(address).await.expect("connect");
+        reader
+            .write_all(b"GET /endless HTTP/1.1\r\nhost: node\r\n\r\n")
+            .await
+            .expect("write");
+        // Pauses shorter than the timeout, each followed by a read: the stream goes on.
+        let mut buffer = vec![0; 1 << 16];
+        let mut total = 0;
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let read = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut buffer))
+                .await
+                .expect("bytes keep coming")
+                .expect("read");
+            assert!(
+                read > 0,
+                "the server closed a connection that was being read"
+            );
+            total += read;
+        }
+        assert!(total > 0);
     }
 }

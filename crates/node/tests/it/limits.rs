@@ -92,6 +92,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("EVENT_SEND_TIMEOUT", api::EVENT_SEND_TIMEOUT.as_secs()),
         ("API_CONNECTIONS_MAX", bytes(serve::API_CONNECTIONS_MAX)),
         ("HEADER_READ_TIMEOUT_MS", serve::HEADER_READ_TIMEOUT_MS),
+        ("WRITE_STALL_TIMEOUT_MS", serve::WRITE_STALL_TIMEOUT_MS),
         ("EVENTS_BUFFERED", bytes(observer::EVENTS_BUFFERED)),
         ("FINALITY_BUCKETS_MS", finality_bucket_largest),
         ("ORGS_MAX", bytes(gov::ORGS_MAX)),

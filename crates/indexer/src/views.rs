@@ -763,6 +763,7 @@ fn changed_orders(
     conn: &rusqlite::Connection,
     height: u64,
     reader: &Reader,
+    issued: &str,
 ) -> Result<Vec<Value>, ApiError> {
     let everyone = reader.regulator();
     let seller = reader.org_as(role::SELLER).unwrap_or("").to_string();
@@ -773,7 +774,8 @@ fn changed_orders(
            UNION SELECT order_id FROM shipment_events WHERE height = ?1) \
          AND (?2 OR o.buyer = ?3 OR (?4 != '' AND o.seller = ?4) OR (?5 != '' AND \
               (o.carrier = ?5 OR \
-               EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.id AND s.carrier = ?5)))) \
+               EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.id AND s.carrier = ?5))) \
+              OR o.currency IN (SELECT value FROM json_each(?7))) \
          ORDER BY o.height, o.idx LIMIT ?6"
     );
     let mut statement = conn.prepare_cached(&sql)?;
@@ -785,7 +787,8 @@ fn changed_orders(
                 reader.account.to_string(),
                 seller,
                 carrier,
-                i64::try_from(STREAM_BLOCK_ORDERS_MAX + 1).unwrap_or(i64::MAX)
+                i64::try_from(STREAM_BLOCK_ORDERS_MAX + 1).unwrap_or(i64::MAX),
+                issued
             ],
             order_row,
         )?
@@ -851,10 +854,20 @@ async fn updates(
                             member,
                         });
                     }
+                    // A bank follows the orders in the e-money it issues (as `role=bank` lists
+                    // them): the transfers it confirms, the cash it remits.
+                    let issued = match reader.org_as(role::BANK) {
+                        Some(org) => bank_currencies(&shop, org).await,
+                        None => Ok("[]".to_string()),
+                    };
                     let who = reader.clone();
-                    let found = shop
-                        .read(move |_, conn| changed_orders(conn, height, &who))
-                        .await;
+                    let found = match issued {
+                        Ok(issued) => {
+                            shop.read(move |_, conn| changed_orders(conn, height, &who, &issued))
+                                .await
+                        }
+                        Err(error) => Err(error),
+                    };
                     let mut events = vec![Event::default().event("block").data(height.to_string())];
                     match found {
                         Ok(mut orders) => {

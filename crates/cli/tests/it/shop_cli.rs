@@ -1010,6 +1010,39 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
         ],
         "{status}"
     );
+    // The issuing bank follows the orders in its e-money as they change: its update stream
+    // carries the cash-on-delivery order when it expires.
+    let carol = dir.path().join("accounts/carol.key");
+    let bank_events = {
+        let key = consort_node::node::load_key(&carol).expect("key");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let mut request = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .build()
+            .expect("client")
+            .get(format!("{}/v1/shop/updates", apis[0]));
+        for (name, value) in
+            consort_types::signed_read::sign(&key, 1, "GET", "/v1/shop/updates", now, b"")
+        {
+            request = request.header(name, value);
+        }
+        let response = request.send().expect("the bank's update stream");
+        assert_eq!(response.status().as_u16(), 200);
+        let (sender, receiver) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(response).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        receiver
+    };
     let mut expired = Value::Null;
     wait_for(
         "the unpaid orders to expire",
@@ -1025,9 +1058,32 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
         !states_of(&expired).contains(&"placed".to_string()),
         "{expired}"
     );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut heard = Vec::new();
+    let bank_heard_expiry = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = bank_events.recv_timeout(left) else {
+            break false;
+        };
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
+            continue;
+        };
+        if event["order"]["status"] == "expired" {
+            heard.push(event["order"]["method"].clone());
+            if event["order"]["method"] == "cash_on_delivery" {
+                break true;
+            }
+        }
+    };
+    assert!(
+        bank_heard_expiry,
+        "the bank's stream carries its cash-on-delivery order's expiry; expiries heard: {heard:?}"
+    );
     // The bank that issues the shop's e-money sees the orders in it: the transfer it confirmed
     // and the cash-on-delivery order whose cash it would remit, and reads them one by one.
-    let carol = dir.path().join("accounts/carol.key");
     let transfers = shop_json(
         &env,
         &["orders", "--role", "bank", "--method", "bank_transfer"],

@@ -365,8 +365,9 @@ pub enum ShopCommand {
     Event {
         /// The order.
         order: String,
-        /// The shipment (from 0).
-        shipment: u16,
+        /// The shipment: its number (from 0), or `return-N` for the goods going back under
+        /// the order's after-sales case N (as `consort shop order` lists them).
+        shipment: String,
         /// picked_up, in_transit, out_for_delivery, delivered, failed_attempt or
         /// returned_to_sender.
         status: String,
@@ -985,6 +986,7 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
             key,
             location,
         } => {
+            let shipment = shipment_number(&shipment)?;
             let status: ShipmentStatus = serde_json::from_value(json!(status)).map_err(|_| {
                 anyhow::anyhow!(
                     "{status:?}: use picked_up, in_transit, out_for_delivery, delivered, \
@@ -1003,7 +1005,10 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                     }]),
                 },
             )?;
-            println!("order {order} shipment {shipment}: {status:?} posted");
+            println!(
+                "order {order} {}: {status:?} posted",
+                shipment_name(&json!(shipment))
+            );
             Ok(())
         }
         ShopCommand::ConfirmPayment { order, key, amount } => {
@@ -1649,8 +1654,8 @@ fn print_timeline(view: &Value, from: usize) -> usize {
             // The carrier's own entries (below) say what each of its events did.
             Some("carrier_events") => continue,
             Some("shipment") => format!(
-                "shipment {} {}{}",
-                entry["shipment"],
+                "{} {}{}",
+                shipment_name(&entry["shipment"]),
                 entry["status"].as_str().unwrap_or("?"),
                 entry["location"]
                     .as_str()
@@ -1819,9 +1824,9 @@ fn print_orders(answer: &Value) {
     }
     for s in answer["shipments"].as_array().into_iter().flatten() {
         println!(
-            "  {:<10} shipment {} {:<18} order {}",
+            "  {:<10} {} {:<18} order {}",
             s["order"].as_str().unwrap_or("?"),
-            s["shipment"],
+            shipment_name(&s["shipment"]),
             s["status"].as_str().unwrap_or("?"),
             s["order_status"].as_str().unwrap_or("?")
         );
@@ -1861,5 +1866,37 @@ fn print_order(answer: &Value) {
             case["cases"],
             consort_types::commerce::AFTER_SALES_PER_ORDER_MAX
         );
+    }
+}
+
+/// A shipment as `consort shop event` takes it: its number, or `return-N` for the goods going
+/// back under after-sales case N.
+fn shipment_number(given: &str) -> anyhow::Result<u16> {
+    let bad = || {
+        anyhow::anyhow!(
+            "shipment {given:?}: give its number (0, 1, ...) or return-N for the goods going              back under after-sales case N (see consort shop order)"
+        )
+    };
+    match given.strip_prefix("return-") {
+        Some(case) => {
+            let case: u8 = case.parse().map_err(|_| bad())?;
+            if case == 0 {
+                return Err(bad());
+            }
+            Ok(consort_types::commerce::return_shipment(case))
+        }
+        None => given.parse().map_err(|_| bad()),
+    }
+}
+
+/// How a shipment number reads: `shipment N`, or `return N` for goods going back.
+fn shipment_name(n: &Value) -> String {
+    match n.as_u64().and_then(|n| u16::try_from(n).ok()) {
+        Some(n) if consort_types::commerce::is_return_shipment(n) => format!(
+            "return-{}",
+            n - consort_types::commerce::RETURN_SHIPMENT_BASE
+        ),
+        Some(n) => format!("shipment {n}"),
+        None => format!("shipment {n}"),
     }
 }

@@ -491,6 +491,16 @@ async fn list(
 }
 
 /// A carrier organisation's shipments, newest first.
+/// The after-sales case whose goods go back as shipment `n` (`null`: goods going out).
+fn return_case(n: i64) -> Value {
+    match u16::try_from(n) {
+        Ok(n) if consort_types::commerce::is_return_shipment(n) => {
+            json!(n - consort_types::commerce::RETURN_SHIPMENT_BASE)
+        }
+        _ => Value::Null,
+    }
+}
+
 fn shipments(
     conn: &rusqlite::Connection,
     org: &str,
@@ -519,6 +529,7 @@ fn shipments(
                 Ok(json!({
                     "order": order,
                     "shipment": r.get::<_, i64>(1)?,
+                    "return_case": return_case(r.get(1)?),
                     "status": r.get::<_, String>(2)?,
                     "lines": serde_json::from_str::<Value>(&lines).unwrap_or(Value::String(lines)),
                     "events": r.get::<_, i64>(4)?,
@@ -681,6 +692,7 @@ fn order_view(conn: &rusqlite::Connection, id: &str, standing: &str) -> Result<V
             let lines: String = r.get(3)?;
             Ok(json!({
                 "shipment": r.get::<_, i64>(0)?,
+                "return_case": return_case(r.get(0)?),
                 "carrier": r.get::<_, String>(1)?,
                 "status": r.get::<_, String>(2)?,
                 "lines": serde_json::from_str::<Value>(&lines).unwrap_or(Value::String(lines)),
@@ -719,6 +731,7 @@ fn order_view(conn: &rusqlite::Connection, id: &str, standing: &str) -> Result<V
             }
             if let Some(shipment) = r.get::<_, Option<i64>>(9)? {
                 entry["shipment"] = json!(shipment);
+                entry["return_case"] = return_case(shipment);
                 entry["location"] = json!(r.get::<_, Option<String>>(10)?);
             }
             Ok(entry)

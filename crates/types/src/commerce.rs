@@ -71,6 +71,23 @@ pub const FEE_RATE_BP_MAX: u32 = 5_000;
 /// Most after-sales cases (return or refund requests) one order may have, one at a time:
 /// each pauses the order's completion, so a buyer cannot hold the seller's money forever.
 pub const AFTER_SALES_PER_ORDER_MAX: u8 = 3;
+/// Shipment numbers of goods going back start above this: those of an order's after-sales
+/// case `n` (counted from 1) are [`return_shipment`]`(n)`. Far above [`SHIPMENTS_MAX`], so a
+/// carrier's events name a forward shipment or a return without another field.
+pub const RETURN_SHIPMENT_BASE: u16 = 0xFF00;
+
+/// The shipment number of the goods going back under the order's after-sales case `case`.
+#[must_use]
+pub const fn return_shipment(case: u8) -> u16 {
+    RETURN_SHIPMENT_BASE + case as u16
+}
+
+/// Whether shipment number `n` is goods going back (an after-sales return).
+#[must_use]
+pub const fn is_return_shipment(n: u16) -> bool {
+    n > RETURN_SHIPMENT_BASE
+}
+
 /// Longest tracking number of goods sent back (bytes).
 pub const TRACKING_MAX: usize = 64;
 /// The after-sales window of a genesis that names none: 7 days of block time.
@@ -702,7 +719,7 @@ pub struct Shipment {
     /// What it carries.
     pub lines: List<ShipLine, ORDER_LINES_MAX>,
     /// SHA-256 of the delivery label sealed to the carrier (or of the voucher sealed to the
-    /// buyer, for a digital good or service).
+    /// buyer, for a digital good or service; of the tracking number, for goods going back).
     #[serde(with = "crate::hex_serde::bytes32")]
     pub label: [u8; 32],
     /// Carrier events posted.
@@ -746,7 +763,8 @@ crate::codec_record!(Shipping {
 pub struct CarrierEvent {
     /// The order.
     pub order: RecordId,
-    /// The shipment (position among the order's shipments).
+    /// The shipment (position among the order's shipments), or the goods going back under an
+    /// after-sales case ([`return_shipment`]).
     pub shipment: u16,
     /// The new status.
     pub status: ShipmentStatus,
@@ -1271,7 +1289,9 @@ calls! {
             /// Why.
             reason: Text<REASON_MAX>,
         },
-        /// The buyer sent the goods of an approved return back.
+        /// The buyer sent the goods of an approved return back: the carrier follows them as
+        /// shipment [`return_shipment`]`(case)` with its events, and the seller's time to
+        /// confirm them starts again when the carrier delivers them.
         ReturnShipped = (26, "return_shipped") {
             /// The order.
             order: RecordId,

@@ -25,7 +25,8 @@ use consort_types::{
         AfterSale, AfterSaleStatus, CarrierEvent, CommerceCall, CommerceConfig, CommerceError,
         Holdings, LineRequest, Order, OrderStatus, PaymentMethod, PaymentState, ProductContent,
         ProductHead, ProductKind, RecordId, ReviewContent, ReviewHead, SellerStats, ShipLine,
-        ShipmentStatus, Shipping, StockChange, VariantSpec, VariantState,
+        Shipment, ShipmentStatus, Shipping, StockChange, VariantSpec, VariantState,
+        return_shipment,
     },
     gov::{EMoney, FreezeTarget, GenesisOrg, GovernanceConfig, Mode as GovMode, OrgKind},
     sealed::{self, Sealed},
@@ -2906,6 +2907,82 @@ fn a_return_comes_back_and_is_refunded_and_the_rest_settles_with_every_balance_c
             buyer,
             CommerceCall::WithdrawReturn { order: id },
             "bad_after_sale_state",
+            snapshot,
+        )
+        .await;
+
+        // The carrier follows the parcel going back as the order's shipment
+        // `return_shipment(1)`: only the carrier it went with posts on it, its arrival is not
+        // one of the order's deliveries, and it gives the seller its whole window to inspect
+        // the goods from then.
+        let parcel = return_shipment(1);
+        let parcel_key = key::shipment(&id, parcel);
+        let record: Shipment = mall.read(&parcel_key).await.expect("the parcel going back");
+        assert_eq!(
+            (record.carrier, record.status, record.events),
+            (org("express"), ShipmentStatus::Pending, 0)
+        );
+        assert_eq!(record.label, consort_types::sha256(&[b"SF1234567890"]).0);
+        refused(
+            &mut mall,
+            CARRIER2,
+            events(vec![event(id, parcel, ShipmentStatus::PickedUp)]),
+            "not_your_order",
+            snapshot,
+        )
+        .await;
+        refused(
+            &mut mall,
+            CARRIER,
+            events(vec![event(
+                id,
+                return_shipment(2),
+                ShipmentStatus::PickedUp,
+            )]),
+            "unknown_shipment",
+            snapshot,
+        )
+        .await;
+        let delivered = mall.order(id).await.delivered;
+        mall.send(
+            CARRIER,
+            events(vec![
+                event(id, parcel, ShipmentStatus::PickedUp),
+                event(id, parcel, ShipmentStatus::InTransit),
+            ]),
+        )
+        .await
+        .expect("picked up");
+        let shipped_back_deadline = mall.case(id).await.deadline_ms;
+        mall.later(AFTER_SALE_WINDOW_MS / 2).await;
+        mall.send(
+            CARRIER,
+            events(vec![
+                event(id, parcel, ShipmentStatus::OutForDelivery),
+                event(id, parcel, ShipmentStatus::Delivered),
+            ]),
+        )
+        .await
+        .expect("delivered back to the seller");
+        let case = mall.case(id).await;
+        assert_eq!(case.status, AfterSaleStatus::ShippedBack);
+        assert_eq!(case.deadline_ms, mall.time_ms + AFTER_SALE_WINDOW_MS);
+        assert!(case.deadline_ms > shipped_back_deadline);
+        let order = mall.order(id).await;
+        assert_eq!(
+            (order.status, order.delivered),
+            (OrderStatus::AfterSale, delivered)
+        );
+        let record: Shipment = mall.read(&parcel_key).await.expect("the parcel going back");
+        assert_eq!(
+            (record.status, record.events),
+            (ShipmentStatus::Delivered, 4)
+        );
+        refused(
+            &mut mall,
+            CARRIER,
+            events(vec![event(id, parcel, ShipmentStatus::InTransit)]),
+            "bad_order_state",
             snapshot,
         )
         .await;

@@ -19,9 +19,10 @@ use consort_execution::{Fail, Runtime, Store};
 use consort_types::{
     TxError,
     changes::Record,
+    codec_util::List,
     commerce::{
         AFTER_SALES_PER_ORDER_MAX, AfterSale, AfterSaleStatus, CommerceError, Order, OrderStatus,
-        PaymentState, RecordId, Stamp,
+        PaymentState, RecordId, Shipment, ShipmentStatus, Stamp, return_shipment,
     },
     gov::{FreezeTarget, OrgId, role},
     state_key::commerce as key,
@@ -261,7 +262,9 @@ pub(crate) async fn answer<E: Runtime>(
     save_order(store, id, &mut order, now, b"answer_return").await
 }
 
-/// `return_shipped`: the buyer sent the goods of an approved return back with `carrier`.
+/// `return_shipped`: the buyer sent the goods of an approved return back with `carrier`
+/// under `tracking`. The parcel is a shipment of the order ([`return_shipment`] of the
+/// case) that `carrier` posts events on, as on goods going out.
 ///
 /// # Errors
 /// [`CommerceError::NotYourOrder`], [`CommerceError::NoAfterSale`],
@@ -271,6 +274,7 @@ pub(crate) async fn shipped_back<E: Runtime>(
     shop: &Shop<'_>,
     id: &RecordId,
     carrier: &OrgId,
+    tracking: &str,
 ) -> Result<(), Fail> {
     let mut order = order(store, id).await?;
     require_buyer(store, shop, id, &order).await?;
@@ -284,8 +288,51 @@ pub(crate) async fn shipped_back<E: Runtime>(
     .await?;
     crate::require_carrier(store, carrier).await?;
     case.carrier = Some(*carrier);
+    let now = shop.now();
+    let parcel = Shipment {
+        carrier: *carrier,
+        status: ShipmentStatus::Pending,
+        lines: List(Vec::new()),
+        label: consort_types::sha256(&[tracking.as_bytes()]).0,
+        events: 0,
+        created: now,
+        updated: now,
+    };
+    let shipment = return_shipment(case.cases);
+    store
+        .put_noted(
+            Record::Shipment {
+                order: *id,
+                shipment,
+            },
+            &parcel,
+        )
+        .await?;
     wait_next(store, shop, id, &mut case, AfterSaleStatus::ShippedBack).await?;
     save_order(store, id, &mut order, shop.now(), b"return_shipped").await
+}
+
+/// The carrier delivered the goods of order `id`'s case `case` back to the seller at `at`: if
+/// the case still waits for the seller to confirm them, the seller's time to inspect them
+/// starts now (a slow carrier does not use it up). Returns whether the case changed.
+pub(crate) async fn returned_to_seller<E: Runtime>(
+    store: &mut Store<'_, E>,
+    shop: &Shop<'_>,
+    id: &RecordId,
+    order: &Order,
+    case_number: u8,
+) -> Result<bool, Fail> {
+    let Some(mut case) = case(store, id).await? else {
+        return Ok(false);
+    };
+    if order.status != OrderStatus::AfterSale
+        || case.cases != case_number
+        || case.status != AfterSaleStatus::ShippedBack
+    {
+        return Ok(false);
+    }
+    wait_next(store, shop, id, &mut case, AfterSaleStatus::ShippedBack).await?;
+    Ok(true)
 }
 
 /// `receive_return`: the seller confirms the goods sent back arrived; the refund is paid.

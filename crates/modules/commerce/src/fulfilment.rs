@@ -13,7 +13,8 @@ use consort_types::{
     codec_util::List,
     commerce::{
         CarrierEvent, CommerceError, Order, OrderStatus, PaymentMethod, PaymentState, ProductKind,
-        RecordId, SHIPMENTS_MAX, ShipLine, Shipment, ShipmentStatus,
+        RETURN_SHIPMENT_BASE, RecordId, SHIPMENTS_MAX, ShipLine, Shipment, ShipmentStatus,
+        is_return_shipment,
     },
     gov::{OrgId, role},
     sealed::{PrivateError, Sealed},
@@ -243,7 +244,14 @@ pub(crate) async fn carrier_events<E: Runtime>(
                 &shipment,
             )
             .await?;
-        if event.status == ShipmentStatus::Delivered {
+        if is_return_shipment(event.shipment) {
+            // Goods going back: the order's deliveries do not change; their arrival gives
+            // the seller its time to inspect them.
+            if event.status == ShipmentStatus::Delivered {
+                let case = u8::try_from(event.shipment - RETURN_SHIPMENT_BASE).unwrap_or(0);
+                crate::after_sale::returned_to_seller(store, shop, id, &order, case).await?;
+            }
+        } else if event.status == ShipmentStatus::Delivered {
             order.delivered = order.delivered.saturating_add(1);
             if order.status == OrderStatus::Shipped && order.delivered == order.shipments {
                 order.status = OrderStatus::Delivered;

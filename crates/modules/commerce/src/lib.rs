@@ -170,9 +170,11 @@ impl Commerce {
             C::AnswerReturn { order, approve, .. } => {
                 after_sale::answer(store, &shop, order, *approve).await
             }
-            C::ReturnShipped { order, carrier, .. } => {
-                after_sale::shipped_back(store, &shop, order, carrier).await
-            }
+            C::ReturnShipped {
+                order,
+                carrier,
+                tracking,
+            } => after_sale::shipped_back(store, &shop, order, carrier, tracking.as_str()).await,
             C::ReceiveReturn { order } => after_sale::receive(store, &shop, order).await,
             C::OpenDispute { order, .. } => after_sale::dispute(store, &shop, order).await,
             C::RuleDispute { order, refund, .. } => {

@@ -1093,7 +1093,11 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                     tracking: text(&tracking, "--tracking")?,
                 },
             )?;
-            println!("order {order}: goods on their way back; the seller confirms they arrived");
+            println!(
+                "order {order}: goods on their way back; the carrier posts their events as \
+                 shipment return-N (N = the case, see consort shop order), and the seller \
+                 confirms they arrived"
+            );
             Ok(())
         }
         ShopCommand::ReceiveReturn { order, key } => {
@@ -1874,7 +1878,8 @@ fn print_order(answer: &Value) {
 fn shipment_number(given: &str) -> anyhow::Result<u16> {
     let bad = || {
         anyhow::anyhow!(
-            "shipment {given:?}: give its number (0, 1, ...) or return-N for the goods going              back under after-sales case N (see consort shop order)"
+            "shipment {given:?}: give its number (0, 1, ...) or return-N for the goods going \
+             back under after-sales case N (see consort shop order)"
         )
     };
     match given.strip_prefix("return-") {
@@ -1898,5 +1903,28 @@ fn shipment_name(n: &Value) -> String {
         ),
         Some(n) => format!("shipment {n}"),
         None => format!("shipment {n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consort_types::commerce::{RETURN_SHIPMENT_BASE, return_shipment};
+
+    #[test]
+    fn shipments_are_named_by_number_or_by_return_case() {
+        assert_eq!(shipment_number("0").unwrap(), 0);
+        assert_eq!(shipment_number("3").unwrap(), 3);
+        assert_eq!(
+            shipment_number("return-1").unwrap(),
+            RETURN_SHIPMENT_BASE + 1
+        );
+        assert_eq!(shipment_number("return-255").unwrap(), return_shipment(255));
+        for bad in ["", "-1", "return-0", "return-256", "return-", "back-1", "x"] {
+            let err = shipment_number(bad).unwrap_err().to_string();
+            assert!(err.contains("return-N"), "{bad:?}: {err}");
+        }
+        assert_eq!(shipment_name(&Value::from(2)), "shipment 2");
+        assert_eq!(shipment_name(&Value::from(return_shipment(1))), "return-1");
     }
 }

@@ -1894,7 +1894,7 @@ fn shipment_number(given: &str) -> anyhow::Result<u16> {
     }
 }
 
-/// How a shipment number reads: `shipment N`, or `return N` for goods going back.
+/// How a shipment number reads: `shipment N`, or `return-N` for goods going back.
 fn shipment_name(n: &Value) -> String {
     match n.as_u64().and_then(|n| u16::try_from(n).ok()) {
         Some(n) if consort_types::commerce::is_return_shipment(n) => format!(
@@ -1913,15 +1913,18 @@ mod tests {
 
     #[test]
     fn shipments_are_named_by_number_or_by_return_case() {
-        assert_eq!(shipment_number("0").unwrap(), 0);
-        assert_eq!(shipment_number("3").unwrap(), 3);
+        assert_eq!(shipment_number("0").expect("a shipment"), 0);
+        assert_eq!(shipment_number("3").expect("a shipment"), 3);
         assert_eq!(
-            shipment_number("return-1").unwrap(),
+            shipment_number("return-1").expect("a shipment"),
             RETURN_SHIPMENT_BASE + 1
         );
-        assert_eq!(shipment_number("return-255").unwrap(), return_shipment(255));
+        assert_eq!(
+            shipment_number("return-255").expect("a shipment"),
+            return_shipment(255)
+        );
         for bad in ["", "-1", "return-0", "return-256", "return-", "back-1", "x"] {
-            let err = shipment_number(bad).unwrap_err().to_string();
+            let err = shipment_number(bad).expect_err("refused").to_string();
             assert!(err.contains("return-N"), "{bad:?}: {err}");
         }
         assert_eq!(shipment_name(&Value::from(2)), "shipment 2");

@@ -490,7 +490,6 @@ async fn list(
     .await
 }
 
-/// A carrier organisation's shipments, newest first.
 /// The after-sales case whose goods go back as shipment `n` (`null`: goods going out).
 fn return_case(n: i64) -> Value {
     match u16::try_from(n) {
@@ -501,6 +500,7 @@ fn return_case(n: i64) -> Value {
     }
 }
 
+/// A carrier organisation's shipments, newest first.
 fn shipments(
     conn: &rusqlite::Connection,
     org: &str,

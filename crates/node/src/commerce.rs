@@ -248,6 +248,7 @@ async fn order(
     type Found = (
         Order,
         Vec<Shipment>,
+        Vec<(u8, Shipment)>,
         AccountId,
         Option<consort_types::commerce::AfterSale>,
     );
@@ -264,17 +265,29 @@ async fn order(
         // The buyer's key now: a rotated-away key no longer reads the order, its new one
         // does (as the shop module checks a buyer).
         let buyer = consort_governance::Gov::current_key(&mut store, &order.buyer).await?;
-        let after_sale = store.get(&key::after_sale(&id)).await?;
-        Ok(Some((order, shipments, buyer, after_sale)))
+        let after_sale: Option<consort_types::commerce::AfterSale> =
+            store.get(&key::after_sale(&id)).await?;
+        // Goods sent back under its after-sales cases travel as shipments of their own.
+        let mut returns = Vec::new();
+        for case in 1..=after_sale.as_ref().map_or(0, |c| c.cases) {
+            let n = consort_types::commerce::return_shipment(case);
+            if let Some(shipment) = store.get::<Shipment>(&key::shipment(&id, n)).await? {
+                returns.push((case, shipment));
+            }
+        }
+        Ok(Some((order, shipments, returns, buyer, after_sale)))
     })?;
-    let (order, shipments, buyer, after_sale) =
+    let (order, shipments, returns, buyer, after_sale) =
         found.ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
     let entitled = reader == buyer
         || match registration(&s, &reader).await? {
             Some(r) => {
                 (r.org == order.seller && r.roles & role::SELLER != 0)
                     || (r.roles & role::CARRIER != 0
-                        && shipments.iter().any(|x| x.carrier == r.org))
+                        && shipments
+                            .iter()
+                            .chain(returns.iter().map(|(_, x)| x))
+                            .any(|x| x.carrier == r.org))
                     || r.roles & role::REGULATOR != 0
                     // The platform's operator rules the order's dispute.
                     || (r.roles & role::OPERATOR != 0
@@ -291,9 +304,16 @@ async fn order(
     if !entitled {
         return Err(forbidden(&reader, format!("order {id}")));
     }
-    Ok(Json(
-        json!({ "id": id, "order": order, "shipments": shipments, "after_sale": after_sale }),
-    ))
+    Ok(Json(json!({
+        "id": id,
+        "order": order,
+        "shipments": shipments,
+        "returns": returns
+            .iter()
+            .map(|(case, shipment)| json!({ "case": case, "shipment": shipment }))
+            .collect::<Vec<_>>(),
+        "after_sale": after_sale,
+    })))
 }
 
 async fn payout(

@@ -314,7 +314,9 @@ pub(crate) async fn shipped_back<E: Runtime>(
 
 /// The carrier delivered the goods of order `id`'s case `case` back to the seller at `at`: if
 /// the case still waits for the seller to confirm them, the seller's time to inspect them
-/// starts now (a slow carrier does not use it up). Returns whether the case changed.
+/// starts now (a slow carrier does not use up the window). A case whose window has already
+/// passed is left to lapse as it is due (the buyer's refund is not taken back by a late
+/// event). Returns whether the case changed.
 pub(crate) async fn returned_to_seller<E: Runtime>(
     store: &mut Store<'_, E>,
     shop: &Shop<'_>,
@@ -328,6 +330,7 @@ pub(crate) async fn returned_to_seller<E: Runtime>(
     if order.status != OrderStatus::AfterSale
         || case.cases != case_number
         || case.status != AfterSaleStatus::ShippedBack
+        || case.deadline_ms <= shop.now().time_ms
     {
         return Ok(false);
     }

@@ -226,6 +226,12 @@ fn now_ms<E: Clock>(context: &E) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Milliseconds of `context`'s clock since `since` (for logs).
+fn elapsed_ms<E: Clock>(context: &E, since: std::time::SystemTime) -> u64 {
+    let elapsed = context.current().duration_since(since).unwrap_or_default();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn header_for(
     context: BlockContext,
     parent: &Block,
@@ -339,6 +345,7 @@ impl<E: Runtime> Application<E> for App {
         while !mempool.has_runnable() && now_ms(&context) < deadline {
             context.sleep(PROPOSE_POLL).await;
         }
+        let started = context.current();
         let timestamp_ms = now_ms(&context).max(parent.header.timestamp_ms);
         let height = parent.number() + 1;
         let per_sender_max = self
@@ -377,7 +384,14 @@ impl<E: Runtime> Application<E> for App {
         mempool.mark_in_flight(height, executed.included.iter().map(SignedTx::hash));
         let header = header_for(consensus, parent, timestamp_ms, &executed);
         let failed = executed.outcomes.iter().filter(|o| !o.is_applied()).count();
-        debug!(height, txs = executed.included.len(), failed, "proposing");
+        let build_ms = elapsed_ms(&context, started);
+        debug!(
+            height,
+            txs = executed.included.len(),
+            failed,
+            build_ms,
+            "proposing"
+        );
         let block = Block::new(header, executed.included, executed.outcomes);
         self.remember_writes(block.digest(), height, executed.written);
         self.remember_changes(block.digest(), height, executed.changes);
@@ -394,6 +408,7 @@ impl<E: Runtime> Application<E> for App {
         batches: Unmerkleized<E>,
         finality: Finality,
     ) -> Option<Merkleized<E>> {
+        let started = context.current();
         let mut ancestry = ancestry;
         let block = ancestry.next().await?;
         let block = block.inner();
@@ -445,6 +460,13 @@ impl<E: Runtime> Application<E> for App {
             );
             return None;
         }
+        debug!(
+            height,
+            txs = block.txs.len(),
+            verify_ms = elapsed_ms(&context, started),
+            ?finality,
+            "verified"
+        );
         self.mempool
             .mark_in_flight(height, block.txs.iter().map(SignedTx::hash));
         self.remember_writes(block.digest(), height, executed.written);

@@ -397,6 +397,18 @@ enum KeysCommand {
     },
 }
 
+/// Turn transparent huge pages off for this process. A node frees most of what a block
+/// allocated (its chunk maps, the database batch) before the next block, and the allocator
+/// gives idle pages back to the system; with huge pages every page it touches again costs the
+/// kernel 2 MiB of zeroing, a tenth of a busy validator's time. With 4 KiB pages only what is
+/// written is zeroed. Nothing breaks if the kernel refuses: the node just runs slower.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_thp_disable(true) {
+        tracing::debug!(%error, "cannot turn transparent huge pages off");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -408,6 +420,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Node { config } => {
+            no_huge_pages();
             let config = consort_node::NodeConfig::load(&config)?;
             consort_node::run(config)
         }

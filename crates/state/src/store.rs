@@ -23,6 +23,12 @@ pub const FIRST_CHUNK_DATA: usize = STATE_VALUE_SIZE - HEAD_BYTES;
 /// Largest record (bytes).
 pub const RECORD_SIZE_MAX: usize = 1 << 20;
 
+/// Raw chunks by key. Only looked up, never walked, so a hash map serves: keyed at random per
+/// process (foldhash's seeded hasher), so crafted keys cannot pile into one bucket, and about
+/// ten times cheaper per lookup than SipHash on a 32-byte key, which a block of shop orders
+/// does a few hundred thousand times.
+type ChunkMap = std::collections::HashMap<Digest, Option<StateValue>, foldhash::fast::RandomState>;
+
 fn chunk_key(key: &Digest, index: u32) -> Digest {
     if index == 0 {
         return *key;
@@ -90,16 +96,14 @@ pub fn assemble_record(chunks: &[StateValue]) -> Option<Vec<u8>> {
 /// The records a block reads and writes.
 pub struct Store<'a, E: Runtime> {
     parent: &'a Unmerkleized<E>,
-    /// Raw chunks as this block has them (`None`: absent). Only looked up, never walked, so
-    /// a hash map (keyed at random per process: no crafted keys pile into one bucket) serves
-    /// it: a block of shop orders holds a hundred thousand chunks, where a tree's lookups
-    /// cost a tenth of the block's time.
-    block: std::collections::HashMap<Digest, Option<StateValue>>,
+    /// Raw chunks as this block has them (`None`: absent). A block of shop orders holds a
+    /// hundred thousand chunks, where a tree's lookups cost a tenth of the block's time.
+    block: ChunkMap,
     /// Chunks loaded ahead ([`Store::prefetch`]) that no transaction has read yet. Kept
     /// apart from `block` so that what a block loads on a guess (a proposer guesses for
     /// candidates it may skip) never decides which unchanged chunks [`Store::put`] skips:
     /// only what the block's transactions read or wrote does, the same on every node.
-    ahead: std::collections::HashMap<Digest, Option<StateValue>>,
+    ahead: ChunkMap,
     /// Keys first loaded into `block` since the last commit, in order: what a proposer's
     /// candidate read before it was left out is forgotten again ([`Store::forget_since`]).
     loaded: Vec<Digest>,
@@ -128,8 +132,8 @@ impl<'a, E: Runtime> Store<'a, E> {
     pub fn new(parent: &'a Unmerkleized<E>) -> Self {
         Self {
             parent,
-            block: std::collections::HashMap::new(),
-            ahead: std::collections::HashMap::new(),
+            block: ChunkMap::default(),
+            ahead: ChunkMap::default(),
             loaded: Vec::new(),
             journal: BTreeMap::new(),
             written: Vec::new(),
@@ -209,6 +213,11 @@ impl<'a, E: Runtime> Store<'a, E> {
             return Ok(());
         }
         let values = self.parent.get_many(&missing).await?;
+        // Sized once for what is loaded ahead, and the block's map for what will move into
+        // it as transactions read it: growing them a doubling at a time rehashes every
+        // chunk again and faults in fresh pages for each larger table.
+        self.ahead.reserve(missing.len());
+        self.block.reserve(missing.len());
         for (key, value) in missing.into_iter().zip(values) {
             self.ahead.insert(*key, value);
         }

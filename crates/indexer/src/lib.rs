@@ -26,4 +26,4 @@ pub use follow::{FollowError, follow};
 pub use model::{Index, IndexError};
 pub use search::{Search, SearchError};
 pub use service::Service;
-pub use source::{Member, NodeSource, Source, SourceError};
+pub use source::{Identity, Member, NodeSource, Source, SourceError};

@@ -2,7 +2,7 @@
 //! index, carts, who-is-who from the node, the update broadcast), its JSON errors and small
 //! helpers. The routes live in `api` (catalogue), `views` (orders) and `carts`.
 
-use crate::{IndexError, Member, Search, SearchError, SourceError, source::Directory};
+use crate::{Identity, IndexError, Search, SearchError, SourceError, source::Directory};
 use axum::{
     Json,
     http::StatusCode,
@@ -122,7 +122,7 @@ pub struct Shop {
 
 /// Who was who, as the node said a moment ago: account to (when asked, answer).
 pub(crate) type MemberCache =
-    std::collections::HashMap<consort_types::AccountId, (std::time::Instant, Option<Member>)>;
+    std::collections::HashMap<consort_types::AccountId, (std::time::Instant, Identity)>;
 
 /// A block the indexer has applied (order views' update streams wake on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

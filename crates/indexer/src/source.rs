@@ -126,6 +126,17 @@ pub struct Member {
     pub roles: u16,
 }
 
+/// Who an account's key is on the chain now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Its organisation and roles, if it is an active account of an active organisation.
+    pub member: Option<Member>,
+    /// The key it was rotated to, if it was (it then speaks for no one).
+    pub rotated_to: Option<consort_types::AccountId>,
+    /// The keys its account held before, newest first: their orders are its own.
+    pub previous: Vec<consort_types::AccountId>,
+}
+
 /// Who is who on the chain, asked of a node's API from async code (the shop API's handlers):
 /// the chain's id and accounts' registrations.
 pub struct Directory {
@@ -214,20 +225,49 @@ impl Directory {
     }
 
     /// Who `account` is on the chain: its organisation and roles, if it is an active account
-    /// of an active organisation; `None` for anyone else (customers of an open chain, revoked
-    /// accounts, removed organisations).
+    /// of an active organisation (`member` is `None` for anyone else: customers of an open
+    /// chain, revoked accounts, removed organisations), the key it was rotated to, and the
+    /// keys its account held before.
     ///
     /// # Errors
     /// If the node does not answer, or answers something else.
-    pub async fn member(
+    pub async fn identity(
         &self,
         account: &consort_types::AccountId,
-    ) -> Result<Option<Member>, SourceError> {
+    ) -> Result<Identity, SourceError> {
         let path = format!("/v1/accounts/{account}/registration");
         let Some(answer) = self.fetch(&path).await? else {
-            return Ok(None);
+            return Ok(Identity::default());
         };
-        let registration = &answer["registration"];
+        let key = |value: &serde_json::Value| -> Result<consort_types::AccountId, SourceError> {
+            value
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.bad(&path, &format!("{value} is not an account key")))
+        };
+        let rotated_to = match &answer["rotated_to"] {
+            serde_json::Value::Null => None,
+            value => Some(key(value)?),
+        };
+        let previous = match answer["previous_keys"].as_array() {
+            Some(keys) => keys.iter().map(key).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let member = self.member_from(&path, &answer["registration"]).await?;
+        Ok(Identity {
+            member,
+            rotated_to,
+            previous,
+        })
+    }
+
+    /// The member a registration (as the node's registration route shows it) makes, if its
+    /// account and organisation are active.
+    async fn member_from(
+        &self,
+        path: &str,
+        registration: &serde_json::Value,
+    ) -> Result<Option<Member>, SourceError> {
         if registration.is_null() || registration["active"] != serde_json::Value::Bool(true) {
             return Ok(None);
         }
@@ -237,7 +277,7 @@ impl Directory {
                 .as_u64()
                 .and_then(|r| u16::try_from(r).ok()),
         ) else {
-            return Err(self.bad(&path, "a registration without org and roles"));
+            return Err(self.bad(path, "a registration without org and roles"));
         };
         let org_path = format!("/v1/gov/orgs/{org}");
         let active = self

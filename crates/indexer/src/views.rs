@@ -5,11 +5,13 @@
 //! signed by an account's key (see [`consort_types::signed_read`]), and an order only to its
 //! parties (the buyer, a seller account of the seller organisation, a carrier account of a
 //! carrier assigned to one of its shipments) and to regulators, as the node's own order route
-//! decides. (A buyer that rotated its key reads its earlier orders with the old key here.) Who belongs to which organisation is asked of
-//! the node, which reads it from the chain's state, and remembered for [`MEMBER_TTL`].
+//! decides. A buyer that rotated its key reads the orders of its earlier keys with the new one,
+//! and a key rotated away reads nothing (it may be the lost or stolen one). Who belongs to
+//! which organisation, and which keys an account held, is asked of the node, which reads it
+//! from the chain's state, and remembered for [`MEMBER_TTL`].
 
 use crate::{
-    Member,
+    Identity, Member,
     search::{PAGE_SIZE_MAX, RESULT_DEPTH_MAX},
     shop::{
         ApiError, Shop, StreamSlot, UPDATE_STREAMS_MAX, UPDATE_STREAMS_PER_ACCOUNT_MAX, Update,
@@ -113,9 +115,39 @@ pub(crate) struct Reader {
     pub account: AccountId,
     /// Its organisation and roles, if it is an active member's active account.
     pub member: Option<Member>,
+    /// The keys its account held before (newest first, at most
+    /// [`ROTATION_HOPS_MAX`](consort_types::gov::ROTATION_HOPS_MAX)): orders placed with
+    /// them are its own.
+    pub previous: Vec<AccountId>,
 }
 
 impl Reader {
+    /// Who signed, from what the node says of its key.
+    fn new(account: AccountId, identity: Identity) -> Self {
+        Self {
+            account,
+            member: identity.member,
+            previous: identity.previous,
+        }
+    }
+
+    /// The buyer keys whose orders are the reader's own (its key and its earlier ones), as
+    /// a JSON array for SQL's `json_each`.
+    fn buyer_keys(&self) -> String {
+        let keys: Vec<String> = std::iter::once(&self.account)
+            .chain(&self.previous)
+            .map(AccountId::to_string)
+            .collect();
+        Value::from(keys).to_string()
+    }
+
+    /// Whether orders placed by `buyer` are the reader's own.
+    fn bought_as(&self, buyer: &str) -> bool {
+        std::iter::once(&self.account)
+            .chain(&self.previous)
+            .any(|key| key.to_string() == buyer)
+    }
+
     fn regulator(&self) -> bool {
         self.member
             .as_ref()
@@ -187,8 +219,18 @@ pub(crate) async fn reader(
     body: &[u8],
 ) -> Result<Reader, ApiError> {
     let account = signer(shop, method, uri, headers, body).await?;
-    let member = member_of(shop, account).await?;
-    Ok(Reader { account, member })
+    let identity = identity_of(shop, account).await?;
+    if let Some(new) = identity.rotated_to {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "key_rotated",
+            format!(
+                "this key was rotated to {new}: sign with that key, which reads this key's \
+                 orders too"
+            ),
+        ));
+    }
+    Ok(Reader::new(account, identity))
 }
 
 /// The rows of a bank's view, given the currencies it issues (a JSON array) as `?1`.
@@ -270,7 +312,7 @@ async fn bank_currencies(shop: &Arc<Shop>, org: &str) -> Result<String, ApiError
 }
 
 /// Who `account` is on the chain, as the node said at most [`MEMBER_TTL`] ago.
-async fn member_of(shop: &Arc<Shop>, account: AccountId) -> Result<Option<Member>, ApiError> {
+async fn identity_of(shop: &Arc<Shop>, account: AccountId) -> Result<Identity, ApiError> {
     let cached = shop
         .members
         .lock()
@@ -281,7 +323,11 @@ async fn member_of(shop: &Arc<Shop>, account: AccountId) -> Result<Option<Member
     let member = match cached {
         Some(member) => member,
         None => {
-            let member = shop.node.member(&account).await.map_err(unreachable_node)?;
+            let member = shop
+                .node
+                .identity(&account)
+                .await
+                .map_err(unreachable_node)?;
             let mut cache = shop
                 .members
                 .lock()
@@ -406,7 +452,10 @@ async fn list(
     }
     // Whose rows: (the SQL that picks them, its one parameter).
     let (filter, party) = match role.as_str() {
-        "buyer" => ("o.buyer = ?1", reader.account.to_string()),
+        "buyer" => (
+            "o.buyer IN (SELECT value FROM json_each(?1))",
+            reader.buyer_keys(),
+        ),
         "seller" => {
             let org = reader.org_as(role::SELLER).ok_or_else(|| {
                 forbidden("only a seller account of a seller organisation sees its order queue")
@@ -577,7 +626,7 @@ fn standing(
             format!("no order {id} (yet: the indexer may be a block behind)"),
         ));
     };
-    if buyer == reader.account.to_string() {
+    if reader.bought_as(&buyer) {
         return Ok(Some("buyer"));
     }
     if reader.org_as(role::SELLER) == Some(seller.as_str()) {
@@ -785,7 +834,8 @@ fn changed_orders(
         "SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id IN ( \
            SELECT order_id FROM order_events WHERE height = ?1 \
            UNION SELECT order_id FROM shipment_events WHERE height = ?1) \
-         AND (?2 OR o.buyer = ?3 OR (?4 != '' AND o.seller = ?4) OR (?5 != '' AND \
+         AND (?2 OR o.buyer IN (SELECT value FROM json_each(?3)) \
+              OR (?4 != '' AND o.seller = ?4) OR (?5 != '' AND \
               (o.carrier = ?5 OR \
                EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.id AND s.carrier = ?5))) \
               OR o.currency IN (SELECT value FROM json_each(?7))) \
@@ -797,7 +847,7 @@ fn changed_orders(
             params![
                 i64::try_from(height).unwrap_or(i64::MAX),
                 everyone,
-                reader.account.to_string(),
+                reader.buyer_keys(),
                 seller,
                 carrier,
                 i64::try_from(STREAM_BLOCK_ORDERS_MAX + 1).unwrap_or(i64::MAX),
@@ -861,11 +911,11 @@ async fn updates(
             let events = match received {
                 Ok(Update { height }) => {
                     // Who the reader is may have changed since it connected.
-                    if let Ok(member) = member_of(&shop, reader.account).await {
-                        reader = Arc::new(Reader {
-                            account: reader.account,
-                            member,
-                        });
+                    match identity_of(&shop, reader.account).await {
+                        // Rotated away since it connected: the stream ends.
+                        Ok(identity) if identity.rotated_to.is_some() => return None,
+                        Ok(identity) => reader = Arc::new(Reader::new(reader.account, identity)),
+                        Err(_) => {}
                     }
                     // A bank follows the orders in the e-money it issues (as `role=bank` lists
                     // them): the transfers it confirms, the cash it remits.

@@ -98,10 +98,25 @@ async fn registration(State(s): AppState, Path(id): Path<String>) -> Result<Json
     let frozen: bool = read(&s.databases, &key::frozen(&FreezeTarget::Account(id)))
         .await?
         .unwrap_or(false);
+    let rotated_to: Option<AccountId> = read(&s.databases, &key::rotated_to(&id)).await?;
+    // The keys this account held before, newest first: what it did under them is its own.
+    let mut previous_keys: Vec<AccountId> = Vec::new();
+    let mut at = id;
+    while previous_keys.len() < consort_types::gov::ROTATION_HOPS_MAX {
+        match read::<AccountId>(&s.databases, &key::rotated_from(&at)).await? {
+            Some(before) => {
+                previous_keys.push(before);
+                at = before;
+            }
+            None => break,
+        }
+    }
     Ok(Json(json!({
         "account": id,
         "registration": registration,
         "frozen": frozen,
+        "rotated_to": rotated_to,
+        "previous_keys": previous_keys,
     })))
 }
 

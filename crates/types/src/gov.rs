@@ -24,6 +24,11 @@ pub const ROTATION_DELAY_BLOCKS_DEFAULT: u64 = 600;
 /// next block).
 pub const ROTATIONS_DUE_PER_BLOCK_MAX: usize = 64;
 
+/// Most rotations followed from one key: to the key an account holds now, or back to the
+/// keys it held before. Each rotation takes a transaction and a key never registered
+/// before, so a few hops cover any real history; the bound keeps each walk's reads fixed.
+pub const ROTATION_HOPS_MAX: usize = 8;
+
 /// How membership is decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -86,6 +86,12 @@ pub mod gov {
     pub fn rotated_to(old: &AccountId) -> Digest {
         sha256(&[b"gov/rotated-to/", &old.encode()])
     }
+    /// `gov/rotated-from/{new}` → the key rotated to `new` (written with
+    /// [`rotated_to`]; a rotation's new key is never registered before, so each key has at
+    /// most one): the account's earlier keys, for reading what it did under them.
+    pub fn rotated_from(new: &AccountId) -> Digest {
+        sha256(&[b"gov/rotated-from/", &new.encode()])
+    }
 }
 
 /// Keys of private records.

@@ -694,6 +694,46 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert!(printed.contains("after-sales: ruled"), "{printed}");
 
     bad_input_on_the_new_routes(&apis[0], &order, earphones, &ann);
+
+    // Ann's key may be lost or stolen: she rotates to a new one. The new key reads the
+    // orders she placed with the old one; the old key reads nothing any more.
+    let (ann2, ann2_id) = new_key("ann2");
+    consort(&[
+        "account",
+        "rotate",
+        "--node",
+        &apis[1],
+        "--key",
+        &s(&ann),
+        "--new-key",
+        &s(&ann2),
+    ]);
+    wait_for("Ann's rotation", Duration::from_secs(20), || {
+        get(&format!("{}/v1/accounts/{ann2_id}/registration", apis[0]))
+            .is_some_and(|r| r["previous_keys"] == json!([ann_id]))
+    });
+    let old_key = get(&format!("{}/v1/accounts/{ann_id}/registration", apis[0]))
+        .expect("the old key's registration");
+    assert_eq!(old_key["rotated_to"].as_str(), Some(ann2_id.as_str()));
+    let hers = wait_json(&env, &["orders"], &ann2, |v| v["total"] == 2);
+    assert!(
+        hers["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .all(|o| o["buyer"].as_str() == Some(ann_id.as_str())),
+        "{hers}"
+    );
+    assert_eq!(shop_json(&env, &["order", &second], &ann2)["as"], "buyer");
+    // The shop API remembers who a key is for MEMBER_TTL (5 s).
+    wait_for("the old key to be refused", Duration::from_secs(15), || {
+        let out = env
+            .command(&["orders"], &ann)
+            .output()
+            .expect("consort shop");
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("key_rotated")
+    });
+    assert!(shop_fails(&env, &["order", &second], &ann).contains("key_rotated"));
 }
 
 /// Poll `consort shop ARGS --json` until `done` holds.

@@ -286,6 +286,7 @@ impl Gov {
         Self::check_rotation(store, account, new).await?;
         store.delete(&key::rotation(account)).await?;
         store.put(&key::rotated_to(account), new).await?;
+        store.put(&key::rotated_from(new), account).await?;
         let mut registration: Registration = store
             .get(&key::registration(account))
             .await?

@@ -18,8 +18,8 @@ impl Gov {
     }
 
     /// The key `account` holds now: the last key it was rotated to (an admin may rotate a
-    /// lost key), or itself. Each rotation needs a transaction and a new key, so a few hops
-    /// cover any real history; the bound keeps the read count fixed.
+    /// lost key), or itself, following at most
+    /// [`ROTATION_HOPS_MAX`](consort_types::gov::ROTATION_HOPS_MAX) rotations.
     ///
     /// # Errors
     /// A state failure.
@@ -27,9 +27,8 @@ impl Gov {
         store: &mut Store<'_, E>,
         account: &AccountId,
     ) -> Result<AccountId, StateError> {
-        const HOPS: usize = 8;
         let mut key = *account;
-        for _ in 0..HOPS {
+        for _ in 0..consort_types::gov::ROTATION_HOPS_MAX {
             match store.get::<AccountId>(&key::rotated_to(&key)).await? {
                 Some(next) => key = next,
                 None => break,

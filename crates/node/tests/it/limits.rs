@@ -110,6 +110,7 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "ROTATIONS_DUE_PER_BLOCK_MAX",
             bytes(gov::ROTATIONS_DUE_PER_BLOCK_MAX),
         ),
+        ("ROTATION_HOPS_MAX", bytes(gov::ROTATION_HOPS_MAX)),
         ("RECIPIENTS_MAX", bytes(sealed::RECIPIENTS_MAX)),
         ("PLAINTEXT_MAX", bytes(sealed::PLAINTEXT_MAX)),
         ("CIPHERTEXT_MAX", bytes(sealed::CIPHERTEXT_MAX)),

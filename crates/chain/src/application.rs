@@ -408,12 +408,13 @@ impl<E: Runtime> Application<E> for App {
         batches: Unmerkleized<E>,
         finality: Finality,
     ) -> Option<Merkleized<E>> {
-        let started = context.current();
         let mut ancestry = ancestry;
         let block = ancestry.next().await?;
         let block = block.inner();
         let parent = ancestry.next().await?;
         let parent = parent.inner();
+        // From here: checking and executing, not waiting for the parent to arrive.
+        let started = context.current();
         if finality == Finality::Candidate
             && let Err(reason) = check_candidate(
                 block,

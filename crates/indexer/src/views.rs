@@ -177,7 +177,9 @@ fn unreachable_node(error: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// The account that signed this request (with `body`).
+/// The account that signed this request (with `body`), refused if its key was rotated away:
+/// that key may be the lost or stolen one, and what its account keeps in the shop (orders,
+/// profile, cart) is for its new key now.
 pub(crate) async fn signer(
     shop: &Arc<Shop>,
     method: &Method,
@@ -185,6 +187,18 @@ pub(crate) async fn signer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<AccountId, ApiError> {
+    Ok(signed_by(shop, method, uri, headers, body).await?.0)
+}
+
+/// The account that signed this request (with `body`) and who it is on the chain, refused if
+/// its key was rotated away.
+async fn signed_by(
+    shop: &Arc<Shop>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(AccountId, Identity), ApiError> {
     let chain_id = match shop.chain_id.get() {
         Some(id) => *id,
         None => {
@@ -207,18 +221,6 @@ pub(crate) async fn signer(
         now_secs(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", e.to_string()))?;
-    Ok(account)
-}
-
-/// The account that signed this request (with `body`), and who it is on the chain.
-pub(crate) async fn reader(
-    shop: &Arc<Shop>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Reader, ApiError> {
-    let account = signer(shop, method, uri, headers, body).await?;
     let identity = identity_of(shop, account).await?;
     if let Some(new) = identity.rotated_to {
         return Err(ApiError::new(
@@ -230,6 +232,18 @@ pub(crate) async fn reader(
             ),
         ));
     }
+    Ok((account, identity))
+}
+
+/// The account that signed this request (with `body`), and who it is on the chain.
+pub(crate) async fn reader(
+    shop: &Arc<Shop>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reader, ApiError> {
+    let (account, identity) = signed_by(shop, method, uri, headers, body).await?;
     Ok(Reader::new(account, identity))
 }
 

@@ -23,10 +23,10 @@ pub const FIRST_CHUNK_DATA: usize = STATE_VALUE_SIZE - HEAD_BYTES;
 /// Largest record (bytes).
 pub const RECORD_SIZE_MAX: usize = 1 << 20;
 
-/// Raw chunks by key. Only looked up, never walked, so a hash map serves: keyed at random per
-/// process (foldhash's seeded hasher), so crafted keys cannot pile into one bucket, and about
-/// ten times cheaper per lookup than SipHash on a 32-byte key, which a block of shop orders
-/// does a few hundred thousand times.
+/// Raw chunks by key. Only looked up, never walked, so a hash map serves. Every state key is
+/// a SHA-256 output, so no sender can choose keys that share a bucket; foldhash (seeded per
+/// process besides) costs a tenth of SipHash on a 32-byte key, which a block of shop orders
+/// hashes a few hundred thousand times.
 type ChunkMap = std::collections::HashMap<Digest, Option<StateValue>, foldhash::fast::RandomState>;
 
 fn chunk_key(key: &Digest, index: u32) -> Digest {

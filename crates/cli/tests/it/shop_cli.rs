@@ -734,6 +734,36 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("key_rotated")
     });
     assert!(shop_fails(&env, &["order", &second], &ann).contains("key_rotated"));
+    assert!(shop_fails(&env, &["cart", "show"], &ann).contains("key_rotated"));
+    // The node's own order route agrees: the new key reads it, the old one is refused.
+    let path = format!("/v1/commerce/orders/{second}");
+    let (status, read) = signed_get(&apis[1], &ann2, &path);
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["after_sale"]["status"], "ruled", "{read}");
+    assert_eq!(
+        read["returns"],
+        json!([]),
+        "a refund without goods back has no parcel"
+    );
+    assert_eq!(read["order"]["refunded"].as_u64(), Some(2_450));
+    let (status, refused) = signed_get(&apis[1], &ann, &path);
+    assert_eq!(status, 403, "{refused}");
+}
+
+/// A GET of `path` on `api` signed by the key in `key` (chain 1): status and JSON body.
+fn signed_get(api: &str, key: &Path, path: &str) -> (u16, Value) {
+    let key = consort_node::node::load_key(key).expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut request = http().get(format!("{api}{path}"));
+    for (name, value) in consort_types::signed_read::sign(&key, 1, "GET", path, now, b"") {
+        request = request.header(name, value);
+    }
+    let response = request.send().expect("signed GET");
+    let status = response.status().as_u16();
+    (status, response.json().expect("a JSON answer"))
 }
 
 /// Poll `consort shop ARGS --json` until `done` holds.

@@ -13,8 +13,6 @@ use axum::{
     http::{HeaderMap, Method, StatusCode, Uri},
     routing::get,
 };
-use commonware_glue::stateful::db::DatabaseSet as _;
-use consort_state::{StateError, Store};
 use consort_types::{
     AccountId, Asset,
     commerce::{
@@ -81,25 +79,27 @@ fn shop(s: &Shared) -> Result<&consort_types::commerce::CommerceConfig, ApiError
 /// meanwhile.
 macro_rules! snapshot {
     ($s:expr, |$store:ident| $body:expr) => {{
+        use commonware_glue::stateful::db::DatabaseSet as _;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let batch = $s.databases.new_batches().await;
-            let mut $store = Store::new(&batch);
-            let result: Result<_, StateError> = async { $body }.await;
+            let mut $store = consort_state::Store::new(&batch);
+            let result: Result<_, consort_state::StateError> = async { $body }.await;
             match result {
-                Err(StateError::StaleRead) if attempts < 16 => {}
-                Err(StateError::StaleRead) => {
-                    break Err(ApiError::busy(
+                Err(consort_state::StateError::StaleRead) if attempts < 16 => {}
+                Err(consort_state::StateError::StaleRead) => {
+                    break Err($crate::shared::ApiError::busy(
                         "blocks kept landing during the read; retry in a moment",
                     ));
                 }
-                Err(e) => break Err(ApiError::internal(e.to_string())),
+                Err(e) => break Err($crate::shared::ApiError::internal(e.to_string())),
                 Ok(value) => break Ok(value),
             }
         }
     }};
 }
+pub(crate) use snapshot;
 
 async fn overview(State(s): AppState) -> Result<Json<Value>, ApiError> {
     let config = shop(&s)?;
@@ -252,9 +252,10 @@ async fn order(
         AccountId,
         Option<consort_types::commerce::AfterSale>,
     );
-    let found: Option<Found> = snapshot!(s, |store| {
+    let (rotated_to, found): (Option<AccountId>, Option<Found>) = snapshot!(s, |store| {
+        let rotated_to = store.get::<AccountId>(&gkey::rotated_to(&reader)).await?;
         let Some(order) = store.get::<Order>(&key::order(&id)).await? else {
-            return Ok(None);
+            return Ok((rotated_to, None));
         };
         let mut shipments = Vec::with_capacity(usize::from(order.shipments));
         for n in 0..order.shipments {
@@ -275,8 +276,22 @@ async fn order(
                 returns.push((case, shipment));
             }
         }
-        Ok(Some((order, shipments, returns, buyer, after_sale)))
+        Ok((
+            rotated_to,
+            Some((order, shipments, returns, buyer, after_sale)),
+        ))
     })?;
+    // A rotated-away key (perhaps the stolen one) reads nothing; say which key to use.
+    if let Some(new) = rotated_to {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "key_rotated",
+            format!(
+                "this key was rotated to {new}: sign with that key, which reads this key's \
+                 orders too"
+            ),
+        ));
+    }
     let (order, shipments, returns, buyer, after_sale) =
         found.ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
     let entitled = reader == buyer

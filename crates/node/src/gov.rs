@@ -1,6 +1,9 @@
 //! Read routes over governance records: organisations, proposals, registrations, e-money.
 
-use crate::shared::{ApiError, Shared, read};
+use crate::{
+    commerce::snapshot,
+    shared::{ApiError, Shared, read},
+};
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -94,23 +97,34 @@ async fn registration(State(s): AppState, Path(id): Path<String>) -> Result<Json
     let id: AccountId = id
         .parse()
         .map_err(|e| bad(format!("account is not a hex ed25519 public key: {e}")))?;
-    let registration: Option<Registration> = read(&s.databases, &key::registration(&id)).await?;
-    let frozen: bool = read(&s.databases, &key::frozen(&FreezeTarget::Account(id)))
-        .await?
-        .unwrap_or(false);
-    let rotated_to: Option<AccountId> = read(&s.databases, &key::rotated_to(&id)).await?;
-    // The keys this account held before, newest first: what it did under them is its own.
-    let mut previous_keys: Vec<AccountId> = Vec::new();
-    let mut at = id;
-    while previous_keys.len() < consort_types::gov::ROTATION_HOPS_MAX {
-        match read::<AccountId>(&s.databases, &key::rotated_from(&at)).await? {
-            Some(before) => {
-                previous_keys.push(before);
-                at = before;
+    // One snapshot: the registration, the freeze and the walk agree with each other.
+    type Found = (
+        Option<Registration>,
+        bool,
+        Option<AccountId>,
+        Vec<AccountId>,
+    );
+    let (registration, frozen, rotated_to, previous_keys): Found = snapshot!(s, |store| {
+        let registration = store.get::<Registration>(&key::registration(&id)).await?;
+        let frozen = store
+            .get::<bool>(&key::frozen(&FreezeTarget::Account(id)))
+            .await?
+            .unwrap_or(false);
+        let rotated_to = store.get::<AccountId>(&key::rotated_to(&id)).await?;
+        // The keys this account held before, newest first: what it did under them is its own.
+        let mut previous_keys: Vec<AccountId> = Vec::new();
+        let mut at = id;
+        while previous_keys.len() < consort_types::gov::ROTATION_HOPS_MAX {
+            match store.get::<AccountId>(&key::rotated_from(&at)).await? {
+                Some(before) => {
+                    previous_keys.push(before);
+                    at = before;
+                }
+                None => break,
             }
-            None => break,
         }
-    }
+        Ok((registration, frozen, rotated_to, previous_keys))
+    })?;
     Ok(Json(json!({
         "account": id,
         "registration": registration,

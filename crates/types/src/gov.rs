@@ -24,9 +24,9 @@ pub const ROTATION_DELAY_BLOCKS_DEFAULT: u64 = 600;
 /// next block).
 pub const ROTATIONS_DUE_PER_BLOCK_MAX: usize = 64;
 
-/// Most rotations followed from one key: to the key an account holds now, or back to the
-/// keys it held before. Each rotation takes a transaction and a key never registered
-/// before, so a few hops cover any real history; the bound keeps each walk's reads fixed.
+/// Most rotations of one account's key, and so most hops followed from one key: to the key
+/// an account holds now, or back to the keys it held before. A rotation beyond it is refused
+/// (`gov_rotation_limit`), so every walk reaches its end and each walk's reads stay fixed.
 pub const ROTATION_HOPS_MAX: usize = 8;
 
 /// How membership is decided.
@@ -549,6 +549,13 @@ pub enum GovError {
     /// A key cannot rotate to itself.
     #[error("the new key must differ from the old one")]
     SameKey,
+    /// The account already rotated its key [`ROTATION_HOPS_MAX`] times: a further rotation
+    /// would put its earliest orders out of reach of its current key.
+    #[error(
+        "account {0} has already rotated its key {ROTATION_HOPS_MAX} times, the most one \
+         account may: register a new account and move its funds there by transfer"
+    )]
+    RotationLimit(String),
     /// The key is already a validator.
     #[error("{0} is already a validator")]
     ValidatorExists(String),
@@ -607,6 +614,7 @@ impl GovError {
             Self::RolesNotGrantable { .. } => "gov_roles_not_grantable",
             Self::AtCapacity(_) => "gov_at_capacity",
             Self::SameKey => "gov_same_key",
+            Self::RotationLimit(_) => "gov_rotation_limit",
             Self::ValidatorExists(_) => "gov_validator_exists",
             Self::NoFederationKey(_) => "gov_no_federation_key",
             Self::UnknownValidator(_) => "gov_unknown_validator",

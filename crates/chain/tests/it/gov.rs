@@ -1321,6 +1321,63 @@ fn rotate(account: u64, new: u64) -> Call {
 }
 
 #[test]
+fn an_account_rotates_its_key_at_most_rotation_hops_max_times_so_its_first_key_still_leads_to_its_last()
+ {
+    use consort_types::gov::ROTATION_HOPS_MAX;
+    deterministic::Runner::seeded(16).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        let hops = u64::try_from(ROTATION_HOPS_MAX).expect("small");
+        // The platform's admin (key 1) rotates to 101, 102, … up to the bound.
+        let mut current = 1;
+        for next in 101..101 + hops {
+            chain
+                .submit(current, rotate(current, next))
+                .await
+                .expect("rotated");
+            current = next;
+        }
+        let before = chain.account(current).await;
+        let error = chain
+            .submit(current, rotate(current, 200))
+            .await
+            .expect_err("one rotation too many");
+        assert_eq!(error.code(), "gov_rotation_limit", "{error:?}");
+        assert!(
+            error.to_string().contains("register a new account"),
+            "{error}"
+        );
+        // Nothing changed: no registration for the refused key, no rotation recorded.
+        assert!(
+            chain
+                .read::<Registration>(&key::registration(&id(200)))
+                .await
+                .is_none()
+        );
+        assert!(
+            chain
+                .read::<AccountId>(&key::rotated_to(&id(current)))
+                .await
+                .is_none()
+        );
+        assert_eq!(chain.account(current).await.balance, before.balance);
+        // The first key still leads, within the bound, to the one the account holds now.
+        let mut at = id(1);
+        for _ in 0..ROTATION_HOPS_MAX {
+            at = chain
+                .read::<AccountId>(&key::rotated_to(&at))
+                .await
+                .expect("every earlier key names its successor");
+        }
+        assert_eq!(at, id(current));
+        let registration: Registration = chain
+            .read(&key::registration(&id(current)))
+            .await
+            .expect("registered");
+        assert!(registration.active && registration.roles & role::ADMIN != 0);
+    });
+}
+
+#[test]
 fn an_organisation_holds_at_most_four_open_proposals_and_a_slot_frees_the_block_after_a_deadline() {
     deterministic::Runner::seeded(13).start(|context| async move {
         let mut chain = Chain::new(context, Mode::Consortium).await;

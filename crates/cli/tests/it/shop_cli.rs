@@ -748,6 +748,7 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert_eq!(read["order"]["refunded"].as_u64(), Some(2_450));
     let (status, refused) = signed_get(&apis[1], &ann, &path);
     assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "key_rotated", "{refused}");
 }
 
 /// A GET of `path` on `api` signed by the key in `key` (chain 1): status and JSON body.

@@ -204,7 +204,9 @@ impl Gov {
         }
     }
 
-    /// Refuse a rotation to the same key or to a registered one.
+    /// Refuse a rotation to the same key or to a registered one, or of an account that has
+    /// rotated [`ROTATION_HOPS_MAX`](consort_types::gov::ROTATION_HOPS_MAX) times already
+    /// (reads at most that many keys back).
     pub(crate) async fn check_rotation<E: Runtime>(
         store: &mut Store<'_, E>,
         account: &AccountId,
@@ -212,6 +214,15 @@ impl Gov {
     ) -> Result<(), Fail> {
         if account == new {
             return Err(GovError::SameKey.into());
+        }
+        let mut rotations = 0;
+        let mut at = *account;
+        while let Some(before) = store.get::<AccountId>(&key::rotated_from(&at)).await? {
+            rotations += 1;
+            if rotations >= consort_types::gov::ROTATION_HOPS_MAX {
+                return Err(GovError::RotationLimit(account.to_string()).into());
+            }
+            at = before;
         }
         if store
             .get::<Registration>(&key::registration(new))

@@ -219,14 +219,6 @@ async fn holdings(State(s): AppState, Path(asset): Path<String>) -> Result<Json<
 }
 
 /// The reader's active registration, if any.
-async fn registration(s: &Shared, reader: &AccountId) -> Result<Option<Registration>, ApiError> {
-    Ok(
-        read::<Registration>(&s.databases, &gkey::registration(reader))
-            .await?
-            .filter(|r| r.active),
-    )
-}
-
 fn forbidden(reader: &AccountId, what: String) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -245,17 +237,26 @@ async fn order(
     shop(&s)?;
     let id = record_id(&id)?;
     let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
-    type Found = (
-        Order,
-        Vec<Shipment>,
-        Vec<(u8, Shipment)>,
-        AccountId,
-        Option<consort_types::commerce::AfterSale>,
-    );
-    let (rotated_to, found): (Option<AccountId>, Option<Found>) = snapshot!(s, |store| {
-        let rotated_to = store.get::<AccountId>(&gkey::rotated_to(&reader)).await?;
+    /// What the route reads, from one snapshot: a rotated-away reader (its new key) stops
+    /// the read at once; else the order, if any, and whether the reader may see it.
+    enum Found {
+        Rotated(AccountId),
+        Unknown,
+        Order {
+            order: Order,
+            shipments: Vec<Shipment>,
+            returns: Vec<(u8, Shipment)>,
+            after_sale: Option<consort_types::commerce::AfterSale>,
+            entitled: bool,
+        },
+    }
+    let found = snapshot!(s, |store| {
+        // A rotated-away key (perhaps the stolen one) reads nothing.
+        if let Some(new) = store.get::<AccountId>(&gkey::rotated_to(&reader)).await? {
+            return Ok(Found::Rotated(new));
+        }
         let Some(order) = store.get::<Order>(&key::order(&id)).await? else {
-            return Ok((rotated_to, None));
+            return Ok(Found::Unknown);
         };
         let mut shipments = Vec::with_capacity(usize::from(order.shipments));
         for n in 0..order.shipments {
@@ -276,49 +277,67 @@ async fn order(
                 returns.push((case, shipment));
             }
         }
-        Ok((
-            rotated_to,
-            Some((order, shipments, returns, buyer, after_sale)),
-        ))
+        let registration = store
+            .get::<Registration>(&gkey::registration(&reader))
+            .await?
+            .filter(|r| r.active);
+        let entitled = reader == buyer
+            || match registration {
+                Some(r) => {
+                    (r.org == order.seller && r.roles & role::SELLER != 0)
+                        || (r.roles & role::CARRIER != 0
+                            && shipments
+                                .iter()
+                                .chain(returns.iter().map(|(_, x)| x))
+                                .any(|x| x.carrier == r.org))
+                        || r.roles & role::REGULATOR != 0
+                        // The platform's operator rules the order's dispute.
+                        || (r.roles & role::OPERATOR != 0
+                            && after_sale.as_ref().is_some_and(|c| {
+                                c.status == consort_types::commerce::AfterSaleStatus::Disputed
+                            }))
+                        || (r.roles & role::BANK != 0
+                            && store
+                                .get::<EMoney>(&gkey::emoney(&order.currency))
+                                .await?
+                                .is_some_and(|m| m.issuer == r.org))
+                }
+                None => false,
+            };
+        Ok(Found::Order {
+            order,
+            shipments,
+            returns,
+            after_sale,
+            entitled,
+        })
     })?;
-    // A rotated-away key (perhaps the stolen one) reads nothing; say which key to use.
-    if let Some(new) = rotated_to {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "key_rotated",
-            format!(
-                "this key was rotated to {new}: sign with that key, which reads this key's \
-                 orders too"
-            ),
-        ));
-    }
-    let (order, shipments, returns, buyer, after_sale) =
-        found.ok_or_else(|| not_found("unknown_order", format!("no order {id}")))?;
-    let entitled = reader == buyer
-        || match registration(&s, &reader).await? {
-            Some(r) => {
-                (r.org == order.seller && r.roles & role::SELLER != 0)
-                    || (r.roles & role::CARRIER != 0
-                        && shipments
-                            .iter()
-                            .chain(returns.iter().map(|(_, x)| x))
-                            .any(|x| x.carrier == r.org))
-                    || r.roles & role::REGULATOR != 0
-                    // The platform's operator rules the order's dispute.
-                    || (r.roles & role::OPERATOR != 0
-                        && after_sale.is_some_and(|c| {
-                            c.status == consort_types::commerce::AfterSaleStatus::Disputed
-                        }))
-                    || (r.roles & role::BANK != 0
-                        && read::<EMoney>(&s.databases, &gkey::emoney(&order.currency))
-                            .await?
-                            .is_some_and(|m| m.issuer == r.org))
-            }
-            None => false,
-        };
-    if !entitled {
-        return Err(forbidden(&reader, format!("order {id}")));
-    }
+    let (order, shipments, returns, after_sale) = match found {
+        // Say which key to use.
+        Found::Rotated(new) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "key_rotated",
+                format!(
+                    "this key was rotated to {new}: sign with that key, which reads this key's \
+                     orders too"
+                ),
+            ));
+        }
+        Found::Unknown => return Err(not_found("unknown_order", format!("no order {id}"))),
+        Found::Order {
+            entitled: false, ..
+        } => {
+            return Err(forbidden(&reader, format!("order {id}")));
+        }
+        Found::Order {
+            order,
+            shipments,
+            returns,
+            after_sale,
+            entitled: true,
+        } => (order, shipments, returns, after_sale),
+    };
     Ok(Json(json!({
         "id": id,
         "order": order,
@@ -341,20 +360,31 @@ async fn payout(
     shop(&s)?;
     let id = record_id(&id)?;
     let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
-    let payout: Payout = read(&s.databases, &key::payout(&id))
-        .await?
-        .ok_or_else(|| not_found("unknown_payout", format!("no payout {id}")))?;
-    let entitled = reader == payout.seller
-        || match registration(&s, &reader).await? {
-            Some(r) => {
-                r.roles & role::REGULATOR != 0
-                    || (r.roles & role::BANK != 0
-                        && read::<EMoney>(&s.databases, &gkey::emoney(&payout.asset))
-                            .await?
-                            .is_some_and(|m| m.issuer == r.org))
-            }
-            None => false,
+    // One snapshot: the payout and the reader's rights agree with each other.
+    let found: Option<(Payout, bool)> = snapshot!(s, |store| {
+        let Some(payout) = store.get::<Payout>(&key::payout(&id)).await? else {
+            return Ok(None);
         };
+        let registration = store
+            .get::<Registration>(&gkey::registration(&reader))
+            .await?
+            .filter(|r| r.active);
+        let entitled = reader == payout.seller
+            || match registration {
+                Some(r) => {
+                    r.roles & role::REGULATOR != 0
+                        || (r.roles & role::BANK != 0
+                            && store
+                                .get::<EMoney>(&gkey::emoney(&payout.asset))
+                                .await?
+                                .is_some_and(|m| m.issuer == r.org))
+                }
+                None => false,
+            };
+        Ok(Some((payout, entitled)))
+    })?;
+    let (payout, entitled) =
+        found.ok_or_else(|| not_found("unknown_payout", format!("no payout {id}")))?;
     if !entitled {
         return Err(forbidden(&reader, format!("payout {id}")));
     }

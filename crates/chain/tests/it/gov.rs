@@ -1360,6 +1360,8 @@ fn an_account_rotates_its_key_at_most_rotation_hops_max_times_so_its_first_key_s
                 .is_none()
         );
         assert_eq!(chain.account(current).await.balance, before.balance);
+        // The refused rotation was included: its nonce is used.
+        assert_eq!(chain.account(current).await.nonce, before.nonce + 1);
         // The first key still leads, within the bound, to the one the account holds now.
         let mut at = id(1);
         for _ in 0..ROTATION_HOPS_MAX {
@@ -1369,11 +1371,66 @@ fn an_account_rotates_its_key_at_most_rotation_hops_max_times_so_its_first_key_s
                 .expect("every earlier key names its successor");
         }
         assert_eq!(at, id(current));
+        let batch = chain.databases.new_batches().await;
+        for earlier in std::iter::once(1).chain(101..101 + hops) {
+            let now = Gov::current_key(&mut Store::new(&batch), &id(earlier))
+                .await
+                .expect("read");
+            assert_eq!(now, id(current), "from key {earlier}");
+        }
         let registration: Registration = chain
             .read(&key::registration(&id(current)))
             .await
             .expect("registered");
         assert!(registration.active && registration.roles & role::ADMIN != 0);
+
+        // An admin cannot rotate a clerk's key past the bound either.
+        chain
+            .submit(
+                current,
+                Call::Register {
+                    account: id(50),
+                    roles: role::CUSTOMER,
+                },
+            )
+            .await
+            .expect("registered a clerk");
+        let mut clerk = 50;
+        for next in 51..51 + hops {
+            chain
+                .submit(clerk, rotate(clerk, next))
+                .await
+                .expect("the clerk rotates");
+            clerk = next;
+        }
+        let error = chain
+            .submit(
+                current,
+                Call::Rotate {
+                    account: id(clerk),
+                    new: id(201),
+                },
+            )
+            .await
+            .expect_err("the admin's rotation is one too many");
+        assert_eq!(error.code(), "gov_rotation_limit", "{error:?}");
+        assert!(
+            chain
+                .read::<PendingRotation>(&key::rotation(&id(clerk)))
+                .await
+                .is_none(),
+            "nothing is scheduled"
+        );
+
+        // A rotated-away key cannot come back as a new organisation's first admin.
+        let error = chain
+            .submit(current, admit("newco", OrgKind::Seller, 1))
+            .await
+            .expect_err("key 1 was rotated away");
+        assert_eq!(error.code(), "gov_rotated_away", "{error:?}");
+        assert!(chain.org("newco").await.is_none());
+        let old: Registration = chain.read(&key::registration(&id(1))).await.expect("old");
+        assert!(!old.active);
     });
 }
 

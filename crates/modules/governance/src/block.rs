@@ -7,7 +7,7 @@ use consort_types::{
     codec_util::List,
     gov::{
         FreezeTarget, GovState, PendingRotation, Proposal, ProposalStatus,
-        ROTATIONS_DUE_PER_BLOCK_MAX, Registration, role,
+        ROTATIONS_DUE_PER_BLOCK_MAX, role,
     },
     state_key::gov as key,
 };
@@ -89,10 +89,12 @@ impl Gov {
         let admin = Self::active(store, &pending.admin)
             .await?
             .is_some_and(|a| a.org == registration.org && a.roles & role::ADMIN != 0);
-        let new_free = store
-            .get::<Registration>(&key::registration(&pending.new))
-            .await?
-            .is_none();
+        // As when it was asked for: a new key that is free, within the rotation cap.
+        let new_free = match Self::check_rotation(store, account, &pending.new).await {
+            Ok(()) => true,
+            Err(Fail::Tx(_)) => false,
+            Err(Fail::Db(error)) => return Err(error),
+        };
         // As `check_targets` refuses a rotation now: a frozen asset the account holds must not
         // move with the key either.
         let mut targets = vec![

@@ -204,6 +204,22 @@ impl Gov {
         }
     }
 
+    /// Refuse a rotated-away key as a new organisation's first admin: activated again, it
+    /// would be an account whose orders [`Gov::current_key`] hands to its successor.
+    async fn refuse_rotated_admin<E: Runtime>(
+        store: &mut Store<'_, E>,
+        admin: &AccountId,
+    ) -> Result<(), Fail> {
+        match Self::rotated_to(store, admin).await? {
+            Some(new) => Err(GovError::RotatedAway {
+                old: admin.to_string(),
+                new: new.to_string(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     /// Refuse a rotation to the same key or to a registered one, or of an account that has
     /// rotated [`ROTATION_HOPS_MAX`](consort_types::gov::ROTATION_HOPS_MAX) times already
     /// (reads at most that many keys back).
@@ -332,10 +348,11 @@ impl Gov {
             ));
         }
         match action {
-            Action::AdmitOrg { org, .. } => {
+            Action::AdmitOrg { org, admin, .. } => {
                 if store.get::<Org>(&key::org(org)).await?.is_some() {
                     return Err(GovError::OrgExists(org.to_string()).into());
                 }
+                Self::refuse_rotated_admin(store, admin).await?;
             }
             Action::RemoveOrg { org } => {
                 let member = store
@@ -510,6 +527,8 @@ impl Gov {
                 if state.members.0.len() >= ORGS_MAX {
                     return Err(GovError::AtCapacity("member organisations").into());
                 }
+                // Checked at proposing too; the key may have rotated away while it was voted on.
+                Self::refuse_rotated_admin(store, admin).await?;
                 store
                     .put(
                         &key::org(org),
@@ -522,7 +541,9 @@ impl Gov {
                     )
                     .await?;
                 state.members.0.push(*org);
-                // The first admin: a fresh account, or one the organisation brings along.
+                // The first admin: a fresh account, or one the organisation brings along. A
+                // rotated-away key is never brought back: its orders and payments follow its
+                // successor.
                 if store
                     .get::<Registration>(&key::registration(admin))
                     .await?

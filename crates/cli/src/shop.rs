@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use commonware_cryptography::ed25519;
 use consort_types::{
-    AccountId, Call,
+    AccountId, Asset, Call,
     codec_util::{List, Text},
     commerce::{
         CarrierEvent, CommerceCall, LineRequest, PaymentMethod, ProductContent, RecordId,
@@ -49,9 +49,14 @@ After-sales (while the order's money is in escrow, i.e. delivered, not completed
   consort shop receive-return 40-3 --key seller.key             # the refund is paid
   consort shop dispute 40-3 --reason '商品损坏' --key me.key       # after a refusal
   consort shop rule 40-3 --refund 6000 --reason 'half each' --key operator.key
+Settlement pays the seller in e-money; its bank pays that out in fiat:
+  consort shop payout --asset CNY --amount 500000 --key seller.key   # prints the payout's id
+  consort shop payout-status 52-1 --key seller.key                 # or the bank's key
+  consort shop cancel-payout 52-1 --key seller.key               # before the bank confirms
 A carrier, and a bank:
   consort shop event 40-3 0 in_transit --location Shanghai --key carrier.key
   consort shop confirm-payment 40-3 --amount 36800 --key bank.key
+  consort shop confirm-payout 52-1 --key bank.key         # the fiat is paid; e-money redeemed
 
 --node (or CONSORT_NODE) is the node that takes transactions; --shop (default: the same) serves
 /v1/shop. A regulator's account is needed to seal addresses and labels (every sealed field on
@@ -376,6 +381,45 @@ pub enum ShopCommand {
         /// Where.
         #[arg(long, default_value = "")]
         location: String,
+    },
+    /// Ask the bank issuing an e-money to pay part of your balance out to your bank account
+    /// (a seller account): the amount leaves the balance at once and waits, as an unpaid
+    /// payout, for the bank to confirm it paid the fiat. Prints the payout's id
+    Payout {
+        /// The e-money (its asset code, e.g. CNY).
+        #[arg(long)]
+        asset: String,
+        /// Base units.
+        #[arg(long)]
+        amount: u64,
+        #[command(flatten)]
+        key: KeyArg,
+    },
+    /// A payout's state (the seller that asked, the issuing bank or a regulator; a signed
+    /// read)
+    PayoutStatus {
+        /// The payout (as `payout` printed it).
+        payout: String,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Withdraw a payout the bank has not confirmed yet (the seller that asked): the
+    /// e-money comes back to the balance
+    CancelPayout {
+        /// The payout.
+        payout: String,
+        #[command(flatten)]
+        key: KeyArg,
+    },
+    /// Confirm a payout (the bank issuing its e-money): the fiat was paid to the seller's
+    /// bank account, and the e-money is redeemed
+    ConfirmPayout {
+        /// The payout.
+        payout: String,
+        #[command(flatten)]
+        key: KeyArg,
     },
     /// Confirm a fiat payment received for an order (the bank issuing its currency): its
     /// e-money goes into the order's escrow.
@@ -1009,6 +1053,65 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                 "order {order} {}: {status:?} posted",
                 shipment_name(&json!(shipment))
             );
+            Ok(())
+        }
+        ShopCommand::Payout { asset, amount, key } => {
+            let asset: Asset = asset.parse().map_err(|e| anyhow::anyhow!("--asset: {e}"))?;
+            let id = send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::RequestPayout { asset, amount },
+            )?;
+            println!(
+                "payout {id} of {amount} {asset} requested: the bank pays it out and confirms \
+                 (`consort shop payout-status {id}`)"
+            );
+            Ok(())
+        }
+        ShopCommand::PayoutStatus { payout, key, json } => {
+            let id = record(&payout)?;
+            let answer = at
+                .node()
+                .get_signed(&format!("/v1/commerce/payouts/{id}"), &key.load()?)?;
+            if json.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(());
+            }
+            let p = &answer["payout"];
+            println!(
+                "payout {id}: {} {} to seller {}, requested at block {}, {}",
+                p["amount"],
+                p["asset"].as_str().unwrap_or("?"),
+                p["seller"].as_str().unwrap_or("?"),
+                p["requested"]["height"],
+                if p["confirmed"].as_bool() == Some(true) {
+                    "confirmed by the bank"
+                } else {
+                    "waiting for the bank"
+                }
+            );
+            Ok(())
+        }
+        ShopCommand::CancelPayout { payout, key } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::CancelPayout {
+                    payout: record(&payout)?,
+                },
+            )?;
+            println!("payout {payout} withdrawn: its e-money is back in the balance");
+            Ok(())
+        }
+        ShopCommand::ConfirmPayout { payout, key } => {
+            send(
+                &at.node(),
+                &key.load()?,
+                CommerceCall::ConfirmPayout {
+                    payout: record(&payout)?,
+                },
+            )?;
+            println!("payout {payout} confirmed: the fiat is paid, the e-money redeemed");
             Ok(())
         }
         ShopCommand::ConfirmPayment { order, key, amount } => {

@@ -219,6 +219,18 @@ async fn holdings(State(s): AppState, Path(asset): Path<String>) -> Result<Json<
 }
 
 /// The reader's active registration, if any.
+/// A rotated-away key reads nothing; say which key to use.
+fn key_rotated(new: &AccountId) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "key_rotated",
+        format!(
+            "this key was rotated to {new}: sign with that key, which reads this key's orders \
+             and payouts too"
+        ),
+    )
+}
+
 fn forbidden(reader: &AccountId, what: String) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -243,7 +255,7 @@ async fn order(
         Rotated(AccountId),
         Unknown,
         Order {
-            order: Order,
+            order: Box<Order>,
             shipments: Vec<Shipment>,
             returns: Vec<(u8, Shipment)>,
             after_sale: Option<consort_types::commerce::AfterSale>,
@@ -305,7 +317,7 @@ async fn order(
                 None => false,
             };
         Ok(Found::Order {
-            order,
+            order: Box::new(order),
             shipments,
             returns,
             after_sale,
@@ -314,16 +326,7 @@ async fn order(
     })?;
     let (order, shipments, returns, after_sale) = match found {
         // Say which key to use.
-        Found::Rotated(new) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "key_rotated",
-                format!(
-                    "this key was rotated to {new}: sign with that key, which reads this key's \
-                     orders too"
-                ),
-            ));
-        }
+        Found::Rotated(new) => return Err(key_rotated(&new)),
         Found::Unknown => return Err(not_found("unknown_order", format!("no order {id}"))),
         Found::Order {
             entitled: false, ..
@@ -361,15 +364,21 @@ async fn payout(
     let id = record_id(&id)?;
     let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
     // One snapshot: the payout and the reader's rights agree with each other.
-    let found: Option<(Payout, bool)> = snapshot!(s, |store| {
+    let found: Result<Option<(Payout, bool)>, AccountId> = snapshot!(s, |store| {
+        // A rotated-away key (perhaps the stolen one) reads nothing.
+        if let Some(new) = store.get::<AccountId>(&gkey::rotated_to(&reader)).await? {
+            return Ok(Err(new));
+        }
         let Some(payout) = store.get::<Payout>(&key::payout(&id)).await? else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
+        // The seller's key now, as the chain checks a seller cancelling it.
+        let seller = consort_governance::Gov::current_key(&mut store, &payout.seller).await?;
         let registration = store
             .get::<Registration>(&gkey::registration(&reader))
             .await?
             .filter(|r| r.active);
-        let entitled = reader == payout.seller
+        let entitled = reader == seller
             || match registration {
                 Some(r) => {
                     r.roles & role::REGULATOR != 0
@@ -381,10 +390,11 @@ async fn payout(
                 }
                 None => false,
             };
-        Ok(Some((payout, entitled)))
+        Ok(Ok(Some((payout, entitled))))
     })?;
-    let (payout, entitled) =
-        found.ok_or_else(|| not_found("unknown_payout", format!("no payout {id}")))?;
+    let (payout, entitled) = found
+        .map_err(|new| key_rotated(&new))?
+        .ok_or_else(|| not_found("unknown_payout", format!("no payout {id}")))?;
     if !entitled {
         return Err(forbidden(&reader, format!("payout {id}")));
     }

@@ -693,6 +693,64 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     let printed = shop(&env, &["order", &second], &ann);
     assert!(printed.contains("after-sales: ruled"), "{printed}");
 
+    // Settlement paid Bob in e-money; Carol's bank pays part of it out in fiat.
+    let bob_cny = balance(&apis[1], &bob_id);
+    assert!(bob_cny >= 1_000, "settlement paid Bob: {bob_cny}");
+    let payout_id = |printed: &str| {
+        printed
+            .split("payout ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("payout id")
+            .to_string()
+    };
+    let payout = payout_id(&shop(
+        &env,
+        &["payout", "--asset", "CNY", "--amount", "1000"],
+        &bob,
+    ));
+    wait_for(
+        "the payout to leave Bob's balance",
+        Duration::from_secs(20),
+        || balance(&apis[1], &bob_id) == bob_cny - 1_000,
+    );
+    let asked = shop_json(&env, &["payout-status", &payout], &bob);
+    assert_eq!(asked["payout"]["confirmed"], false, "{asked}");
+    assert_eq!(asked["payout"]["amount"].as_u64(), Some(1_000));
+    assert!(shop_fails(&env, &["payout-status", &payout], &ann).contains("not_entitled"));
+    assert!(
+        shop_fails(&env, &["payout", "--asset", "CNY", "--amount", "1"], &ann)
+            .contains("unauthorized")
+    );
+    assert_eq!(
+        shop_json(&env, &["payout-status", &payout], &carol)["payout"]["seller"].as_str(),
+        Some(bob_id.as_str())
+    );
+    shop(&env, &["confirm-payout", &payout], &carol);
+    let paid = shop(&env, &["payout-status", &payout], &bob);
+    assert!(paid.contains("confirmed by the bank"), "{paid}");
+    assert!(shop_fails(&env, &["cancel-payout", &payout], &bob).contains("payout_confirmed"));
+    // A second one Bob thinks better of: withdrawn, the e-money is back.
+    let second_payout = payout_id(&shop(
+        &env,
+        &["payout", "--asset", "CNY", "--amount", "500"],
+        &bob,
+    ));
+    wait_for(
+        "the second payout to leave Bob's balance",
+        Duration::from_secs(20),
+        || balance(&apis[1], &bob_id) == bob_cny - 1_500,
+    );
+    shop(&env, &["cancel-payout", &second_payout], &bob);
+    wait_for(
+        "the withdrawn payout's e-money back",
+        Duration::from_secs(20),
+        || balance(&apis[1], &bob_id) == bob_cny - 1_000,
+    );
+    assert!(
+        shop_fails(&env, &["confirm-payout", &second_payout], &carol).contains("unknown_payout")
+    );
+
     bad_input_on_the_new_routes(&apis[0], &order, earphones, &ann);
 
     // Ann's key may be lost or stolen: she rotates to a new one. The new key reads the
@@ -749,6 +807,17 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     let (status, refused) = signed_get(&apis[1], &ann, &path);
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["code"], "key_rotated", "{refused}");
+    // So does the payout route: the old key is told its new one, the new key is no party.
+    let path = format!("/v1/commerce/payouts/{payout}");
+    let (status, refused) = signed_get(&apis[1], &ann, &path);
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "key_rotated", "{refused}");
+    let (status, refused) = signed_get(&apis[1], &ann2, &path);
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "not_entitled", "{refused}");
+    let (status, read) = signed_get(&apis[1], &bob, &path);
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["payout"]["confirmed"], true, "{read}");
 }
 
 /// A GET of `path` on `api` signed by the key in `key` (chain 1): status and JSON body.

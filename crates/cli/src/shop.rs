@@ -52,10 +52,12 @@ After-sales (while the order's money is in escrow, i.e. delivered, not completed
 Settlement pays the seller in e-money; its bank pays that out in fiat:
   consort shop payout --asset CNY --amount 500000 --key seller.key   # prints the payout's id
   consort shop payout-status 52-1 --key seller.key                 # or the bank's key
+  consort shop payouts --key seller.key                            # yours, newest first
   consort shop cancel-payout 52-1 --key seller.key               # before the bank confirms
 A carrier, and a bank:
   consort shop event 40-3 0 in_transit --location Shanghai --key carrier.key
   consort shop confirm-payment 40-3 --amount 36800 --key bank.key
+  consort shop payouts --role bank --waiting --key bank.key   # the payouts to pay out
   consort shop confirm-payout 52-1 --key bank.key         # the fiat is paid; e-money redeemed
 
 --node (or CONSORT_NODE) is the node that takes transactions; --shop (default: the same) serves
@@ -402,6 +404,29 @@ pub enum ShopCommand {
         payout: String,
         #[command(flatten)]
         key: KeyArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Payouts, newest first: your own (the default), your bank's queue (--role bank, with
+    /// --waiting: what it still has to pay out) or every one (--role regulator)
+    Payouts {
+        #[command(flatten)]
+        key: KeyArg,
+        /// seller (default), bank or regulator.
+        #[arg(long)]
+        role: Option<String>,
+        /// Only payouts the bank has not confirmed yet.
+        #[arg(long, conflicts_with = "confirmed")]
+        waiting: bool,
+        /// Only confirmed payouts.
+        #[arg(long)]
+        confirmed: bool,
+        /// Page, from 1.
+        #[arg(long)]
+        page: Option<usize>,
+        /// Payouts per page (1 to 100).
+        #[arg(long)]
+        per_page: Option<usize>,
         #[command(flatten)]
         json: JsonArg,
     },
@@ -1090,6 +1115,53 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                     "waiting for the bank"
                 }
             );
+            Ok(())
+        }
+        ShopCommand::Payouts {
+            key,
+            role,
+            waiting,
+            confirmed,
+            page,
+            per_page,
+            json,
+        } => {
+            let path = format!(
+                "/v1/shop/payouts{}",
+                query(&[
+                    ("role", role),
+                    (
+                        "confirmed",
+                        (waiting || confirmed).then(|| confirmed.to_string())
+                    ),
+                    ("page", page.map(|p| p.to_string())),
+                    ("per_page", per_page.map(|p| p.to_string())),
+                ])
+            );
+            let answer = at.shop().get_signed(&path, &key.load()?)?;
+            if json.json {
+                return print_json(&answer);
+            }
+            let rows = answer["payouts"].as_array().map_or(&[][..], Vec::as_slice);
+            println!(
+                "{} payouts ({})",
+                answer["total"],
+                answer["role"].as_str().unwrap_or("?")
+            );
+            for p in rows {
+                println!(
+                    "  {:<10} {:>12} {:<6} seller {}  {}",
+                    p["id"].as_str().unwrap_or("?"),
+                    p["amount"],
+                    p["asset"].as_str().unwrap_or("?"),
+                    p["seller"].as_str().unwrap_or("?"),
+                    if p["confirmed"].as_bool() == Some(true) {
+                        "confirmed"
+                    } else {
+                        "waiting for the bank"
+                    }
+                );
+            }
             Ok(())
         }
         ShopCommand::CancelPayout { payout, key } => {

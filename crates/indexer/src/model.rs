@@ -251,6 +251,8 @@ CREATE TABLE IF NOT EXISTS payouts (
     confirmed INTEGER NOT NULL,
     requested_ms INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX IF NOT EXISTS payouts_by_seller ON payouts (seller, requested_ms);
+CREATE INDEX IF NOT EXISTS payouts_by_asset ON payouts (asset, confirmed, requested_ms);
 ";
 
 /// The tables [`Index::dump`] shows, each with the columns that order its rows.

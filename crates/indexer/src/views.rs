@@ -63,6 +63,7 @@ pub const STREAM_LIFETIME: Duration =
 pub(crate) fn routes() -> Router<Arc<Shop>> {
     Router::new()
         .route("/v1/shop/orders", get(list))
+        .route("/v1/shop/payouts", get(payouts))
         .route("/v1/shop/orders/{id}", get(order))
         .route("/v1/shop/updates", get(updates))
         .route("/v1/shop/profile", get(profile))
@@ -548,6 +549,104 @@ async fn list(
             "role": role,
             "total": total,
             "orders": rows,
+        })))
+    })
+    .await
+}
+
+/// Query of `GET /v1/shop/payouts`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutParams {
+    /// Whose view: `seller` (the signer's own payouts, under its earlier keys too; the
+    /// default), `bank` (the payouts of the e-money its bank issues: its queue to pay out)
+    /// or `regulator` (every payout).
+    pub role: Option<String>,
+    /// Only confirmed (`true`) or only waiting (`false`) payouts.
+    pub confirmed: Option<bool>,
+    /// Page, from 1.
+    pub page: Option<usize>,
+    /// Results per page, 1 to 100 (default 20).
+    pub per_page: Option<usize>,
+}
+
+/// Payouts a signer may see, newest first: a seller's own, a bank's queue (the payouts in
+/// the e-money it issues, `confirmed=false`: what it still has to pay), or every one for a
+/// regulator. A withdrawn payout is gone from the chain's state and from here.
+async fn payouts(
+    State(shop): State<Arc<Shop>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Result<Query<PayoutParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let (offset, limit) = pages(params.page, params.per_page)?;
+    let reader = reader(&shop, &method, &uri, &headers, &[]).await?;
+    let role = params.role.clone().unwrap_or_else(|| "seller".into());
+    let (filter, party) = match role.as_str() {
+        "seller" => (
+            "seller IN (SELECT value FROM json_each(?1))",
+            reader.buyer_keys(),
+        ),
+        "bank" => {
+            let org = reader.org_as(role::BANK).ok_or_else(|| {
+                forbidden("only a bank account sees the payouts of its bank's e-money")
+            })?;
+            (
+                "asset IN (SELECT value FROM json_each(?1))",
+                bank_currencies(&shop, org).await?,
+            )
+        }
+        "regulator" if reader.regulator() => ("?1 = ?1", String::new()),
+        "regulator" => return Err(forbidden("only a regulator sees every payout")),
+        other => {
+            return Err(ApiError::bad(format!(
+                "role {other:?}: use seller, bank or regulator"
+            )));
+        }
+    };
+    let confirmed = params.confirmed;
+    shop.read(move |_, conn| {
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT id, seller, asset, amount, confirmed, requested_ms FROM payouts \
+             WHERE {filter} AND (?2 IS NULL OR confirmed = ?2) \
+             ORDER BY requested_ms DESC, id LIMIT ?3 OFFSET ?4"
+        ))?;
+        let rows = statement
+            .query_map(
+                params![
+                    party,
+                    confirmed,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    let id: String = r.get(0)?;
+                    Ok(json!({
+                        "id": id,
+                        "seller": r.get::<_, String>(1)?,
+                        "asset": r.get::<_, String>(2)?,
+                        "amount": r.get::<_, i64>(3)?,
+                        "confirmed": r.get::<_, bool>(4)?,
+                        "requested_ms": r.get::<_, i64>(5)?,
+                        "url": format!("/v1/commerce/payouts/{id}"),
+                    }))
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM payouts WHERE {filter} \
+                 AND (?2 IS NULL OR confirmed = ?2)"
+            ),
+            params![party, confirmed],
+            |r| r.get(0),
+        )?;
+        Ok(Json(json!({
+            "role": role,
+            "total": total,
+            "payouts": rows,
         })))
     })
     .await

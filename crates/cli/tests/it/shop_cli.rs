@@ -726,7 +726,23 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
         shop_json(&env, &["payout-status", &payout], &carol)["payout"]["seller"].as_str(),
         Some(bob_id.as_str())
     );
+    // Carol's bank finds it in its queue of payouts to pay out; Ann has no such queue.
+    let queue = wait_json(
+        &env,
+        &["payouts", "--role", "bank", "--waiting"],
+        &carol,
+        |v| v["total"] == 1,
+    );
+    assert_eq!(queue["payouts"][0]["id"].as_str(), Some(payout.as_str()));
+    assert_eq!(queue["payouts"][0]["amount"].as_u64(), Some(1_000));
+    assert!(shop_fails(&env, &["payouts", "--role", "bank"], &ann).contains("not_a_party"));
     shop(&env, &["confirm-payout", &payout], &carol);
+    wait_json(
+        &env,
+        &["payouts", "--role", "bank", "--waiting"],
+        &carol,
+        |v| v["total"] == 0,
+    );
     let paid = shop(&env, &["payout-status", &payout], &bob);
     assert!(paid.contains("confirmed by the bank"), "{paid}");
     assert!(shop_fails(&env, &["cancel-payout", &payout], &bob).contains("payout_confirmed"));
@@ -741,6 +757,11 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
         Duration::from_secs(20),
         || balance(&apis[1], &bob_id) == bob_cny - 1_500,
     );
+    let waiting = wait_json(&env, &["payouts", "--waiting"], &bob, |v| v["total"] == 1);
+    assert_eq!(
+        waiting["payouts"][0]["id"].as_str(),
+        Some(second_payout.as_str())
+    );
     shop(&env, &["cancel-payout", &second_payout], &bob);
     wait_for(
         "the withdrawn payout's e-money back",
@@ -750,6 +771,12 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert!(
         shop_fails(&env, &["confirm-payout", &second_payout], &carol).contains("unknown_payout")
     );
+    // Bob's list keeps the paid one; the withdrawn one is gone from it.
+    let bobs = wait_json(&env, &["payouts", "--confirmed"], &bob, |v| v["total"] == 1);
+    assert_eq!(bobs["payouts"][0]["id"].as_str(), Some(payout.as_str()));
+    wait_json(&env, &["payouts", "--waiting"], &bob, |v| v["total"] == 0);
+    let all = shop_json(&env, &["payouts"], &bob);
+    assert_eq!(all["total"], 1, "{all}");
 
     bad_input_on_the_new_routes(&apis[0], &order, earphones, &ann);
 

@@ -931,6 +931,7 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
         &format!("/v1/shop/orders/{order}"),
         "/v1/shop/orders",
         "/v1/shop/updates",
+        "/v1/shop/payouts",
     ] {
         assert_eq!(
             code(http().get(format!("{api}{path}")).send().expect("get")),
@@ -1060,10 +1061,26 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
         "/v1/shop/orders?per_page=101",
         "/v1/shop/orders?colour=red",
         "/v1/shop/orders/not-an-id",
+        "/v1/shop/payouts?role=king",
+        "/v1/shop/payouts?confirmed=maybe",
+        "/v1/shop/payouts?page=0",
+        "/v1/shop/payouts?per_page=101",
+        "/v1/shop/payouts?colour=red",
     ] {
         assert_eq!(
             code(signed("GET", path, b"", now).send().expect("get")),
             (400, "bad_request".into()),
+            "{path}"
+        );
+    }
+    // A customer sees no bank's or regulator's payouts.
+    for path in [
+        "/v1/shop/payouts?role=bank",
+        "/v1/shop/payouts?role=regulator",
+    ] {
+        assert_eq!(
+            code(signed("GET", path, b"", now).send().expect("get")),
+            (403, "not_a_party".into()),
             "{path}"
         );
     }

@@ -253,6 +253,7 @@ CREATE TABLE IF NOT EXISTS payouts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS payouts_by_seller ON payouts (seller, requested_ms);
 CREATE INDEX IF NOT EXISTS payouts_by_asset ON payouts (asset, confirmed, requested_ms);
+CREATE INDEX IF NOT EXISTS payouts_by_time ON payouts (requested_ms);
 ";
 
 /// The tables [`Index::dump`] shows, each with the columns that order its rows.

@@ -285,9 +285,9 @@ async fn issuer_of(shop: &Arc<Shop>, currency: &str) -> Result<Option<String>, A
     Ok(issuer)
 }
 
-/// The currencies bank organisation `org` issues among those the orders are in, as a JSON
-/// array (a bank's view picks its orders with it). The orders' currencies are read from the
-/// read model at most once every [`MEMBER_TTL`].
+/// The currencies bank organisation `org` issues among those orders or payouts are in, as a
+/// JSON array (a bank's views pick its orders and payouts with it). Those currencies are read
+/// from the read model at most once every [`MEMBER_TTL`].
 async fn bank_currencies(shop: &Arc<Shop>, org: &str) -> Result<String, ApiError> {
     let cached = shop
         .currencies
@@ -301,8 +301,9 @@ async fn bank_currencies(shop: &Arc<Shop>, org: &str) -> Result<String, ApiError
         None => {
             let currencies: Vec<String> = shop
                 .read(|_, conn| {
-                    let mut statement = conn
-                        .prepare_cached("SELECT DISTINCT currency FROM orders ORDER BY currency")?;
+                    let mut statement = conn.prepare_cached(
+                        "SELECT currency FROM orders UNION SELECT asset FROM payouts ORDER BY 1",
+                    )?;
                     let rows = statement
                         .query_map([], |r| r.get(0))?
                         .collect::<Result<Vec<String>, _>>()?;
@@ -611,7 +612,9 @@ async fn payouts(
         let mut statement = conn.prepare_cached(&format!(
             "SELECT id, seller, asset, amount, confirmed, requested_ms FROM payouts \
              WHERE {filter} AND (?2 IS NULL OR confirmed = ?2) \
-             ORDER BY requested_ms DESC, id LIMIT ?3 OFFSET ?4"
+             ORDER BY requested_ms DESC, \
+             CAST(substr(id, 1, instr(id, '-') - 1) AS INTEGER) DESC, \
+             CAST(substr(id, instr(id, '-') + 1) AS INTEGER) DESC LIMIT ?3 OFFSET ?4"
         ))?;
         let rows = statement
             .query_map(

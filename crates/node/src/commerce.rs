@@ -19,7 +19,7 @@ use consort_types::{
         Holdings, Order, Payout, ProductHead, ProductVersion, RecordId, ReviewHead, SellerStats,
         Shipment, VariantState,
     },
-    gov::{EMoney, OrgId, Registration, role},
+    gov::{EMoney, Org, OrgId, Registration, role},
     state_key::{commerce as key, gov as gkey},
 };
 use serde_json::{Value, json};
@@ -218,7 +218,6 @@ async fn holdings(State(s): AppState, Path(asset): Path<String>) -> Result<Json<
     ))
 }
 
-/// The reader's active registration, if any.
 /// A rotated-away key reads nothing; say which key to use.
 fn key_rotated(new: &AccountId) -> ApiError {
     ApiError::new(
@@ -289,10 +288,20 @@ async fn order(
                 returns.push((case, shipment));
             }
         }
-        let registration = store
+        // The reader's registration, if active in a member organisation (as the chain decides
+        // who may act): a removed organisation's accounts read nothing through it.
+        let mut registration = store
             .get::<Registration>(&gkey::registration(&reader))
             .await?
             .filter(|r| r.active);
+        if let Some(r) = registration
+            && !store
+                .get::<Org>(&gkey::org(&r.org))
+                .await?
+                .is_some_and(|o| o.active)
+        {
+            registration = None;
+        }
         let entitled = reader == buyer
             || match registration {
                 Some(r) => {
@@ -374,10 +383,20 @@ async fn payout(
         };
         // The seller's key now, as the chain checks a seller cancelling it.
         let seller = consort_governance::Gov::current_key(&mut store, &payout.seller).await?;
-        let registration = store
+        // The reader's registration, if active in a member organisation (as the chain decides
+        // who may act): a removed organisation's accounts read nothing through it.
+        let mut registration = store
             .get::<Registration>(&gkey::registration(&reader))
             .await?
             .filter(|r| r.active);
+        if let Some(r) = registration
+            && !store
+                .get::<Org>(&gkey::org(&r.org))
+                .await?
+                .is_some_and(|o| o.active)
+        {
+            registration = None;
+        }
         let entitled = reader == seller
             || match registration {
                 Some(r) => {

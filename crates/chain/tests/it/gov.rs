@@ -1435,6 +1435,68 @@ fn an_account_rotates_its_key_at_most_rotation_hops_max_times_so_its_first_key_s
 }
 
 #[test]
+fn an_admission_whose_admin_key_joined_another_organisation_during_the_vote_is_rejected_and_frees_its_place()
+ {
+    deterministic::Runner::seeded(17).start(|context| async move {
+        let mut chain = Chain::new(context, Mode::Consortium).await;
+        // An active member of an organisation cannot be another's first admin.
+        let error = chain
+            .submit(2, admit("ship", OrgKind::Logistics, 1))
+            .await
+            .expect_err("key 1 is the platform's admin");
+        assert_eq!(error.code(), "gov_already_registered", "{error:?}");
+        // A fresh key is proposed; while the vote runs the platform registers it.
+        chain
+            .submit(2, admit("ship", OrgKind::Logistics, 60))
+            .await
+            .expect("proposed");
+        chain
+            .submit(
+                1,
+                Call::Register {
+                    account: id(60),
+                    roles: role::CUSTOMER,
+                },
+            )
+            .await
+            .expect("the platform registers 60");
+        chain
+            .submit(1, vote(0, true))
+            .await
+            .expect("platform votes");
+        chain
+            .submit(3, vote(0, true))
+            .await
+            .expect("the deciding vote is taken");
+        // Enough votes, but the key cannot be the carrier's admin any more: rejected.
+        assert_eq!(
+            chain.proposal(0).await.status,
+            ProposalStatus::Rejected.tag()
+        );
+        assert!(chain.org("ship").await.is_none());
+        let clerk: Registration = chain
+            .read(&key::registration(&id(60)))
+            .await
+            .expect("registered");
+        assert_eq!(clerk.org, "platform".parse().expect("org id"));
+        assert_eq!(clerk.roles, role::CUSTOMER);
+        // Its place is free: the same admission with a usable key is proposed and passes.
+        chain
+            .submit(2, admit("ship", OrgKind::Logistics, 61))
+            .await
+            .expect("not a duplicate of a closed proposal");
+        chain.submit(1, vote(1, true)).await.expect("platform");
+        chain.submit(3, vote(1, true)).await.expect("bank");
+        assert_eq!(chain.proposal(1).await.status, ProposalStatus::Passed.tag());
+        let admin: Registration = chain
+            .read(&key::registration(&id(61)))
+            .await
+            .expect("the carrier's admin");
+        assert!(admin.active && admin.org == "ship".parse().expect("org id"));
+    });
+}
+
+#[test]
 fn an_organisation_holds_at_most_four_open_proposals_and_a_slot_frees_the_block_after_a_deadline() {
     deterministic::Runner::seeded(13).start(|context| async move {
         let mut chain = Chain::new(context, Mode::Consortium).await;

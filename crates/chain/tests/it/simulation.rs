@@ -485,21 +485,22 @@ fn a_consortium_of_four_validators_admits_an_organisation_by_vote_and_refuses_on
         Call,
         gov::{Action, OrgKind},
     };
-    let admit = |org: &str, kind| Call::Propose {
+    // Each organisation brings its own first admin (an account belongs to one).
+    let admit = |org: &str, kind, admin| Call::Propose {
         action: Action::AdmitOrg {
             org: org.parse().expect("org id"),
             kind,
-            admin: sim::user(7),
+            admin: sim::user(admin),
         },
     };
     let vote = |proposal, approve| Call::Vote { proposal, approve };
     // In arrival order (the order the mempools propose them): the shop's proposal and two
     // votes for it; the regulator's proposal and two votes against it.
     let txs = vec![
-        gov_tx(1, 0, admit("ship", OrgKind::Logistics)),
+        gov_tx(1, 0, admit("ship", OrgKind::Logistics, 7)),
         gov_tx(0, 0, vote(0, true)),
         gov_tx(2, 0, vote(0, true)),
-        gov_tx(3, 0, admit("rogue", OrgKind::Seller)),
+        gov_tx(3, 0, admit("rogue", OrgKind::Seller, 8)),
         gov_tx(0, 1, vote(1, false)),
         gov_tx(2, 1, vote(1, false)),
     ];

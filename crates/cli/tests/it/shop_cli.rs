@@ -845,6 +845,30 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     let (status, read) = signed_get(&apis[1], &bob, &path);
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["payout"]["confirmed"], true, "{read}");
+    // Bob rotates his key too: the new one reads and lists his payout, the old one neither.
+    let (bob2, bob2_id) = new_key("bob2");
+    consort(&[
+        "account",
+        "rotate",
+        "--node",
+        &apis[1],
+        "--key",
+        &s(&bob),
+        "--new-key",
+        &s(&bob2),
+    ]);
+    wait_for("Bob's rotation", Duration::from_secs(20), || {
+        get(&format!("{}/v1/accounts/{bob2_id}/registration", apis[0]))
+            .is_some_and(|r| r["previous_keys"] == json!([bob_id]))
+    });
+    let (status, read) = signed_get(&apis[1], &bob2, &path);
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["payout"]["seller"].as_str(), Some(bob_id.as_str()));
+    let (status, refused) = signed_get(&apis[1], &bob, &path);
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "key_rotated", "{refused}");
+    let listed = wait_json(&env, &["payouts"], &bob2, |v| v["total"] == 1);
+    assert_eq!(listed["payouts"][0]["id"].as_str(), Some(payout.as_str()));
 }
 
 /// A GET of `path` on `api` signed by the key in `key` (chain 1): status and JSON body.

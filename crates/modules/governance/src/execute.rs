@@ -204,20 +204,25 @@ impl Gov {
         }
     }
 
-    /// Refuse a rotated-away key as a new organisation's first admin: activated again, it
-    /// would be an account whose orders [`Gov::current_key`] hands to its successor.
-    async fn refuse_rotated_admin<E: Runtime>(
+    /// Refuse a key that cannot be a new organisation's first admin: one rotated away (made
+    /// active again, it would be an account whose orders [`Gov::current_key`] hands to its
+    /// successor), or an active member of another organisation (an account belongs to one).
+    /// A key whose organisation was removed may be brought along.
+    async fn check_new_admin<E: Runtime>(
         store: &mut Store<'_, E>,
         admin: &AccountId,
     ) -> Result<(), Fail> {
-        match Self::rotated_to(store, admin).await? {
-            Some(new) => Err(GovError::RotatedAway {
+        if let Some(new) = Self::rotated_to(store, admin).await? {
+            return Err(GovError::RotatedAway {
                 old: admin.to_string(),
                 new: new.to_string(),
             }
-            .into()),
-            None => Ok(()),
+            .into());
         }
+        if Self::active(store, admin).await?.is_some() {
+            return Err(GovError::AlreadyRegistered(admin.to_string()).into());
+        }
+        Ok(())
     }
 
     /// Refuse a rotation to the same key or to a registered one, or of an account that has
@@ -352,7 +357,7 @@ impl Gov {
                 if store.get::<Org>(&key::org(org)).await?.is_some() {
                     return Err(GovError::OrgExists(org.to_string()).into());
                 }
-                Self::refuse_rotated_admin(store, admin).await?;
+                Self::check_new_admin(store, admin).await?;
             }
             Action::RemoveOrg { org } => {
                 let member = store
@@ -500,11 +505,24 @@ impl Gov {
             Mode::Consortium => 3 * yes > 2 * members,
         };
         let hopeless = 3 * (members - no.min(members)) <= 2 * members;
-        if passes {
+        // An admission whose admin key can no longer be one (it rotated away, or joined
+        // another organisation, while the vote ran) cannot pass: it is rejected, freeing its
+        // place, so that a new proposal can name a usable key.
+        let enactable = match &proposal.action {
+            Action::AdmitOrg { admin, .. } if passes => {
+                match Self::check_new_admin(store, admin).await {
+                    Ok(()) => true,
+                    Err(Fail::Tx(_)) => false,
+                    Err(error) => return Err(error),
+                }
+            }
+            _ => true,
+        };
+        if passes && enactable {
             proposal.status = ProposalStatus::Passed.tag();
             self.enact(store, &mut state, &proposal.action, height)
                 .await?;
-        } else if hopeless {
+        } else if hopeless || passes {
             proposal.status = ProposalStatus::Rejected.tag();
         }
         if proposal.status != ProposalStatus::Open.tag() {
@@ -527,8 +545,8 @@ impl Gov {
                 if state.members.0.len() >= ORGS_MAX {
                     return Err(GovError::AtCapacity("member organisations").into());
                 }
-                // Checked at proposing too; the key may have rotated away while it was voted on.
-                Self::refuse_rotated_admin(store, admin).await?;
+                // Checked at proposing and again before enacting (`vote`).
+                Self::check_new_admin(store, admin).await?;
                 store
                     .put(
                         &key::org(org),
@@ -541,25 +559,19 @@ impl Gov {
                     )
                     .await?;
                 state.members.0.push(*org);
-                // The first admin: a fresh account, or one the organisation brings along. A
-                // rotated-away key is never brought back: its orders and payments follow its
-                // successor.
-                if store
-                    .get::<Registration>(&key::registration(admin))
-                    .await?
-                    .is_none_or(|r| !r.active)
-                {
-                    store
-                        .put(
-                            &key::registration(admin),
-                            &Registration {
-                                org: *org,
-                                roles: kind.grantable(),
-                                active: true,
-                            },
-                        )
-                        .await?;
-                }
+                // The first admin: a fresh account, or one the organisation brings along from
+                // a removed one (never a rotated-away key: its orders and payments follow its
+                // successor).
+                store
+                    .put(
+                        &key::registration(admin),
+                        &Registration {
+                            org: *org,
+                            roles: kind.grantable(),
+                            active: true,
+                        },
+                    )
+                    .await?;
             }
             Action::RemoveOrg { org } => {
                 let mut record: Org = store

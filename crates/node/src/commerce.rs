@@ -218,6 +218,23 @@ async fn holdings(State(s): AppState, Path(asset): Path<String>) -> Result<Json<
     ))
 }
 
+/// `reader`'s registration, if active in a member organisation (as the chain decides who may
+/// act): a removed organisation's accounts read nothing through it.
+async fn member<E: consort_state::Runtime>(
+    store: &mut consort_state::Store<'_, E>,
+    reader: &AccountId,
+) -> Result<Option<Registration>, consort_state::StateError> {
+    let Some(registration) = store
+        .get::<Registration>(&gkey::registration(reader))
+        .await?
+        .filter(|r| r.active)
+    else {
+        return Ok(None);
+    };
+    let org = store.get::<Org>(&gkey::org(&registration.org)).await?;
+    Ok(org.is_some_and(|o| o.active).then_some(registration))
+}
+
 /// A rotated-away key reads nothing; say which key to use.
 fn key_rotated(new: &AccountId) -> ApiError {
     ApiError::new(
@@ -288,20 +305,7 @@ async fn order(
                 returns.push((case, shipment));
             }
         }
-        // The reader's registration, if active in a member organisation (as the chain decides
-        // who may act): a removed organisation's accounts read nothing through it.
-        let mut registration = store
-            .get::<Registration>(&gkey::registration(&reader))
-            .await?
-            .filter(|r| r.active);
-        if let Some(r) = registration
-            && !store
-                .get::<Org>(&gkey::org(&r.org))
-                .await?
-                .is_some_and(|o| o.active)
-        {
-            registration = None;
-        }
+        let registration = member(&mut store, &reader).await?;
         let entitled = reader == buyer
             || match registration {
                 Some(r) => {
@@ -383,20 +387,7 @@ async fn payout(
         };
         // The seller's key now, as the chain checks a seller cancelling it.
         let seller = consort_governance::Gov::current_key(&mut store, &payout.seller).await?;
-        // The reader's registration, if active in a member organisation (as the chain decides
-        // who may act): a removed organisation's accounts read nothing through it.
-        let mut registration = store
-            .get::<Registration>(&gkey::registration(&reader))
-            .await?
-            .filter(|r| r.active);
-        if let Some(r) = registration
-            && !store
-                .get::<Org>(&gkey::org(&r.org))
-                .await?
-                .is_some_and(|o| o.active)
-        {
-            registration = None;
-        }
+        let registration = member(&mut store, &reader).await?;
         let entitled = reader == seller
             || match registration {
                 Some(r) => {

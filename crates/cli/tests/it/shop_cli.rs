@@ -130,6 +130,24 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
         (path, id)
     };
     let s = |p: &Path| p.to_str().expect("path").to_string();
+    // Rotate an account's key through node 1; wait until node 0 names the old key as the
+    // new one's previous.
+    let rotate = |old: &Path, new: &Path, old_id: &str, new_id: &str| {
+        consort(&[
+            "account",
+            "rotate",
+            "--node",
+            &apis[1],
+            "--key",
+            &s(old),
+            "--new-key",
+            &s(new),
+        ]);
+        wait_for("the rotation", Duration::from_secs(20), || {
+            get(&format!("{}/v1/accounts/{new_id}/registration", apis[0]))
+                .is_some_and(|r| r["previous_keys"] == json!([old_id]))
+        });
+    };
     let (alice, bob, carol, dave) = (key("alice"), key("bob"), key("carol"), key("dave"));
     let (bob_id, dave_id) = (key_id(&bob), key_id(&dave));
     let env = Env {
@@ -783,20 +801,7 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     // Ann's key may be lost or stolen: she rotates to a new one. The new key reads the
     // orders she placed with the old one; the old key reads nothing any more.
     let (ann2, ann2_id) = new_key("ann2");
-    consort(&[
-        "account",
-        "rotate",
-        "--node",
-        &apis[1],
-        "--key",
-        &s(&ann),
-        "--new-key",
-        &s(&ann2),
-    ]);
-    wait_for("Ann's rotation", Duration::from_secs(20), || {
-        get(&format!("{}/v1/accounts/{ann2_id}/registration", apis[0]))
-            .is_some_and(|r| r["previous_keys"] == json!([ann_id]))
-    });
+    rotate(&ann, &ann2, &ann_id, &ann2_id);
     let old_key = get(&format!("{}/v1/accounts/{ann_id}/registration", apis[0]))
         .expect("the old key's registration");
     assert_eq!(old_key["rotated_to"].as_str(), Some(ann2_id.as_str()));
@@ -847,20 +852,7 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert_eq!(read["payout"]["confirmed"], true, "{read}");
     // Bob rotates his key too: the new one reads and lists his payout, the old one neither.
     let (bob2, bob2_id) = new_key("bob2");
-    consort(&[
-        "account",
-        "rotate",
-        "--node",
-        &apis[1],
-        "--key",
-        &s(&bob),
-        "--new-key",
-        &s(&bob2),
-    ]);
-    wait_for("Bob's rotation", Duration::from_secs(20), || {
-        get(&format!("{}/v1/accounts/{bob2_id}/registration", apis[0]))
-            .is_some_and(|r| r["previous_keys"] == json!([bob_id]))
-    });
+    rotate(&bob, &bob2, &bob_id, &bob2_id);
     let (status, read) = signed_get(&apis[1], &bob2, &path);
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["payout"]["seller"].as_str(), Some(bob_id.as_str()));

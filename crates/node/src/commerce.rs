@@ -235,6 +235,19 @@ async fn member<E: consort_state::Runtime>(
     Ok(org.is_some_and(|o| o.active).then_some(registration))
 }
 
+/// Whether `registration` is a bank account of the bank that issues e-money `asset`.
+async fn issues<E: consort_state::Runtime>(
+    store: &mut consort_state::Store<'_, E>,
+    registration: &Registration,
+    asset: &consort_types::Asset,
+) -> Result<bool, consort_state::StateError> {
+    Ok(registration.roles & role::BANK != 0
+        && store
+            .get::<EMoney>(&gkey::emoney(asset))
+            .await?
+            .is_some_and(|m| m.issuer == registration.org))
+}
+
 /// A rotated-away key reads nothing; say which key to use.
 fn key_rotated(new: &AccountId) -> ApiError {
     ApiError::new(
@@ -321,11 +334,7 @@ async fn order(
                             && after_sale.as_ref().is_some_and(|c| {
                                 c.status == consort_types::commerce::AfterSaleStatus::Disputed
                             }))
-                        || (r.roles & role::BANK != 0
-                            && store
-                                .get::<EMoney>(&gkey::emoney(&order.currency))
-                                .await?
-                                .is_some_and(|m| m.issuer == r.org))
+                        || issues(&mut store, &r, &order.currency).await?
                 }
                 None => false,
             };
@@ -391,12 +400,7 @@ async fn payout(
         let entitled = reader == seller
             || match registration {
                 Some(r) => {
-                    r.roles & role::REGULATOR != 0
-                        || (r.roles & role::BANK != 0
-                            && store
-                                .get::<EMoney>(&gkey::emoney(&payout.asset))
-                                .await?
-                                .is_some_and(|m| m.issuer == r.org))
+                    r.roles & role::REGULATOR != 0 || issues(&mut store, &r, &payout.asset).await?
                 }
                 None => false,
             };

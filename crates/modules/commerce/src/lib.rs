@@ -246,7 +246,7 @@ pub fn keys_read(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
         let mut guessed = out.split_off(start);
         guessed.sort_unstable();
         guessed.dedup();
-        guessed.truncate(SHIP_ORDERS_KEYS_READ_MAX);
+        guessed.truncate(KEYS_READ_PER_CALL_MAX);
         out.extend(guessed);
         return;
     }
@@ -287,14 +287,14 @@ fn guess_sealed_to(envelope: &consort_types::sealed::Sealed, out: &mut Vec<conso
     }
 }
 
-/// Most keys [`keys_read`] guesses for one call: a one-line order placed or shipped needs
-/// about 20; a call naming many orders has its first ones loaded ahead, the rest read as it
-/// runs.
-pub const KEYS_READ_PER_CALL_MAX: usize = 32;
-
-/// Keys guessed for one `ship_orders` (a seller's call, up to `SHIP_ORDERS_MAX` shipments):
-/// four calls' worth.
-const SHIP_ORDERS_KEYS_READ_MAX: usize = 4 * KEYS_READ_PER_CALL_MAX;
+/// Most keys [`keys_read`] guesses for one call: four for each event of the largest
+/// `carrier_events` (a one-line order's three chunks and its shipment), so a call naming many
+/// orders (a seller accepting 256, a carrier posting 256 events, a seller shipping 64) has
+/// all of them loaded in the block's one pass, where reading each as the call runs costs two
+/// passes an order (`consort bench orders`: about 2 in 3 order reads did). A guess costs a
+/// lookup even if the call then fails at once (a bogus order id), but no more than running
+/// the call would read: the bound is the call's own size.
+pub const KEYS_READ_PER_CALL_MAX: usize = 4 * consort_types::commerce::CARRIER_EVENTS_MAX;
 
 fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     use CommerceCall as C;

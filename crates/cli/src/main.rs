@@ -283,9 +283,11 @@ enum BenchCommand {
     /// transaction), ship with sealed labels (many per transaction), carrier events (many per transaction), confirm
     /// receipt, which settles escrow to the seller less the platform fee. Each step is sent
     /// once the previous one is final. Reports settled orders per second, the latency from
-    /// placing to settled (p50, p99, and per step), shop transactions and QMDB operations per
-    /// order, and checks that the sellers received what the settled orders owe them. Plain
-    /// transfers are measured first on the same devnet, for comparison.
+    /// placing to settled (p50, p99, and per step), shop transactions, QMDB operations and
+    /// processor time per order (the validators' and the driver's, with the cores each kept
+    /// busy: steadier than orders per second on a shared machine), and checks that the sellers
+    /// received what the settled orders owe them. Plain transfers are measured first on the
+    /// same devnet, for comparison.
     ///
     /// Build with `--release`: a debug build measures the debug build.
     Orders {

@@ -177,6 +177,52 @@ pub struct Report {
     pub ratio_lifecycles_to_transfers: Option<f64>,
     /// Catalogue queries measured in the same window (`consort bench search`).
     pub search: Option<super::search::Report>,
+    /// Processor time per settled order in the window (ms): the validators' and this
+    /// driver's, user and system, read from `/proc` at the window's ends (`None` without
+    /// procfs). Steadier than orders per second on a shared machine, and what a change to
+    /// the work per order moves.
+    pub cpu_ms_per_lifecycle: Option<f64>,
+    /// Cores the validators kept busy in the window, all together.
+    pub validators_cores: Option<f64>,
+    /// Cores this driver (signing, posting, following blocks) kept busy in the window.
+    pub driver_cores: Option<f64>,
+}
+
+/// Processor time the validators and the driver had used at one moment.
+#[derive(Clone, Copy, Debug)]
+struct CpuSample {
+    at: Instant,
+    validators: Duration,
+    driver: Duration,
+}
+
+impl CpuSample {
+    /// Read now; `None` if a process's time cannot be read.
+    fn take(validators: &[u32]) -> Option<Self> {
+        let mut total = Duration::ZERO;
+        for pid in validators {
+            total += cpu_time(*pid)?;
+        }
+        Some(Self {
+            at: Instant::now(),
+            validators: total,
+            driver: cpu_time(std::process::id())?,
+        })
+    }
+}
+
+/// User and system time process `pid` (all its threads) has used, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime, fields 14 and 15 of the line: 11 and 12 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let per_second = u64::try_from(per_second).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000) / per_second,
+    ))
 }
 
 /// An account the driver signs for, with its next nonce and the node it posts to.
@@ -380,7 +426,8 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             Some(load) => Some(super::search::start(&urls[0], load, window)?),
             None => None,
         };
-        let measured = drive(options, &urls, shop);
+        let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+        let measured = drive(options, &urls, shop, &pids);
         let searched = queries.map(|q| q.stop(indexer_lag(&urls[0])));
         let measured = measured?;
         eprintln!("[6/6] reading the window's headers and the sellers' balances");
@@ -740,6 +787,8 @@ struct Measured {
     first_refusal: Option<String>,
     warmup_ns: u64,
     end_ns: u64,
+    /// Processor time read where the window starts and where it ends.
+    cpu: [Option<CpuSample>; 2],
 }
 
 /// Transactions waiting to be posted, per node.
@@ -1115,7 +1164,12 @@ impl Driver {
     }
 }
 
-fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measured> {
+fn drive(
+    options: &Options,
+    urls: &[String],
+    shop: Shop,
+    validators: &[u32],
+) -> anyhow::Result<Measured> {
     let epoch = Instant::now();
     let warmup_ns = options.warmup * 1_000_000_000;
     let end_ns = warmup_ns + options.duration * 1_000_000_000;
@@ -1152,6 +1206,7 @@ fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measu
             first_refusal: None,
             warmup_ns,
             end_ns,
+            cpu: [None, None],
         },
     };
     let mut socket = connect_events(
@@ -1175,8 +1230,15 @@ fn drive(options: &Options, urls: &[String], shop: Shop) -> anyhow::Result<Measu
             let mut drain_started: Option<Instant> = None;
             let per_block = options.inflight.div_ceil(PLACE_SPREAD_BLOCKS);
             let mut allowance = per_block;
+            let mut cpu_read = [false; 2];
             loop {
                 let now = driver.now();
+                for (i, bound) in [warmup_ns, end_ns].into_iter().enumerate() {
+                    if now >= bound && !cpu_read[i] {
+                        cpu_read[i] = true;
+                        driver.measured.cpu[i] = CpuSample::take(validators);
+                    }
+                }
                 if now < end_ns {
                     while driver.in_flight() < options.inflight && allowance > 0 {
                         driver.place();
@@ -1330,6 +1392,20 @@ fn report(
         })
         .collect();
     let lifecycles_per_s = lifecycles as f64 / window_s;
+    let cpu = match measured.cpu {
+        [Some(start), Some(end)] => Some((start, end)),
+        _ => None,
+    };
+    let busy = |used: fn(&CpuSample) -> Duration| {
+        cpu.map(|(start, end)| {
+            (used(&end).saturating_sub(used(&start))).as_secs_f64()
+                / end.at.duration_since(start.at).as_secs_f64().max(1e-9)
+        })
+    };
+    let cpu_ms_per_lifecycle = cpu.filter(|_| lifecycles > 0).map(|(start, end)| {
+        let used = (end.validators + end.driver).saturating_sub(start.validators + start.driver);
+        used.as_secs_f64() * 1e3 / lifecycles as f64
+    });
     Ok(Report {
         validators: options.validators,
         cores,
@@ -1359,6 +1435,9 @@ fn report(
             .map(|t| lifecycles_per_s / t.finalized_tps),
         transfers,
         search: None,
+        cpu_ms_per_lifecycle,
+        validators_cores: busy(|s| s.validators),
+        driver_cores: busy(|s| s.driver),
     })
 }
 
@@ -1398,6 +1477,16 @@ fn print_orders(report: &Report) {
         "  QMDB operations        {:>10.1} per order  ({} in the window)",
         report.qmdb_ops_per_lifecycle, report.qmdb_ops_in_window
     );
+    if let (Some(ms), Some(validators), Some(driver)) = (
+        report.cpu_ms_per_lifecycle,
+        report.validators_cores,
+        report.driver_cores,
+    ) {
+        println!(
+            "  processor time         {ms:>10.3} ms per order  (validators {validators:.2} cores, driver {driver:.2}, of {})",
+            report.cores
+        );
+    }
     println!(
         "  settlement             {} of {} orders settled; sellers received {} of {} owed",
         report.orders_settled,

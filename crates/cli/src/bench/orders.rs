@@ -180,7 +180,7 @@ pub struct Report {
     /// Processor time per settled order in the window (ms): the validators' and this
     /// driver's, user and system, read from `/proc` at the window's ends (`None` without
     /// procfs). Steadier than orders per second on a shared machine, and what a change to
-    /// the work per order moves.
+    /// the work per order moves. With `--search` it holds the queries' work too.
     pub cpu_ms_per_lifecycle: Option<f64>,
     /// Cores the validators kept busy in the window, all together.
     pub validators_cores: Option<f64>,

@@ -292,9 +292,16 @@ fn guess_sealed_to(envelope: &consort_types::sealed::Sealed, out: &mut Vec<conso
 /// orders (a seller accepting 256, a carrier posting 256 events, a seller shipping 64) has
 /// all of them loaded in the block's one pass, where reading each as the call runs costs two
 /// passes an order (`consort bench orders`: about 2 in 3 order reads did). A guess costs a
-/// lookup even if the call then fails at once (a bogus order id), but no more than running
-/// the call would read: the bound is the call's own size.
+/// lookup even if the call then fails at once (a bogus or foreign order id), so what a
+/// block's calls guess together is bounded too ([`KEYS_AHEAD_PER_BLOCK_MAX`]).
 pub const KEYS_READ_PER_CALL_MAX: usize = 4 * consort_types::commerce::CARRIER_EVENTS_MAX;
+
+/// Most keys a block loads ahead for all its shop calls together, in transaction order (what
+/// the rest would have guessed is read as they run): 32 for each of `BLOCK_TXS_MAX`
+/// transactions, so a leader filling a block with calls that fail at once makes every node
+/// load no more than before calls were guessed whole, while a block of real shop traffic
+/// (about 5,000 keys at 800 transactions) is loaded entirely.
+pub const KEYS_AHEAD_PER_BLOCK_MAX: usize = 32 * consort_types::limits::BLOCK_TXS_MAX;
 
 fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     use CommerceCall as C;

@@ -203,6 +203,10 @@ fn limits() -> BTreeMap<&'static str, u64> {
             "KEYS_READ_PER_CALL_MAX",
             bytes(consort_commerce::KEYS_READ_PER_CALL_MAX),
         ),
+        (
+            "KEYS_AHEAD_PER_BLOCK_MAX",
+            bytes(consort_commerce::KEYS_AHEAD_PER_BLOCK_MAX),
+        ),
         ("CARRIER_EVENTS_MAX", bytes(commerce::CARRIER_EVENTS_MAX)),
         ("STOCK_CHANGES_MAX", bytes(commerce::STOCK_CHANGES_MAX)),
         ("SHIPMENTS_MAX", u64::from(commerce::SHIPMENTS_MAX)),

@@ -261,16 +261,11 @@ pub async fn execute_block<E: Runtime>(
         keys.extend(senders.into_iter().map(state_key::gov::registration));
     }
     if rules.commerce.is_some() {
-        let start = keys.len();
-        for tx in txs.iter() {
-            if keys.len() - start >= consort_commerce::KEYS_AHEAD_PER_BLOCK_MAX {
-                break;
-            }
-            if let Call::Commerce(call) = &tx.tx.call {
-                consort_commerce::keys_read(call, &mut keys);
-            }
-        }
-        keys.truncate(start + consort_commerce::KEYS_AHEAD_PER_BLOCK_MAX);
+        let calls = txs.iter().filter_map(|tx| match &tx.tx.call {
+            Call::Commerce(call) => Some(call),
+            _ => None,
+        });
+        consort_commerce::keys_ahead(calls, &mut keys);
     }
     keys.sort_unstable();
     keys.dedup();

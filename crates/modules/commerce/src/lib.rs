@@ -303,6 +303,23 @@ pub const KEYS_READ_PER_CALL_MAX: usize = 4 * consort_types::commerce::CARRIER_E
 /// (about 5,000 keys at 800 transactions) is loaded entirely.
 pub const KEYS_AHEAD_PER_BLOCK_MAX: usize = 32 * consort_types::limits::BLOCK_TXS_MAX;
 
+/// What a block's shop calls, in transaction order, have loaded ahead: each call's
+/// [`keys_read`], until the block has guessed [`KEYS_AHEAD_PER_BLOCK_MAX`] keys (the rest is
+/// read as the calls run). Appended to `out`; never more than the bound, whatever the calls.
+pub fn keys_ahead<'a>(
+    calls: impl IntoIterator<Item = &'a CommerceCall>,
+    out: &mut Vec<consort_types::Digest>,
+) {
+    let start = out.len();
+    for call in calls {
+        if out.len() - start >= KEYS_AHEAD_PER_BLOCK_MAX {
+            break;
+        }
+        keys_read(call, out);
+    }
+    out.truncate(start + KEYS_AHEAD_PER_BLOCK_MAX);
+}
+
 fn guess_keys(call: &CommerceCall, out: &mut Vec<consort_types::Digest>) {
     use CommerceCall as C;
     use consort_execution::record_keys;
@@ -643,6 +660,65 @@ mod tests {
             ShipmentStatus,
         },
     };
+
+    /// The largest `carrier_events`: a different order in each event.
+    fn carrier_events(first_height: u64) -> CommerceCall {
+        let events = (0..consort_types::commerce::CARRIER_EVENTS_MAX as u64)
+            .map(|i| consort_types::commerce::CarrierEvent {
+                order: RecordId {
+                    height: first_height + i,
+                    index: 0,
+                },
+                shipment: 0,
+                status: ShipmentStatus::Delivered,
+                location: consort_types::codec_util::Text::new("depot").expect("short"),
+            })
+            .collect();
+        CommerceCall::CarrierEvents {
+            events: List(events),
+        }
+    }
+
+    #[test]
+    fn a_block_of_the_heaviest_calls_loads_no_more_ahead_than_its_bound() {
+        let call = carrier_events(1);
+        // One call: every order and shipment it names, within the per-call bound.
+        let mut one = Vec::new();
+        keys_read(&call, &mut one);
+        assert_eq!(one.len(), KEYS_READ_PER_CALL_MAX, "256 events, 4 keys each");
+        // A full block of them (a leader's own calls that would all fail at once): the
+        // block's guesses stop at the bound, in transaction order.
+        let calls = vec![call; consort_types::limits::BLOCK_TXS_MAX];
+        let mut block = vec![consort_types::Digest::from([9u8; 32])];
+        keys_ahead(&calls, &mut block);
+        assert_eq!(
+            block.len(),
+            1 + KEYS_AHEAD_PER_BLOCK_MAX,
+            "what was there stays"
+        );
+        assert_eq!(
+            block[1..=one.len()],
+            one[..],
+            "the first call's guesses come first"
+        );
+        // A block of real traffic (800 calls of a few keys) is loaded whole.
+        let small = CommerceCall::ConfirmReceipt {
+            order: RecordId {
+                height: 3,
+                index: 4,
+            },
+        };
+        let mut few = Vec::new();
+        keys_ahead(std::iter::repeat_n(&small, 800), &mut few);
+        let order_keys = consort_execution::record_keys(
+            &key::order(&RecordId {
+                height: 3,
+                index: 4,
+            }),
+            ORDER_BYTES_ONE_LINE,
+        );
+        assert_eq!(few.len(), 800 * order_keys.len());
+    }
 
     #[test]
     fn the_sizes_keys_read_loads_are_the_records_sizes() {

@@ -688,9 +688,9 @@ mod tests {
         assert_eq!(one.len(), KEYS_READ_PER_CALL_MAX, "256 events, 4 keys each");
         // A full block of them (a leader's own calls that would all fail at once): the
         // block's guesses stop at the bound, in transaction order.
-        let calls = vec![call; consort_types::limits::BLOCK_TXS_MAX];
+        let calls = std::iter::repeat_n(&call, consort_types::limits::BLOCK_TXS_MAX);
         let mut block = vec![consort_types::Digest::from([9u8; 32])];
-        keys_ahead(&calls, &mut block);
+        keys_ahead(calls, &mut block);
         assert_eq!(
             block.len(),
             1 + KEYS_AHEAD_PER_BLOCK_MAX,

@@ -686,20 +686,39 @@ mod tests {
         let mut one = Vec::new();
         keys_read(&call, &mut one);
         assert_eq!(one.len(), KEYS_READ_PER_CALL_MAX, "256 events, 4 keys each");
-        // A full block of them (a leader's own calls that would all fail at once): the
-        // block's guesses stop at the bound, in transaction order.
-        let calls = std::iter::repeat_n(&call, consort_types::limits::BLOCK_TXS_MAX);
+        // A full block of such calls, each naming other orders (a leader's own calls that
+        // would all fail at once): the block's guesses stop at the bound, in transaction
+        // order: whole calls first, then none of the later ones.
+        let per_call = consort_types::commerce::CARRIER_EVENTS_MAX as u64;
+        let whole = KEYS_AHEAD_PER_BLOCK_MAX / KEYS_READ_PER_CALL_MAX;
+        let calls: Vec<CommerceCall> = (0..whole as u64 + 2)
+            .map(|n| carrier_events(1 + n * per_call))
+            .collect();
         let mut block = vec![consort_types::Digest::from([9u8; 32])];
-        keys_ahead(calls, &mut block);
+        let repeated = calls.iter().chain(std::iter::repeat_n(
+            &calls[0],
+            consort_types::limits::BLOCK_TXS_MAX,
+        ));
+        keys_ahead(repeated, &mut block);
         assert_eq!(
             block.len(),
             1 + KEYS_AHEAD_PER_BLOCK_MAX,
             "what was there stays"
         );
+        let mut expected = Vec::new();
+        for call in &calls[..whole] {
+            keys_read(call, &mut expected);
+        }
         assert_eq!(
-            block[1..=one.len()],
-            one[..],
-            "the first call's guesses come first"
+            block[1..],
+            expected[..],
+            "the first calls' guesses, in order"
+        );
+        let mut beyond = Vec::new();
+        keys_read(&calls[whole], &mut beyond);
+        assert!(
+            beyond.iter().all(|key| !block.contains(key)),
+            "nothing of a call past the bound"
         );
         // A block of real traffic (800 calls of a few keys) is loaded whole.
         let small = CommerceCall::ConfirmReceipt {

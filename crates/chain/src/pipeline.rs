@@ -1,7 +1,8 @@
 //! A node's one admission pipeline, used by the API and by gossip alike: stateless checks
 //! (size, chain id, signature), then the stateful ones against the finalized state (the
-//! sender's eligibility, cached until a finalized block writes a key it was read from; the
-//! nonce window, per-sender limits and pending spends in the pool), then the pool.
+//! sender's eligibility, cached until a finalized block writes a key it was read from; a
+//! rotation's own checks; the nonce window, per-sender limits and pending spends in the
+//! pool), then the pool.
 
 use crate::{
     admission::{check_size, sender_may},
@@ -293,7 +294,15 @@ impl<E: Runtime> Admission<E> {
                 Some(result) => result,
                 None => {
                     store.record_reads();
-                    let result = match sender_may(&mut store, self.rules(), &sender, call).await {
+                    let mut may = sender_may(&mut store, self.rules(), &sender, call).await;
+                    // A rotation that can never apply (to its own key or a registered one,
+                    // or past the hop limit) is refused here rather than failing in a block.
+                    if let (Ok(()), Call::Rotate { account, new }) = (&may, call)
+                        && self.gov.is_some()
+                    {
+                        may = Gov::check_rotation(&mut store, account, new).await;
+                    }
+                    let result = match may {
                         Ok(()) => Ok(()),
                         Err(Fail::Tx(error)) => Err(error),
                         Err(Fail::Db(error)) => return Err(error),

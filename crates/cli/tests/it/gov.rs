@@ -177,6 +177,34 @@ fn the_governance_cli_runs_a_consortium_bank_money_and_the_regulator() {
         ])
         .contains("unauthorized")
     );
+    // A rotation that can never apply is refused at admission (its nonce stays unused), not
+    // included to fail: back to the old, registered key, or to the key itself.
+    for (to, code) in [
+        (&buyer, "gov_already_registered"),
+        (&buyer2, "gov_same_key"),
+    ] {
+        let refused = fails(&[
+            "account",
+            "rotate",
+            "--node",
+            &api,
+            "--key",
+            &buyer2,
+            "--new-key",
+            to,
+        ]);
+        assert!(
+            refused.contains(code) && !refused.contains("failed at height"),
+            "{refused}"
+        );
+    }
+    // The new key has sent nothing (its account may not even exist: no native coin moved).
+    let account = get(&format!("{api}/v1/accounts/{buyer2_id}")).expect("an answer");
+    assert!(
+        account["nonce"].as_u64().unwrap_or(0) == 0
+            && (account["nonce"].is_u64() || account["error"]["code"] == "unknown_account"),
+        "refused rotations use no nonce: {account}"
+    );
 
     // The regulator watches large transfers, freezes an account and lifts the freeze.
     let alerts = Command::new(BIN)

@@ -228,7 +228,14 @@ impl Gov {
     /// Refuse a rotation to the same key or to a registered one, or of an account that has
     /// rotated [`ROTATION_HOPS_MAX`](consort_types::gov::ROTATION_HOPS_MAX) times already
     /// (reads at most that many keys back).
-    pub(crate) async fn check_rotation<E: Runtime>(
+    ///
+    /// Admission asks it too, against the finalized state: each refusal stays true once it
+    /// holds (registrations are never removed, rotations only add up), so a rotation it
+    /// refuses there could only fail in a block, using its nonce.
+    ///
+    /// # Errors
+    /// [`Fail::Tx`] with why, or [`Fail::Db`] if the state cannot be read.
+    pub async fn check_rotation<E: Runtime>(
         store: &mut Store<'_, E>,
         account: &AccountId,
         new: &AccountId,

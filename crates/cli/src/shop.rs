@@ -1103,11 +1103,18 @@ pub fn run(at: &Endpoints, command: ShopCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             let p = &answer["payout"];
+            // The seller as it is now; the key that asked too, if it has rotated since.
+            let asked = p["seller"].as_str().unwrap_or("?");
+            let now = answer["seller_now"].as_str().unwrap_or(asked);
+            let seller = if now == asked {
+                now.to_string()
+            } else {
+                format!("{now} (asked as {asked}, since rotated)")
+            };
             println!(
-                "payout {id}: {} {} to seller {}, requested at block {}, {}",
+                "payout {id}: {} {} to seller {seller}, requested at block {}, {}",
                 p["amount"],
                 p["asset"].as_str().unwrap_or("?"),
-                p["seller"].as_str().unwrap_or("?"),
                 p["requested"]["height"],
                 if p["confirmed"].as_bool() == Some(true) {
                     "confirmed by the bank"

@@ -386,7 +386,7 @@ async fn payout(
     let id = record_id(&id)?;
     let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
     // One snapshot: the payout and the reader's rights agree with each other.
-    let found: Result<Option<(Payout, bool)>, AccountId> = snapshot!(s, |store| {
+    let found: Result<Option<(Payout, AccountId, bool)>, AccountId> = snapshot!(s, |store| {
         // A rotated-away key (perhaps the stolen one) reads nothing.
         if let Some(new) = store.get::<AccountId>(&gkey::rotated_to(&reader)).await? {
             return Ok(Err(new));
@@ -404,15 +404,19 @@ async fn payout(
                 }
                 None => false,
             };
-        Ok(Ok(Some((payout, entitled))))
+        Ok(Ok(Some((payout, seller, entitled))))
     })?;
-    let (payout, entitled) = found
+    let (payout, seller_now, entitled) = found
         .map_err(|new| key_rotated(&new))?
         .ok_or_else(|| not_found("unknown_payout", format!("no payout {id}")))?;
     if !entitled {
         return Err(forbidden(&reader, format!("payout {id}")));
     }
-    Ok(Json(json!({ "id": id, "payout": payout })))
+    // `payout.seller` is the key that asked; `seller_now` its key today, after any rotations
+    // (the seller key that may read it).
+    Ok(Json(
+        json!({ "id": id, "payout": payout, "seller_now": seller_now }),
+    ))
 }
 
 /// State proofs of every chunk of the record under `key` against one state root, and the

@@ -856,6 +856,23 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     let (status, read) = signed_get(&apis[1], &bob2, &path);
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["payout"]["seller"].as_str(), Some(bob_id.as_str()));
+    assert_eq!(
+        read["seller_now"].as_str(),
+        Some(bob2_id.as_str()),
+        "{read}"
+    );
+    let status = env
+        .command(&["payout-status", &payout], &bob2)
+        .output()
+        .expect("consort shop payout-status");
+    let printed = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success()
+            && printed.contains(&format!(
+                "to seller {bob2_id} (asked as {bob_id}, since rotated)"
+            )),
+        "{printed}"
+    );
     let (status, refused) = signed_get(&apis[1], &bob, &path);
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["code"], "key_rotated", "{refused}");

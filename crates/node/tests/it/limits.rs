@@ -29,7 +29,13 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ),
         ("STATE_VALUE_SIZE", bytes(state::STATE_VALUE_SIZE)),
         ("RECORD_SIZE_MAX", bytes(store::RECORD_SIZE_MAX)),
+        ("SPARE_MAPS_MAX", bytes(store::SPARE_MAPS_MAX)),
+        ("SPARE_MAP_CHUNKS_MAX", bytes(store::SPARE_MAP_CHUNKS_MAX)),
         ("GOSSIP_BATCH_MAX", bytes(gossip::GOSSIP_BATCH_MAX)),
+        (
+            "GOSSIP_MESSAGES_PER_ROUND_MAX",
+            bytes(gossip::GOSSIP_MESSAGES_PER_ROUND_MAX),
+        ),
         ("REQUEST_BODY_MAX", bytes(api::REQUEST_BODY_MAX)),
         (
             "EMPTY_BLOCK_INTERVAL_MS_DEFAULT",

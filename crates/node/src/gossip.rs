@@ -10,6 +10,7 @@ use commonware_runtime::{Clock, Spawner};
 use consort_chain::{Mempool, pipeline::Admission};
 use consort_state as state;
 use consort_types::SignedTx;
+use futures::FutureExt as _;
 use std::time::Duration;
 use tracing::{debug, warn};
 
@@ -56,7 +57,13 @@ pub async fn send_loop<E: Clock, S: Sender<PublicKey = ed25519::PublicKey>>(
     }
 }
 
-/// Admit what peers send, forever.
+/// Most gossip messages admitted together: whatever peers sent while the last round ran, up
+/// to this many, is checked as one signature batch and admitted from one state snapshot.
+pub const GOSSIP_MESSAGES_PER_ROUND_MAX: usize = 32;
+
+/// Admit what peers send, forever. Each round takes every message already waiting (up to
+/// [`GOSSIP_MESSAGES_PER_ROUND_MAX`]): a batch of signatures costs less per signature the
+/// larger it is, and admission reads the state once for all of them.
 pub async fn receive_loop<E, R>(
     mut context: E,
     mempool: Mempool,
@@ -67,27 +74,34 @@ pub async fn receive_loop<E, R>(
     E: state::Runtime + Spawner,
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
-    while let Ok((peer, message)) = receiver.recv().await {
-        let bytes: Bytes = message.into();
-        let Ok(txs) = decode_gossip(&bytes) else {
-            warn!(?peer, "peer sent malformed transactions");
-            continue;
-        };
-        let fresh: Vec<SignedTx> = mempool
-            .unknown(txs)
-            .into_iter()
-            .filter(|tx| tx.check_without_signature(chain_id).is_ok())
-            .collect();
-        let refs: Vec<&SignedTx> = fresh.iter().collect();
-        let verified = if admission.verify_signatures(&refs, &mut context) {
-            fresh
-        } else {
-            // Fall back to one-by-one so one bad transaction does not sink the rest.
-            fresh
+    while let Ok(first) = receiver.recv().await {
+        let mut messages = vec![first];
+        while messages.len() < GOSSIP_MESSAGES_PER_ROUND_MAX {
+            // Only what is already there: a message not yet arrived waits for the next round.
+            match receiver.recv().now_or_never() {
+                Some(Ok(message)) => messages.push(message),
+                _ => break,
+            }
+        }
+        // Each message's new transactions, apart: a batch that fails is checked again message
+        // by message, so one peer's forgery costs the others' transactions no single checks.
+        let mut groups: Vec<Vec<SignedTx>> = Vec::with_capacity(messages.len());
+        for (peer, message) in messages {
+            let bytes: Bytes = message.into();
+            let Ok(txs) = decode_gossip(&bytes) else {
+                warn!(?peer, "peer sent malformed transactions");
+                continue;
+            };
+            let fresh: Vec<SignedTx> = mempool
+                .unknown(txs)
                 .into_iter()
-                .filter(SignedTx::verify_signature)
-                .collect()
-        };
+                .filter(|tx| tx.check_without_signature(chain_id).is_ok())
+                .collect();
+            if !fresh.is_empty() {
+                groups.push(fresh);
+            }
+        }
+        let verified = verify_groups(&admission, groups, &mut context);
         // The same pipeline as the API's (signatures checked above); not forwarded again.
         for error in admission
             .admit_verified_many(verified, false)
@@ -98,6 +112,32 @@ pub async fn receive_loop<E, R>(
             debug!(%error, "gossiped transaction not admitted");
         }
     }
+}
+
+/// The transactions of `groups` whose signatures verify, in order: all in one batch; if that
+/// fails, each group in a batch of its own, and only a failing group one by one (so one bad
+/// transaction does not sink the rest).
+fn verify_groups<E: state::Runtime>(
+    admission: &Admission<E>,
+    groups: Vec<Vec<SignedTx>>,
+    rng: &mut E,
+) -> Vec<SignedTx> {
+    let all: Vec<&SignedTx> = groups.iter().flatten().collect();
+    if admission.verify_signatures(&all, rng) {
+        return groups.into_iter().flatten().collect();
+    }
+    let several = groups.len() > 1;
+    let mut verified = Vec::with_capacity(all.len());
+    for group in groups {
+        let refs: Vec<&SignedTx> = group.iter().collect();
+        // A lone group's batch is the one that just failed.
+        if several && admission.verify_signatures(&refs, rng) {
+            verified.extend(group);
+        } else {
+            verified.extend(group.into_iter().filter(SignedTx::verify_signature));
+        }
+    }
+    verified
 }
 
 #[cfg(test)]
@@ -119,6 +159,74 @@ mod tests {
             },
         }
         .sign(&key)
+    }
+
+    /// `tx` with another transaction's signature: a forgery.
+    fn forged(tx: SignedTx) -> SignedTx {
+        SignedTx::new(tx.tx, transfer(99, 0, 1).signature)
+    }
+
+    #[test]
+    fn a_forgery_in_one_message_drops_only_itself_and_spares_the_others_batches() {
+        use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
+        deterministic::Runner::default().start(|mut context| async move {
+            let page_cache = commonware_runtime::buffer::paged::CacheRef::new(
+                commonware_utils::NZU16!(4096),
+                commonware_utils::NZUsize!(64),
+            );
+            let databases =
+                <state::Databases<_> as commonware_glue::stateful::db::DatabaseSet<_>>::init(
+                    context.child("db"),
+                    state::db_config("gossip-verify", page_cache),
+                    None,
+                )
+                .await;
+            let genesis = consort_types::Genesis {
+                chain_id: 1,
+                genesis_time_ms: 0,
+                validators: Vec::new(),
+                accounts: Vec::new(),
+                peg: None,
+                governance: None,
+                epoch_blocks: None,
+                account_limits: None,
+                empty_block_interval_ms: None,
+                commerce: None,
+            };
+            let admission = Admission::new(std::sync::Arc::new(genesis), Mempool::new(), databases)
+                .expect("admission");
+            let hashes = |txs: &[SignedTx]| txs.iter().map(SignedTx::hash).collect::<Vec<_>>();
+            let one = vec![transfer(1, 0, 5), transfer(2, 0, 5)];
+            let two = vec![transfer(3, 0, 5), transfer(4, 0, 5), transfer(5, 0, 5)];
+            let three = vec![transfer(6, 0, 5)];
+            // Honest messages pass whole, in order.
+            let groups = vec![one.clone(), two.clone(), three.clone()];
+            let all: Vec<SignedTx> = groups.concat();
+            assert_eq!(
+                hashes(&verify_groups(&admission, groups, &mut context)),
+                hashes(&all)
+            );
+            // A forgery in the second message: only it is dropped.
+            let mut bad = two.clone();
+            bad[1] = forged(bad[1].clone());
+            let kept = verify_groups(
+                &admission,
+                vec![one.clone(), bad.clone(), three.clone()],
+                &mut context,
+            );
+            let expected: Vec<SignedTx> = one
+                .iter()
+                .chain([&two[0], &two[2]])
+                .chain(&three)
+                .cloned()
+                .collect();
+            assert_eq!(hashes(&kept), hashes(&expected));
+            // A lone message with a forgery keeps its honest transactions too.
+            let kept = verify_groups(&admission, vec![bad], &mut context);
+            assert_eq!(hashes(&kept), hashes(&[two[0].clone(), two[2].clone()]));
+            // Nothing to check: nothing kept.
+            assert!(verify_groups(&admission, Vec::new(), &mut context).is_empty());
+        });
     }
 
     fn batch() -> impl Strategy<Value = Vec<SignedTx>> {

@@ -53,6 +53,24 @@ fn bench(c: &mut Criterion) {
         let mut rng = rand::rng();
         b.iter(|| black_box(consort_types::tx::verify_batch(&refs, &mut rng)));
     });
+    // With the senders' keys decoded beforehand (as admission keeps them), by batch size:
+    // small batches use a different multiscalar method than large ones.
+    for size in [8usize, 16, 32, 64, 128, 256, 1024] {
+        group.throughput(Throughput::Elements(size as u64));
+        let refs: Vec<&SignedTx> = txs.iter().take(size).collect();
+        let keys: Vec<_> = refs
+            .iter()
+            .map(|t| t.tx.sender.public_key().expect("a valid key"))
+            .collect();
+        group.bench_function(format!("verify_batch_with_keys_{size}"), |b| {
+            let mut rng = rand::rng();
+            b.iter(|| {
+                black_box(consort_types::tx::verify_batch_with_keys(
+                    &refs, &keys, &mut rng,
+                ))
+            });
+        });
+    }
     group.finish();
 }
 

@@ -167,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn a_forgery_in_one_message_drops_only_itself_and_spares_the_others_batches() {
+    fn a_forgery_in_one_of_several_messages_drops_only_itself() {
         use commonware_runtime::{Runner as _, Supervisor as _, deterministic};
         deterministic::Runner::default().start(|mut context| async move {
             let page_cache = commonware_runtime::buffer::paged::CacheRef::new(

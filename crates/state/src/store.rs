@@ -549,6 +549,41 @@ impl<E: Runtime> Drop for Store<'_, E> {
 mod tests {
     use super::*;
 
+    /// A map of `chunks` room holding one chunk.
+    fn filled(chunks: usize) -> ChunkMap {
+        let mut map = ChunkMap::default();
+        map.reserve(chunks);
+        map.insert(sha256(&[b"spare"]), None);
+        map
+    }
+
+    #[test]
+    fn a_block_sized_map_is_kept_emptied_and_small_or_huge_ones_are_not() {
+        // The only test here that touches the spares: nothing else takes them meanwhile.
+        let kept = filled(SPARE_MAP_MIN_CHUNKS);
+        let room = kept.capacity();
+        keep_spare(kept);
+        keep_spare(filled(16));
+        keep_spare(filled(SPARE_MAP_CHUNKS_MAX * 2));
+        // An admission-sized need takes no spare; a block-sized one takes the kept map, empty
+        // and with its room.
+        assert!(spare_map(SPARE_MAP_MIN_CHUNKS - 1).is_none());
+        let taken = spare_map(SPARE_MAP_MIN_CHUNKS).expect("the block-sized map was kept");
+        assert!(taken.is_empty());
+        assert_eq!(taken.capacity(), room);
+        // Neither the small nor the huge map was kept.
+        assert!(spare_map(SPARE_MAP_MIN_CHUNKS).is_none());
+        // At most SPARE_MAPS_MAX are kept.
+        for _ in 0..SPARE_MAPS_MAX + 2 {
+            keep_spare(filled(SPARE_MAP_MIN_CHUNKS));
+        }
+        let mut count = 0;
+        while spare_map(SPARE_MAP_MIN_CHUNKS).is_some() {
+            count += 1;
+        }
+        assert_eq!(count, SPARE_MAPS_MAX);
+    }
+
     #[test]
     fn the_largest_record_has_a_u32_chunk_count() {
         assert_eq!(chunk_count(0), 1);

@@ -795,6 +795,51 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     wait_json(&env, &["payouts", "--waiting"], &bob, |v| v["total"] == 0);
     let all = shop_json(&env, &["payouts"], &bob);
     assert_eq!(all["total"], 1, "{all}");
+    // E-money no order was ever priced in still reaches its bank's queue when paid out:
+    // Carol's bank issues HKD to Bob directly, and he asks for it in fiat.
+    consort(&[
+        "bank",
+        "issue",
+        "--node",
+        &apis[1],
+        "--key",
+        &s(&carol),
+        "--asset",
+        "HKD",
+        "--to",
+        &bob_id,
+        "--amount",
+        "300",
+    ]);
+    wait_for("Bob's HKD", Duration::from_secs(20), || {
+        get(&format!("{}/v1/accounts/{bob_id}/balances/HKD", apis[1]))
+            .and_then(|v| v["balance"].as_u64())
+            == Some(300)
+    });
+    let hkd = payout_id(&shop(
+        &env,
+        &["payout", "--asset", "HKD", "--amount", "300"],
+        &bob,
+    ));
+    let queue = wait_json(
+        &env,
+        &["payouts", "--role", "bank", "--waiting"],
+        &carol,
+        |v| v["total"] == 1,
+    );
+    assert_eq!(queue["payouts"][0]["id"].as_str(), Some(hkd.as_str()));
+    assert_eq!(
+        queue["payouts"][0]["asset"].as_str(),
+        Some("HKD"),
+        "{queue}"
+    );
+    shop(&env, &["confirm-payout", &hkd], &carol);
+    wait_json(
+        &env,
+        &["payouts", "--role", "bank", "--waiting"],
+        &carol,
+        |v| v["total"] == 0,
+    );
 
     bad_input_on_the_new_routes(&apis[0], &order, earphones, &ann);
 
@@ -876,8 +921,10 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     let (status, refused) = signed_get(&apis[1], &bob, &path);
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["code"], "key_rotated", "{refused}");
-    let listed = wait_json(&env, &["payouts"], &bob2, |v| v["total"] == 1);
-    assert_eq!(listed["payouts"][0]["id"].as_str(), Some(payout.as_str()));
+    // Both of his paid-out payouts (CNY and HKD), newest first.
+    let listed = wait_json(&env, &["payouts"], &bob2, |v| v["total"] == 2);
+    assert_eq!(listed["payouts"][0]["id"].as_str(), Some(hkd.as_str()));
+    assert_eq!(listed["payouts"][1]["id"].as_str(), Some(payout.as_str()));
 }
 
 /// A GET of `path` on `api` signed by the key in `key` (chain 1): status and JSON body.

@@ -21,12 +21,6 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// mimalloc rather than the system allocator: a node allocates from many threads at once
-/// (consensus, storage, the API, the shop's readers), where glibc's arenas lock, and glibc
-/// spends its time merging freed chunks.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Consort: a consortium blockchain for B2C commerce, a side chain of a Bitcoin-family chain.
 #[derive(Parser)]
 #[command(name = "consort", version, about, long_about = None)]

@@ -213,20 +213,24 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
         joined.contains("registered") && joined.contains("ready to shop"),
         "{joined}"
     );
-    consort(&[
-        "bank",
-        "issue",
-        "--node",
-        &apis[1],
-        "--key",
-        &s(&carol),
-        "--asset",
-        "CNY",
-        "--to",
-        &ann_id,
-        "--amount",
-        "100000",
-    ]);
+    // Carol's bank issues e-money to an account.
+    let issue = |asset: &str, to: &str, amount: &str| {
+        consort(&[
+            "bank",
+            "issue",
+            "--node",
+            &apis[1],
+            "--key",
+            &s(&carol),
+            "--asset",
+            asset,
+            "--to",
+            to,
+            "--amount",
+            amount,
+        ])
+    };
+    issue("CNY", &ann_id, "100000");
 
     // The seller publishes three products.
     let published: Vec<String> = [
@@ -797,20 +801,7 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert_eq!(all["total"], 1, "{all}");
     // E-money no order was ever priced in still reaches its bank's queue when paid out:
     // Carol's bank issues HKD to Bob directly, and he asks for it in fiat.
-    consort(&[
-        "bank",
-        "issue",
-        "--node",
-        &apis[1],
-        "--key",
-        &s(&carol),
-        "--asset",
-        "HKD",
-        "--to",
-        &bob_id,
-        "--amount",
-        "300",
-    ]);
+    issue("HKD", &bob_id, "300");
     wait_for("Bob's HKD", Duration::from_secs(20), || {
         get(&format!("{}/v1/accounts/{bob_id}/balances/HKD", apis[1]))
             .and_then(|v| v["balance"].as_u64())

@@ -884,6 +884,29 @@ fn a_wallet_order_lives_from_placing_to_settlement_with_every_balance_checked() 
                 .code(),
             "unauthorized"
         );
+        // A freeze of the asset, the seller or its organisation holds the payout: nothing
+        // is redeemed until it is lifted.
+        for target in [
+            FreezeTarget::Asset(cny()),
+            FreezeTarget::Account(self::id(SHOP)),
+            FreezeTarget::Org(org("shop")),
+        ] {
+            mall.call(REGULATOR, Call::Freeze { target })
+                .await
+                .expect("frozen");
+            assert_eq!(
+                code(
+                    mall.send(BANK, CommerceCall::ConfirmPayout { payout })
+                        .await
+                ),
+                "commerce_frozen",
+                "{target:?}"
+            );
+            assert_eq!(mall.holdings().await.payouts, 10_000);
+            mall.call(REGULATOR, Call::Unfreeze { target })
+                .await
+                .expect("unfrozen");
+        }
         mall.send(BANK, CommerceCall::ConfirmPayout { payout })
             .await
             .expect("confirmed");
@@ -1501,6 +1524,27 @@ fn every_illegal_transition_is_refused_with_its_code_and_changes_nothing() {
             state,
         )
         .await;
+        // A refund to a buyer whose organisation is frozen (customers belong to the
+        // registrar's): held, as a transfer to the buyer would be.
+        let customers = FreezeTarget::Org(org("platform"));
+        mall.call(REGULATOR, Call::Freeze { target: customers })
+            .await
+            .expect("frozen");
+        refused(
+            &mut mall,
+            SHOP,
+            CommerceCall::Refund {
+                order: id,
+                amount: 1,
+                reason: text("x"),
+            },
+            "commerce_frozen",
+            state,
+        )
+        .await;
+        mall.call(REGULATOR, Call::Unfreeze { target: customers })
+            .await
+            .expect("unfrozen");
         mall.send(
             SHOP,
             CommerceCall::AcceptOrders {

@@ -123,7 +123,7 @@ pub(crate) async fn refund_to_buyer<E: Runtime>(
         .into());
     }
     let buyer = current_key(store, &order.buyer).await?;
-    refuse_frozen(store, FreezeTarget::Account(buyer), "the buyer").await?;
+    refuse_frozen_party(store, &buyer, "the buyer", "the buyer's organisation").await?;
     refuse_frozen(
         store,
         FreezeTarget::Asset(order.currency),
@@ -139,6 +139,21 @@ pub(crate) async fn refund_to_buyer<E: Runtime>(
         .ok_or(CommerceError::Overflow("refunded"))?;
     if order.escrow == 0 {
         order.payment = PaymentState::Refunded;
+    }
+    Ok(())
+}
+
+/// Refuse if `account` is frozen, or the organisation it is registered with (as a transfer
+/// to it would be), naming `account_is` or `org_is`.
+async fn refuse_frozen_party<E: Runtime>(
+    store: &mut Store<'_, E>,
+    account: &AccountId,
+    account_is: &'static str,
+    org_is: &'static str,
+) -> Result<(), Fail> {
+    refuse_frozen(store, FreezeTarget::Account(*account), account_is).await?;
+    if let Some(registration) = Gov::registration(store, account).await? {
+        refuse_frozen(store, FreezeTarget::Org(registration.org), org_is).await?;
     }
     Ok(())
 }
@@ -307,7 +322,7 @@ pub(crate) async fn confirm_payment<E: Runtime>(
         .into());
     }
     let buyer = current_key(store, &order.buyer).await?;
-    refuse_frozen(store, FreezeTarget::Account(buyer), "the buyer").await?;
+    refuse_frozen_party(store, &buyer, "the buyer", "the buyer's organisation").await?;
     refuse_frozen(
         store,
         FreezeTarget::Asset(order.currency),
@@ -422,7 +437,8 @@ pub(crate) async fn request_payout<E: Runtime>(
 ///
 /// # Errors
 /// [`CommerceError::UnknownPayout`], [`CommerceError::PayoutConfirmed`],
-/// [`CommerceError::NotIssuer`].
+/// [`CommerceError::NotIssuer`], [`CommerceError::Frozen`] (the asset, the seller or its
+/// organisation).
 pub(crate) async fn confirm_payout<E: Runtime>(
     store: &mut Store<'_, E>,
     shop: &Shop<'_>,
@@ -436,6 +452,11 @@ pub(crate) async fn confirm_payout<E: Runtime>(
         return Err(CommerceError::PayoutConfirmed(*id).into());
     }
     let bank = issuing_bank(store, shop, &payout.asset).await?;
+    // A freeze of the asset, the seller or its organisation holds the payout (withdrawing it
+    // is held too) until it is lifted: frozen value does not leave the chain as fiat.
+    refuse_frozen(store, FreezeTarget::Asset(payout.asset), "the asset").await?;
+    let seller = current_key(store, &payout.seller).await?;
+    refuse_frozen_party(store, &seller, "the seller", "the seller organisation").await?;
     if !Gov::redeem_held(store, &bank, &payout.asset, payout.amount).await? {
         return Err(BlockError::Invariant(format!(
             "payout {id}: more {} redeemed than issued",

@@ -106,10 +106,18 @@ impl Client {
             .transpose()?
             .unwrap_or_default();
         let url = format!("{}{path}", self.base);
+        let host = consort_types::signed_read::host_of(&self.base)
+            .with_context(|| format!("{} names no host", self.base))?;
         let mut request = self.http.request(method.clone(), &url);
-        for (name, value) in
-            consort_types::signed_read::sign(key, chain_id, method.as_str(), path, time, &bytes)
-        {
+        for (name, value) in consort_types::signed_read::sign(
+            key,
+            chain_id,
+            &host,
+            method.as_str(),
+            path,
+            time,
+            &bytes,
+        ) {
             request = request.header(name, value);
         }
         if body.is_some() {

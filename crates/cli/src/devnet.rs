@@ -231,6 +231,7 @@ pub fn prepare_with(
             data_dir: std::path::absolute(vdir.join("data"))?,
             p2p_listen: p2p,
             api_listen: api,
+            api_public_hosts: Vec::new(),
             mainchain,
             // Node 0 keeps the shop's read model and serves the shop API.
             shop_db: (i == 0)

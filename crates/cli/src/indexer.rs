@@ -26,7 +26,7 @@ pub fn run(
     until: Option<u64>,
     rebuild: bool,
     dump: bool,
-    listen: Option<std::net::SocketAddr>,
+    (listen, public_hosts): (Option<std::net::SocketAddr>, Vec<String>),
 ) -> anyhow::Result<()> {
     if dump {
         let index = Index::open(db)?;
@@ -44,7 +44,7 @@ pub fn run(
     let search = Arc::new(Search::open(&search_dir(db))?);
     let shop = Shop::new(db.to_path_buf(), search.clone(), node)?;
     if let Some(listen) = listen {
-        serve(listen, shop.clone())?;
+        serve(listen, &public_hosts, shop.clone())?;
     }
     let source = NodeSource::new(node)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -89,11 +89,18 @@ pub fn run(
 }
 
 /// Serve the shop API (`/v1/shop/...`) on `listen` from a thread of its own.
-fn serve(listen: std::net::SocketAddr, shop: Arc<Shop>) -> anyhow::Result<()> {
+fn serve(
+    listen: std::net::SocketAddr,
+    public_hosts: &[String],
+    shop: Arc<Shop>,
+) -> anyhow::Result<()> {
     let listener = consort_node::serve::listen(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
+    let _ = shop
+        .hosts
+        .set(consort_node::node::api_hosts(address, public_hosts));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(consort_indexer::api::API_WORKER_THREADS)
         .enable_all()

@@ -217,6 +217,12 @@ enum Command {
         /// update streams and carts) on this address, e.g. 127.0.0.1:28100.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// A host clients name to reach the shop API (`shop.example.com`, behind a proxy), as
+        /// sent in `Host`; repeat for more. Signed requests name the host they are for and
+        /// the API answers only its own: its --listen address (and localhost on loopback)
+        /// without this; listening on 0.0.0.0 with none named, any host.
+        #[arg(long = "public-host", value_name = "HOST", requires = "listen")]
+        public_hosts: Vec<String>,
     },
     /// The marketplace: search, compare, cart, checkout, orders and their tracking, reviews;
     /// sellers' publishing, stock, order handling and shipping; carriers' events; banks'
@@ -702,7 +708,8 @@ fn main() -> anyhow::Result<()> {
             rebuild,
             dump,
             listen,
-        } => indexer::run(&node, &db, until, rebuild, dump, listen),
+            public_hosts,
+        } => indexer::run(&node, &db, until, rebuild, dump, (listen, public_hosts)),
         Command::Shop { at, command } => shop::run(&at, command),
         Command::Status { node } => {
             let value = client::Client::new(&node).get("/v1/status")?;

@@ -105,6 +105,9 @@ pub struct Shop {
     pool: std::sync::Mutex<Vec<rusqlite::Connection>>,
     pub(crate) node: Directory,
     pub(crate) chain_id: std::sync::OnceLock<u64>,
+    /// The hosts the shop API answers signed requests for, set once it listens (unset:
+    /// any; see [`consort_types::signed_read::serves`]).
+    pub hosts: std::sync::OnceLock<Vec<String>>,
     pub(crate) members: std::sync::Mutex<MemberCache>,
     /// Who issues each e-money asset the orders are in: asset to (when asked, issuer org).
     pub(crate) issuers: std::sync::Mutex<BTreeMap<String, (std::time::Instant, Option<String>)>>,
@@ -212,6 +215,7 @@ impl Shop {
             pool: std::sync::Mutex::new(Vec::new()),
             node,
             chain_id: std::sync::OnceLock::new(),
+            hosts: std::sync::OnceLock::new(),
             members: std::sync::Mutex::new(MemberCache::new()),
             issuers: std::sync::Mutex::default(),
             currencies: std::sync::Mutex::default(),

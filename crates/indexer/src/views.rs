@@ -209,16 +209,25 @@ async fn signed_by(
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let host = uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+    });
     let account = signed_read::verify(
         chain_id,
-        method.as_str(),
-        path,
+        shop.hosts.get().map_or(&[], Vec::as_slice),
+        signed_read::Request {
+            host,
+            method: method.as_str(),
+            path_and_query: path,
+            body,
+        },
         signed_read::ReadHeaders {
             account: header("x-consort-account"),
             time: header("x-consort-time"),
             signature: header("x-consort-signature"),
         },
-        body,
         now_secs(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", e.to_string()))?;

@@ -277,7 +277,14 @@ async fn order(
 ) -> Result<Json<Value>, ApiError> {
     shop(&s)?;
     let id = record_id(&id)?;
-    let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
+    let reader = signed_reader(
+        s.genesis.chain_id,
+        s.api_hosts(),
+        &method,
+        &uri,
+        &headers,
+        now_secs(),
+    )?;
     /// What the route reads, from one snapshot: a rotated-away reader (its new key) stops
     /// the read at once; else the order, if any, and whether the reader may see it.
     enum Found {
@@ -384,7 +391,14 @@ async fn payout(
 ) -> Result<Json<Value>, ApiError> {
     shop(&s)?;
     let id = record_id(&id)?;
-    let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
+    let reader = signed_reader(
+        s.genesis.chain_id,
+        s.api_hosts(),
+        &method,
+        &uri,
+        &headers,
+        now_secs(),
+    )?;
     // One snapshot: the payout and the reader's rights agree with each other.
     let found: Result<Option<(Payout, AccountId, bool)>, AccountId> = snapshot!(s, |store| {
         // A rotated-away key (perhaps the stolen one) reads nothing.

@@ -226,6 +226,7 @@ async fn serve(
         }),
         blocking_tasks: Arc::new(tokio::sync::Semaphore::new(api::BLOCKING_TASKS_MAX)),
         event_subscribers: Arc::new(tokio::sync::Semaphore::new(api::EVENT_SUBSCRIBERS_MAX)),
+        api_hosts: std::sync::OnceLock::new(),
     });
     context.child("peer_count").spawn({
         let shared = shared.clone();
@@ -244,6 +245,11 @@ async fn serve(
     let listener = crate::serve::listen(config.api_listen)
         .map_err(|e| anyhow::anyhow!("cannot listen for the API on {}: {e}", config.api_listen))?;
     info!(api = %config.api_listen, p2p = %config.p2p_listen, "node started");
+    let hosts = api_hosts(
+        listener.local_addr().unwrap_or(config.api_listen),
+        &config.api_public_hosts,
+    );
+    let _ = shared.api_hosts.set(hosts.clone());
     let mut router = api::router(shared);
     // Kept until the node stops: dropping it stops following.
     let _indexer = match &config.shop_db {
@@ -252,6 +258,7 @@ async fn serve(
             let service = consort_indexer::Service::start(db, &own).map_err(|e| {
                 anyhow::anyhow!("cannot start the shop indexer on {}: {e}", db.display())
             })?;
+            let _ = service.shop().hosts.set(hosts);
             info!(db = %db.display(), "shop indexer started; /v1/shop/... served");
             router = router.merge(consort_indexer::api::routes(service.shop()));
             Some(service)
@@ -262,6 +269,24 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("the API server stopped: {e}"))?;
     Ok(())
+}
+
+/// The hosts an API listening on `listening` answers signed reads for: `public_hosts` and
+/// the address it listens on ([`consort_types::signed_read::default_hosts`]). Empty (any host)
+/// for an unspecified address with no public hosts named.
+pub fn api_hosts(listening: std::net::SocketAddr, public_hosts: &[String]) -> Vec<String> {
+    let mut hosts = consort_types::signed_read::default_hosts(listening);
+    if hosts.is_empty() && !public_hosts.is_empty() {
+        // Every interface, names given: those, and loopback for clients on this machine.
+        hosts = consort_types::signed_read::default_hosts(std::net::SocketAddr::new(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            listening.port(),
+        ));
+    }
+    if !hosts.is_empty() {
+        hosts.extend(public_hosts.iter().cloned());
+    }
+    hosts
 }
 
 /// The URL at which this process reaches its own API (loopback when it listens on every

@@ -49,9 +49,20 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unsigned_read", message)
 }
 
-/// The account that signed this request for chain `chain_id`, or why it is refused.
+/// The host a request names: its HTTP/2 authority, else its `Host` header.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+    })
+}
+
+/// The account that signed this request for chain `chain_id` on a server answering to
+/// `hosts` ([`signed_read::serves`]), or why it is refused.
 pub fn signed_reader(
     chain_id: u64,
+    hosts: &[String],
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -61,14 +72,18 @@ pub fn signed_reader(
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     signed_read::verify(
         chain_id,
-        method.as_str(),
-        path,
+        hosts,
+        signed_read::Request {
+            host: request_host(uri, headers),
+            method: method.as_str(),
+            path_and_query: path,
+            body: &[],
+        },
         signed_read::ReadHeaders {
             account: header("x-consort-account"),
             time: header("x-consort-time"),
             signature: header("x-consort-signature"),
         },
-        &[],
         now_secs,
     )
     .map_err(|e| unauthorized(e.to_string()))
@@ -122,7 +137,14 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let reader = signed_reader(s.genesis.chain_id, &method, &uri, &headers, now_secs())?;
+    let reader = signed_reader(
+        s.genesis.chain_id,
+        s.api_hosts(),
+        &method,
+        &uri,
+        &headers,
+        now_secs(),
+    )?;
     let record: PrivateRecord = read(&s.databases, &key::record(id)).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -157,10 +179,15 @@ mod tests {
     use commonware_cryptography::{Signer as _, ed25519};
 
     const CHAIN: u64 = 7;
+    const HOST: &str = "127.0.0.1:8545";
+
+    fn hosts() -> Vec<String> {
+        signed_read::default_hosts(HOST.parse().expect("address"))
+    }
 
     fn signed(key: &ed25519::PrivateKey, chain_id: u64, path: &str, time: u64) -> (Uri, HeaderMap) {
         use commonware_codec::Encode as _;
-        let message = read_message(chain_id, "GET", path, time);
+        let message = read_message(chain_id, HOST, "GET", path, time);
         let signature = key.sign(READ_NAMESPACE, &message);
         let mut headers = HeaderMap::new();
         let account = AccountId::new(key.public_key()).to_string();
@@ -170,6 +197,7 @@ mod tests {
             "x-consort-signature",
             hex::encode(signature.encode()).parse().expect("header"),
         );
+        headers.insert(axum::http::header::HOST, HOST.parse().expect("header"));
         (path.parse().expect("uri"), headers)
     }
 
@@ -179,23 +207,24 @@ mod tests {
         let now = 1_800_000_000;
         let (uri, headers) = signed(&key, CHAIN, "/v1/private/3", now);
         assert_eq!(
-            signed_reader(CHAIN, &Method::GET, &uri, &headers, now + 10).expect("signed"),
+            signed_reader(CHAIN, &hosts(), &Method::GET, &uri, &headers, now + 10).expect("signed"),
             AccountId::new(key.public_key())
         );
         // Another path, method or account, a stale time, a missing header: refused.
         let other: Uri = "/v1/private/4".parse().expect("uri");
-        assert!(signed_reader(CHAIN, &Method::GET, &other, &headers, now).is_err());
-        assert!(signed_reader(CHAIN, &Method::POST, &uri, &headers, now).is_err());
+        assert!(signed_reader(CHAIN, &hosts(), &Method::GET, &other, &headers, now).is_err());
+        assert!(signed_reader(CHAIN, &hosts(), &Method::POST, &uri, &headers, now).is_err());
         let mut impostor = headers.clone();
         let someone = AccountId::new(ed25519::PrivateKey::from_seed(6).public_key());
         impostor.insert(
             "x-consort-account",
             someone.to_string().parse().expect("header"),
         );
-        assert!(signed_reader(CHAIN, &Method::GET, &uri, &impostor, now).is_err());
+        assert!(signed_reader(CHAIN, &hosts(), &Method::GET, &uri, &impostor, now).is_err());
         assert!(
             signed_reader(
                 CHAIN,
+                &hosts(),
                 &Method::GET,
                 &uri,
                 &headers,
@@ -203,9 +232,22 @@ mod tests {
             )
             .is_err()
         );
+        // Replayed to another server (the host it was signed for, sent to a server that does
+        // not answer to it), or with its host changed: refused.
+        let elsewhere = vec!["127.0.0.1:9999".to_string()];
+        let error = signed_reader(CHAIN, &elsewhere, &Method::GET, &uri, &headers, now)
+            .expect_err("another server's");
+        assert!(format!("{error:?}").contains("does not answer to host"));
+        let mut rehosted = headers.clone();
+        rehosted.insert(
+            axum::http::header::HOST,
+            "localhost:8545".parse().expect("header"),
+        );
+        assert!(signed_reader(CHAIN, &hosts(), &Method::GET, &uri, &rehosted, now).is_err());
         let mut unsigned = headers.clone();
         unsigned.remove("x-consort-signature");
-        let error = signed_reader(CHAIN, &Method::GET, &uri, &unsigned, now).expect_err("unsigned");
+        let error = signed_reader(CHAIN, &hosts(), &Method::GET, &uri, &unsigned, now)
+            .expect_err("unsigned");
         assert!(format!("{error:?}").contains("unsigned_read"));
     }
 
@@ -214,9 +256,10 @@ mod tests {
         let key = ed25519::PrivateKey::from_seed(5);
         let now = 1_800_000_000;
         let (uri, headers) = signed(&key, CHAIN + 1, "/v1/private/3", now);
-        let error = signed_reader(CHAIN, &Method::GET, &uri, &headers, now).expect_err("refused");
+        let error =
+            signed_reader(CHAIN, &hosts(), &Method::GET, &uri, &headers, now).expect_err("refused");
         assert!(format!("{error:?}").contains("chain id"));
-        assert!(signed_reader(CHAIN + 1, &Method::GET, &uri, &headers, now).is_ok());
+        assert!(signed_reader(CHAIN + 1, &hosts(), &Method::GET, &uri, &headers, now).is_ok());
     }
 
     fn mangle(text: &str, flips: &[(prop::sample::Index, char)]) -> String {
@@ -268,6 +311,7 @@ mod tests {
                     mangled.insert(name, value);
                 }
             }
+            mangled.insert(axum::http::header::HOST, HOST.parse().expect("header"));
             // Hex is read in either case: only a change of meaning must be refused.
             let meaning = |map: &HeaderMap, name: &str| {
                 map.get(name).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase)
@@ -275,7 +319,7 @@ mod tests {
             let changed = ["x-consort-account", "x-consort-time", "x-consort-signature"]
                 .iter()
                 .any(|name| meaning(&mangled, name) != meaning(&headers, name));
-            let result = signed_reader(CHAIN, &Method::GET, &uri, &mangled, now.wrapping_add(skew % 600));
+            let result = signed_reader(CHAIN, &hosts(), &Method::GET, &uri, &mangled, now.wrapping_add(skew % 600));
             if changed {
                 prop_assert!(result.is_err(), "a mangled signed read was accepted");
             }

@@ -51,6 +51,15 @@ pub struct Shared {
     pub blocking_tasks: Arc<Semaphore>,
     /// Slots for `/v1/events` subscribers ([`EVENT_SUBSCRIBERS_MAX`]).
     pub event_subscribers: Arc<Semaphore>,
+    /// The hosts the API answers signed reads for, set once it listens (unset: any).
+    pub api_hosts: std::sync::OnceLock<Vec<String>>,
+}
+
+impl Shared {
+    /// The hosts the API answers signed reads for ([`consort_types::signed_read::serves`]).
+    pub fn api_hosts(&self) -> &[String] {
+        self.api_hosts.get().map_or(&[], Vec::as_slice)
+    }
 }
 
 /// An API error: an HTTP status and a stable code.

@@ -918,6 +918,11 @@ fn a_customer_buys_through_consort_shop_on_four_nodes_and_every_balance_adds_up(
     assert_eq!(listed["payouts"][1]["id"].as_str(), Some(payout.as_str()));
 }
 
+/// The host a request to `api` names, as signed requests sign it.
+fn host(api: &str) -> String {
+    consort_types::signed_read::host_of(api).expect("the API's URL names a host")
+}
+
 /// A GET of `path` on `api` signed by the key in `key` (chain 1): status and JSON body.
 fn signed_get(api: &str, key: &Path, path: &str) -> (u16, Value) {
     let key = consort_node::node::load_key(key).expect("key");
@@ -926,7 +931,9 @@ fn signed_get(api: &str, key: &Path, path: &str) -> (u16, Value) {
         .expect("clock")
         .as_secs();
     let mut request = http().get(format!("{api}{path}"));
-    for (name, value) in consort_types::signed_read::sign(&key, 1, "GET", path, now, b"") {
+    for (name, value) in
+        consort_types::signed_read::sign(&key, 1, &host(api), "GET", path, now, b"")
+    {
         request = request.header(name, value);
     }
     let response = request.send().expect("signed GET");
@@ -957,7 +964,8 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
         .expect("clock")
         .as_secs();
     let signed = |method: &str, path: &str, body: &[u8], time: u64| {
-        let headers = consort_types::signed_read::sign(&key, 1, method, path, time, body);
+        let headers =
+            consort_types::signed_read::sign(&key, 1, &host(api), method, path, time, body);
         let mut request = http().request(method.parse().expect("method"), format!("{api}{path}"));
         for (name, value) in headers {
             request = request.header(name, value);
@@ -1041,9 +1049,15 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
             0x5EED_0001,
         );
     let mut unregistered = http().get(format!("{api}/v1/shop/updates"));
-    for (name, value) in
-        consort_types::signed_read::sign(&stranger, 1, "GET", "/v1/shop/updates", now, b"")
-    {
+    for (name, value) in consort_types::signed_read::sign(
+        &stranger,
+        1,
+        &host(api),
+        "GET",
+        "/v1/shop/updates",
+        now,
+        b"",
+    ) {
         unregistered = unregistered.header(name, value);
     }
     assert_eq!(
@@ -1052,7 +1066,8 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
     );
     // Signed for another path, or long ago.
     let mut other = http().get(format!("{api}/v1/shop/orders"));
-    for (name, value) in consort_types::signed_read::sign(&key, 1, "GET", "/v1/shop/cart", now, b"")
+    for (name, value) in
+        consort_types::signed_read::sign(&key, 1, &host(api), "GET", "/v1/shop/cart", now, b"")
     {
         other = other.header(name, value);
     }
@@ -1068,10 +1083,28 @@ fn bad_input_on_the_new_routes(api: &str, order: &str, product: &str, ann_key: &
         ),
         (401, "unsigned_read".into())
     );
+    // Signed for another server (a cart read meant for it, replayed here).
+    let mut replayed = http().get(format!("{api}/v1/shop/cart"));
+    for (name, value) in
+        consort_types::signed_read::sign(&key, 1, "127.0.0.1:1", "GET", "/v1/shop/cart", now, b"")
+    {
+        replayed = replayed.header(name, value);
+    }
+    assert_eq!(
+        code(replayed.send().expect("get")),
+        (401, "unsigned_read".into())
+    );
     // A body that is not what was signed.
     let body = br#"{"product":"1-0","quantity":1}"#;
-    let headers =
-        consort_types::signed_read::sign(&key, 1, "POST", "/v1/shop/cart/items", now, body);
+    let headers = consort_types::signed_read::sign(
+        &key,
+        1,
+        &host(api),
+        "POST",
+        "/v1/shop/cart/items",
+        now,
+        body,
+    );
     let mut tampered = http().post(format!("{api}/v1/shop/cart/items"));
     for (name, value) in headers {
         tampered = tampered.header(name, value);
@@ -1279,9 +1312,15 @@ fn the_demo_shop_fills_a_devnet_with_a_catalogue_orders_in_every_state_and_revie
             .build()
             .expect("client")
             .get(format!("{}/v1/shop/updates", apis[0]));
-        for (name, value) in
-            consort_types::signed_read::sign(&key, 1, "GET", "/v1/shop/updates", now, b"")
-        {
+        for (name, value) in consort_types::signed_read::sign(
+            &key,
+            1,
+            &host(&apis[0]),
+            "GET",
+            "/v1/shop/updates",
+            now,
+            b"",
+        ) {
             request = request.header(name, value);
         }
         let response = request.send().expect("the bank's update stream");

@@ -1038,6 +1038,53 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
         )
         .await
         .expect("modified back");
+        // The seller moves the phone to another currency at the same number: the order,
+        // in CNY, cannot grow at the old price.
+        let hkd: Asset = "HKD".parse().expect("asset");
+        mall.call(
+            BANK,
+            Call::Issue {
+                asset: hkd,
+                to: self::id(SHOP),
+                amount: Amount::new(1),
+            },
+        )
+        .await
+        .expect("HKD issued");
+        let mut in_hkd = content(ProductKind::Physical, &[(50_000, 10)]);
+        in_hkd.variants.0[0].currency = hkd;
+        mall.send(
+            SHOP,
+            CommerceCall::UpdateProduct {
+                product: phone,
+                content: in_hkd,
+            },
+        )
+        .await
+        .expect("now in HKD");
+        assert_eq!(
+            code(
+                mall.send(
+                    buyer,
+                    CommerceCall::ModifyOrder {
+                        order: id,
+                        quantities: List(vec![2]),
+                        address: None,
+                    },
+                )
+                .await
+            ),
+            "price_changed"
+        );
+        mall.send(
+            SHOP,
+            CommerceCall::UpdateProduct {
+                product: phone,
+                content: content(ProductKind::Physical, &[(50_000, 10)]),
+            },
+        )
+        .await
+        .expect("back in CNY");
         mall.send(
             BANK,
             CommerceCall::ConfirmPayment {

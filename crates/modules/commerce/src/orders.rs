@@ -166,7 +166,7 @@ pub(crate) async fn place<E: Runtime>(
             &line.product,
             line.variant,
             u64::from(line.quantity),
-            line.price,
+            (line.price, &order.currency),
         )
         .await?;
         let cost = line
@@ -285,6 +285,7 @@ pub(crate) async fn modify<E: Runtime>(
             .into());
         }
         let mut total = 0u64;
+        let currency = order.currency;
         for (line, quantity) in order.lines.0.iter_mut().zip(quantities) {
             if *quantity > LINE_QUANTITY_MAX {
                 return Err(CommerceError::BadContent(
@@ -301,7 +302,7 @@ pub(crate) async fn modify<E: Runtime>(
                     &line.product,
                     line.variant,
                     u64::from(quantity - line.quantity),
-                    line.price,
+                    (line.price, &currency),
                 )
                 .await?;
             } else {

@@ -4,20 +4,22 @@
 use crate::variant;
 use consort_execution::{Fail, Runtime, Store};
 use consort_types::{
+    Asset,
     changes::Record,
     commerce::{CommerceError, Order, RecordId},
 };
 
-/// Reserve `quantity` more items of a variant at `price`.
+/// Reserve `quantity` more items of a variant at `price` in `currency` (a variant whose
+/// seller since changed its currency has changed its price).
 pub(crate) async fn reserve<E: Runtime>(
     store: &mut Store<'_, E>,
     product: &RecordId,
     index: u16,
     quantity: u64,
-    price: u64,
+    (price, currency): (u64, &Asset),
 ) -> Result<(), Fail> {
     let mut state = variant(store, product, index).await?;
-    if state.price != price {
+    if state.price != price || state.currency != *currency {
         return Err(CommerceError::PriceChanged {
             product: *product,
             variant: index,

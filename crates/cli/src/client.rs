@@ -106,9 +106,20 @@ impl Client {
             .transpose()?
             .unwrap_or_default();
         let url = format!("{}{path}", self.base);
-        let host = consort_types::signed_read::host_of(&self.base)
-            .with_context(|| format!("{} names no host", self.base))?;
-        let mut request = self.http.request(method.clone(), &url);
+        // The host as the request carries it: the parsed URL's (lower case, addresses as
+        // they print, no default port), sent explicitly so that what is signed is what is sent.
+        let parsed = reqwest::Url::parse(&url).with_context(|| format!("{url} is not a URL"))?;
+        let name = parsed
+            .host_str()
+            .with_context(|| format!("{url} names no host"))?;
+        let host = match parsed.port() {
+            Some(port) => format!("{name}:{port}"),
+            None => name.to_string(),
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), parsed)
+            .header(reqwest::header::HOST, &host);
         for (name, value) in consort_types::signed_read::sign(
             key,
             chain_id,

@@ -100,7 +100,7 @@ fn serve(
     let address = listener.local_addr()?;
     let _ = shop
         .hosts
-        .set(consort_node::node::api_hosts(address, public_hosts));
+        .set(consort_node::node::api_hosts(address, public_hosts).context("--public-host")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(consort_indexer::api::API_WORKER_THREADS)
         .enable_all()

@@ -217,10 +217,11 @@ enum Command {
         /// update streams and carts) on this address, e.g. 127.0.0.1:28100.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// A host clients name to reach the shop API (`shop.example.com`, behind a proxy), as
-        /// sent in `Host`; repeat for more. Signed requests name the host they are for and
-        /// the API answers only its own: its --listen address (and localhost on loopback)
-        /// without this; listening on 0.0.0.0 with none named, any host.
+        /// A host clients name to reach the shop API (`shop.example.com`), as sent in `Host`;
+        /// repeat for more. Signed requests name the host they are for and the API answers
+        /// only its own: its --listen address (and localhost on loopback) and these; listening
+        /// on 0.0.0.0, only these (name 127.0.0.1:PORT too for local clients), or any host if
+        /// none is named. A proxy in front must pass Host on unchanged.
         #[arg(long = "public-host", value_name = "HOST", requires = "listen")]
         public_hosts: Vec<String>,
     },

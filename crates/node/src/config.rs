@@ -16,11 +16,12 @@ pub struct NodeConfig {
     pub p2p_listen: SocketAddr,
     /// Where the HTTP API listens.
     pub api_listen: SocketAddr,
-    /// Further hosts clients name to reach the API (`shop.example.com`, `10.0.0.5:8080`
-    /// behind a proxy), as sent in `Host`: signed reads name the host they are for, and the
-    /// API answers only its own. It answers to its listen address (and `localhost` on
-    /// loopback) without being told; listening on every interface (`0.0.0.0`) with none
-    /// named, it answers to any host.
+    /// Further hosts clients name to reach the API (`shop.example.com`, `10.0.0.5:8080`), as
+    /// sent in `Host`: signed reads name the host they are for, and the API answers only its
+    /// own. It answers to its listen address (and `localhost` on loopback) without being
+    /// told; listening on every interface (`0.0.0.0`), only to these (list `127.0.0.1:PORT`
+    /// too for clients on this machine), or to any host if none is named. A proxy in front
+    /// must pass `Host` on unchanged (nginx: `proxy_set_header Host $http_host;`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_public_hosts: Vec<String>,
     /// The main-chain node and federation key of a validator that runs the peg watcher.

@@ -248,7 +248,8 @@ async fn serve(
     let hosts = api_hosts(
         listener.local_addr().unwrap_or(config.api_listen),
         &config.api_public_hosts,
-    );
+    )
+    .map_err(|e| anyhow::anyhow!("api_public_hosts in the node's config: {e}"))?;
     let _ = shared.api_hosts.set(hosts.clone());
     let mut router = api::router(shared);
     // Kept until the node stops: dropping it stops following.
@@ -271,22 +272,22 @@ async fn serve(
     Ok(())
 }
 
-/// The hosts an API listening on `listening` answers signed reads for: `public_hosts` and
-/// the address it listens on ([`consort_types::signed_read::default_hosts`]). Empty (any host)
-/// for an unspecified address with no public hosts named.
-pub fn api_hosts(listening: std::net::SocketAddr, public_hosts: &[String]) -> Vec<String> {
+/// The hosts an API listening on `listening` answers signed reads for: the address it
+/// listens on ([`consort_types::signed_read::default_hosts`]) and `public_hosts`. Listening on
+/// every interface, only `public_hosts` (loopback names are shared by every machine's
+/// servers; list them to allow them), and any host if none is named.
+///
+/// # Errors
+/// If a public host is not a bare `host[:port]`.
+pub fn api_hosts(
+    listening: std::net::SocketAddr,
+    public_hosts: &[String],
+) -> anyhow::Result<Vec<String>> {
     let mut hosts = consort_types::signed_read::default_hosts(listening);
-    if hosts.is_empty() && !public_hosts.is_empty() {
-        // Every interface, names given: those, and loopback for clients on this machine.
-        hosts = consort_types::signed_read::default_hosts(std::net::SocketAddr::new(
-            std::net::Ipv4Addr::LOCALHOST.into(),
-            listening.port(),
-        ));
+    for name in public_hosts {
+        hosts.push(consort_types::signed_read::public_host(name).map_err(anyhow::Error::msg)?);
     }
-    if !hosts.is_empty() {
-        hosts.extend(public_hosts.iter().cloned());
-    }
-    hosts
+    Ok(hosts)
 }
 
 /// The URL at which this process reaches its own API (loopback when it listens on every
@@ -367,6 +368,23 @@ mod tests {
     use super::*;
     use crate::observer::alert_event;
     use consort_types::{AccountId, Amount, Call, Tx};
+
+    #[test]
+    fn an_api_answers_its_own_hosts_and_only_those_it_is_told_on_every_interface() {
+        let names = |hosts: Vec<String>| hosts.join(" ");
+        let loopback = "127.0.0.1:8545".parse().expect("address");
+        assert_eq!(
+            names(api_hosts(loopback, &["Shop.Example:443".into()]).expect("hosts")),
+            "127.0.0.1:8545 localhost:8545 shop.example"
+        );
+        let every = "0.0.0.0:8545".parse().expect("address");
+        assert_eq!(
+            names(api_hosts(every, &["shop.example".into()]).expect("hosts")),
+            "shop.example"
+        );
+        assert!(api_hosts(every, &[]).expect("hosts").is_empty());
+        assert!(api_hosts(loopback, &["https://shop.example".into()]).is_err());
+    }
 
     #[test]
     fn peers_are_counted_from_the_p2p_connected_gauges() {

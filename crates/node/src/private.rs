@@ -7,11 +7,12 @@
 //! * `X-Consort-Account`: the reader's account id (hex ed25519 public key);
 //! * `X-Consort-Time`: unix seconds, within [`READ_WINDOW_SECS`] of the node's clock;
 //! * `X-Consort-Signature`: hex ed25519 signature, under the [`READ_NAMESPACE`] namespace, of
-//!   [`read_message`] (chain id, method, path with query, time). The chain id keeps a
-//!   signature made for one chain (a test net, say) from opening records on another.
+//!   [`read_message`] (chain id, host, method, path with query, time). The chain id keeps a
+//!   signature made for one chain (a test net, say) from opening records on another; the host
+//!   keeps one made for another server from opening them here.
 //!
-//! Reads are idempotent, so a signature replayed inside the window reveals nothing new; outside
-//! it, it is refused.
+//! Reads are idempotent, so a signature replayed to this node inside the window reveals
+//! nothing new; outside it, it is refused.
 
 use crate::shared::{ApiError, Shared, read};
 use axum::{

@@ -207,10 +207,12 @@ pub fn verify(
     }
 }
 
-/// The host a request to `url` carries (`Host`): its host name or address, and `:port`
-/// unless the port is the scheme's default. What a client signs ([`sign`]).
+/// The host a request to `url` carries (`Host`) when `url` is in the canonical form a URL
+/// parser gives (lower case, IP addresses as they print, no default port written out): its
+/// host and `:port` unless the port is the scheme's default. A client holding a parsed URL
+/// signs its host and port as the parser gives them instead.
 pub fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let authority = rest.split(['/', '?', '#']).next()?;
     let authority = authority
         .rsplit_once('@')
@@ -218,7 +220,7 @@ pub fn host_of(url: &str) -> Option<String> {
     if authority.is_empty() {
         return None;
     }
-    let default_port = if url.starts_with("https://") {
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
         ":443"
     } else {
         ":80"
@@ -229,6 +231,30 @@ pub fn host_of(url: &str) -> Option<String> {
             .unwrap_or(authority)
             .to_ascii_lowercase(),
     )
+}
+
+/// A host a server is told it answers to (configuration), as clients send it: lower case,
+/// without a default port (`:80`, `:443`).
+///
+/// # Errors
+/// If it is empty or is not a bare `host[:port]` (a scheme, path or space in it).
+pub fn public_host(name: &str) -> Result<String, String> {
+    let bad = name.is_empty()
+        || name.contains("://")
+        || name.contains(['/', '?', '#', '@'])
+        || name.chars().any(char::is_whitespace);
+    if bad {
+        return Err(format!(
+            "public host {name:?} is not a bare host[:port] as clients send it in Host (e.g. \
+             shop.example.com or 10.0.0.5:8080)"
+        ));
+    }
+    let name = name.to_ascii_lowercase();
+    Ok(name
+        .strip_suffix(":80")
+        .or_else(|| name.strip_suffix(":443"))
+        .unwrap_or(&name)
+        .to_string())
 }
 
 /// The headers that sign a request by `key` for chain `chain_id` to `host` ([`host_of`]) at
@@ -407,6 +433,18 @@ mod tests {
             Some("shop.example:8443")
         );
         assert_eq!(host_of("http:///x"), None);
+        assert_eq!(
+            host_of("HTTPS://shop.example:443").as_deref(),
+            Some("shop.example")
+        );
+        assert_eq!(
+            public_host("Shop.Example:443").as_deref(),
+            Ok("shop.example")
+        );
+        assert_eq!(public_host("10.0.0.5:8080").as_deref(), Ok("10.0.0.5:8080"));
+        for bad in ["", "https://shop.example", "shop.example/v1", "a b"] {
+            assert!(public_host(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -27,7 +27,17 @@ pub const RECORD_SIZE_MAX: usize = 1 << 20;
 /// a SHA-256 output, so no sender can choose keys that share a bucket; foldhash (seeded per
 /// process besides) costs a tenth of SipHash on a 32-byte key, which a block of shop orders
 /// hashes a few hundred thousand times.
-type ChunkMap = std::collections::HashMap<Digest, Option<StateValue>, foldhash::fast::RandomState>;
+type ChunkMap = std::collections::HashMap<Digest, Slot, foldhash::fast::RandomState>;
+
+/// A chunk the block holds: its value (`None`: absent) and whether the block's transactions
+/// have read or written it, or it was only loaded ahead ([`Store::prefetch`]) on a guess.
+/// One map for both, so a first read marks its chunk where it lies instead of moving 128
+/// bytes between two maps of a block's size (each lookup in them a cache miss).
+#[derive(Clone)]
+struct Slot {
+    value: Option<StateValue>,
+    read: bool,
+}
 
 /// Most emptied chunk maps kept for later blocks ([`SPARE_MAPS`]).
 pub const SPARE_MAPS_MAX: usize = 4;
@@ -140,16 +150,15 @@ pub fn assemble_record(chunks: &[StateValue]) -> Option<Vec<u8>> {
 /// The records a block reads and writes.
 pub struct Store<'a, E: Runtime> {
     parent: &'a Unmerkleized<E>,
-    /// Raw chunks as this block has them (`None`: absent). A block of shop orders holds a
-    /// hundred thousand chunks, where a tree's lookups cost a tenth of the block's time.
-    block: ChunkMap,
-    /// Chunks loaded ahead ([`Store::prefetch`]) that no transaction has read yet. Kept
-    /// apart from `block` so that what a block loads on a guess (a proposer guesses for
-    /// candidates it may skip) never decides which unchanged chunks [`Store::put`] skips:
-    /// only what the block's transactions read or wrote does, the same on every node.
-    ahead: ChunkMap,
-    /// Keys first loaded into `block` since the last commit, in order: what a proposer's
-    /// candidate read before it was left out is forgotten again ([`Store::forget_since`]).
+    /// Raw chunks as this block has them. A block of shop orders holds a hundred thousand
+    /// chunks, where a tree's lookups cost a tenth of the block's time. Those marked read are
+    /// the block's own (read or written by its transactions); the others were loaded ahead
+    /// ([`Store::prefetch`]) and no transaction has read them yet. Only the block's own
+    /// decide which unchanged chunks [`Store::put`] skips, so what a block loads on a guess
+    /// (a proposer guesses for candidates it may skip) never does: the same on every node.
+    chunks: ChunkMap,
+    /// Keys first read since the last commit, in order: what a proposer's candidate read
+    /// before it was left out is forgotten again ([`Store::forget_since`]).
     loaded: Vec<Digest>,
     /// Raw chunks written by the current transaction.
     journal: BTreeMap<Digest, Option<StateValue>>,
@@ -176,8 +185,7 @@ impl<'a, E: Runtime> Store<'a, E> {
     pub fn new(parent: &'a Unmerkleized<E>) -> Self {
         Self {
             parent,
-            block: ChunkMap::default(),
-            ahead: ChunkMap::default(),
+            chunks: ChunkMap::default(),
             loaded: Vec::new(),
             journal: BTreeMap::new(),
             written: Vec::new(),
@@ -208,14 +216,21 @@ impl<'a, E: Runtime> Store<'a, E> {
         if let Some(value) = self.journal.get(key) {
             return Ok(value.clone());
         }
-        if let Some(value) = self.block.get(key) {
-            return Ok(value.clone());
+        if let Some(slot) = self.chunks.get_mut(key) {
+            if !slot.read {
+                slot.read = true;
+                self.loaded.push(*key);
+            }
+            return Ok(slot.value.clone());
         }
-        let value = match self.ahead.remove(key) {
-            Some(value) => value,
-            None => self.parent.get(key).await?,
-        };
-        self.block.insert(*key, value.clone());
+        let value = self.parent.get(key).await?;
+        self.chunks.insert(
+            *key,
+            Slot {
+                value: value.clone(),
+                read: true,
+            },
+        );
         self.loaded.push(*key);
         Ok(value)
     }
@@ -225,16 +240,16 @@ impl<'a, E: Runtime> Store<'a, E> {
         self.loaded.len()
     }
 
-    /// Forget what was loaded since `mark` (and not committed since): a proposer's candidate
+    /// Forget what was read since `mark` (and not committed since): a proposer's candidate
     /// that read state and was then left out of the block. Which unchanged chunks
-    /// [`Store::put`] skips depends on what the block holds, so it must hold only what the
-    /// included transactions read, as every verifier's block does; the values go back to the
-    /// loaded-ahead cache, so nothing is read twice.
+    /// [`Store::put`] skips depends on what the block has read, so it must count only what
+    /// the included transactions read, as every verifier's block does; the values stay as
+    /// loaded ahead, so nothing is read twice.
     pub fn forget_since(&mut self, mark: usize) {
         let from = mark.min(self.loaded.len());
         for key in self.loaded.drain(from..) {
-            if let Some(value) = self.block.remove(&key) {
-                self.ahead.insert(key, value);
+            if let Some(slot) = self.chunks.get_mut(&key) {
+                slot.read = false;
             }
         }
     }
@@ -247,31 +262,24 @@ impl<'a, E: Runtime> Store<'a, E> {
     pub async fn prefetch(&mut self, keys: &[Digest]) -> Result<(), StateError> {
         let missing: Vec<&Digest> = keys
             .iter()
-            .filter(|key| {
-                !self.journal.contains_key(*key)
-                    && !self.block.contains_key(*key)
-                    && !self.ahead.contains_key(*key)
-            })
+            .filter(|key| !self.journal.contains_key(*key) && !self.chunks.contains_key(*key))
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
         let values = self.parent.get_many(&missing).await?;
-        // Sized once for what is loaded ahead, and the block's map for what will move into
-        // it as transactions read it: growing them a doubling at a time rehashes every
+        // Sized once for what is loaded: growing it a doubling at a time rehashes every
         // chunk again and faults in fresh pages for each larger table. An empty map too
         // small takes an earlier block's instead, already in memory.
-        for map in [&mut self.ahead, &mut self.block] {
-            if map.is_empty()
-                && map.capacity() < missing.len()
-                && let Some(spare) = spare_map(missing.len())
-            {
-                *map = spare;
-            }
-            map.reserve(missing.len());
+        if self.chunks.is_empty()
+            && self.chunks.capacity() < missing.len()
+            && let Some(spare) = spare_map(missing.len())
+        {
+            self.chunks = spare;
         }
+        self.chunks.reserve(missing.len());
         for (key, value) in missing.into_iter().zip(values) {
-            self.ahead.insert(*key, value);
+            self.chunks.insert(*key, Slot { value, read: false });
         }
         Ok(())
     }
@@ -400,7 +408,12 @@ impl<'a, E: Runtime> Store<'a, E> {
     /// written before): a record rewritten with a few fields changed (an order's status)
     /// then costs the database only the chunks that changed. Every node skips the same ones.
     fn write_chunk(&mut self, key: Digest, value: StateValue) {
-        let known = self.journal.get(&key).or_else(|| self.block.get(&key));
+        let known = self.journal.get(&key).or_else(|| {
+            self.chunks
+                .get(&key)
+                .filter(|slot| slot.read)
+                .map(|slot| &slot.value)
+        });
         if known.is_some_and(|current| current.as_ref() == Some(&value)) {
             return;
         }
@@ -501,7 +514,11 @@ impl<'a, E: Runtime> Store<'a, E> {
             self.commits += 1;
         }
         self.written.extend(journal.keys().copied());
-        self.block.extend(journal);
+        self.chunks.extend(
+            journal
+                .into_iter()
+                .map(|(key, value)| (key, Slot { value, read: true })),
+        );
         // What was read up to here stays: an included transaction, or the block's own steps.
         self.loaded.clear();
     }
@@ -532,16 +549,18 @@ impl<'a, E: Runtime> Store<'a, E> {
         written.dedup();
         written
             .into_iter()
-            .map(|key| (key, self.block.get(&key).cloned().flatten()))
+            .map(|key| {
+                let value = self.chunks.get(&key).and_then(|slot| slot.value.clone());
+                (key, value)
+            })
             .collect()
     }
 }
 
 impl<E: Runtime> Drop for Store<'_, E> {
-    /// The block's maps go back to the spares for the next block.
+    /// The block's map goes back to the spares for the next block.
     fn drop(&mut self) {
-        keep_spare(std::mem::take(&mut self.ahead));
-        keep_spare(std::mem::take(&mut self.block));
+        keep_spare(std::mem::take(&mut self.chunks));
     }
 }
 
@@ -553,7 +572,13 @@ mod tests {
     fn filled(chunks: usize) -> ChunkMap {
         let mut map = ChunkMap::default();
         map.reserve(chunks);
-        map.insert(sha256(&[b"spare"]), None);
+        map.insert(
+            sha256(&[b"spare"]),
+            Slot {
+                value: None,
+                read: false,
+            },
+        );
         map
     }
 

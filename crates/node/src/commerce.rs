@@ -3,10 +3,7 @@
 //! payouts — only to requests signed by a party (the buyer, an account of the seller
 //! organisation, of an assigned carrier or of the issuing bank) or a regulator.
 
-use crate::{
-    private::signed_reader,
-    shared::{ApiError, Shared, read},
-};
+use crate::shared::{ApiError, Shared, read};
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -58,12 +55,6 @@ fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
 
 fn record_id(text: &str) -> Result<RecordId, ApiError> {
     text.parse().map_err(|e| bad(format!("{e}")))
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn shop(s: &Shared) -> Result<&consort_types::commerce::CommerceConfig, ApiError> {
@@ -277,14 +268,7 @@ async fn order(
 ) -> Result<Json<Value>, ApiError> {
     shop(&s)?;
     let id = record_id(&id)?;
-    let reader = signed_reader(
-        s.genesis.chain_id,
-        s.api_hosts(),
-        &method,
-        &uri,
-        &headers,
-        now_secs(),
-    )?;
+    let reader = s.signed_reader(&method, &uri, &headers)?;
     /// What the route reads, from one snapshot: a rotated-away reader (its new key) stops
     /// the read at once; else the order, if any, and whether the reader may see it.
     enum Found {
@@ -391,14 +375,7 @@ async fn payout(
 ) -> Result<Json<Value>, ApiError> {
     shop(&s)?;
     let id = record_id(&id)?;
-    let reader = signed_reader(
-        s.genesis.chain_id,
-        s.api_hosts(),
-        &method,
-        &uri,
-        &headers,
-        now_secs(),
-    )?;
+    let reader = s.signed_reader(&method, &uri, &headers)?;
     // One snapshot: the payout and the reader's rights agree with each other.
     let found: Result<Option<(Payout, AccountId, bool)>, AccountId> = snapshot!(s, |store| {
         // A rotated-away key (perhaps the stolen one) reads nothing.

@@ -96,6 +96,29 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+impl Shared {
+    /// The account that signed this read for this node's chain and API hosts, checked
+    /// against the clock now ([`signed_reader`]), or why it is refused.
+    ///
+    /// # Errors
+    /// 401 as [`signed_reader`].
+    pub fn signed_reader(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<AccountId, ApiError> {
+        signed_reader(
+            self.genesis.chain_id,
+            self.api_hosts(),
+            method,
+            uri,
+            headers,
+            now_secs(),
+        )
+    }
+}
+
 /// Whether `account` is an active regulator account of a member organisation.
 async fn is_regulator(s: &Shared, account: &AccountId) -> Result<bool, ApiError> {
     let Some(registration) =
@@ -138,14 +161,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let reader = signed_reader(
-        s.genesis.chain_id,
-        s.api_hosts(),
-        &method,
-        &uri,
-        &headers,
-        now_secs(),
-    )?;
+    let reader = s.signed_reader(&method, &uri, &headers)?;
     let record: PrivateRecord = read(&s.databases, &key::record(id)).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -235,7 +235,7 @@ impl<'a, E: Runtime> Store<'a, E> {
         Ok(value)
     }
 
-    /// A mark of what the block has loaded so far, for [`Store::forget_since`].
+    /// A mark of what the block has read so far, for [`Store::forget_since`].
     pub fn mark(&self) -> usize {
         self.loaded.len()
     }

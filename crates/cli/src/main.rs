@@ -23,7 +23,14 @@ use std::path::PathBuf;
 
 /// Consort: a consortium blockchain for B2C commerce, a side chain of a Bitcoin-family chain.
 #[derive(Parser)]
-#[command(name = "consort", version, about, long_about = None)]
+#[command(
+    name = "consort",
+    version,
+    about,
+    long_about = None,
+    after_help = "Logs go to standard error: info for Consort, warn for the commonware libraries. \
+                  Set RUST_LOG to change that, e.g. RUST_LOG=info,consort_chain=debug."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -728,6 +728,15 @@ async fn ship_and_deliver(mall: &mut Mall, id: RecordId, buyer: u64) {
     .expect("carrier events");
 }
 
+/// `modify_order` of `order` to `quantities` (per line), the address kept.
+fn modify(order: RecordId, quantities: &[u32]) -> CommerceCall {
+    CommerceCall::ModifyOrder {
+        order,
+        quantities: List(quantities.to_vec()),
+        address: None,
+    }
+}
+
 #[test]
 fn a_wallet_order_lives_from_placing_to_settlement_with_every_balance_checked() {
     deterministic::Runner::default().start(|context| async move {
@@ -762,16 +771,9 @@ fn a_wallet_order_lives_from_placing_to_settlement_with_every_balance_checked() 
         assert_eq!((v0.available, v0.reserved), (3, 2));
 
         // The buyer drops the second line before shipment: stock back, escrow refunded.
-        mall.send(
-            buyer,
-            CommerceCall::ModifyOrder {
-                order: id,
-                quantities: List(vec![2, 0]),
-                address: None,
-            },
-        )
-        .await
-        .expect("modified");
+        mall.send(buyer, modify(id, &[2, 0]))
+            .await
+            .expect("modified");
         let total = 2 * 12_000;
         assert_eq!(mall.order(id).await.escrow, total);
         assert_eq!(mall.cny(buyer).await, before - total);
@@ -1005,16 +1007,7 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
         let issued_before = issued(money(&mall).await);
         // The buyer changes the order while the transfer is on its way: the bank's
         // confirmation of the old total is refused, of the new one issued.
-        mall.send(
-            buyer,
-            CommerceCall::ModifyOrder {
-                order: id,
-                quantities: List(vec![2]),
-                address: None,
-            },
-        )
-        .await
-        .expect("modified");
+        mall.send(buyer, modify(id, &[2])).await.expect("modified");
         assert_eq!(
             code(
                 mall.send(
@@ -1028,16 +1021,9 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
             ),
             "invalid_amount"
         );
-        mall.send(
-            buyer,
-            CommerceCall::ModifyOrder {
-                order: id,
-                quantities: List(vec![1]),
-                address: None,
-            },
-        )
-        .await
-        .expect("modified back");
+        mall.send(buyer, modify(id, &[1]))
+            .await
+            .expect("modified back");
         // The seller moves the phone to another currency at the same number: the order,
         // in CNY, cannot grow at the old price.
         let hkd: Asset = "HKD".parse().expect("asset");
@@ -1063,17 +1049,7 @@ fn bank_transfer_cash_on_delivery_and_digital_orders_live_their_whole_lives() {
         .await
         .expect("now in HKD");
         assert_eq!(
-            code(
-                mall.send(
-                    buyer,
-                    CommerceCall::ModifyOrder {
-                        order: id,
-                        quantities: List(vec![2]),
-                        address: None,
-                    },
-                )
-                .await
-            ),
+            code(mall.send(buyer, modify(id, &[2])).await),
             "price_changed"
         );
         mall.send(
@@ -1633,18 +1609,7 @@ fn every_illegal_transition_is_refused_with_its_code_and_changes_nothing() {
             state,
         )
         .await;
-        refused(
-            &mut mall,
-            buyer,
-            CommerceCall::ModifyOrder {
-                order: id,
-                quantities: List(vec![1]),
-                address: None,
-            },
-            "bad_order_state",
-            state,
-        )
-        .await;
+        refused(&mut mall, buyer, modify(id, &[1]), "bad_order_state", state).await;
         refused(
             &mut mall,
             CARRIER2,
@@ -2009,14 +1974,7 @@ async fn random_call(mall: &Mall, rng: &mut u64, products: &[RecordId]) -> (u64,
             )
         }
         3 => (buyer, CommerceCall::PayOrder { order }),
-        4 => (
-            buyer,
-            CommerceCall::ModifyOrder {
-                order,
-                quantities: List(vec![next(4) as u32]),
-                address: None,
-            },
-        ),
+        4 => (buyer, modify(order, &[next(4) as u32])),
         5 => (
             buyer,
             CommerceCall::CancelOrder {
@@ -2366,17 +2324,7 @@ fn a_refund_in_whole_before_shipment_cancels_the_order_and_returns_its_stock() {
         .expect("part refunded");
         assert_eq!(mall.cny(buyer).await, wallet - 2_000);
         assert_eq!(
-            code(
-                mall.send(
-                    buyer,
-                    CommerceCall::ModifyOrder {
-                        order: id,
-                        quantities: List(vec![1]),
-                        address: None
-                    }
-                )
-                .await
-            ),
+            code(mall.send(buyer, modify(id, &[1])).await),
             "bad_order_state",
             "quantities of a partly refunded order stay"
         );

@@ -29,6 +29,10 @@ pub const RECORD_SIZE_MAX: usize = 1 << 20;
 /// hashes a few hundred thousand times.
 type ChunkMap = std::collections::HashMap<Digest, Slot, foldhash::fast::RandomState>;
 
+/// A transaction's written chunks by key (`None`: deleted), hashed as [`ChunkMap`] is.
+type JournalMap =
+    std::collections::HashMap<Digest, Option<StateValue>, foldhash::fast::RandomState>;
+
 /// A chunk the block holds: its value (`None`: absent) and whether the block's transactions
 /// have read or written it, or it was only loaded ahead ([`Store::prefetch`]) on a guess.
 /// One map for both, so a first read marks its chunk where it lies instead of moving 128
@@ -160,8 +164,9 @@ pub struct Store<'a, E: Runtime> {
     /// Keys first read since the last commit, in order: what a proposer's candidate read
     /// before it was left out is forgotten again ([`Store::forget_since`]).
     loaded: Vec<Digest>,
-    /// Raw chunks written by the current transaction.
-    journal: BTreeMap<Digest, Option<StateValue>>,
+    /// Raw chunks written by the current transaction. A hash map: a tree's inserts shift
+    /// 160-byte entries along its nodes, and nothing walks the journal in order.
+    journal: JournalMap,
     /// Chunks the block's committed transactions wrote (repeats possible; sorted at the end).
     written: Vec<Digest>,
     /// Commits that kept at least one write.
@@ -187,7 +192,7 @@ impl<'a, E: Runtime> Store<'a, E> {
             parent,
             chunks: ChunkMap::default(),
             loaded: Vec::new(),
-            journal: BTreeMap::new(),
+            journal: JournalMap::default(),
             written: Vec::new(),
             commits: 0,
             reads: None,
@@ -467,9 +472,9 @@ impl<'a, E: Runtime> Store<'a, E> {
         record: Record,
         value: &T,
     ) -> Result<(), StateError> {
-        let bytes = value.encode();
+        let bytes: Vec<u8> = value.encode().into();
         self.put_encoded(&record.key(), &bytes).await?;
-        self.note_journal.push((record, Some(bytes.to_vec())));
+        self.note_journal.push((record, Some(bytes)));
         Ok(())
     }
 
@@ -509,16 +514,14 @@ impl<'a, E: Runtime> Store<'a, E> {
             let net = self.flows.entry(denom).or_default();
             *net = net.saturating_add(delta);
         }
-        let journal = std::mem::take(&mut self.journal);
-        if !journal.is_empty() {
+        if !self.journal.is_empty() {
             self.commits += 1;
         }
-        self.written.extend(journal.keys().copied());
-        self.chunks.extend(
-            journal
-                .into_iter()
-                .map(|(key, value)| (key, Slot { value, read: true })),
-        );
+        // Drained, not taken: the journal keeps its room for the next transaction.
+        for (key, value) in self.journal.drain() {
+            self.written.push(key);
+            self.chunks.insert(key, Slot { value, read: true });
+        }
         // What was read up to here stays: an included transaction, or the block's own steps.
         self.loaded.clear();
     }

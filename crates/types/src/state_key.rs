@@ -2,27 +2,60 @@
 //! so that keys of different kinds never collide.
 
 use crate::{AccountId, Digest, sha256};
-use commonware_codec::Encode;
+use commonware_codec::{EncodeSize, Write};
+
+/// Longest id a key path holds (bytes): an outpoint, 36.
+const ID_BYTES_MAX: usize = 48;
+
+/// An id's canonical encoding, on the stack: deriving a key costs one SHA-256 and no
+/// allocation. A block of shop orders derives a few hundred thousand keys.
+struct Enc {
+    bytes: [u8; ID_BYTES_MAX],
+    len: usize,
+}
+
+impl Enc {
+    /// `id`'s encoding.
+    ///
+    /// # Panics
+    /// If it is longer than [`ID_BYTES_MAX`]: ids are fixed in size (an account, an
+    /// organisation, an asset, a record's place, an outpoint), and the tests below derive
+    /// one key of each.
+    fn of(id: &(impl Write + EncodeSize)) -> Self {
+        let len = id.encode_size();
+        assert!(len <= ID_BYTES_MAX, "a key's id fits ID_BYTES_MAX");
+        let mut bytes = [0u8; ID_BYTES_MAX];
+        id.write(&mut &mut bytes[..len]);
+        Self { bytes, len }
+    }
+}
+
+impl std::ops::Deref for Enc {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
 
 /// `accounts/{id}` → [`crate::Account`].
 pub fn account(id: &AccountId) -> Digest {
-    sha256(&[b"accounts/", &id.encode()])
+    sha256(&[b"accounts/", &Enc::of(id)])
 }
 
 /// `balances/{asset}/{id}` → `u64` base units of a non-native asset.
 pub fn balance(asset: &crate::Asset, id: &AccountId) -> Digest {
-    sha256(&[b"balances/", &asset.encode(), b"/", &id.encode()])
+    sha256(&[b"balances/", &Enc::of(asset), b"/", &Enc::of(id)])
 }
 
 /// `assets/{asset}/supply` → `u64` total of an asset on Consort.
 pub fn asset_supply(asset: &crate::Asset) -> Digest {
-    sha256(&[b"assets/", &asset.encode(), b"/supply"])
+    sha256(&[b"assets/", &Enc::of(asset), b"/supply"])
 }
 
 /// Keys of governance records.
 pub mod gov {
+    use super::Enc;
     use crate::{AccountId, Digest, gov::OrgId, sha256};
-    use commonware_codec::Encode;
 
     /// `gov/state` → [`crate::gov::GovState`].
     pub fn state() -> Digest {
@@ -32,15 +65,15 @@ pub mod gov {
     }
     /// `gov/orgs/{id}` → [`crate::gov::Org`].
     pub fn org(id: &OrgId) -> Digest {
-        sha256(&[b"gov/orgs/", &id.encode()])
+        sha256(&[b"gov/orgs/", &Enc::of(id)])
     }
     /// `gov/accounts/{id}` → [`crate::gov::Registration`].
     pub fn registration(id: &AccountId) -> Digest {
-        sha256(&[b"gov/accounts/", &id.encode()])
+        sha256(&[b"gov/accounts/", &Enc::of(id)])
     }
     /// `gov/frozen/{target}` → `true` while frozen.
     pub fn frozen(target: &crate::gov::FreezeTarget) -> Digest {
-        sha256(&[b"gov/frozen/", &target.encode()])
+        sha256(&[b"gov/frozen/", &Enc::of(target)])
     }
 
     /// How many freezes are in force (absent: none), so that the common case, nothing frozen,
@@ -52,7 +85,7 @@ pub mod gov {
     }
     /// `emoney/{asset}` → [`crate::gov::EMoney`].
     pub fn emoney(asset: &crate::Asset) -> Digest {
-        sha256(&[b"emoney/", &asset.encode()])
+        sha256(&[b"emoney/", &Enc::of(asset)])
     }
     /// `emoney/assets` → the list of e-money asset codes ever issued.
     pub fn emoney_assets() -> Digest {
@@ -73,7 +106,7 @@ pub mod gov {
     /// `gov/rotations/{account}` → the [`crate::gov::PendingRotation`] of an admin's
     /// rotation of `account`, while it waits.
     pub fn rotation(account: &AccountId) -> Digest {
-        sha256(&[b"gov/rotations/", &account.encode()])
+        sha256(&[b"gov/rotations/", &Enc::of(account)])
     }
     /// `gov/rotations-due/{height}` → the accounts whose pending rotation falls due at
     /// `height` (a list of at most [`crate::gov::ROTATIONS_DUE_PER_BLOCK_MAX`]; entries
@@ -84,24 +117,24 @@ pub mod gov {
     /// `gov/rotated-to/{old}` → the key `old` was rotated to (written once, kept for ever:
     /// payments to `old` are refused with the new key named).
     pub fn rotated_to(old: &AccountId) -> Digest {
-        sha256(&[b"gov/rotated-to/", &old.encode()])
+        sha256(&[b"gov/rotated-to/", &Enc::of(old)])
     }
     /// `gov/rotated-from/{new}` → the key rotated to `new` (written with
     /// [`rotated_to`]; a rotation's new key is never registered before, so each key has at
     /// most one): the account's earlier keys, for reading what it did under them.
     pub fn rotated_from(new: &AccountId) -> Digest {
-        sha256(&[b"gov/rotated-from/", &new.encode()])
+        sha256(&[b"gov/rotated-from/", &Enc::of(new)])
     }
 }
 
 /// Keys of private records.
 pub mod private {
+    use super::Enc;
     use crate::{AccountId, Digest, sha256};
-    use commonware_codec::Encode;
 
     /// `private/seal-keys/{id}` → the account's [`crate::sealed::SealKey`].
     pub fn seal_key(id: &AccountId) -> Digest {
-        sha256(&[b"private/seal-keys/", &id.encode()])
+        sha256(&[b"private/seal-keys/", &Enc::of(id)])
     }
     /// `private/records/{n}` → [`crate::sealed::PrivateRecord`].
     pub fn record(id: u64) -> Digest {
@@ -135,8 +168,8 @@ pub mod validators {
 
 /// Keys of the peg's records.
 pub mod peg {
+    use super::Enc;
     use crate::{Digest, peg::Outpoint, sha256};
-    use commonware_codec::Encode;
 
     /// `peg/totals` → [`crate::peg::PegTotals`].
     pub fn totals() -> Digest {
@@ -165,11 +198,11 @@ pub mod peg {
     }
     /// `peg/claims/{outpoint}` → [`crate::peg::ClaimRecord`].
     pub fn claim(outpoint: &Outpoint) -> Digest {
-        sha256(&[b"peg/claims/", &outpoint.encode()])
+        sha256(&[b"peg/claims/", &Enc::of(outpoint)])
     }
     /// `peg/coins/{outpoint}` → [`crate::peg::FederationCoin`].
     pub fn coin(outpoint: &Outpoint) -> Digest {
-        sha256(&[b"peg/coins/", &outpoint.encode()])
+        sha256(&[b"peg/coins/", &Enc::of(outpoint)])
     }
     /// `peg/list-heads/{name}` → a [`crate::peg::ListHead`]: `coins` (the federation's spendable
     /// coins), `pending` (claims in their contest period), `queue` (peg-out requests waiting
@@ -215,19 +248,19 @@ pub mod peg {
 
 /// Keys of the shop's records.
 pub mod commerce {
+    use super::Enc;
     use crate::{Asset, Digest, commerce::RecordId, gov::OrgId, sha256};
-    use commonware_codec::Encode;
 
     /// `commerce/products/{id}` → [`crate::commerce::ProductHead`].
     pub fn product(id: &RecordId) -> Digest {
-        sha256(&[b"commerce/products/", &id.encode()])
+        sha256(&[b"commerce/products/", &Enc::of(id)])
     }
     /// `commerce/products/{id}/versions/{v}` → [`crate::commerce::ProductVersion`], each
     /// version replaced by an update.
     pub fn product_version(id: &RecordId, version: u32) -> Digest {
         sha256(&[
             b"commerce/products/",
-            &id.encode(),
+            &Enc::of(id),
             b"/versions/",
             &version.to_be_bytes(),
         ])
@@ -237,34 +270,34 @@ pub mod commerce {
     pub fn variant(id: &RecordId, variant: u16) -> Digest {
         sha256(&[
             b"commerce/products/",
-            &id.encode(),
+            &Enc::of(id),
             b"/variants/",
             &variant.to_be_bytes(),
         ])
     }
     /// `commerce/orders/{id}` → [`crate::commerce::Order`].
     pub fn order(id: &RecordId) -> Digest {
-        sha256(&[b"commerce/orders/", &id.encode()])
+        sha256(&[b"commerce/orders/", &Enc::of(id)])
     }
     /// `commerce/orders/{id}/shipments/{n}` → [`crate::commerce::Shipment`].
     pub fn shipment(id: &RecordId, n: u16) -> Digest {
         sha256(&[
             b"commerce/orders/",
-            &id.encode(),
+            &Enc::of(id),
             b"/shipments/",
             &n.to_be_bytes(),
         ])
     }
     /// `commerce/reviews/{order}/{line}` → [`crate::commerce::ReviewHead`].
     pub fn review(order: &RecordId, line: u8) -> Digest {
-        sha256(&[b"commerce/reviews/", &order.encode(), b"/", &[line]])
+        sha256(&[b"commerce/reviews/", &Enc::of(order), b"/", &[line]])
     }
     /// `commerce/reviews/{order}/{line}/versions/{v}` → [`crate::commerce::ProductVersion`]
     /// (digest and carrying transaction) of each replaced version.
     pub fn review_version(order: &RecordId, line: u8, version: u32) -> Digest {
         sha256(&[
             b"commerce/reviews/",
-            &order.encode(),
+            &Enc::of(order),
             b"/",
             &[line],
             b"/versions/",
@@ -273,19 +306,19 @@ pub mod commerce {
     }
     /// `commerce/sellers/{org}` → [`crate::commerce::SellerStats`].
     pub fn seller(org: &OrgId) -> Digest {
-        sha256(&[b"commerce/sellers/", &org.encode()])
+        sha256(&[b"commerce/sellers/", &Enc::of(org)])
     }
     /// `commerce/payouts/{id}` → [`crate::commerce::Payout`].
     pub fn payout(id: &RecordId) -> Digest {
-        sha256(&[b"commerce/payouts/", &id.encode()])
+        sha256(&[b"commerce/payouts/", &Enc::of(id)])
     }
     /// `commerce/orders/{id}/after_sale` → [`crate::commerce::AfterSale`].
     pub fn after_sale(order: &RecordId) -> Digest {
-        sha256(&[b"commerce/orders/", &order.encode(), b"/after_sale"])
+        sha256(&[b"commerce/orders/", &Enc::of(order), b"/after_sale"])
     }
     /// `commerce/holdings/{asset}` → [`crate::commerce::Holdings`].
     pub fn holdings(asset: &Asset) -> Digest {
-        sha256(&[b"commerce/holdings/", &asset.encode()])
+        sha256(&[b"commerce/holdings/", &Enc::of(asset)])
     }
     /// `commerce/due/{second}` → `u32`: how many deadlines fall in that second of block time.
     pub fn due_count(second: u64) -> Digest {
@@ -346,5 +379,45 @@ impl commonware_codec::Read for TxLocation {
             index: u32::read(buf)?,
             applied: bool::read(buf)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Enc;
+    use crate::{
+        AccountId, Asset, commerce::RecordId, gov::FreezeTarget, gov::OrgId, peg::Outpoint,
+    };
+    use commonware_codec::Encode;
+    use commonware_cryptography::{Signer as _, ed25519};
+
+    /// Every kind of id a key path holds encodes on the stack exactly as `encode` does, so
+    /// the keys are the ones the state has always used.
+    #[test]
+    fn ids_encode_on_the_stack_as_they_always_did() {
+        fn same(id: &impl Encode) {
+            assert_eq!(&*Enc::of(id), &id.encode()[..]);
+        }
+        let account = AccountId::new(ed25519::PrivateKey::from_seed(7).public_key());
+        let org: OrgId = "express-logistic".parse().expect("org id");
+        let asset: Asset = "CNY".parse().expect("asset");
+        same(&account);
+        same(&org);
+        same(&asset);
+        same(&RecordId {
+            height: u64::MAX,
+            index: u32::MAX,
+        });
+        same(&FreezeTarget::Account(account));
+        same(&FreezeTarget::Asset(asset));
+        same(&FreezeTarget::Org(org));
+        same(&Outpoint {
+            txid: [9; 32],
+            vout: u32::MAX,
+        });
+        assert_eq!(
+            super::account(&account),
+            crate::sha256(&[b"accounts/", &account.encode()])
+        );
     }
 }

@@ -73,11 +73,18 @@ const CARRIER_ORG: &str = "express";
 /// Orders per carrier transaction: two events each.
 const CARRIER_ORDERS_PER_TX: usize = CARRIER_EVENTS_MAX / 2;
 
-/// New orders enter at most `inflight / PLACE_SPREAD_BLOCKS` per finalized block: started all
-/// at once they would march through the six steps in lockstep, every block carrying one step
-/// of one crowd; spread over about as many blocks as an order's life takes, each block
-/// carries every step of several.
-const PLACE_SPREAD_BLOCKS: usize = 6;
+/// New orders enter at most `inflight / L` per finalized block, where `L` is how many blocks
+/// an order's life has been taking (a running mean, starting from this guess: six steps, each
+/// final about two blocks after the last). Started all at once, orders would march through
+/// the six steps in lockstep, every block carrying one step of one crowd. Spread over fewer
+/// blocks than a life takes, the crowds still bunch: the chain works through a run of full
+/// blocks, then idles through a run of near-empty ones while the next crowd waits for room.
+/// Spread over a whole life, each block carries every step of about the same number of
+/// orders.
+const LIFE_BLOCKS_GUESS: f64 = 12.0;
+
+/// Weight of the newest settled order in the running mean of a life's blocks.
+const LIFE_BLOCKS_WEIGHT: f64 = 1.0 / 256.0;
 
 /// How long the driver waits for open orders to finish after the window.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -909,6 +916,8 @@ struct Driver {
     /// Place-order transactions not yet final: they count as open.
     placing: usize,
     next_buyer: usize,
+    /// Blocks an order's life has been taking, a running mean ([`LIFE_BLOCKS_GUESS`]).
+    life_blocks: f64,
     measured: Measured,
 }
 
@@ -1023,6 +1032,8 @@ impl Driver {
                 }
                 Waiting::Confirm { order } => {
                     if let Some(open) = self.open.remove(&order) {
+                        let life = block.height.saturating_sub(order.height) as f64;
+                        self.life_blocks += (life - self.life_blocks) * LIFE_BLOCKS_WEIGHT;
                         let mut times = open.times;
                         times[6] = at;
                         self.measured.settled.push((at, at - times[0]));
@@ -1194,6 +1205,7 @@ fn drive(
         to_deliver: vec![Vec::new(); carriers],
         placing: 0,
         next_buyer: 0,
+        life_blocks: LIFE_BLOCKS_GUESS,
         measured: Measured {
             window_s: options.duration as f64,
             settled: Vec::new(),
@@ -1228,8 +1240,9 @@ fn drive(
             let mut last_report = 0u64;
             let mut reported_settled = 0usize;
             let mut drain_started: Option<Instant> = None;
-            let per_block = options.inflight.div_ceil(PLACE_SPREAD_BLOCKS);
-            let mut allowance = per_block;
+            let per_block =
+                |life_blocks: f64| (options.inflight as f64 / life_blocks.max(1.0)).ceil() as usize;
+            let mut allowance = per_block(LIFE_BLOCKS_GUESS);
             let mut cpu_read = [false; 2];
             loop {
                 let now = driver.now();
@@ -1269,11 +1282,15 @@ fn drive(
                 }
                 match blocks.recv_timeout(Duration::from_millis(5)) {
                     Ok(block) => {
+                        // Each finalized block lets in its share, also when several arrive
+                        // at once.
                         driver.seen(&block);
-                        allowance = per_block;
+                        let mut arrived = 1;
                         while let Ok(block) = blocks.try_recv() {
                             driver.seen(&block);
+                            arrived += 1;
                         }
+                        allowance = arrived * per_block(driver.life_blocks);
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -416,32 +416,24 @@ mod tests {
         );
         assert!(serves(&hosts(), "LOCALHOST:8080"));
         assert!(!serves(&hosts(), "127.0.0.1:8081"));
-        assert_eq!(
-            host_of("http://127.0.0.1:8080/v1/x").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            host_of("http://Shop.Example:80").as_deref(),
-            Some("shop.example")
-        );
-        assert_eq!(
-            host_of("https://shop.example:443/a?b").as_deref(),
-            Some("shop.example")
-        );
-        assert_eq!(
-            host_of("https://shop.example:8443").as_deref(),
-            Some("shop.example:8443")
-        );
-        assert_eq!(host_of("http:///x"), None);
-        assert_eq!(
-            host_of("HTTPS://shop.example:443").as_deref(),
-            Some("shop.example")
-        );
-        assert_eq!(
-            public_host("Shop.Example:443").as_deref(),
-            Ok("shop.example")
-        );
-        assert_eq!(public_host("10.0.0.5:8080").as_deref(), Ok("10.0.0.5:8080"));
+        // A URL's host as a request would name it: lower case, the scheme's default port
+        // dropped.
+        for (url, host) in [
+            ("http://127.0.0.1:8080/v1/x", Some("127.0.0.1:8080")),
+            ("http://Shop.Example:80", Some("shop.example")),
+            ("https://shop.example:443/a?b", Some("shop.example")),
+            ("https://shop.example:8443", Some("shop.example:8443")),
+            ("http:///x", None),
+            ("HTTPS://shop.example:443", Some("shop.example")),
+        ] {
+            assert_eq!(host_of(url).as_deref(), host, "{url}");
+        }
+        for (host, public) in [
+            ("Shop.Example:443", "shop.example"),
+            ("10.0.0.5:8080", "10.0.0.5:8080"),
+        ] {
+            assert_eq!(public_host(host).as_deref(), Ok(public), "{host}");
+        }
         for bad in ["", "https://shop.example", "shop.example/v1", "a b"] {
             assert!(public_host(bad).is_err(), "{bad:?}");
         }

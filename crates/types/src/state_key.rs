@@ -18,14 +18,16 @@ impl Enc {
     /// `id`'s encoding.
     ///
     /// # Panics
-    /// If it is longer than [`ID_BYTES_MAX`]: ids are fixed in size (an account, an
-    /// organisation, an asset, a record's place, an outpoint), and the tests below derive
-    /// one key of each.
+    /// If it is longer than [`ID_BYTES_MAX`], or writes other than its `encode_size` bytes
+    /// (as `encode` would): ids are fixed in size (an account, an organisation, an asset, a
+    /// record's place, an outpoint), and the tests below derive one key of each.
     fn of(id: &(impl Write + EncodeSize)) -> Self {
         let len = id.encode_size();
         assert!(len <= ID_BYTES_MAX, "a key's id fits ID_BYTES_MAX");
         let mut bytes = [0u8; ID_BYTES_MAX];
-        id.write(&mut &mut bytes[..len]);
+        let mut rest = &mut bytes[..len];
+        id.write(&mut rest);
+        assert!(rest.is_empty(), "an id writes its encode_size");
         Self { bytes, len }
     }
 }

@@ -1290,7 +1290,7 @@ fn drive(
                             driver.seen(&block);
                             arrived += 1;
                         }
-                        allowance = arrived * per_block(driver.life_blocks);
+                        allowance = per_block(driver.life_blocks).saturating_mul(arrived);
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -237,6 +237,7 @@ pub fn prepare_with(
             shop_db: (i == 0)
                 .then(|| std::path::absolute(vdir.join("shop/shop.sqlite")))
                 .transpose()?,
+            page_cache_mib: None,
         };
         let path = vdir.join("config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;

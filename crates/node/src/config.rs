@@ -32,6 +32,12 @@ pub struct NodeConfig {
     /// blocks into it and serves the shop API (`/v1/shop/...`) with the node's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shop_db: Option<PathBuf>,
+    /// MiB of memory for the storage page cache (state, blocks, consensus journals), allocated
+    /// at start: 32 to 65,536, 256 if not named. Less memory costs throughput (a busy
+    /// validator reads the state's older operations back from disk); more helps little once
+    /// the recently written state fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_cache_mib: Option<u32>,
 }
 
 /// How a validator reaches its main-chain node and unlocks its federation key.
@@ -61,5 +67,63 @@ impl NodeConfig {
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("config {} is not valid: {e}", path.display()))
+    }
+
+    /// The storage page cache to allocate, in MiB: the config's, or the default.
+    ///
+    /// # Errors
+    /// If the config names a size outside the allowed range.
+    pub fn page_cache_mib(&self) -> anyhow::Result<u32> {
+        use consort_chain::validator::{
+            PAGE_CACHE_MIB_DEFAULT, PAGE_CACHE_MIB_MAX, PAGE_CACHE_MIB_MIN,
+        };
+        match self.page_cache_mib {
+            None => Ok(PAGE_CACHE_MIB_DEFAULT),
+            Some(mib) if (PAGE_CACHE_MIB_MIN..=PAGE_CACHE_MIB_MAX).contains(&mib) => Ok(mib),
+            Some(mib) => anyhow::bail!(
+                "page_cache_mib {mib} is out of range: name {PAGE_CACHE_MIB_MIN} to \
+                 {PAGE_CACHE_MIB_MAX} MiB, or leave it out for {PAGE_CACHE_MIB_DEFAULT}"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cache(page_cache_mib: Option<u32>) -> NodeConfig {
+        NodeConfig {
+            genesis: "genesis.json".into(),
+            key_file: "key".into(),
+            data_dir: "data".into(),
+            p2p_listen: "127.0.0.1:1".parse().expect("address"),
+            api_listen: "127.0.0.1:2".parse().expect("address"),
+            api_public_hosts: Vec::new(),
+            mainchain: None,
+            shop_db: None,
+            page_cache_mib,
+        }
+    }
+
+    #[test]
+    fn page_cache_defaults_and_refuses_sizes_out_of_range() {
+        assert_eq!(with_cache(None).page_cache_mib().expect("default"), 256);
+        assert_eq!(with_cache(Some(32)).page_cache_mib().expect("least"), 32);
+        assert_eq!(
+            with_cache(Some(65_536)).page_cache_mib().expect("most"),
+            65_536
+        );
+        for mib in [0, 31, 65_537] {
+            let error = with_cache(Some(mib))
+                .page_cache_mib()
+                .expect_err("out of range");
+            assert!(error.to_string().contains("32 to 65536 MiB"), "{error}");
+        }
+        // A config written before the setting existed reads as the default.
+        let text = serde_json::to_string(&with_cache(None)).expect("encodes");
+        assert!(!text.contains("page_cache_mib"));
+        let read: NodeConfig = serde_json::from_str(&text).expect("decodes");
+        assert_eq!(read.page_cache_mib().expect("default"), 256);
     }
 }

@@ -53,6 +53,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
              governance adds it to the validator set"
         );
     }
+    // Refused before anything starts.
+    config.page_cache_mib()?;
     std::fs::create_dir_all(&config.data_dir)?;
     crate::format::check(&config.data_dir)?;
     let runtime = cw_tokio::Runner::new(
@@ -174,6 +176,7 @@ async fn serve(
             mempool: mempool.clone(),
             observer: observer.clone(),
             tracker,
+            page_cache_mib: config.page_cache_mib()?,
         },
         Channels::from_ordered(pairs.into_iter()),
         oracle.clone(),

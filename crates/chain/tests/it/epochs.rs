@@ -147,6 +147,7 @@ async fn start(
             tracker: Box::new(move |epoch, committee| {
                 let _ = manager.track(epoch, epochs::participants(committee));
             }),
+            page_cache_mib: validator::PAGE_CACHE_MIB_MIN,
         },
         Channels::from_ordered(pairs.into_iter()),
         oracle.manager(),

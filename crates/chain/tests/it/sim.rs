@@ -253,6 +253,7 @@ impl Chain {
                     let _ = manager.track(epoch, consort_chain::epochs::participants(committee));
                 })
             },
+            page_cache_mib: validator::PAGE_CACHE_MIB_MIN,
         };
         let peers = oracle.manager();
         let blocker = oracle.control(pk.clone());

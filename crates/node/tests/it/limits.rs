@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 /// Every documented limit by the name its row shows, with its value in the row's unit.
 fn limits() -> BTreeMap<&'static str, u64> {
-    use consort_chain::{mempool, pipeline};
+    use consort_chain::{mempool, pipeline, validator};
     use consort_mainchain::{address, federation, keystore, merkle, rpc, spend};
     use consort_node::{api, gossip, observer, serve};
     use consort_state::{self as state, store};
@@ -31,6 +31,18 @@ fn limits() -> BTreeMap<&'static str, u64> {
         ("RECORD_SIZE_MAX", bytes(store::RECORD_SIZE_MAX)),
         ("SPARE_MAPS_MAX", bytes(store::SPARE_MAPS_MAX)),
         ("SPARE_MAP_CHUNKS_MAX", bytes(store::SPARE_MAP_CHUNKS_MAX)),
+        (
+            "PAGE_CACHE_MIB_DEFAULT",
+            u64::from(validator::PAGE_CACHE_MIB_DEFAULT),
+        ),
+        (
+            "PAGE_CACHE_MIB_MIN",
+            u64::from(validator::PAGE_CACHE_MIB_MIN),
+        ),
+        (
+            "PAGE_CACHE_MIB_MAX",
+            u64::from(validator::PAGE_CACHE_MIB_MAX),
+        ),
         ("GOSSIP_BATCH_MAX", bytes(gossip::GOSSIP_BATCH_MAX)),
         (
             "GOSSIP_MESSAGES_PER_ROUND_MAX",

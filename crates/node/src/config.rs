@@ -33,9 +33,9 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shop_db: Option<PathBuf>,
     /// MiB of memory for the storage page cache (state, blocks, consensus journals), allocated
-    /// at start: 32 to 65,536, 256 if not named. Less memory costs throughput (a busy
-    /// validator reads the state's older operations back from disk); more helps little once
-    /// the recently written state fits.
+    /// and zeroed at start: 32 to 65,536 (it must fit in the machine's memory), 256 if not
+    /// named. A cache smaller than the state written since the state database's inactivity
+    /// floor makes each block's commit read that floor back from disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_cache_mib: Option<u32>,
 }
@@ -120,10 +120,13 @@ mod tests {
                 .expect_err("out of range");
             assert!(error.to_string().contains("32 to 65536 MiB"), "{error}");
         }
-        // A config written before the setting existed reads as the default.
-        let text = serde_json::to_string(&with_cache(None)).expect("encodes");
-        assert!(!text.contains("page_cache_mib"));
-        let read: NodeConfig = serde_json::from_str(&text).expect("decodes");
+        // A config written before the setting existed reads as the default, and the default
+        // is not written out.
+        let old = r#"{"genesis": "g.json", "key_file": "k", "data_dir": "d",
+            "p2p_listen": "127.0.0.1:3000", "api_listen": "127.0.0.1:8080"}"#;
+        let read: NodeConfig = serde_json::from_str(old).expect("decodes");
         assert_eq!(read.page_cache_mib().expect("default"), 256);
+        let text = serde_json::to_string(&with_cache(None)).expect("encodes");
+        assert!(!text.contains("page_cache_mib"), "{text}");
     }
 }

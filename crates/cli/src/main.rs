@@ -42,7 +42,7 @@ enum Command {
     Node {
         /// The node's JSON config: genesis, key_file, data_dir, p2p_listen, api_listen; optional
         /// api_public_hosts, mainchain, shop_db and page_cache_mib (MiB of storage cache, 32 to
-        /// 65536, allocated at start; 256 if not named).
+        /// 65536, allocated at start; 32 if not named).
         #[arg(long)]
         config: PathBuf,
     },

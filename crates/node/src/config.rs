@@ -33,7 +33,7 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shop_db: Option<PathBuf>,
     /// MiB of memory for the storage page cache (state, blocks, consensus journals), allocated
-    /// and zeroed at start: 32 to 65,536 (it must fit in the machine's memory), 256 if not
+    /// and zeroed at start: 32 to 65,536 (it must fit in the machine's memory), 32 if not
     /// named. A cache smaller than the state written since the state database's inactivity
     /// floor makes each block's commit read that floor back from disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,8 +108,9 @@ mod tests {
 
     #[test]
     fn page_cache_defaults_and_refuses_sizes_out_of_range() {
-        assert_eq!(with_cache(None).page_cache_mib().expect("default"), 256);
+        assert_eq!(with_cache(None).page_cache_mib().expect("default"), 32);
         assert_eq!(with_cache(Some(32)).page_cache_mib().expect("least"), 32);
+        assert_eq!(with_cache(Some(256)).page_cache_mib().expect("named"), 256);
         assert_eq!(
             with_cache(Some(65_536)).page_cache_mib().expect("most"),
             65_536
@@ -125,7 +126,7 @@ mod tests {
         let old = r#"{"genesis": "g.json", "key_file": "k", "data_dir": "d",
             "p2p_listen": "127.0.0.1:3000", "api_listen": "127.0.0.1:8080"}"#;
         let read: NodeConfig = serde_json::from_str(old).expect("decodes");
-        assert_eq!(read.page_cache_mib().expect("default"), 256);
+        assert_eq!(read.page_cache_mib().expect("default"), 32);
         let text = serde_json::to_string(&with_cache(None)).expect("encodes");
         assert!(!text.contains("page_cache_mib"), "{text}");
     }

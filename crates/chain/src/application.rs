@@ -3,6 +3,7 @@
 
 use crate::{
     mempool::Mempool,
+    pace::{Pace, Timeouts},
     rules::{BlockInfo, Rules},
     runtime::{self as execute, Mode},
 };
@@ -90,6 +91,8 @@ pub struct App {
     /// Block digest → (height, the shop records it changed), for blocks executed and not yet
     /// finalized.
     changes: Arc<Mutex<BlockChanges>>,
+    /// Warns in the log when finality is slow (the chain stalled, or this node fell behind).
+    pace: Arc<Pace>,
 }
 
 /// Block digest → (height, the shop records the block changed).
@@ -136,6 +139,10 @@ impl App {
             .map(Arc::new);
         let gov = consort_governance::Gov::from_genesis(&genesis).map(Arc::new);
         let commerce = consort_commerce::Commerce::from_genesis(&genesis).map(Arc::new);
+        let leader_timeout = Timeouts::for_interval(genesis.empty_block_interval_ms()).leader;
+        let pace = Arc::new(Pace::new(
+            u64::try_from(leader_timeout.as_millis()).unwrap_or(u64::MAX),
+        ));
         Self {
             genesis,
             gov,
@@ -146,6 +153,7 @@ impl App {
             mempool,
             writes: Arc::default(),
             changes: Arc::default(),
+            pace,
         }
     }
 
@@ -494,7 +502,7 @@ impl<E: Runtime> Application<E> for App {
 
     async fn finalized(
         &mut self,
-        _context: (E, BlockContext),
+        (context, _consensus): (E, BlockContext),
         block: &Block,
         _captured: (),
         _readers: <Databases<E> as DatabaseSet<E>>::Readers,
@@ -502,6 +510,7 @@ impl<E: Runtime> Application<E> for App {
         // Admission's cached eligibility results that read what this block wrote are stale.
         let written = self.take_writes(block);
         self.mempool.forget_eligibility(written.as_deref());
+        self.pace.finalized(&block.header, now_ms(&context));
         self.observer.finalized(&Arc::new(block.clone()));
     }
 }

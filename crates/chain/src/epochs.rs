@@ -18,6 +18,7 @@
 //! are read from governance state.
 
 use crate::application::{App, ChainObserver};
+pub use crate::pace::Timeouts;
 use commonware_consensus::{
     marshal::{core::Mailbox as MarshalMailbox, standard::Deferred, standard::Standard},
     simplex::{
@@ -458,33 +459,6 @@ async fn prune_journals<E: Runtime + commonware_runtime::Storage>(
                 warn!(epoch, %error, "cannot delete an old epoch's consensus journal");
                 return;
             }
-        }
-    }
-}
-
-/// Consensus timeouts that fit the chain's empty-block pace: an idle leader waits up to the
-/// empty-block interval before proposing, so the others must not give up on it sooner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// How long to wait for the leader's proposal.
-    pub leader: Duration,
-    /// How long to wait for a proposal's certification.
-    pub certification: Duration,
-    /// How long a silent leader is tolerated before its views are skipped at once.
-    pub skip: Duration,
-}
-
-impl Timeouts {
-    /// Timeouts for an empty-block interval of `interval_ms`.
-    pub fn for_interval(interval_ms: u64) -> Self {
-        let leader =
-            Duration::from_millis(interval_ms.saturating_add(1_000)).max(Duration::from_secs(2));
-        let certification = leader + Duration::from_secs(1);
-        let skip = (certification + Duration::from_secs(3)).max(Duration::from_secs(6));
-        Self {
-            leader,
-            certification,
-            skip,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod admission;
 pub mod application;
 pub mod epochs;
 pub mod mempool;
+pub mod pace;
 pub mod pipeline;
 pub mod rules;
 pub mod runtime;

@@ -162,6 +162,10 @@ pub struct Report {
     pub txs_per_lifecycle: f64,
     /// Blocks finalized in the window.
     pub blocks_in_window: u64,
+    /// Longest wait between two finalized blocks in the window, as node 0 reported them (ms):
+    /// about the empty-block interval at most on a healthy chain under load; a stall (no block
+    /// for seconds) shows here.
+    pub block_gap_ms_max: f64,
     /// QMDB operations the window's blocks appended (from their headers' operation ranges).
     pub qmdb_ops_in_window: u64,
     /// QMDB operations per settled order.
@@ -1376,6 +1380,17 @@ fn report(
         .filter(|(_, t)| in_window(*t))
         .map(|(h, _)| *h)
         .collect();
+    let block_gap_ms_max = measured
+        .blocks
+        .iter()
+        .map(|(_, t)| *t)
+        .filter(|t| in_window(*t))
+        .collect::<Vec<u64>>()
+        .windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
+        .max()
+        .unwrap_or(0) as f64
+        / 1e6;
     let qmdb_ops = match (blocks.first(), blocks.last()) {
         (Some(&first), Some(&last)) if first > 0 => {
             let before = header(&urls[0], first - 1)?.ops_range.end().as_u64();
@@ -1439,6 +1454,7 @@ fn report(
         shop_txs_per_s: shop_txs as f64 / window_s,
         txs_per_lifecycle: shop_txs as f64 / lifecycles.max(1) as f64,
         blocks_in_window: blocks.len() as u64,
+        block_gap_ms_max,
         qmdb_ops_in_window: qmdb_ops,
         qmdb_ops_per_lifecycle: qmdb_ops as f64 / lifecycles.max(1) as f64,
         orders_placed: measured.placed,
@@ -1483,6 +1499,10 @@ fn print_orders(report: &Report) {
     println!(
         "  place → settled        p50 {:.0} ms   p99 {:.0} ms   max {:.0} ms",
         report.latency_ms_p50, report.latency_ms_p99, report.latency_ms_max
+    );
+    println!(
+        "  longest between blocks {:>10.0} ms",
+        report.block_gap_ms_max
     );
     let steps: Vec<String> = report
         .steps

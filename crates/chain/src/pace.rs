@@ -1,11 +1,12 @@
 //! Warnings when finality is slow, in the node's log at the default level: a finalized block
 //! proposed long after its parent (the consortium stalled: views timed out, or no leader
 //! proposed), and this node finalizing blocks long after they were proposed (it fell behind,
-//! and when it caught up). One line per episode, so a stall of a few seconds under load shows
-//! in an operator's log without debug logging, and a node catching up after a restart says so
-//! once rather than once per block. Only logs read it: the state machine never does.
+//! and when it caught up). A stall is one line, on the block that ends it; falling behind and
+//! catching up are one line each, not one per block. So a stall of a few seconds under load
+//! shows in an operator's log without debug logging. Only logs read it: the state machine
+//! never does.
 
-use consort_types::Header;
+use consort_types::{Header, limits::BLOCK_FUTURE_DRIFT_MS};
 use std::{sync::Mutex, time::Duration};
 use tracing::{info, warn};
 
@@ -14,12 +15,13 @@ use tracing::{info, warn};
 pub enum Noticed {
     /// Nothing unusual.
     Nothing,
-    /// The block was proposed long after its parent, past the threshold.
+    /// The block was proposed long after its parent: past the threshold and the drift a
+    /// proposal's stamp may have.
     Stall {
         /// From the parent's proposal to this block's (ms).
         gap_ms: u64,
-        /// Views between them that ended without a block (0 if that cannot be told: an
-        /// epoch's first block).
+        /// Views between them that ended without a block (0 if that cannot be told: the
+        /// parent is at view 0, genesis or an epoch's boundary).
         views_skipped: u64,
     },
     /// This node finalized the block long after it was proposed, past the threshold, having
@@ -58,8 +60,10 @@ impl Pace {
     }
 
     /// Hear of the finalized block with `header`, at `now_ms` by this node's clock, and log
-    /// what is unusual about it.
-    pub fn finalized(&self, header: &Header, now_ms: u64) -> Noticed {
+    /// what is unusual about it. A node counts as behind past the threshold and as caught up
+    /// again below half of it, so a delay near the threshold does not flip at every block.
+    pub fn finalized(&self, header: &Header, now_ms: u64) -> Vec<Noticed> {
+        let mut noticed = Vec::new();
         let height = header.height.get();
         let proposed = header.timestamp_ms;
         let mut state = self
@@ -68,46 +72,59 @@ impl Pace {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let parent = state.last.replace((height, proposed));
         let lag_ms = now_ms.saturating_sub(proposed);
-        let behind = lag_ms > self.threshold_ms;
-        let was_behind = std::mem::replace(&mut state.behind, behind);
+        let was_behind = state.behind;
+        let behind = if was_behind {
+            lag_ms > self.threshold_ms / 2
+        } else {
+            lag_ms > self.threshold_ms
+        };
+        state.behind = behind;
         drop(state);
         if behind && !was_behind {
             warn!(
                 height,
                 lag_ms, "this node finalizes blocks long after they were proposed: it is behind"
             );
-            return Noticed::FellBehind { lag_ms };
+            noticed.push(Noticed::FellBehind { lag_ms });
         }
         if !behind && was_behind {
             info!(height, lag_ms, "this node has caught up with the chain");
-            return Noticed::CaughtUp;
+            noticed.push(Noticed::CaughtUp);
         }
-        // Blocks finalized while catching up were proposed whenever they were: only a node
-        // that keeps up can tell a stall of the chain from its own delay.
-        let Some((parent_height, parent_proposed)) = parent else {
-            return Noticed::Nothing;
-        };
-        let gap_ms = proposed.saturating_sub(parent_proposed);
-        if behind || parent_height.checked_add(1) != Some(height) || gap_ms <= self.threshold_ms {
-            return Noticed::Nothing;
+        // A proposal may be stamped up to the allowed drift ahead of the clocks of the others:
+        // only a gap past the threshold and that drift is surely a stall.
+        let stall_ms = self.threshold_ms.saturating_add(BLOCK_FUTURE_DRIFT_MS);
+        if let Some((parent_height, parent_proposed)) = parent
+            && parent_height.checked_add(1) == Some(height)
+            && proposed.saturating_sub(parent_proposed) > stall_ms
+        {
+            let gap_ms = proposed.saturating_sub(parent_proposed);
+            // Views count from zero in each epoch: a parent at view 0 (genesis, or the last
+            // epoch's boundary) tells nothing of the views between.
+            let parent_view = header.context.parent.0.get();
+            let views_skipped = if parent_view == 0 {
+                0
+            } else {
+                header
+                    .context
+                    .round
+                    .view()
+                    .get()
+                    .saturating_sub(parent_view)
+                    .saturating_sub(1)
+            };
+            warn!(
+                height,
+                gap_ms,
+                views_skipped,
+                "the chain stalled: this block was proposed long after its parent"
+            );
+            noticed.push(Noticed::Stall {
+                gap_ms,
+                views_skipped,
+            });
         }
-        let views_skipped = header
-            .context
-            .round
-            .view()
-            .get()
-            .saturating_sub(header.context.parent.0.get())
-            .saturating_sub(1);
-        warn!(
-            height,
-            gap_ms,
-            views_skipped,
-            "the chain stalled: this block was proposed long after its parent"
-        );
-        Noticed::Stall {
-            gap_ms,
-            views_skipped,
-        }
+        noticed
     }
 }
 
@@ -157,55 +174,89 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_between_blocks_past_the_threshold_is_a_stall_with_its_skipped_views() {
+    fn a_gap_between_blocks_past_the_threshold_and_drift_is_a_stall_with_its_skipped_views() {
         let pace = Pace::new(2_000);
         let t = 1_800_000_000_000;
-        assert_eq!(
-            pace.finalized(&header(1, t, 1, 0), t + 100),
-            Noticed::Nothing
-        );
-        assert_eq!(
-            pace.finalized(&header(2, t + 1_500, 2, 1), t + 1_600),
-            Noticed::Nothing,
+        assert!(pace.finalized(&header(1, t, 1, 0), t + 100).is_empty());
+        assert!(
+            pace.finalized(&header(2, t + 1_500, 2, 1), t + 1_600)
+                .is_empty(),
             "an empty-block interval is no stall"
         );
-        assert_eq!(
-            pace.finalized(&header(3, t + 8_000, 6, 2), t + 8_100),
-            Noticed::Stall {
-                gap_ms: 6_500,
-                views_skipped: 3
-            }
+        assert!(
+            pace.finalized(&header(3, t + 5_000, 3, 2), t + 5_100)
+                .is_empty(),
+            "a gap within the threshold and the proposer's allowed drift is no stall"
         );
         assert_eq!(
-            pace.finalized(&header(4, t + 8_100, 7, 6), t + 8_200),
-            Noticed::Nothing
+            pace.finalized(&header(4, t + 11_500, 7, 3), t + 11_600),
+            vec![Noticed::Stall {
+                gap_ms: 6_500,
+                views_skipped: 3
+            }]
+        );
+        assert!(
+            pace.finalized(&header(5, t + 11_600, 8, 7), t + 11_700)
+                .is_empty()
+        );
+        assert_eq!(
+            pace.finalized(&header(6, t + 20_000, 1, 0), t + 20_100),
+            vec![Noticed::Stall {
+                gap_ms: 8_400,
+                views_skipped: 0
+            }],
+            "an epoch's first block cannot tell its skipped views"
         );
     }
 
     #[test]
-    fn falling_behind_and_catching_up_are_told_once_each() {
+    fn falling_behind_and_catching_up_are_told_once_each_with_a_margin() {
         let pace = Pace::new(2_000);
         let t = 1_800_000_000_000;
-        assert_eq!(
-            pace.finalized(&header(1, t, 1, 0), t + 100),
-            Noticed::Nothing
-        );
+        assert!(pace.finalized(&header(1, t, 1, 0), t + 100).is_empty());
         assert_eq!(
             pace.finalized(&header(2, t + 100, 2, 1), t + 5_000),
-            Noticed::FellBehind { lag_ms: 4_900 }
+            vec![Noticed::FellBehind { lag_ms: 4_900 }]
         );
-        // Still behind, with proposals far apart (replayed history): no stall is claimed.
-        assert_eq!(
-            pace.finalized(&header(3, t + 9_000, 3, 2), t + 12_000),
-            Noticed::Nothing
+        assert!(
+            pace.finalized(&header(3, t + 200, 3, 2), t + 6_000)
+                .is_empty(),
+            "still behind: told once"
+        );
+        assert!(
+            pace.finalized(&header(4, t + 4_000, 4, 3), t + 5_900)
+                .is_empty(),
+            "under the threshold but not under half of it: still behind"
         );
         assert_eq!(
-            pace.finalized(&header(4, t + 12_000, 4, 3), t + 12_050),
-            Noticed::CaughtUp
+            pace.finalized(&header(5, t + 6_000, 5, 4), t + 6_050),
+            vec![Noticed::CaughtUp]
+        );
+        assert!(
+            pace.finalized(&header(6, t + 7_900, 6, 5), t + 9_400)
+                .is_empty(),
+            "a lag just past half the threshold after catching up is not behind"
+        );
+    }
+
+    #[test]
+    fn a_stall_is_told_on_the_block_that_ends_it_even_as_the_node_catches_up() {
+        let pace = Pace::new(2_000);
+        let t = 1_800_000_000_000;
+        assert!(pace.finalized(&header(1, t, 1, 0), t + 100).is_empty());
+        assert_eq!(
+            pace.finalized(&header(2, t + 100, 2, 1), t + 3_000),
+            vec![Noticed::FellBehind { lag_ms: 2_900 }]
         );
         assert_eq!(
-            pace.finalized(&header(5, t + 12_100, 5, 4), t + 12_150),
-            Noticed::Nothing
+            pace.finalized(&header(3, t + 7_000, 5, 2), t + 7_100),
+            vec![
+                Noticed::CaughtUp,
+                Noticed::Stall {
+                    gap_ms: 6_900,
+                    views_skipped: 2
+                }
+            ]
         );
     }
 }
